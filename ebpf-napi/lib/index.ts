@@ -1,0 +1,42 @@
+// ebpf-napi: waggle's typed API over libbpf (N-API addon ebpf_napi.node, loaded lazily).
+//
+//   BpfObject.open(elf, { name, pinMaps }) .setMapMaxEntries .setAutoload .load
+//     .programNames .mapNames .program(name) -> Program .map(name) -> BpfMap .close
+//   Program  .fd .name .info() .pin(path) .close()       Program.openPinned / fromId
+//   BpfMap   .info .perCpu .valueLength .lookup .update .delete .keys() .entries() .pin .close
+//            BpfMap.openPinned / fromId / create
+//   Link     .info() .pin .update(prog, { expected }) .detach() .close()  Link.openPinned / fromId
+//   attachCgroup(prog, cgroupDir, attachType) -> Link; cgroupQuery(cgroupDir, attachType)
+//   unpin(path)
+//   tcAttach / tcQuery / tcDetach / tcDestroyHook   (netns by path, native thread)
+//   netnsCookie(netnsPath), cgroupId(cgroupDir)
+//   probeProgType / probeMapType / probeHelper / probeAttachType, possibleCpus, libbpfVersion
+//   setAddonPath(path) before first use; BpfError { op, errno, code, log? }
+export { BpfError } from "./errors";
+export { FdHandle, unpin } from "./fd";
+export { cgroupId, netnsCookie } from "./ids";
+export { attachCgroup, cgroupQuery, Link } from "./link";
+export { BpfMap, type MapCreateOptions, possibleCpus, type UpdateMode } from "./map";
+export { addonLocation, setAddonPath } from "./native";
+export { BpfObject, type OpenOptions } from "./object";
+export { libbpfVersion, probeAttachType, probeHelper, probeMapType, probeProgType } from "./probe";
+export { Program } from "./program";
+export {
+  type TcAttachOptions,
+  type TcDirection,
+  type TcFilter,
+  type TcFilterId,
+  type TcInterface,
+  tcAttach,
+  tcDestroyHook,
+  tcDetach,
+  tcQuery,
+} from "./tc";
+export type {
+  CgroupAttachType,
+  LinkInfo,
+  MapInfo,
+  MapType,
+  ProgramInfo,
+  ProgType,
+} from "./types";

@@ -1,0 +1,68 @@
+// bpf_links on cgroup v2 directories: attach, pin, open pinned, replace the program, detach.
+import { FdHandle } from "./fd";
+import { native } from "./native";
+import type { Program } from "./program";
+import type { CgroupAttachType, LinkInfo } from "./types";
+
+/**
+ * A bpf_link. Owns its fd. A link stays attached while an fd or a pin holds it: close() alone
+ * detaches an unpinned link; pin() it to outlive the process. detach() ends it for all holders.
+ */
+export class Link extends FdHandle {
+  /** @internal takes ownership of fd. */
+  constructor(fd: number) {
+    super(fd);
+  }
+
+  /** Opens a link pinned in bpffs (bpf_obj_get). */
+  static openPinned(path: string): Link {
+    return new Link(native().openPinned(path));
+  }
+
+  /** Opens a link by its kernel id (bpf_link_get_fd_by_id). */
+  static fromId(id: number): Link {
+    return new Link(native().linkFdById(id));
+  }
+
+  /** Link id, program id, link type; attach type and cgroup id for cgroup links. */
+  info(): LinkInfo {
+    return native().linkInfo(this.fd);
+  }
+
+  /**
+   * Replaces the link's program atomically (bpf_link_update). With `expected`, the replace only
+   * happens if the link still runs that program (BPF_F_REPLACE), else BpfError EPERM.
+   */
+  update(prog: Program, opts: { expected?: Program } = {}): void {
+    native().linkUpdate(this.fd, prog.fd, opts.expected?.fd ?? -1);
+  }
+
+  /** Detaches the link from its hook for every holder (bpf_link_detach); pins stay but go inert. */
+  detach(): void {
+    native().linkDetach(this.fd);
+  }
+
+  protected kind(): string {
+    return "link";
+  }
+}
+
+/**
+ * Attaches prog to a cgroup v2 directory as a bpf_link (bpf_link_create with the attach type).
+ * The program must have been loaded for that attach type (e.g. SEC("cgroup/connect4")).
+ */
+export function attachCgroup(prog: Program, cgroupDir: string, attachType: CgroupAttachType): Link {
+  return new Link(native().cgroupLinkCreate(prog.fd, cgroupDir, attachType));
+}
+
+/**
+ * Ids of the programs attached to a cgroup for attachType (bpf_prog_query), in run order.
+ * With effective, the programs that run there including those inherited from ancestors.
+ */
+export function cgroupQuery(
+  cgroupDir: string,
+  attachType: CgroupAttachType,
+  opts: { effective?: boolean } = {},
+): number[] {
+  return native().cgroupQuery(cgroupDir, attachType, opts.effective ?? false);
+}
