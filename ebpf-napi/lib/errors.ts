@@ -1,12 +1,15 @@
 // The one error type the addon throws.
-import { constants } from "node:os";
+import { getSystemErrorMessage, getSystemErrorName } from "node:util";
+
+/** How many trailing log lines a load failure's message carries (the full log is in `.log`). */
+const LOG_TAIL_LINES = 12;
 
 /**
  * A failed libbpf/kernel operation. `op` names the operation ("bpf_link_update",
- * "bpf_tc_attach", "netns_cookie", ...), `errno` is the positive errno value and `code` its
- * symbolic name ("EINVAL"). The message reads "<op>: <strerror> (<code>)[: detail]".
+ * "bpf_tc_attach", "open_netns", ...), `errno` is the positive errno value and `code` its
+ * symbolic name ("EINVAL"). The message reads "<op>: <strerror> (<code>)[: <detail>]".
  * When a program or object load fails, `log` carries the libbpf/verifier log of that call
- * and the message ends with its tail.
+ * and the message ends with its last lines.
  */
 export class BpfError extends Error {
   readonly op: string;
@@ -14,18 +17,41 @@ export class BpfError extends Error {
   readonly code: string;
   readonly log?: string;
 
-  constructor(op: string, errno: number, code: string, message: string, log?: string) {
+  constructor(op: string, errno: number, description: string, detail = "", log = "") {
+    const code = errnoCode(errno);
+    let message = `${op}: ${description} (${code})`;
+    if (detail !== "") message += `: ${detail}`;
+    if (log !== "") message += `\n${logTail(log)}`;
     super(message);
     this.name = "BpfError";
     this.op = op;
     this.errno = errno;
     this.code = code;
-    if (log !== undefined && log !== "") this.log = log;
+    if (log !== "") this.log = log;
   }
 }
 
-/** A BpfError for bad input caught before any syscall (errno from os.constants.errno). */
+function errnoCode(errno: number): string {
+  try {
+    return getSystemErrorName(-errno);
+  } catch {
+    return `E${errno}`;
+  }
+}
+
+function logTail(log: string): string {
+  return log.trimEnd().split("\n").slice(-LOG_TAIL_LINES).join("\n");
+}
+
+/** A BpfError for bad input caught before any syscall (errno taken from its code). */
 export function invalidArgument(op: string, detail: string, code = "EINVAL"): BpfError {
-  const errno = (constants.errno as Record<string, number>)[code] ?? 0;
-  return new BpfError(op, errno, code, `${op}: ${detail} (${code})`);
+  const errno = errnoByCode(code);
+  return new BpfError(op, errno, getSystemErrorMessage(-errno), detail);
+}
+
+function errnoByCode(code: string): number {
+  for (let errno = 1; errno < 200; errno++) {
+    if (errnoCode(errno) === code) return errno;
+  }
+  throw new Error(`unknown errno code ${code}`);
 }

@@ -30,7 +30,16 @@ export interface TcTarget {
 
 /** Functions exported by ebpf_napi.node. Fds are plain numbers owned by the TS wrappers. */
 export interface Native {
-  init(errorClass: typeof BpfError): void;
+  /** Hands the addon the BpfError factory it throws through. */
+  init(
+    makeError: (
+      op: string,
+      errno: number,
+      description: string,
+      detail: string,
+      log: string,
+    ) => BpfError,
+  ): void;
   libbpfVersion(): string;
   possibleCpus(): number;
   closeFd(fd: number): void;
@@ -124,7 +133,9 @@ export function native(): Native {
   if (loaded === undefined) {
     const mod = { exports: {} as Native };
     process.dlopen(mod, addonPath, constants.dlopen.RTLD_NOW);
-    mod.exports.init(BpfError);
+    mod.exports.init(
+      (op, errno, description, detail, log) => new BpfError(op, errno, description, detail, log),
+    );
     loaded = mod.exports;
   }
   return loaded;

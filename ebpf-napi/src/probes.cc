@@ -1,0 +1,71 @@
+// Feature probes: program types, map types, helpers (libbpf_probe_*) and cgroup attach types
+// (load a two-instruction program with that expected attach type).
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include <string>
+
+#include "args.h"
+#include "fd.h"
+#include "module.h"
+#include "names.h"
+
+namespace ebpf_napi {
+
+namespace {
+
+// libbpf probes return 1 (supported), 0 (not) or a negative errno (could not tell).
+Napi::Value ProbeResult(Napi::Env env, int ret, const char* op, const std::string& what) {
+  CheckLibbpf(ret, op, what);
+  return Napi::Boolean::New(env, ret == 1);
+}
+
+Napi::Value ProbeProgType(const Napi::CallbackInfo& info) {
+  std::string name = ArgString(info, 0);
+  return ProbeResult(info.Env(), libbpf_probe_bpf_prog_type(ProgTypeByName(name), nullptr),
+                     "libbpf_probe_bpf_prog_type", name);
+}
+
+Napi::Value ProbeMapType(const Napi::CallbackInfo& info) {
+  std::string name = ArgString(info, 0);
+  return ProbeResult(info.Env(), libbpf_probe_bpf_map_type(MapTypeByName(name), nullptr),
+                     "libbpf_probe_bpf_map_type", name);
+}
+
+// probeHelper(progType, helperName)
+Napi::Value ProbeHelper(const Napi::CallbackInfo& info) {
+  std::string prog = ArgString(info, 0);
+  std::string helper = ArgString(info, 1);
+  int ret = libbpf_probe_bpf_helper(ProgTypeByName(prog), static_cast<bpf_func_id>(HelperIdByName(helper)),
+                                    nullptr);
+  return ProbeResult(info.Env(), ret, "libbpf_probe_bpf_helper", prog + " " + helper);
+}
+
+// probeAttachType(cgroupAttachType): r0 = 1; exit — accepted only if the kernel knows the type.
+Napi::Value ProbeAttachType(const Napi::CallbackInfo& info) {
+  std::string name = ArgString(info, 0);
+  bpf_attach_type type = AttachTypeByName(name);
+  bpf_prog_type progType = CgroupProgTypeFor(type);
+  const bpf_insn insns[] = {
+      {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 1},
+      {BPF_JMP | BPF_EXIT, 0, 0, 0, 0},
+  };
+  bpf_prog_load_opts opts{};
+  opts.sz = sizeof(opts);
+  opts.expected_attach_type = type;
+  int fd = bpf_prog_load(progType, nullptr, "GPL", insns, 2, &opts);
+  if (fd == -EINVAL || fd == -EOPNOTSUPP) return Napi::Boolean::New(info.Env(), false);
+  UniqueFd prog(CheckLibbpf(fd, "bpf_prog_load", name));
+  return Napi::Boolean::New(info.Env(), true);
+}
+
+}  // namespace
+
+void InitProbes(Napi::Env env, Napi::Object exports) {
+  Export<ProbeProgType>(env, exports, "probeProgType");
+  Export<ProbeMapType>(env, exports, "probeMapType");
+  Export<ProbeHelper>(env, exports, "probeHelper");
+  Export<ProbeAttachType>(env, exports, "probeAttachType");
+}
+
+}  // namespace ebpf_napi
