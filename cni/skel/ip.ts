@@ -1,0 +1,50 @@
+// Strict IP and CIDR parsing (as Go's netip.ParsePrefix accepts them), shared by result
+// validation and the pod's redirect settings.
+import { isIP } from "node:net";
+import { Address4, Address6 } from "ip-address";
+
+export interface Cidr {
+  /** The address as written, without the prefix length ("10.1.2.3"). */
+  address: string;
+  prefixLength: number;
+  family: 4 | 6;
+}
+
+/**
+ * Parses "ADDRESS/PREFIX". Throws an Error saying what is wrong: a missing "/", an invalid
+ * address (leading zeros and IPv6 zones are refused), or a prefix length out of range.
+ */
+export function parseCidr(text: string): Cidr {
+  const slash = text.indexOf("/");
+  if (slash < 0) throw new Error(`${JSON.stringify(text)} has no "/prefix-length"`);
+  const address = text.slice(0, slash);
+  const prefix = text.slice(slash + 1);
+  const family = isIP(address);
+  if (family === 0 || address.includes("%")) {
+    throw new Error(`${JSON.stringify(text)}: ${JSON.stringify(address)} is not an IP address`);
+  }
+  const max = family === 4 ? 32 : 128;
+  if (!/^(0|[1-9]\d{0,2})$/.test(prefix) || Number(prefix) > max) {
+    throw new Error(`${JSON.stringify(text)}: prefix length must be 0-${max}`);
+  }
+  return { address, prefixLength: Number(prefix), family: family as 4 | 6 };
+}
+
+/** The network of a CIDR in canonical form with host bits cleared: "10.1.2.3/8" -> "10.0.0.0/8". */
+export function normalizeCidr(text: string): string {
+  const { address, prefixLength, family } = parseCidr(text);
+  const parsed =
+    family === 4
+      ? new Address4(`${address}/${prefixLength}`)
+      : new Address6(`${address}/${prefixLength}`);
+  return `${parsed.startAddress().correctForm()}/${prefixLength}`;
+}
+
+/** An IP address without prefix (IPv6 zones refused); returns its family or throws. */
+export function parseIp(text: string): 4 | 6 {
+  const family = isIP(text);
+  if (family === 0 || text.includes("%")) {
+    throw new Error(`${JSON.stringify(text)} is not an IP address`);
+  }
+  return family as 4 | 6;
+}
