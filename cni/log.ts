@@ -1,0 +1,70 @@
+// waggle's logger: winston, one JSON object per line, to a file and/or stderr (never stdout,
+// which belongs to the CNI result and to command output).
+import winston from "winston";
+
+export type LogLevel = "error" | "warn" | "info" | "debug";
+
+export const logLevels: readonly LogLevel[] = ["error", "warn", "info", "debug"];
+
+export interface LoggerOptions {
+  /** Lowest level written. */
+  level: LogLevel;
+  /** Append JSON lines to this file. */
+  file?: string;
+  /** Write JSON lines to stderr. */
+  stderr?: boolean;
+  /** Fields added to every line (e.g. { containerId }). */
+  defaultMeta?: Record<string, unknown>;
+}
+
+export type Logger = winston.Logger;
+
+/** True when `value` names a log level. */
+export function isLogLevel(value: unknown): value is LogLevel {
+  return typeof value === "string" && (logLevels as readonly string[]).includes(value);
+}
+
+/** A JSON-lines logger. With neither a file nor stderr it drops everything. */
+export function createLogger(options: LoggerOptions): Logger {
+  if (!isLogLevel(options.level)) {
+    throw new Error(
+      `invalid log level ${JSON.stringify(options.level)}: use one of ${logLevels.join(", ")}`,
+    );
+  }
+  const transports: winston.transport[] = [];
+  if (options.file !== undefined)
+    transports.push(new winston.transports.File({ filename: options.file }));
+  if (options.stderr) transports.push(new winston.transports.Stream({ stream: process.stderr }));
+  return winston.createLogger({
+    level: options.level,
+    levels: { error: 0, warn: 1, info: 2, debug: 3 },
+    format: winston.format.combine(
+      winston.format.timestamp(),
+      winston.format.errors({ stack: true }),
+      winston.format.json(),
+    ),
+    defaultMeta: options.defaultMeta,
+    transports,
+    silent: transports.length === 0,
+  });
+}
+
+/** Ends the logger and resolves once every transport has written what it was given. */
+export function closeLogger(logger: Logger): Promise<void> {
+  return new Promise((resolve) => {
+    const pending = logger.transports.filter((t) => t instanceof winston.transports.File);
+    if (pending.length === 0) {
+      logger.end();
+      resolve();
+      return;
+    }
+    let left = pending.length;
+    for (const t of pending) {
+      t.on("finish", () => {
+        left -= 1;
+        if (left === 0) resolve();
+      });
+    }
+    logger.end();
+  });
+}
