@@ -1,0 +1,102 @@
+// waggle's command line (yargs). Each command is one entry in `commands`; its implementation
+// lives in its own module, required only when that command runs, so `waggle version` loads
+// neither the addon nor winston nor the Kubernetes client.
+import yargs, { type Argv } from "yargs";
+
+/** Where a command writes: stdout for its output, stderr for diagnostics. */
+export interface CliIo {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+/** Parsed arguments as yargs hands them over (option names in kebab and camel case). */
+export type CliArgs = Record<string, unknown>;
+
+export interface CliCommand {
+  /** yargs command string: the name, then positional arguments ("status [pod]"). */
+  command: string;
+  describe: string;
+  /** Declares the command's options and positionals. */
+  options?: (y: Argv) => Argv;
+  /** Runs the command, requiring its implementation only now; resolves to the exit code. */
+  run(args: CliArgs, io: CliIo): Promise<number>;
+}
+
+/** Exit code for a command line yargs rejects (unknown command or option, bad value). */
+export const usageExitCode = 2;
+
+/** Every waggle command. To add one: write its module and add an entry here. */
+export const commands: CliCommand[] = [
+  {
+    command: "version",
+    describe: "Print the version, the git commit and the Node.js version",
+    options: (y) =>
+      y
+        .option("verbose", {
+          type: "boolean",
+          default: false,
+          describe: "Also load the eBPF addon and print the libbpf version",
+        })
+        .option("json", { type: "boolean", default: false, describe: "Print JSON" }),
+    run: (args, io) => (require("./version") as typeof import("./version")).runVersion(args, io),
+  },
+  {
+    command: "doctor",
+    describe:
+      "Check every prerequisite of this host (kernel, cgroup v2, bpffs, BPF features, glibc)",
+    options: (y) =>
+      y
+        .option("json", { type: "boolean", default: false, describe: "Print JSON" })
+        .option("bpf-root", {
+          type: "string",
+          default: "/sys/fs/bpf",
+          describe: "bpffs directory waggle pins under",
+        }),
+    run: (args, io) => (require("./doctor") as typeof import("./doctor")).runDoctor(args, io),
+  },
+];
+
+export const processIo: CliIo = {
+  out: (text) => process.stdout.write(text),
+  err: (text) => process.stderr.write(text),
+};
+
+/** Parses `argv` (without the program name), runs the chosen command, resolves to the exit code. */
+export async function runCli(
+  argv: string[],
+  io: CliIo = processIo,
+  registry: CliCommand[] = commands,
+): Promise<number> {
+  let exitCode = 0;
+  let usageError: string | undefined;
+  const parser = yargs(argv)
+    .scriptName("waggle")
+    .locale("en")
+    .version(false)
+    .help()
+    .alias("h", "help")
+    .strict()
+    .demandCommand(1, "Name a command.")
+    .recommendCommands()
+    .wrap(Math.min(100, process.stdout.columns ?? 100))
+    .exitProcess(false)
+    .fail((msg, err) => {
+      if (err) throw err;
+      usageError = msg;
+    });
+  for (const c of registry) {
+    parser.command(c.command, c.describe, c.options ?? ((y) => y), async (args) => {
+      exitCode = await c.run(args, io);
+    });
+  }
+  let help = "";
+  await parser.parseAsync(argv, {}, (_err, _args, output) => {
+    help = output;
+  });
+  if (usageError !== undefined) {
+    io.err(`${help ? `${help}\n\n` : ""}${usageError}\n`);
+    return usageExitCode;
+  }
+  if (help) io.out(`${help}\n`);
+  return exitCode;
+}

@@ -1,0 +1,165 @@
+#!/usr/bin/env node
+// Builds dist/waggle: a Node.js single executable application (SEA) carrying the bundled JS, the
+// ebpf-napi addon with the shared libraries beside it, and every bpf/build/*.bpf.o.
+//
+// Run by scripts/build as `node_modules/.bin/node scripts/build-sea.mjs` (Node 24: the SEA blob
+// must be made by the same Node binary it is injected into), after tsc has filled out/.
+//
+// Steps: bundle cni/main.ts with esbuild (one CJS file); find the glibc floor of every shipped ELF
+// file (objdump -T); hash the addon files (the runtime directory's name); write the SEA config and
+// blob; copy node, strip its symbol table, inject the blob with postject; rename into place.
+import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
+import { createRequire } from "node:module";
+import { basename, dirname, join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const require = createRequire(import.meta.url);
+const work = join(root, "build", "sea");
+const output = join(root, "dist", "waggle");
+const addonDir = join(root, "ebpf-napi", "build", "Release");
+const addonFile = "ebpf_napi.node";
+/** Libraries the addon finds beside itself ($ORIGIN rpath); a host need not have them. */
+const addonLibs = ["libbpf.so.1", "libelf.so.1", "libz.so.1"];
+const bpfDir = join(root, "bpf", "build");
+const nodeBinary = process.execPath;
+// The fuse postject flips so the binary knows a blob was injected (Node's documented value).
+const seaFuse = "NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2";
+
+const log = (msg) => process.stderr.write(`build-sea: ${msg}\n`);
+
+function fail(msg) {
+  process.stderr.write(`build-sea: ${msg}\n`);
+  process.exit(1);
+}
+
+if (!/^v24\./.test(process.version)) {
+  fail(`must run on Node 24 (node_modules/.bin/node), not ${process.version} from ${nodeBinary}`);
+}
+
+// Modules from out/ (tsc ran first): the same code the binary runs.
+const { assetKey, gitCommit } = require(join(root, "out", "cni", "build-info.js"));
+const { glibcFloor, glibcNeeds } = require(join(root, "out", "cni", "glibc.js"));
+
+const addonFiles = [addonFile, ...addonLibs];
+for (const f of addonFiles) {
+  if (!existsSync(join(addonDir, f)))
+    fail(`missing ${relative(root, join(addonDir, f))}: run scripts/build-addon`);
+}
+const bpfObjects = existsSync(bpfDir)
+  ? readdirSync(bpfDir)
+      .filter((f) => f.endsWith(".bpf.o"))
+      .map((f) => f.slice(0, -".bpf.o".length))
+      .sort()
+  : [];
+if (bpfObjects.length === 0) fail(`no BPF objects in ${relative(root, bpfDir)}: run make -C bpf`);
+
+rmSync(work, { recursive: true, force: true });
+mkdirSync(work, { recursive: true });
+mkdirSync(dirname(output), { recursive: true });
+
+// --- build info baked into the bundle --------------------------------------------------------
+const runtimeHash = createHash("sha256");
+for (const f of addonFiles) {
+  runtimeHash.update(`${f}\0${statSync(join(addonDir, f)).size}\0`);
+  runtimeHash.update(readFileSync(join(addonDir, f)));
+}
+const needs = glibcNeeds([nodeBinary, ...addonFiles.map((f) => join(addonDir, f))]);
+const floor = glibcFloor(needs);
+const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
+const buildInfo = {
+  version: pkg.version,
+  commit: gitCommit(root),
+  glibcFloor: floor,
+  runtimeId: runtimeHash.digest("hex").slice(0, 16),
+  addonFiles,
+  bpfObjects,
+};
+log(
+  `glibc needs: ${needs.map((n) => `${n.file} ${n.version}`).join(", ")}; floor ${floor?.version} (${floor?.file})`,
+);
+writeFileSync(join(work, "build-info.json"), `${JSON.stringify(buildInfo, null, 2)}\n`);
+
+// --- bundle ----------------------------------------------------------------------------------
+const esbuild = require("esbuild");
+const bundle = join(work, "waggle.cjs");
+const result = esbuild.buildSync({
+  entryPoints: [join(root, "cni", "main.ts")],
+  outfile: bundle,
+  bundle: true,
+  platform: "node",
+  target: "node24",
+  format: "cjs",
+  minify: true,
+  keepNames: true,
+  legalComments: "none",
+  metafile: true,
+  logLevel: "warning",
+  // The workspace package from its TypeScript source (its package.json points into out/).
+  alias: { "ebpf-napi": join(root, "ebpf-napi", "lib", "index.ts") },
+  define: {
+    WAGGLE_BUILD: JSON.stringify(buildInfo),
+    // ESM dependencies (yargs) read import.meta.url; in the CJS bundle it is the binary itself.
+    "import.meta.url": "__waggleImportMetaUrl",
+  },
+  banner: { js: 'var __waggleImportMetaUrl=require("node:url").pathToFileURL(__filename).href;' },
+});
+writeFileSync(join(work, "meta.json"), JSON.stringify(result.metafile));
+log(`bundle ${(statSync(bundle).size / 1024).toFixed(0)} KiB`);
+
+// --- SEA blob --------------------------------------------------------------------------------
+const assets = {};
+for (const f of addonFiles) assets[assetKey.addon(f)] = join(addonDir, f);
+for (const b of bpfObjects) assets[assetKey.bpf(b)] = join(bpfDir, `${b}.bpf.o`);
+const blob = join(work, "sea-prep.blob");
+const seaConfig = {
+  main: bundle,
+  output: blob,
+  disableExperimentalSEAWarning: true,
+  // A root CNI plugin must not pick up NODE_OPTIONS from whatever environment runs it.
+  execArgvExtension: "none",
+  useCodeCache: process.env.WAGGLE_SEA_CODE_CACHE !== "0",
+  useSnapshot: false,
+  assets,
+};
+writeFileSync(join(work, "sea-config.json"), `${JSON.stringify(seaConfig, null, 2)}\n`);
+execFileSync(nodeBinary, ["--experimental-sea-config", join(work, "sea-config.json")], {
+  stdio: ["ignore", "ignore", "inherit"],
+});
+
+// --- inject ----------------------------------------------------------------------------------
+const staged = join(dirname(output), `.waggle.${process.pid}.tmp`);
+copyFileSync(nodeBinary, staged);
+chmodSync(staged, 0o755);
+// The symbol table and debug info are 18 MB of the 126 MB node binary and unused at run time
+// (the dynamic symbols addons link against stay).
+execFileSync("strip", ["--strip-all", staged]);
+execFileSync(
+  nodeBinary,
+  [
+    require.resolve("postject/dist/cli.js"),
+    staged,
+    "NODE_SEA_BLOB",
+    blob,
+    "--sentinel-fuse",
+    seaFuse,
+  ],
+  { stdio: ["ignore", "ignore", "pipe"] },
+);
+renameSync(staged, output);
+log(
+  `${relative(root, output)} ${(statSync(output).size / 1024 / 1024).toFixed(1)} MiB, runtime id ${buildInfo.runtimeId}, ${bpfObjects.length} BPF object(s): ${bpfObjects.map((b) => basename(b)).join(", ")}`,
+);
