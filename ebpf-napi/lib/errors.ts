@@ -31,7 +31,28 @@ export class BpfError extends Error {
   }
 }
 
+/** libbpf's own error codes (LIBBPF_ERRNO__*), which are not system errnos. */
+const LIBBPF_ERRNO_BASE = 4000;
+const LIBBPF_CODES = [
+  "LIBELF",
+  "FORMAT",
+  "KVERSION",
+  "ENDIAN",
+  "INTERNAL",
+  "RELOC",
+  "LOAD",
+  "VERIFY",
+  "PROG2BIG",
+  "KVER",
+  "PROGTYPE",
+  "WRNGPID",
+  "INVSEQ",
+  "NLPARSE",
+];
+
 function errnoCode(errno: number): string {
+  const libbpf = LIBBPF_CODES[errno - LIBBPF_ERRNO_BASE];
+  if (libbpf !== undefined) return `LIBBPF_ERRNO__${libbpf}`;
   try {
     return getSystemErrorName(-errno);
   } catch {

@@ -72,12 +72,18 @@ export function tcQuery(id: TcFilterId): number | null {
   return native().tcQuery(target(id, id.priority, id.handle));
 }
 
-/** Removes the filter in that slot (bpf_tc_detach); BpfError ENOENT when there is none. */
+/**
+ * Removes the filter in that slot (bpf_tc_detach); BpfError ENOENT when there is none
+ * (also when the interface has no clsact qdisc).
+ */
 export function tcDetach(id: TcFilterId): void {
   native().tcDetach(target(id, id.priority, id.handle));
 }
 
-/** Deletes the interface's clsact qdisc with all its filters (bpf_tc_hook_destroy). */
+/**
+ * Deletes the interface's clsact qdisc with all its filters, both directions
+ * (bpf_tc_hook_destroy); BpfError ENOENT when it has none.
+ */
 export function tcDestroyHook(iface: TcInterface): void {
   native().tcHookDestroy(iface.netns ?? null, iface.ifname);
 }

@@ -36,7 +36,13 @@ TcTarget ArgTarget(const Napi::CallbackInfo& info, size_t i) {
   t.direction = dir == "ingress" ? BPF_TC_INGRESS : BPF_TC_EGRESS;
   t.priority = o.Get("priority").ToNumber().Uint32Value();
   t.handle = o.Get("handle").ToNumber().Uint32Value();
+  Expect(t.priority <= UINT16_MAX, info, i, "a TC target with a priority of at most 65535");
   return t;
+}
+
+// Query and detach name an exact slot: both priority and handle are required.
+void RequireSlot(const TcTarget& t, const char* op) {
+  if (t.priority == 0 || t.handle == 0) Fail(op, EINVAL, "priority and handle are required");
 }
 
 // Runs on the netns thread: resolves the interface there.
@@ -48,6 +54,10 @@ bpf_tc_hook Hook(const TcTarget& t, bpf_tc_attach_point point) {
   hook.attach_point = point;
   return hook;
 }
+
+// With a valid hook and slot, the kernel answers EINVAL ("Parent Qdisc doesn't exists") when
+// the interface has no clsact qdisc at all: report that as the filter/hook being absent.
+int NoQdiscIsMissing(int ret) { return ret == -EINVAL ? -ENOENT : ret; }
 
 bpf_tc_opts Slot(const TcTarget& t) {
   bpf_tc_opts opts{};
@@ -81,13 +91,13 @@ Napi::Value TcAttach(const Napi::CallbackInfo& info) {
 // tcQuery(target) -> prog id | null
 Napi::Value TcQuery(const Napi::CallbackInfo& info) {
   TcTarget t = ArgTarget(info, 0);
+  RequireSlot(t, "bpf_tc_query");
   std::optional<uint32_t> progId;
   RunInNetns(t.netns, [&] {
     bpf_tc_hook hook = Hook(t, t.direction);
     bpf_tc_opts opts = Slot(t);
-    int ret = bpf_tc_query(&hook, &opts);
-    // ENOENT: no such filter; EINVAL: no clsact qdisc on the interface at all.
-    if (ret == -ENOENT || ret == -EINVAL) return;
+    int ret = NoQdiscIsMissing(bpf_tc_query(&hook, &opts));
+    if (ret == -ENOENT) return;
     CheckLibbpf(ret, "bpf_tc_query", t.ifname);
     progId = opts.prog_id;
   });
@@ -98,10 +108,11 @@ Napi::Value TcQuery(const Napi::CallbackInfo& info) {
 // tcDetach(target)
 Napi::Value TcDetach(const Napi::CallbackInfo& info) {
   TcTarget t = ArgTarget(info, 0);
+  RequireSlot(t, "bpf_tc_detach");
   RunInNetns(t.netns, [&] {
     bpf_tc_hook hook = Hook(t, t.direction);
     bpf_tc_opts opts = Slot(t);
-    CheckLibbpf(bpf_tc_detach(&hook, &opts), "bpf_tc_detach", t.ifname);
+    CheckLibbpf(NoQdiscIsMissing(bpf_tc_detach(&hook, &opts)), "bpf_tc_detach", t.ifname);
   });
   return info.Env().Undefined();
 }
@@ -113,7 +124,7 @@ Napi::Value TcHookDestroy(const Napi::CallbackInfo& info) {
   t.ifname = ArgString(info, 1);
   RunInNetns(t.netns, [&] {
     bpf_tc_hook hook = Hook(t, static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS));
-    CheckLibbpf(bpf_tc_hook_destroy(&hook), "bpf_tc_hook_destroy", t.ifname);
+    CheckLibbpf(NoQdiscIsMissing(bpf_tc_hook_destroy(&hook)), "bpf_tc_hook_destroy", t.ifname);
   });
   return info.Env().Undefined();
 }
