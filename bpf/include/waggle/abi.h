@@ -1,0 +1,140 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * waggle datapath ABI: the layouts of every map key and value and the constants the
+ * TypeScript side writes (cni/datapath/layout.ts mirrors this file; a unit test checks both
+ * against the BTF of the compiled objects). Change a layout here and there, never one alone.
+ *
+ * Addresses are always 16 bytes in network order; IPv4 is stored v4-mapped
+ * (::ffff:a.b.c.d) so one key shape serves both families and a v4 connection made through
+ * a dual-stack IPv6 socket has the same key as one made through an IPv4 socket.
+ * Ports are host order unless a name says otherwise.
+ */
+#ifndef WAGGLE_ABI_H
+#define WAGGLE_ABI_H
+
+#include <linux/types.h>
+
+/* Policy flags (struct pod_policy.flags). Decided in TypeScript from RedirectSettings. */
+#define POLICY_IPV6              (1u << 0)  /* pod has an IPv6 address: IPv6 rules apply */
+#define POLICY_OUT_INCLUDE_ALL   (1u << 1)  /* includeOutboundIPRanges "*" */
+#define POLICY_OUT_INCLUDE_CIDRS (1u << 2)  /* include CIDR entries exist */
+#define POLICY_OUT_EXCLUDE_CIDRS (1u << 3)  /* exclude CIDR entries exist */
+#define POLICY_OUT_INCLUDE_PORTS (1u << 4)  /* includeOutboundPorts entries exist */
+#define POLICY_OUT_EXCLUDE_PORTS (1u << 5)  /* excludeOutboundPorts entries exist */
+#define POLICY_IN_ALL            (1u << 6)  /* includeInboundPorts "*" (excludes apply) */
+#define POLICY_IN_LIST           (1u << 7)  /* includeInboundPorts is an explicit list */
+#define POLICY_DNS               (1u << 8)  /* DNS capture (D1, D2) */
+#define POLICY_NO_LOCAL_RULE     (1u << 9)  /* O4 skipped: include ranges hold loopback */
+#define POLICY_DNS_IPV6          (1u << 10) /* DNS capture for IPv6 destinations too */
+
+/* Per-pod policy: map waggle_policy, key = netns cookie (__u64). */
+struct pod_policy {
+	__u32 flags;
+	__u32 proxy_uid;
+	__u32 proxy_gid;
+	__u16 outbound_port; /* 15001 */
+	__u16 inbound_port;  /* 15006 */
+	__u16 dns_port;      /* 15053 */
+	__u16 tunnel_port;   /* 15008 */
+	/*
+	 * The pod's first IPv4 / IPv6 address (network order, 0 when none): redirected
+	 * outbound sockets that are not bound yet are bound to it, so the proxy sees the
+	 * same peer address as under iptables (the kernel would have picked it by route).
+	 */
+	__u32 source_v4;
+	__u32 source_v6[4];
+};
+
+/* Port set kinds (struct port_key.kind). */
+#define PORT_OUT_INCLUDE 1
+#define PORT_OUT_EXCLUDE 2
+#define PORT_IN_INCLUDE  3
+#define PORT_IN_EXCLUDE  4
+
+/* Map waggle_ports: presence of a key means "port is in the set"; value is 1. */
+struct port_key {
+	__u64 netns;
+	__u16 port;
+	__u8 kind;
+	__u8 pad[5];
+};
+
+/*
+ * CIDR kinds (struct cidr_key.kind). The family is part of the kind so that an IPv6 range
+ * such as ::/0 never matches an IPv4 destination (ip6tables never sees IPv4 packets).
+ */
+#define CIDR_OUT_INCLUDE_V4 1
+#define CIDR_OUT_EXCLUDE_V4 2
+#define CIDR_OUT_INCLUDE_V6 3
+#define CIDR_OUT_EXCLUDE_V6 4
+
+/*
+ * Map waggle_cidrs (LPM trie): prefixlen counts the bits of kind and netns (96) plus the
+ * CIDR's bits in the v4-mapped address (IPv4 /n -> 96 + 96 + n). Value is 1.
+ */
+#define CIDR_KEY_FIXED_BITS 96
+struct cidr_key {
+	__u32 prefixlen;
+	__u32 kind;
+	__u64 netns;
+	__u8 addr[16];
+};
+
+/* Map waggle_pod_ips: a pod IP -> the pod's netns cookie (inbound lookup, "local destination"). */
+struct ip_key {
+	__u8 addr[16];
+};
+
+/* Per-pod per-CPU counters: map waggle_counters, key = netns cookie. */
+struct pod_counters {
+	__u64 outbound_redirected;  /* O8/O9 TCP connects sent to the outbound port */
+	__u64 local_redirected;     /* O3 connects sent to the inbound port */
+	__u64 dns_redirected;       /* D1 connects and D2 datagrams sent to the DNS port */
+	__u64 inbound_captured;     /* I4/I5 SYNs assigned to the proxy's inbound listener */
+	__u64 passthrough;          /* connects, DNS-port datagrams and SYNs left untouched */
+	__u64 inbound_no_listener;  /* captured SYNs dropped: no proxy listener yet */
+	__u64 orig_dst_answered;    /* SO_ORIGINAL_DST answered */
+	__u64 errors;               /* helper failures (storage, map update, sk_assign) */
+};
+
+/* struct sock_orig.flags */
+#define ORIG_ACTIVE     (1u << 0) /* set by connect: this socket connected out */
+#define ORIG_REDIRECTED (1u << 1) /* addr/port is the destination before our rewrite */
+#define ORIG_PUBLISHED  (1u << 2) /* a waggle_redirects entry names this socket */
+#define ORIG_ADOPTED    (1u << 3) /* an accepted socket that took over a redirect record */
+#define ORIG_DNS_UDP    (1u << 4) /* UDP socket whose last DNS datagram was redirected */
+
+/*
+ * Socket storage waggle_sock: what this socket's "original destination" is. Freed by the
+ * kernel with the socket, so it can never leak.
+ */
+struct sock_orig {
+	__u8 addr[16];
+	__u16 port;
+	__u16 flags;
+	__u16 via_port;  /* the capture port the socket was sent to, when ORIG_REDIRECTED/DNS */
+	__u16 pad;
+	__u64 netns;
+};
+
+/*
+ * Map waggle_redirects (LRU hash): a redirected connection between the client's connect
+ * (TCP_CONNECT_CB) and the proxy's accepted socket (PASSIVE_ESTABLISHED_CB), keyed as the
+ * accepted socket sees it. Deleted when adopted, and when the client socket closes.
+ */
+struct redirect_key {
+	__u64 netns;
+	__u8 client_addr[16];
+	__u8 server_addr[16];
+	__u16 client_port;
+	__u16 server_port;
+	__u32 pad;
+};
+
+struct redirect_value {
+	__u8 addr[16];
+	__u16 port;
+	__u16 pad[3];
+};
+
+#endif

@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The maps every waggle program shares. Each object defines them identically; the loader
+ * pins them once under <bpfRoot>/maps/ and every later object reuses the pins by name.
+ * Policy maps are written only from userspace (attach/detach), so they are not
+ * preallocated: memory follows the number of meshed pods, not max_entries.
+ */
+#ifndef WAGGLE_MAPS_H
+#define WAGGLE_MAPS_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "abi.h"
+
+/* netns cookie -> struct pod_policy */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct pod_policy);
+} waggle_policy SEC(".maps");
+
+/* pod IP -> netns cookie */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 32768);
+	__type(key, struct ip_key);
+	__type(value, __u64);
+} waggle_pod_ips SEC(".maps");
+
+/* {netns, port, kind} -> 1: include/exclude port sets of every pod */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 262144);
+	__type(key, struct port_key);
+	__type(value, __u8);
+} waggle_ports SEC(".maps");
+
+/* {kind, netns, prefix} -> 1: include/exclude CIDR sets of every pod */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 262144);
+	__type(key, struct cidr_key);
+	__type(value, __u8);
+} waggle_cidrs SEC(".maps");
+
+/* netns cookie -> per-CPU struct pod_counters */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct pod_counters);
+} waggle_counters SEC(".maps");
+
+/* per-socket original destination; freed with the socket */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct sock_orig);
+} waggle_sock SEC(".maps");
+
+/* redirected connection in flight: client connect -> proxy's accepted socket */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct redirect_key);
+	__type(value, struct redirect_value);
+} waggle_redirect SEC(".maps");
+
+#endif

@@ -1,0 +1,155 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The capture contract as lookups: which pod a netns or an address belongs to, its port and
+ * CIDR sets, and the first-match walk of the outbound rows (O1-O10, D1, D2) and the
+ * inbound rows (I2-I6). Everything here is read-only; userspace writes the maps.
+ */
+#ifndef WAGGLE_POLICY_H
+#define WAGGLE_POLICY_H
+
+#include <linux/in.h>
+#include "addr.h"
+#include "maps.h"
+
+#define DNS_PORT 53
+
+enum verdict {
+	VERDICT_PASS = 0,     /* untouched */
+	VERDICT_OUTBOUND = 1, /* O8, O9: to the outbound port on localhost */
+	VERDICT_LOCAL = 2,    /* O3: to the inbound port on localhost */
+	VERDICT_DNS = 3,      /* D1, D2: to the DNS port on localhost */
+};
+
+static __always_inline const struct pod_policy *policy_of(__u64 netns)
+{
+	return bpf_map_lookup_elem(&waggle_policy, &netns);
+}
+
+static __always_inline bool port_in(__u64 netns, __u16 port, __u8 kind)
+{
+	struct port_key k = { .netns = netns, .port = port, .kind = kind };
+
+	return bpf_map_lookup_elem(&waggle_ports, &k) != NULL;
+}
+
+static __always_inline bool cidr_in(__u64 netns, const struct addr *a, __u32 kind)
+{
+	struct cidr_key k = {
+		.prefixlen = CIDR_KEY_FIXED_BITS + 128,
+		.kind = kind,
+		.netns = netns,
+	};
+
+	__builtin_memcpy(k.addr, a, sizeof(k.addr));
+	return bpf_map_lookup_elem(&waggle_cidrs, &k) != NULL;
+}
+
+/* the pod whose IP this is, or 0 */
+static __always_inline __u64 pod_of_ip(const struct addr *a)
+{
+	__u64 *netns = bpf_map_lookup_elem(&waggle_pod_ips, (const struct ip_key *)a);
+
+	return netns ? *netns : 0;
+}
+
+/* "local destination": 127/8, ::1 or one of the pod's own IPs */
+static __always_inline bool is_local_destination(__u64 netns, const struct addr *dst)
+{
+	return addr_is_loopback(dst) || pod_of_ip(dst) == netns;
+}
+
+/* "P": the calling task runs as the proxy uid or the proxy gid */
+static __always_inline bool caller_is_proxy(const struct pod_policy *p)
+{
+	__u64 ugid = bpf_get_current_uid_gid();
+
+	return (__u32)ugid == p->proxy_uid || (__u32)(ugid >> 32) == p->proxy_gid;
+}
+
+struct outbound_conn {
+	__u64 netns;
+	struct addr dst;
+	struct addr src; /* the socket's bound address, zero when unbound */
+	__u16 port;      /* destination port, host order */
+	bool tcp;
+};
+
+/*
+ * The outbound rows, first match wins. The caller has already returned for UDP that is not
+ * addressed to port 53 (O10), so UDP here is a DNS candidate.
+ */
+static __always_inline enum verdict outbound_verdict(const struct pod_policy *p,
+						     const struct outbound_conn *c)
+{
+	bool v4 = addr_is_v4(&c->dst);
+	__u32 f = p->flags;
+	bool dns, local, proxy;
+
+	if (!v4 && !(f & POLICY_IPV6))
+		return VERDICT_PASS;
+	dns = (f & POLICY_DNS) && (v4 || (f & POLICY_DNS_IPV6));
+	if (!c->tcp && !(dns && c->port == DNS_PORT))
+		return VERDICT_PASS; /* O10 */
+
+	/* O1 */
+	if ((f & POLICY_OUT_EXCLUDE_PORTS) && port_in(c->netns, c->port, PORT_OUT_EXCLUDE))
+		return VERDICT_PASS;
+
+	local = is_local_destination(c->netns, &c->dst);
+	/* O2 */
+	if (local && addr_is_passthrough_source(&c->src))
+		return VERDICT_PASS;
+
+	proxy = caller_is_proxy(p);
+	/* O3 */
+	if (c->tcp && local && proxy && !addr_is_localhost(&c->dst) &&
+	    !(dns && (c->port == DNS_PORT || c->port == p->tunnel_port)))
+		return VERDICT_LOCAL;
+	/* O4 */
+	if (local && !proxy && !(f & POLICY_NO_LOCAL_RULE) &&
+	    !(dns && (!c->tcp || c->port == DNS_PORT)))
+		return VERDICT_PASS;
+	/* O5 */
+	if (proxy)
+		return VERDICT_PASS;
+	/* D1, D2 */
+	if (dns && c->port == DNS_PORT)
+		return VERDICT_DNS;
+	if (!c->tcp)
+		return VERDICT_PASS;
+	/* O6 */
+	if (addr_is_localhost(&c->dst))
+		return VERDICT_PASS;
+	/* O7 */
+	if ((f & POLICY_OUT_EXCLUDE_CIDRS) &&
+	    cidr_in(c->netns, &c->dst, v4 ? CIDR_OUT_EXCLUDE_V4 : CIDR_OUT_EXCLUDE_V6))
+		return VERDICT_PASS;
+	/* O8 */
+	if ((f & POLICY_OUT_INCLUDE_PORTS) && port_in(c->netns, c->port, PORT_OUT_INCLUDE))
+		return VERDICT_OUTBOUND;
+	/* O9 */
+	if ((f & POLICY_OUT_INCLUDE_ALL) ||
+	    ((f & POLICY_OUT_INCLUDE_CIDRS) &&
+	     cidr_in(c->netns, &c->dst, v4 ? CIDR_OUT_INCLUDE_V4 : CIDR_OUT_INCLUDE_V6)))
+		return VERDICT_OUTBOUND;
+	/* O10 */
+	return VERDICT_PASS;
+}
+
+/* The inbound rows for a TCP segment to one of the pod's IPs on port (host order). */
+static __always_inline bool inbound_captures(const struct pod_policy *p, __u64 netns, __u16 port)
+{
+	/* I2 */
+	if (port == p->tunnel_port)
+		return false;
+	/* I3, I4 */
+	if (p->flags & POLICY_IN_ALL)
+		return !port_in(netns, port, PORT_IN_EXCLUDE);
+	/* I5 */
+	if (p->flags & POLICY_IN_LIST)
+		return port_in(netns, port, PORT_IN_INCLUDE);
+	/* I6 */
+	return false;
+}
+
+#endif
