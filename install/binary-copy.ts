@@ -1,0 +1,69 @@
+// Installs the waggle binary into the host's CNI plugin directory. The runtime may exec it
+// at any moment (a pod starting), so it is replaced atomically: a complete, fsynced, 0755
+// temporary file renamed over the old one. An exec sees the old file or the new one, never
+// a partial one, and never gets ETXTBSY (nothing ever writes to the file it executes).
+
+import { createHash } from "node:crypto";
+import { createReadStream, promises as fs } from "node:fs";
+import { join } from "node:path";
+import { copyFileAtomic } from "./atomic-file";
+import { WAGGLE_PLUGIN_TYPE } from "./conflist";
+
+export const PLUGIN_BINARY_MODE = 0o755;
+
+/** The installed binary's path: `<dir>/<plugin type>`, where runtimes look for it. */
+export function pluginBinaryPath(binDir: string): string {
+  return join(binDir, WAGGLE_PLUGIN_TYPE);
+}
+
+/** The running executable when it is the waggle single-executable build, else undefined. */
+export function runningWaggleBinary(): string | undefined {
+  try {
+    const sea = require("node:sea") as typeof import("node:sea");
+    return sea.isSea() ? process.execPath : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function sha256(path: string): Promise<string> {
+  const hash = createHash("sha256");
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest("hex");
+}
+
+/** True when `target` exists with the same bytes as `source` and the plugin's mode. */
+async function sameBinary(source: string, target: string): Promise<boolean> {
+  try {
+    const [s, t] = await Promise.all([fs.stat(source), fs.stat(target)]);
+    if (!t.isFile() || s.size !== t.size || (t.mode & 0o7777) !== PLUGIN_BINARY_MODE) return false;
+    const [a, b] = await Promise.all([sha256(source), sha256(target)]);
+    return a === b;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Puts `source` at `<binDir>/waggle` (atomically, mode 0755, owned by root when run as
+ * root). "unchanged" when the same bytes are already there: no rename, no churn.
+ */
+export async function installBinary(
+  source: string,
+  binDir: string,
+): Promise<"installed" | "unchanged"> {
+  const sourceStat = await fs.stat(source).catch((err: Error) => {
+    throw new Error(`cannot read the waggle binary ${source}: ${err.message}`);
+  });
+  if (!sourceStat.isFile()) throw new Error(`the waggle binary ${source} is not a regular file`);
+  const dirStat = await fs.stat(binDir).catch((err: Error) => {
+    throw new Error(
+      `CNI bin dir ${binDir} is not usable: ${err.message} (is the host directory mounted?)`,
+    );
+  });
+  if (!dirStat.isDirectory()) throw new Error(`CNI bin dir ${binDir} is not a directory`);
+  const target = pluginBinaryPath(binDir);
+  if (await sameBinary(source, target)) return "unchanged";
+  await copyFileAtomic(source, target, { mode: PLUGIN_BINARY_MODE });
+  return "installed";
+}

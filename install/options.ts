@@ -1,0 +1,383 @@
+// Every setting of `waggle install` / `waggle uninstall`: one table that declares the flags,
+// their environment twins and defaults, and is what conf/README.md and the manifest test
+// are checked against. Precedence: flag, then environment, then default.
+
+import { isAbsolute } from "node:path";
+import type { Argv } from "yargs";
+import { isLogLevel, type LogLevel, logLevels } from "../cni/log";
+
+export interface OptionSpec {
+  /** Flag name (kebab case); yargs also accepts the camel-case twin. */
+  flag: string;
+  env: string;
+  type: "string" | "number";
+  /** Default; undefined means "required" unless `optional`. */
+  default?: string | number;
+  optional?: boolean;
+  describe: string;
+  /** Declared for uninstall too. */
+  uninstall?: boolean;
+}
+
+export const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+/** The option table. conf/README.md documents each row; test/unit/manifest.test.ts checks it. */
+export const OPTION_SPECS: readonly OptionSpec[] = [
+  {
+    flag: "cni-bin-dir",
+    env: "WAGGLE_CNI_BIN_DIR",
+    type: "string",
+    default: "/host/opt/cni/bin",
+    describe: "The host's CNI plugin directory, as mounted in this container",
+    uninstall: true,
+  },
+  {
+    flag: "cni-net-dir",
+    env: "WAGGLE_CNI_NET_DIR",
+    type: "string",
+    default: "/host/etc/cni/net.d",
+    describe: "The host's CNI config directory, as mounted in this container",
+    uninstall: true,
+  },
+  {
+    flag: "host-cni-net-dir",
+    env: "WAGGLE_HOST_CNI_NET_DIR",
+    type: "string",
+    default: "/etc/cni/net.d",
+    describe:
+      "The same directory as the host (and so the plugin) sees it; paths in the entry use it",
+  },
+  {
+    flag: "conf-name",
+    env: "WAGGLE_CNI_CONF_NAME",
+    type: "string",
+    default: "auto",
+    describe:
+      "Config file to chain into; 'auto' picks the runtime's primary (first valid *.conf, *.conflist, *.json by name)",
+  },
+  {
+    flag: "bpf-root",
+    env: "WAGGLE_BPF_ROOT",
+    type: "string",
+    default: "/sys/fs/bpf",
+    describe: "The bpffs directory waggle pins its programs, maps and links under",
+    uninstall: true,
+  },
+  {
+    flag: "binary",
+    env: "WAGGLE_BINARY",
+    type: "string",
+    optional: true,
+    describe:
+      "The waggle binary to install; default: the running executable (the single-executable build)",
+  },
+  {
+    flag: "kubeconfig-name",
+    env: "WAGGLE_KUBECONFIG_NAME",
+    type: "string",
+    default: "waggle-kubeconfig",
+    describe: "File name of the plugin's kubeconfig, written into the CNI config directory",
+    uninstall: true,
+  },
+  {
+    flag: "token-file",
+    env: "WAGGLE_TOKEN_FILE",
+    type: "string",
+    default: `${SERVICE_ACCOUNT_DIR}/token`,
+    describe:
+      "Service account token the kubeconfig carries (watched: rotations rewrite the kubeconfig)",
+  },
+  {
+    flag: "ca-file",
+    env: "WAGGLE_CA_FILE",
+    type: "string",
+    default: `${SERVICE_ACCOUNT_DIR}/ca.crt`,
+    describe: "CA bundle the kubeconfig verifies the API server with",
+  },
+  {
+    flag: "kubernetes-service-host",
+    env: "KUBERNETES_SERVICE_HOST",
+    type: "string",
+    describe: "API server address (Kubernetes sets the variable in every pod)",
+  },
+  {
+    flag: "kubernetes-service-port",
+    env: "KUBERNETES_SERVICE_PORT",
+    type: "number",
+    describe: "API server port (Kubernetes sets the variable in every pod)",
+  },
+  {
+    flag: "node-name",
+    env: "WAGGLE_NODE_NAME",
+    type: "string",
+    optional: true,
+    describe:
+      "This node's name (downward API spec.nodeName); needed to repair pods started before waggle",
+  },
+  {
+    flag: "health-port",
+    env: "WAGGLE_HEALTH_PORT",
+    type: "number",
+    default: 9821,
+    describe: "Port of /healthz, /readyz and /metrics (0: any free port)",
+  },
+  {
+    flag: "health-address",
+    env: "WAGGLE_HEALTH_ADDRESS",
+    type: "string",
+    default: "",
+    describe: "Address the health server listens on ('' = every address)",
+  },
+  {
+    flag: "log-level",
+    env: "WAGGLE_LOG_LEVEL",
+    type: "string",
+    default: "info",
+    describe: `The installer's log level (${logLevels.join(", ")})`,
+    uninstall: true,
+  },
+  {
+    flag: "plugin-log-level",
+    env: "WAGGLE_PLUGIN_LOG_LEVEL",
+    type: "string",
+    default: "info",
+    describe: "log_level written into the plugin's config entry",
+  },
+  {
+    flag: "plugin-log-file",
+    env: "WAGGLE_PLUGIN_LOG_FILE",
+    type: "string",
+    default: "/var/log/waggle/cni.log",
+    describe: "log_file written into the plugin's config entry (a host path)",
+  },
+  {
+    flag: "exclude-namespaces",
+    env: "WAGGLE_EXCLUDE_NAMESPACES",
+    type: "string",
+    default: "kube-system",
+    describe:
+      "Comma-separated namespaces the plugin never meshes (entry: kubernetes.exclude_namespaces)",
+  },
+  {
+    flag: "repair-warn-count",
+    env: "WAGGLE_REPAIR_WARN_COUNT",
+    type: "number",
+    default: 5,
+    describe: "Warn (and back off) when the entry had to be put back more than this many times ...",
+  },
+  {
+    flag: "repair-warn-window",
+    env: "WAGGLE_REPAIR_WARN_WINDOW",
+    type: "number",
+    default: 60,
+    describe: "... within this many seconds",
+  },
+];
+
+export interface InstallOptions {
+  cniBinDir: string;
+  cniNetDir: string;
+  hostCniNetDir: string;
+  /** undefined: pick the primary config automatically. */
+  confName?: string;
+  bpfRoot: string;
+  /** undefined: the running executable, which must then be the single-executable build. */
+  binary?: string;
+  kubeconfigName: string;
+  tokenFile: string;
+  caFile: string;
+  kubernetesServiceHost: string;
+  kubernetesServicePort: number;
+  nodeName?: string;
+  healthPort: number;
+  healthAddress: string;
+  logLevel: LogLevel;
+  plugin: { logLevel: LogLevel; logFile: string; excludeNamespaces: string[] };
+  repairWarn: { count: number; windowSeconds: number };
+}
+
+export type UninstallOptions = Pick<
+  InstallOptions,
+  "cniBinDir" | "cniNetDir" | "bpfRoot" | "kubeconfigName" | "logLevel"
+>;
+
+/** Thrown for a setting that can't be used; the message names the flag and its variable. */
+export class OptionError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "OptionError";
+  }
+}
+
+function declare(y: Argv, specs: readonly OptionSpec[]): Argv {
+  let out = y;
+  for (const spec of specs) {
+    const shown = spec.default === undefined ? "" : ` [default: ${JSON.stringify(spec.default)}]`;
+    // No yargs default: resolve() must see whether the flag was given to prefer it over env.
+    out = out.option(spec.flag, {
+      type: spec.type,
+      describe: `${spec.describe} (env ${spec.env})${shown}`,
+    });
+  }
+  return out;
+}
+
+export function declareInstallOptions(y: Argv): Argv {
+  return declare(y, OPTION_SPECS);
+}
+
+export function declareUninstallOptions(y: Argv): Argv {
+  return declare(
+    y,
+    OPTION_SPECS.filter((s) => s.uninstall),
+  );
+}
+
+type Raw = Map<string, string | number | undefined>;
+
+function camel(flag: string): string {
+  return flag.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
+}
+
+/** Flag value, else environment value, else default, for every spec. */
+function rawValues(
+  specs: readonly OptionSpec[],
+  args: Record<string, unknown>,
+  env: NodeJS.ProcessEnv,
+): Raw {
+  const raw: Raw = new Map();
+  for (const spec of specs) {
+    const fromFlag = args[spec.flag] ?? args[camel(spec.flag)];
+    const fromEnv = env[spec.env];
+    let value: string | number | undefined;
+    if (fromFlag !== undefined) value = fromFlag as string | number;
+    else if (fromEnv !== undefined && fromEnv !== "") value = fromEnv;
+    else value = spec.default;
+    if (spec.type === "number" && value !== undefined) {
+      const n = typeof value === "number" ? value : Number(value);
+      if (!Number.isInteger(n) || (typeof value === "string" && value.trim() === "")) {
+        throw new OptionError(
+          `--${spec.flag} (${spec.env}) must be an integer, got ${JSON.stringify(value)}`,
+        );
+      }
+      value = n;
+    }
+    raw.set(spec.flag, value);
+  }
+  return raw;
+}
+
+function spec(flag: string): OptionSpec {
+  const found = OPTION_SPECS.find((s) => s.flag === flag);
+  if (!found) throw new Error(`no option ${flag}`);
+  return found;
+}
+
+function where(flag: string): string {
+  return `--${flag} (${spec(flag).env})`;
+}
+
+function str(raw: Raw, flag: string): string {
+  const v = raw.get(flag);
+  if (v === undefined || v === "") {
+    if (spec(flag).optional) return "";
+    throw new OptionError(`${where(flag)} is required`);
+  }
+  return String(v);
+}
+
+function num(raw: Raw, flag: string, min: number, max: number): number {
+  const v = raw.get(flag);
+  if (v === undefined) throw new OptionError(`${where(flag)} is required`);
+  const n = Number(v);
+  if (n < min || n > max) throw new OptionError(`${where(flag)} must be ${min}..${max}, got ${n}`);
+  return n;
+}
+
+function absolutePath(raw: Raw, flag: string): string {
+  const v = str(raw, flag);
+  if (!isAbsolute(v))
+    throw new OptionError(`${where(flag)} must be an absolute path, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function plainFileName(raw: Raw, flag: string): string {
+  const v = str(raw, flag);
+  if (v.includes("/") || v === "." || v === "..") {
+    throw new OptionError(`${where(flag)} must be a file name, got ${JSON.stringify(v)}`);
+  }
+  return v;
+}
+
+function level(raw: Raw, flag: string): LogLevel {
+  const v = str(raw, flag);
+  if (!isLogLevel(v))
+    throw new OptionError(
+      `${where(flag)} must be one of ${logLevels.join(", ")}, got ${JSON.stringify(v)}`,
+    );
+  return v;
+}
+
+/** The install settings from parsed flags and the environment. Throws OptionError. */
+export function resolveInstallOptions(
+  args: Record<string, unknown>,
+  env: NodeJS.ProcessEnv,
+): InstallOptions {
+  const raw = rawValues(OPTION_SPECS, args, env);
+  const confName = str(raw, "conf-name");
+  const binary = str(raw, "binary");
+  const nodeName = str(raw, "node-name");
+  return {
+    cniBinDir: absolutePath(raw, "cni-bin-dir"),
+    cniNetDir: absolutePath(raw, "cni-net-dir"),
+    hostCniNetDir: absolutePath(raw, "host-cni-net-dir"),
+    confName: confName === "auto" ? undefined : plainFileName(raw, "conf-name"),
+    bpfRoot: absolutePath(raw, "bpf-root"),
+    binary: binary === "" ? undefined : absolutePath(raw, "binary"),
+    kubeconfigName: plainFileName(raw, "kubeconfig-name"),
+    tokenFile: absolutePath(raw, "token-file"),
+    caFile: absolutePath(raw, "ca-file"),
+    kubernetesServiceHost: str(raw, "kubernetes-service-host"),
+    kubernetesServicePort: num(raw, "kubernetes-service-port", 1, 65535),
+    nodeName: nodeName === "" ? undefined : nodeName,
+    healthPort: num(raw, "health-port", 0, 65535),
+    healthAddress: String(raw.get("health-address") ?? ""),
+    logLevel: level(raw, "log-level"),
+    plugin: {
+      logLevel: level(raw, "plugin-log-level"),
+      logFile: absolutePath(raw, "plugin-log-file"),
+      excludeNamespaces: str(raw, "exclude-namespaces")
+        .split(",")
+        .map((s) => s.trim())
+        .filter((s) => s !== ""),
+    },
+    repairWarn: {
+      count: num(raw, "repair-warn-count", 1, 1_000_000),
+      windowSeconds: num(raw, "repair-warn-window", 1, 86_400),
+    },
+  };
+}
+
+/** The uninstall settings (a subset of install's). Throws OptionError. */
+export function resolveUninstallOptions(
+  args: Record<string, unknown>,
+  env: NodeJS.ProcessEnv,
+): UninstallOptions {
+  const raw = rawValues(
+    OPTION_SPECS.filter((s) => s.uninstall),
+    args,
+    env,
+  );
+  return {
+    cniBinDir: absolutePath(raw, "cni-bin-dir"),
+    cniNetDir: absolutePath(raw, "cni-net-dir"),
+    bpfRoot: absolutePath(raw, "bpf-root"),
+    kubeconfigName: plainFileName(raw, "kubeconfig-name"),
+    logLevel: level(raw, "log-level"),
+  };
+}
+
+/** Defaults by flag, for the manifest and docs tests. */
+export function optionDefault(flag: string): string | number | undefined {
+  return spec(flag).default;
+}

@@ -1,0 +1,135 @@
+import { expect } from "chai";
+import yargs from "yargs";
+import {
+  declareInstallOptions,
+  OPTION_SPECS,
+  OptionError,
+  resolveInstallOptions,
+  resolveUninstallOptions,
+} from "../../install/options";
+import { pluginEntry } from "../../install/plugin-entry";
+
+const apiEnv = { KUBERNETES_SERVICE_HOST: "10.96.0.1", KUBERNETES_SERVICE_PORT: "443" };
+
+function parse(argv: string[]): Record<string, unknown> {
+  return declareInstallOptions(yargs(argv).exitProcess(false).strict()).parseSync() as Record<
+    string,
+    unknown
+  >;
+}
+
+describe("install: options (flags, environment twins, defaults)", () => {
+  it("defaults: host mounts under /host, auto config name, bpffs root", () => {
+    const o = resolveInstallOptions({}, apiEnv);
+    expect(o).to.deep.include({
+      cniBinDir: "/host/opt/cni/bin",
+      cniNetDir: "/host/etc/cni/net.d",
+      hostCniNetDir: "/etc/cni/net.d",
+      confName: undefined,
+      bpfRoot: "/sys/fs/bpf",
+      binary: undefined,
+      kubeconfigName: "waggle-kubeconfig",
+      tokenFile: "/var/run/secrets/kubernetes.io/serviceaccount/token",
+      caFile: "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt",
+      kubernetesServiceHost: "10.96.0.1",
+      kubernetesServicePort: 443,
+      healthPort: 9821,
+      logLevel: "info",
+    });
+    expect(o.plugin).to.deep.equal({
+      logLevel: "info",
+      logFile: "/var/log/waggle/cni.log",
+      excludeNamespaces: ["kube-system"],
+    });
+  });
+
+  it("every option has its environment twin, and a flag beats the variable", () => {
+    const env = {
+      ...apiEnv,
+      WAGGLE_CNI_BIN_DIR: "/e/bin",
+      WAGGLE_CNI_NET_DIR: "/e/net",
+      WAGGLE_CNI_CONF_NAME: "10-calico.conflist",
+      WAGGLE_BPF_ROOT: "/e/bpf",
+      WAGGLE_HEALTH_PORT: "8080",
+      WAGGLE_EXCLUDE_NAMESPACES: " a, b ,,c",
+    };
+    const fromEnv = resolveInstallOptions({}, env);
+    expect(fromEnv).to.deep.include({
+      cniBinDir: "/e/bin",
+      cniNetDir: "/e/net",
+      confName: "10-calico.conflist",
+      bpfRoot: "/e/bpf",
+      healthPort: 8080,
+    });
+    expect(fromEnv.plugin.excludeNamespaces).to.deep.equal(["a", "b", "c"]);
+    const args = parse(["--cni-bin-dir", "/f/bin", "--conf-name", "auto", "--health-port", "0"]);
+    const both = resolveInstallOptions(args, env);
+    expect(both).to.deep.include({
+      cniBinDir: "/f/bin",
+      cniNetDir: "/e/net",
+      confName: undefined,
+      healthPort: 0,
+    });
+    for (const spec of OPTION_SPECS) expect(spec.env, spec.flag).to.match(/^[A-Z_]+$/);
+    expect(new Set(OPTION_SPECS.map((s) => s.env)).size).to.equal(OPTION_SPECS.length);
+  });
+
+  const bad: Array<[string, Record<string, unknown>, NodeJS.ProcessEnv, RegExp]> = [
+    [
+      "a relative directory",
+      { "cni-net-dir": "etc/cni" },
+      apiEnv,
+      /--cni-net-dir \(WAGGLE_CNI_NET_DIR\) must be an absolute path/,
+    ],
+    [
+      "a conf name with a slash",
+      {},
+      { ...apiEnv, WAGGLE_CNI_CONF_NAME: "../x.conf" },
+      /must be a file name/,
+    ],
+    ["a port out of range", { "health-port": 70000 }, apiEnv, /--health-port .* must be 0..65535/],
+    ["a non-numeric port", {}, { ...apiEnv, WAGGLE_HEALTH_PORT: "http" }, /must be an integer/],
+    [
+      "an unknown log level",
+      { "log-level": "verbose" },
+      apiEnv,
+      /must be one of error, warn, info, debug/,
+    ],
+    [
+      "no API server host",
+      {},
+      { KUBERNETES_SERVICE_PORT: "443" },
+      /KUBERNETES_SERVICE_HOST\) is required/,
+    ],
+  ];
+  for (const [what, args, env, message] of bad) {
+    it(`rejects ${what} with a message naming flag and variable`, () => {
+      expect(() => resolveInstallOptions(args, env)).to.throw(OptionError, message);
+    });
+  }
+
+  it("uninstall needs no API server settings", () => {
+    expect(resolveUninstallOptions({}, {})).to.deep.equal({
+      cniBinDir: "/host/opt/cni/bin",
+      cniNetDir: "/host/etc/cni/net.d",
+      bpfRoot: "/sys/fs/bpf",
+      kubeconfigName: "waggle-kubeconfig",
+      logLevel: "info",
+    });
+  });
+
+  it("the plugin entry: istio-cni field names, host paths, the capabilities the plugin needs", () => {
+    const o = resolveInstallOptions({}, { ...apiEnv, WAGGLE_HOST_CNI_NET_DIR: "/etc/cni/net.d" });
+    expect(pluginEntry(o)).to.deep.equal({
+      type: "waggle",
+      log_level: "info",
+      log_file: "/var/log/waggle/cni.log",
+      bpf_root: "/sys/fs/bpf",
+      kubernetes: {
+        kubeconfig: "/etc/cni/net.d/waggle-kubeconfig",
+        exclude_namespaces: ["kube-system"],
+      },
+      capabilities: { "io.kubernetes.cri.pod-annotations": true, cgroupPath: true },
+    });
+  });
+});
