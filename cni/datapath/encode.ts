@@ -1,0 +1,153 @@
+// PodPolicy -> the exact map keys and values the programs read (layouts from layout.ts).
+import { Address4, Address6 } from "ip-address";
+import {
+  CIDR_KEY_FIXED_BITS,
+  CIDR_KIND,
+  type CidrKind,
+  COUNTER_NAMES,
+  type CounterName,
+  MAP_NAMES,
+  PORT_KIND,
+  type PortKind,
+  STRUCTS,
+} from "./layout";
+import type { PodPolicy, PolicyCidr } from "./policy";
+
+/** 16 bytes, network order; IPv4 as ::ffff:a.b.c.d. */
+export function addrBytes(ip: string): Buffer {
+  const out = Buffer.alloc(16);
+  if (ip.includes(":")) {
+    const groups = new Address6(ip).canonicalForm().split(":");
+    groups.forEach((g, i) => {
+      out.writeUInt16BE(Number.parseInt(g, 16), i * 2);
+    });
+  } else {
+    out.writeUInt16BE(0xffff, 10);
+    Buffer.from(new Address4(ip).toArray()).copy(out, 12);
+  }
+  return out;
+}
+
+/** The text form of 16 key bytes (v4-mapped -> dotted quad). */
+export function bytesAddr(b: Buffer): string {
+  if (b.subarray(0, 10).every((x) => x === 0) && b.readUInt16BE(10) === 0xffff) {
+    return [...b.subarray(12, 16)].join(".");
+  }
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(b.readUInt16BE(i).toString(16));
+  return new Address6(groups.join(":")).correctForm();
+}
+
+function u64(netns: bigint): Buffer {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE(netns);
+  return b;
+}
+
+/** Key of waggle_policy and waggle_counters. */
+export function netnsKey(netns: bigint): Buffer {
+  return u64(netns);
+}
+
+export function encodePolicy(p: PodPolicy): Buffer {
+  const L = STRUCTS.pod_policy.fields;
+  const b = Buffer.alloc(STRUCTS.pod_policy.size);
+  b.writeUInt32LE(p.flags >>> 0, L.flags.offset);
+  b.writeUInt32LE(p.proxyUid, L.proxy_uid.offset);
+  b.writeUInt32LE(p.proxyGid, L.proxy_gid.offset);
+  b.writeUInt16LE(p.outboundPort, L.outbound_port.offset);
+  b.writeUInt16LE(p.inboundPort, L.inbound_port.offset);
+  b.writeUInt16LE(p.dnsPort, L.dns_port.offset);
+  b.writeUInt16LE(p.tunnelPort, L.tunnel_port.offset);
+  if (p.sourceV4) addrBytes(p.sourceV4).copy(b, L.source_v4.offset, 12, 16);
+  if (p.sourceV6) addrBytes(p.sourceV6).copy(b, L.source_v6.offset);
+  return b;
+}
+
+export function decodePolicyFlags(value: Buffer): number {
+  return value.readUInt32LE(STRUCTS.pod_policy.fields.flags.offset);
+}
+
+export function encodePortKey(netns: bigint, port: number, kind: PortKind): Buffer {
+  const L = STRUCTS.port_key.fields;
+  const b = Buffer.alloc(STRUCTS.port_key.size);
+  b.writeBigUInt64LE(netns, L.netns.offset);
+  b.writeUInt16LE(port, L.port.offset);
+  b.writeUInt8(PORT_KIND[kind], L.kind.offset);
+  return b;
+}
+
+export function encodeCidrKey(netns: bigint, cidr: PolicyCidr, kind: CidrKind): Buffer {
+  const L = STRUCTS.cidr_key.fields;
+  const b = Buffer.alloc(STRUCTS.cidr_key.size);
+  const addrBits = cidr.family === 4 ? 96 + cidr.prefixLength : cidr.prefixLength;
+  b.writeUInt32LE(CIDR_KEY_FIXED_BITS + addrBits, L.prefixlen.offset);
+  b.writeUInt32LE(CIDR_KIND[kind], L.kind.offset);
+  b.writeBigUInt64LE(netns, L.netns.offset);
+  addrBytes(cidr.network).copy(b, L.addr.offset);
+  return b;
+}
+
+export function encodeIpKey(ip: string): Buffer {
+  return addrBytes(ip);
+}
+
+/** Value of waggle_pod_ips: the owning pod's netns cookie. */
+export function encodeNetnsValue(netns: bigint): Buffer {
+  return u64(netns);
+}
+
+export function decodeNetns(b: Buffer): bigint {
+  return b.readBigUInt64LE(0);
+}
+
+/** A zeroed per-CPU counters value for `cpus` CPUs. */
+export function zeroCounters(cpus: number): Buffer {
+  return Buffer.alloc(cpus * STRUCTS.pod_counters.size);
+}
+
+/** Per-CPU counters (slots of pod_counters, 8-byte aligned) summed over CPUs. */
+export function sumCounters(value: Buffer): Record<CounterName, bigint> {
+  const size = STRUCTS.pod_counters.size;
+  const out = Object.fromEntries(COUNTER_NAMES.map((n) => [n, 0n])) as Record<CounterName, bigint>;
+  for (let base = 0; base + size <= value.length; base += size) {
+    for (const name of COUNTER_NAMES) {
+      out[name] += value.readBigUInt64LE(base + STRUCTS.pod_counters.fields[name].offset);
+    }
+  }
+  return out;
+}
+
+/** One map entry to write for a pod. */
+export interface MapEntry {
+  map: (typeof MAP_NAMES)[keyof typeof MAP_NAMES];
+  key: Buffer;
+  value: Buffer;
+}
+
+/**
+ * Every entry a pod's policy needs, counters excluded (their value size depends on the CPU
+ * count). The policy entry comes LAST so programs never see a policy whose sets are not
+ * complete yet (they do nothing for a netns without a policy).
+ */
+export function policyEntries(netns: bigint, p: PodPolicy): MapEntry[] {
+  const one = Buffer.from([1]);
+  return [
+    ...p.ports.map((e) => ({
+      map: MAP_NAMES.ports,
+      key: encodePortKey(netns, e.port, e.kind),
+      value: one,
+    })),
+    ...p.cidrs.map((e) => ({
+      map: MAP_NAMES.cidrs,
+      key: encodeCidrKey(netns, e.cidr, e.kind),
+      value: one,
+    })),
+    ...p.podIPs.map((ip) => ({
+      map: MAP_NAMES.podIps,
+      key: encodeIpKey(ip),
+      value: encodeNetnsValue(netns),
+    })),
+    { map: MAP_NAMES.policy, key: netnsKey(netns), value: encodePolicy(p) },
+  ];
+}

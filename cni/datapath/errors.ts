@@ -1,0 +1,23 @@
+// The one error type the datapath module throws.
+
+/** What went wrong, for callers that map errors to CNI codes or retries. */
+export type DatapathErrorCode =
+  | "INVALID_ARGUMENT" // bad input: nothing was done
+  | "NETNS" // the network namespace cannot be used
+  | "CGROUP" // the cgroup cannot be used
+  | "CONFLICT" // another container already owns this netns
+  | "PROGRAMS" // loading/pinning the shared programs failed
+  | "ATTACH"; // a kernel attach or map write failed (everything done was rolled back)
+
+export class DatapathError extends Error {
+  readonly code: DatapathErrorCode;
+  /** The underlying error (often an ebpf-napi BpfError with errno/code). */
+  override readonly cause?: unknown;
+
+  constructor(code: DatapathErrorCode, message: string, cause?: unknown) {
+    super(cause instanceof Error ? `${message}: ${cause.message}` : message);
+    this.name = "DatapathError";
+    this.code = code;
+    if (cause !== undefined) this.cause = cause;
+  }
+}

@@ -1,0 +1,455 @@
+// The datapath's per-pod API: attach a meshed pod (policy into the shared maps, cgroup
+// programs as pinned bpf_links, TC ingress in its netns), detach it, check it, list pods.
+// Design and map list: docs/datapath.md. Used by the CNI plugin, `waggle status`, GC and
+// the installer (upgradePrograms).
+import { existsSync, mkdirSync, rmSync, statSync } from "node:fs";
+import {
+  attachCgroup,
+  BpfMap,
+  cgroupId,
+  Link,
+  netnsCookie,
+  Program,
+  possibleCpus,
+  tcAttach,
+  tcDetach,
+  tcQuery,
+  unpin,
+} from "ebpf-napi";
+import type { RedirectSettings } from "../redirect-settings";
+import { decodeNetns, netnsKey, policyEntries, sumCounters, zeroCounters } from "./encode";
+import { DatapathError } from "./errors";
+import { routedCidrs } from "./interfaces";
+import { type CounterName, MAP_NAMES } from "./layout";
+import { flagNames, podPolicy } from "./policy";
+import { CGROUP_PROGRAMS, paths, TC_PROGRAM, TC_SLOT } from "./programs";
+import { type PodRecordData, readAllRecords, readRecord, writeRecord } from "./record";
+import { type DatapathOptions, ensureSharedPrograms, openProgram } from "./shared";
+import { listDir } from "./shared-fs";
+
+export { DatapathError, type DatapathErrorCode } from "./errors";
+export type { PodRecordData } from "./record";
+export {
+  type DatapathOptions,
+  ensureSharedPrograms,
+  type UpgradeReport,
+  upgradePrograms,
+} from "./shared";
+
+export interface AttachRequest {
+  containerId: string;
+  netnsPath: string;
+  ifname: string;
+  cgroupPath: string;
+  /** The pod's addresses, with or without prefix length. */
+  podIPs: string[];
+  settings: RedirectSettings;
+  pod?: { namespace: string; name: string; uid?: string };
+}
+
+/** A pod as recorded, with its counters summed over CPUs (null when the entry is missing). */
+export interface PodRecord extends PodRecordData {
+  counters: Record<CounterName, number> | null;
+}
+
+const CONTAINER_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$/;
+
+function checkContainerId(id: string): void {
+  if (typeof id !== "string" || !CONTAINER_ID.test(id)) {
+    throw new DatapathError(
+      "INVALID_ARGUMENT",
+      `container id ${JSON.stringify(id)} must be letters, digits, "_", "." or "-"`,
+    );
+  }
+}
+
+function openMap(root: string, name: string): BpfMap {
+  return BpfMap.openPinned(paths.map(root, name));
+}
+
+/** Runs fn with the shared maps open. */
+function withMaps<T>(root: string, fn: (maps: Map<string, BpfMap>) => T): T {
+  const maps = new Map<string, BpfMap>();
+  try {
+    for (const name of Object.values(MAP_NAMES)) {
+      if (name === MAP_NAMES.sock || name === MAP_NAMES.redirect) continue;
+      maps.set(name, openMap(root, name));
+    }
+    return fn(maps);
+  } finally {
+    for (const m of maps.values()) m.close();
+  }
+}
+
+function errorCode(err: unknown): string | undefined {
+  return (err as { code?: string } | null)?.code;
+}
+
+/**
+ * Attaches a meshed pod. On any failure everything already done is undone and a
+ * DatapathError is thrown. Attaching a container id again replaces its attachment.
+ */
+export function attachPod(req: AttachRequest, opts: DatapathOptions): PodRecordData {
+  const root = opts.bpfRoot;
+  checkContainerId(req.containerId);
+  if (!req.ifname || typeof req.ifname !== "string" || req.ifname.length > 15) {
+    throw new DatapathError(
+      "INVALID_ARGUMENT",
+      `interface name ${JSON.stringify(req.ifname)} is invalid`,
+    );
+  }
+  if (!existsSync(req.netnsPath)) {
+    throw new DatapathError("NETNS", `network namespace ${req.netnsPath} does not exist`);
+  }
+  if (!existsSync(`${req.cgroupPath}/cgroup.procs`) || !statSync(req.cgroupPath).isDirectory()) {
+    throw new DatapathError("CGROUP", `${req.cgroupPath} is not a cgroup directory`);
+  }
+  let netns: bigint;
+  try {
+    netns = netnsCookie(req.netnsPath);
+    cgroupId(req.cgroupPath);
+  } catch (err) {
+    throw new DatapathError("NETNS", `cannot identify ${req.netnsPath} / ${req.cgroupPath}`, err);
+  }
+  const excluded = req.settings.excludeInterfaces.includes(req.ifname);
+  let extraExcludes: string[] = [];
+  try {
+    for (const ifname of req.settings.excludeInterfaces) {
+      extraExcludes.push(...routedCidrs(req.netnsPath, ifname));
+    }
+    extraExcludes = [...new Set(extraExcludes)];
+  } catch (err) {
+    throw new DatapathError("NETNS", "resolving excludeInterfaces routes failed", err);
+  }
+  let policy: ReturnType<typeof podPolicy>;
+  try {
+    policy = podPolicy({
+      settings: req.settings,
+      podIPs: req.podIPs,
+      extraExcludeCidrs: extraExcludes,
+    });
+  } catch (err) {
+    throw new DatapathError("INVALID_ARGUMENT", "the pod's redirect settings are invalid", err);
+  }
+
+  ensureSharedPrograms(opts);
+  const owner = readAllRecords(root).find(
+    (r) => r.netnsCookie === netns.toString() && r.containerId !== req.containerId,
+  );
+  if (owner) {
+    throw new DatapathError(
+      "CONFLICT",
+      `network namespace ${req.netnsPath} is already attached for container ${owner.containerId}`,
+    );
+  }
+  if (existsSync(paths.pod(root, req.containerId))) detachPod(req.containerId, opts);
+
+  const entries = policyEntries(netns, policy);
+  const rec: PodRecordData = {
+    version: 1,
+    containerId: req.containerId,
+    netnsCookie: netns.toString(),
+    netnsPath: req.netnsPath,
+    ifname: req.ifname,
+    cgroupPath: req.cgroupPath,
+    podIPs: policy.podIPs,
+    ...(req.pod ? { pod: req.pod } : {}),
+    policy: {
+      flags: flagNames(policy.flags),
+      proxyUid: policy.proxyUid,
+      proxyGid: policy.proxyGid,
+      ports: policy.ports.length,
+      cidrs: policy.cidrs.length,
+      excludedInterfaceCidrs: extraExcludes,
+    },
+    tc: excluded ? null : { ifname: req.ifname, ...TC_SLOT },
+    keys: {
+      ports: entries.filter((e) => e.map === MAP_NAMES.ports).map((e) => e.key.toString("hex")),
+      cidrs: entries.filter((e) => e.map === MAP_NAMES.cidrs).map((e) => e.key.toString("hex")),
+      podIps: entries.filter((e) => e.map === MAP_NAMES.podIps).map((e) => e.key.toString("hex")),
+    },
+    links: CGROUP_PROGRAMS.map((p) => p.name),
+    attachedAt: new Date().toISOString(),
+  };
+
+  // The record goes first: whatever happens next, detachPod can find and undo it.
+  try {
+    mkdirSync(paths.pod(root, req.containerId), { recursive: true });
+    writeRecord(root, rec);
+  } catch (err) {
+    rmSync(paths.pod(root, req.containerId), { recursive: true, force: true });
+    throw new DatapathError("ATTACH", "writing the pod record failed", err);
+  }
+  try {
+    withMaps(root, (maps) => {
+      (maps.get(MAP_NAMES.counters) as BpfMap).update(
+        netnsKey(netns),
+        zeroCounters(possibleCpus()),
+      );
+      for (const e of entries) (maps.get(e.map) as BpfMap).update(e.key, e.value);
+    });
+    for (const cp of CGROUP_PROGRAMS) {
+      const prog = openProgram(root, cp.name);
+      try {
+        const link = attachCgroup(prog, req.cgroupPath, cp.attachType);
+        try {
+          link.pin(paths.podLink(root, req.containerId, cp.name));
+        } finally {
+          link.close(); // unpinned (pin failed) -> detached here
+        }
+      } finally {
+        prog.close();
+      }
+    }
+    if (rec.tc) {
+      const prog = openProgram(root, TC_PROGRAM.name);
+      try {
+        tcAttach({
+          netns: req.netnsPath,
+          ifname: req.ifname,
+          direction: "ingress",
+          prog,
+          priority: TC_SLOT.priority,
+          handle: TC_SLOT.handle,
+          replace: true,
+        });
+      } finally {
+        prog.close();
+      }
+    }
+  } catch (err) {
+    try {
+      detachPod(req.containerId, opts);
+    } catch {
+      // rollback is best effort; the record stays only if its own removal failed
+    }
+    throw new DatapathError(
+      "ATTACH",
+      `attaching container ${req.containerId} failed (rolled back)`,
+      err,
+    );
+  }
+  return rec;
+}
+
+/** The filter in waggle's TC slot is ours (so detach never removes someone else's). */
+function tcSlotIsOurs(rec: PodRecordData): boolean | null {
+  if (!rec.tc) return null;
+  const id = tcQuery({
+    netns: rec.netnsPath,
+    ifname: rec.tc.ifname,
+    direction: "ingress",
+    ...TC_SLOT,
+  });
+  if (id === null) return null;
+  const prog = Program.fromId(id);
+  try {
+    return prog.info().name === TC_PROGRAM.name.slice(0, 15);
+  } finally {
+    prog.close();
+  }
+}
+
+/**
+ * Removes everything attachPod did for the container: links, TC filter (when the netns
+ * still exists), map entries, pins. Idempotent; succeeds for unknown containers and vanished
+ * netns. Throws only when something that exists could not be removed.
+ */
+export function detachPod(containerId: string, opts: DatapathOptions): void {
+  const root = opts.bpfRoot;
+  checkContainerId(containerId);
+  const dir = paths.pod(root, containerId);
+  if (!existsSync(dir)) return;
+  const problems: string[] = [];
+  let rec: PodRecordData | null = null;
+  try {
+    rec = readRecord(root, containerId);
+  } catch (err) {
+    problems.push(`record unreadable: ${(err as Error).message}`);
+  }
+
+  // links first: the pod stops being captured before its policy disappears
+  for (const name of listDir(dir)) {
+    if (name === "record") continue;
+    const pin = `${dir}/${name}`;
+    try {
+      const link = Link.openPinned(pin);
+      try {
+        link.detach();
+      } catch (err) {
+        if (errorCode(err) !== "ENOLINK") throw err;
+      } finally {
+        link.close();
+      }
+      unpin(pin);
+    } catch (err) {
+      if (errorCode(err) !== "ENOENT") problems.push(`link ${name}: ${(err as Error).message}`);
+    }
+  }
+
+  if (rec?.tc && existsSync(rec.netnsPath)) {
+    try {
+      if (tcSlotIsOurs(rec)) {
+        tcDetach({ netns: rec.netnsPath, ifname: rec.tc.ifname, direction: "ingress", ...TC_SLOT });
+      }
+    } catch (err) {
+      const code = errorCode(err);
+      if (code !== "ENOENT" && code !== "ENODEV" && code !== "EINVAL") {
+        problems.push(`TC filter: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  if (rec && existsSync(paths.maps(root))) {
+    const r = rec;
+    try {
+      withMaps(root, (maps) => {
+        const netns = BigInt(r.netnsCookie);
+        const podIps = maps.get(MAP_NAMES.podIps) as BpfMap;
+        for (const hex of r.keys.podIps) {
+          const key = Buffer.from(hex, "hex");
+          const owner = podIps.lookup(key);
+          if (owner && decodeNetns(owner) === netns) podIps.delete(key); // another pod may own it now
+        }
+        (maps.get(MAP_NAMES.policy) as BpfMap).delete(netnsKey(netns));
+        for (const hex of r.keys.ports)
+          (maps.get(MAP_NAMES.ports) as BpfMap).delete(Buffer.from(hex, "hex"));
+        for (const hex of r.keys.cidrs)
+          (maps.get(MAP_NAMES.cidrs) as BpfMap).delete(Buffer.from(hex, "hex"));
+        (maps.get(MAP_NAMES.counters) as BpfMap).delete(netnsKey(netns));
+      });
+    } catch (err) {
+      problems.push(`map entries: ${(err as Error).message}`);
+    }
+  }
+
+  if (problems.length > 0) {
+    throw new DatapathError(
+      "ATTACH",
+      `detaching container ${containerId} left: ${problems.join("; ")}`,
+    );
+  }
+  rmSync(dir, { recursive: true, force: true });
+}
+
+/** Problems with a pod's attachment (missing program, link, TC filter, map entry); [] when healthy. */
+export function checkPod(containerId: string, opts: DatapathOptions): string[] {
+  const root = opts.bpfRoot;
+  checkContainerId(containerId);
+  let rec: PodRecordData | null;
+  try {
+    rec = readRecord(root, containerId);
+  } catch (err) {
+    return [`pod record unreadable: ${(err as Error).message}`];
+  }
+  if (!rec) return [`container ${containerId} is not attached (no record under ${root})`];
+  const problems: string[] = [];
+  const progIds = new Map<string, number>();
+  for (const name of [...CGROUP_PROGRAMS.map((p) => p.name), TC_PROGRAM.name]) {
+    try {
+      const p = Program.openPinned(paths.prog(root, name));
+      progIds.set(name, p.info().id);
+      p.close();
+    } catch {
+      problems.push(`shared program ${name} is not pinned`);
+    }
+  }
+  let cgid: bigint | null = null;
+  try {
+    cgid = cgroupId(rec.cgroupPath);
+  } catch {
+    problems.push(`cgroup ${rec.cgroupPath} is gone`);
+  }
+  for (const cp of CGROUP_PROGRAMS) {
+    const pin = paths.podLink(root, containerId, cp.name);
+    try {
+      const link = Link.openPinned(pin);
+      try {
+        const info = link.info();
+        if (cgid !== null && info.cgroupId !== cgid)
+          problems.push(`link ${cp.name} is not on ${rec.cgroupPath}`);
+        if (info.attachType !== cp.attachType)
+          problems.push(`link ${cp.name} has attach type ${info.attachType}`);
+      } finally {
+        link.close();
+      }
+    } catch {
+      problems.push(`link ${cp.name} is missing`);
+    }
+  }
+  if (rec.tc) {
+    if (!existsSync(rec.netnsPath)) {
+      problems.push(`network namespace ${rec.netnsPath} is gone`);
+    } else {
+      try {
+        const id = tcQuery({
+          netns: rec.netnsPath,
+          ifname: rec.tc.ifname,
+          direction: "ingress",
+          ...TC_SLOT,
+        });
+        if (id === null) problems.push(`TC ingress filter on ${rec.tc.ifname} is missing`);
+        else if (!tcSlotIsOurs(rec))
+          problems.push(`TC ingress filter on ${rec.tc.ifname} runs another program`);
+      } catch (err) {
+        problems.push(`TC ingress filter on ${rec.tc.ifname}: ${(err as Error).message}`);
+      }
+    }
+  }
+  try {
+    const r = rec;
+    withMaps(root, (maps) => {
+      const netns = BigInt(r.netnsCookie);
+      if (!(maps.get(MAP_NAMES.policy) as BpfMap).lookup(netnsKey(netns)))
+        problems.push("policy entry is missing");
+      if (!(maps.get(MAP_NAMES.counters) as BpfMap).lookup(netnsKey(netns)))
+        problems.push("counters entry is missing");
+      const podIps = maps.get(MAP_NAMES.podIps) as BpfMap;
+      for (const hex of r.keys.podIps) {
+        const v = podIps.lookup(Buffer.from(hex, "hex"));
+        if (!v || decodeNetns(v) !== netns) problems.push(`pod IP entry ${hex} is missing`);
+      }
+      const missing = (name: string, keys: string[]) =>
+        keys.filter((hex) => !(maps.get(name) as BpfMap).lookup(Buffer.from(hex, "hex"))).length;
+      const ports = missing(MAP_NAMES.ports, r.keys.ports);
+      if (ports > 0) problems.push(`${ports} port entries are missing`);
+      const cidrs = missing(MAP_NAMES.cidrs, r.keys.cidrs);
+      if (cidrs > 0) problems.push(`${cidrs} CIDR entries are missing`);
+    });
+  } catch (err) {
+    problems.push(`shared maps: ${(err as Error).message}`);
+  }
+  return problems;
+}
+
+/** Every attached pod with its policy summary and counters. */
+export function listPods(opts: DatapathOptions): PodRecord[] {
+  const root = opts.bpfRoot;
+  const records = readAllRecords(root);
+  if (records.length === 0 || !existsSync(paths.maps(root))) {
+    return records.map((r) => ({ ...r, counters: null }));
+  }
+  const counters = openMap(root, MAP_NAMES.counters);
+  try {
+    return records.map((r) => {
+      const v = counters.lookup(netnsKey(BigInt(r.netnsCookie)));
+      const sums = v ? sumCounters(v) : null;
+      return {
+        ...r,
+        counters: sums
+          ? (Object.fromEntries(Object.entries(sums).map(([k, n]) => [k, Number(n)])) as Record<
+              CounterName,
+              number
+            >)
+          : null,
+      };
+    });
+  } finally {
+    counters.close();
+  }
+}
+
+/** Container ids with state under bpfRoot (records or leftover directories), for GC. */
+export function attachedContainerIds(opts: DatapathOptions): string[] {
+  return listDir(paths.pods(opts.bpfRoot));
+}

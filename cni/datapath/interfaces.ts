@@ -1,0 +1,42 @@
+// X1 outbound: traffic leaving through an excluded interface is never captured. The cgroup
+// hooks run before routing, so at attach time the destinations the pod routes through each
+// excluded interface are read from its netns and excluded like excludeOutboundIPRanges.
+// Routes added to the pod later are not followed (documented in docs/datapath.md).
+import { execFileSync } from "node:child_process";
+
+interface IpRoute {
+  dst: string;
+  type?: string;
+}
+
+/** Unicast destinations routed via `ifname` in the netns, as CIDRs of both families. */
+export function routedCidrs(netnsPath: string, ifname: string): string[] {
+  const out: string[] = [];
+  for (const family of ["-4", "-6"] as const) {
+    let text: string;
+    try {
+      text = execFileSync(
+        "nsenter",
+        [`--net=${netnsPath}`, "ip", "-j", family, "route", "show", "table", "all", "dev", ifname],
+        { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] },
+      );
+    } catch (err) {
+      const stderr = String((err as { stderr?: unknown }).stderr ?? "");
+      if (/Cannot find device|does not exist/i.test(stderr)) return []; // no such interface
+      throw new Error(`reading routes via ${ifname} in ${netnsPath} failed: ${stderr.trim()}`);
+    }
+    const routes = JSON.parse(text || "[]") as IpRoute[];
+    for (const r of routes) {
+      if (r.type !== undefined && r.type !== "unicast") continue; // local, broadcast, multicast...
+      out.push(routeCidr(r.dst, family === "-4" ? 4 : 6));
+    }
+  }
+  return [...new Set(out)];
+}
+
+/** An `ip route` destination ("default", "10.0.0.0/24", "10.0.0.5") as a CIDR. */
+export function routeCidr(dst: string, family: 4 | 6): string {
+  if (dst === "default") return family === 4 ? "0.0.0.0/0" : "::/0";
+  if (dst.includes("/")) return dst;
+  return `${dst}/${family === 4 ? 32 : 128}`;
+}

@@ -1,0 +1,134 @@
+// The byte layouts of waggle's BPF map keys and values, and the constants programs and
+// userspace share. The C side is bpf/include/waggle/abi.h; test/unit/datapath-layout.test.ts
+// checks every struct here against the BTF of the compiled objects, so the two cannot drift.
+// Multi-byte integers are host order (little-endian on the architectures we build for);
+// addresses are 16 bytes in network order, IPv4 stored v4-mapped (::ffff:a.b.c.d).
+import { endianness } from "node:os";
+
+if (endianness() !== "LE") throw new Error("waggle's map encodings assume a little-endian host");
+
+/** A struct as the C compiler lays it out: total size and each member's offset and size. */
+export interface StructLayout {
+  size: number;
+  fields: Record<string, { offset: number; size: number }>;
+}
+
+function layout(size: number, fields: [string, number, number][]): StructLayout {
+  return {
+    size,
+    fields: Object.fromEntries(fields.map(([name, offset, sz]) => [name, { offset, size: sz }])),
+  };
+}
+
+/** Every shared struct, by its C name. */
+export const STRUCTS = {
+  pod_policy: layout(40, [
+    ["flags", 0, 4],
+    ["proxy_uid", 4, 4],
+    ["proxy_gid", 8, 4],
+    ["outbound_port", 12, 2],
+    ["inbound_port", 14, 2],
+    ["dns_port", 16, 2],
+    ["tunnel_port", 18, 2],
+    ["source_v4", 20, 4],
+    ["source_v6", 24, 16],
+  ]),
+  port_key: layout(16, [
+    ["netns", 0, 8],
+    ["port", 8, 2],
+    ["kind", 10, 1],
+    ["pad", 11, 5],
+  ]),
+  cidr_key: layout(32, [
+    ["prefixlen", 0, 4],
+    ["kind", 4, 4],
+    ["netns", 8, 8],
+    ["addr", 16, 16],
+  ]),
+  ip_key: layout(16, [["addr", 0, 16]]),
+  pod_counters: layout(64, [
+    ["outbound_redirected", 0, 8],
+    ["local_redirected", 8, 8],
+    ["dns_redirected", 16, 8],
+    ["inbound_captured", 24, 8],
+    ["passthrough", 32, 8],
+    ["inbound_no_listener", 40, 8],
+    ["orig_dst_answered", 48, 8],
+    ["errors", 56, 8],
+  ]),
+  sock_orig: layout(32, [
+    ["addr", 0, 16],
+    ["port", 16, 2],
+    ["flags", 18, 2],
+    ["via_port", 20, 2],
+    ["pad", 22, 2],
+    ["netns", 24, 8],
+  ]),
+  redirect_key: layout(48, [
+    ["netns", 0, 8],
+    ["client_addr", 8, 16],
+    ["server_addr", 24, 16],
+    ["client_port", 40, 2],
+    ["server_port", 42, 2],
+    ["pad", 44, 4],
+  ]),
+  redirect_value: layout(24, [
+    ["addr", 0, 16],
+    ["port", 16, 2],
+    ["pad", 18, 6],
+  ]),
+} as const satisfies Record<string, StructLayout>;
+
+/** struct pod_policy.flags (POLICY_* in abi.h). */
+export const POLICY = {
+  IPV6: 1 << 0,
+  OUT_INCLUDE_ALL: 1 << 1,
+  OUT_INCLUDE_CIDRS: 1 << 2,
+  OUT_EXCLUDE_CIDRS: 1 << 3,
+  OUT_INCLUDE_PORTS: 1 << 4,
+  OUT_EXCLUDE_PORTS: 1 << 5,
+  IN_ALL: 1 << 6,
+  IN_LIST: 1 << 7,
+  DNS: 1 << 8,
+  NO_LOCAL_RULE: 1 << 9,
+  DNS_IPV6: 1 << 10,
+} as const;
+
+/** struct port_key.kind (PORT_* in abi.h). */
+export const PORT_KIND = { outInclude: 1, outExclude: 2, inInclude: 3, inExclude: 4 } as const;
+export type PortKind = keyof typeof PORT_KIND;
+
+/** struct cidr_key.kind (CIDR_* in abi.h). */
+export const CIDR_KIND = {
+  outInclude4: 1,
+  outExclude4: 2,
+  outInclude6: 3,
+  outExclude6: 4,
+} as const;
+export type CidrKind = keyof typeof CIDR_KIND;
+
+/** Bits of cidr_key before the address (kind + netns): CIDR_KEY_FIXED_BITS. */
+export const CIDR_KEY_FIXED_BITS = 96;
+
+/** The maps as the objects name them (pinned under <bpfRoot>/datapath/maps/<name>). */
+export const MAP_NAMES = {
+  policy: "waggle_policy",
+  podIps: "waggle_pod_ips",
+  ports: "waggle_ports",
+  cidrs: "waggle_cidrs",
+  counters: "waggle_counters",
+  sock: "waggle_sock",
+  redirect: "waggle_redirect",
+} as const;
+
+/** Counter names in struct order. */
+export const COUNTER_NAMES = Object.keys(STRUCTS.pod_counters.fields) as CounterName[];
+export type CounterName =
+  | "outbound_redirected"
+  | "local_redirected"
+  | "dns_redirected"
+  | "inbound_captured"
+  | "passthrough"
+  | "inbound_no_listener"
+  | "orig_dst_answered"
+  | "errors";

@@ -1,0 +1,171 @@
+// A pod's redirect settings as the datapath's policy: the flags, port sets and CIDR sets the
+// programs look up (bpf/include/waggle/policy.h walks the contract rows over them). Every
+// decision that does not depend on a single connection is made here, in TypeScript.
+import { Address4, Address6 } from "ip-address";
+import { ISTIO_PORTS, type RedirectSettings } from "../redirect-settings";
+import { parseCidr, parseIp } from "../skel/ip";
+import { type CidrKind, POLICY, type PortKind } from "./layout";
+
+/** A CIDR split into family, network address and prefix length. */
+export interface PolicyCidr {
+  family: 4 | 6;
+  /** The network address (host bits cleared), canonical text. */
+  network: string;
+  prefixLength: number;
+}
+
+/** What the programs need to know about one pod. */
+export interface PodPolicy {
+  flags: number;
+  proxyUid: number;
+  proxyGid: number;
+  outboundPort: number;
+  inboundPort: number;
+  dnsPort: number;
+  tunnelPort: number;
+  /** The pod's first IPv4 / IPv6 address ("" when none): source for redirected sockets. */
+  sourceV4: string;
+  sourceV6: string;
+  ports: { kind: PortKind; port: number }[];
+  cidrs: { kind: CidrKind; cidr: PolicyCidr }[];
+  /** The pod's addresses (no prefix length), for inbound lookup and "local destination". */
+  podIPs: string[];
+}
+
+/** Pod IPs as CNI reports them ("10.1.2.3/24" or "10.1.2.3") -> bare addresses, validated. */
+export function bareIPs(podIPs: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const text of podIPs) {
+    const slash = text.indexOf("/");
+    const ip = slash < 0 ? text : text.slice(0, slash);
+    parseIp(ip); // throws naming the bad value
+    const canonical = ip.includes(":") ? new Address6(ip).correctForm() : ip;
+    if (!out.includes(canonical)) out.push(canonical);
+  }
+  return out;
+}
+
+/** "10.1.2.3/8" -> { family 4, network "10.0.0.0", prefixLength 8 }. */
+export function policyCidr(text: string): PolicyCidr {
+  const { address, prefixLength, family } = parseCidr(text);
+  const network =
+    family === 4
+      ? new Address4(`${address}/${prefixLength}`).startAddress().correctForm()
+      : new Address6(`${address}/${prefixLength}`).startAddress().correctForm();
+  return { family, network, prefixLength };
+}
+
+/** Does the CIDR overlap its family's loopback range (127.0.0.0/8, ::1/128)? */
+export function overlapsLoopback(c: PolicyCidr): boolean {
+  if (c.family === 4) {
+    const net = new Address4(`${c.network}/${c.prefixLength}`);
+    return (
+      new Address4("127.0.0.1").isInSubnet(net) ||
+      new Address4(c.network).isInSubnet(new Address4("127.0.0.0/8"))
+    );
+  }
+  return new Address6("::1").isInSubnet(new Address6(`${c.network}/${c.prefixLength}`));
+}
+
+export interface PolicyInput {
+  settings: RedirectSettings;
+  podIPs: readonly string[];
+  /**
+   * Extra outbound exclusions, e.g. the destinations routed through excludeInterfaces
+   * (resolved at attach time, see interfaces.ts).
+   */
+  extraExcludeCidrs?: readonly string[];
+}
+
+/** The pod's policy. Throws an Error naming the offending value on invalid input. */
+export function podPolicy({ settings: s, podIPs, extraExcludeCidrs = [] }: PolicyInput): PodPolicy {
+  const ips = bareIPs(podIPs);
+  const v4 = ips.filter((ip) => !ip.includes(":"));
+  const v6 = ips.filter((ip) => ip.includes(":"));
+  let flags = 0;
+  const ports: PodPolicy["ports"] = [];
+  const cidrs: PodPolicy["cidrs"] = [];
+
+  for (const [name, value] of [
+    ["proxyUid", s.proxyUid],
+    ["proxyGid", s.proxyGid],
+  ] as const) {
+    if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) {
+      throw new Error(`${name} ${value} is not a uid/gid`);
+    }
+  }
+  if (v6.length > 0) flags |= POLICY.IPV6;
+
+  const addPorts = (list: readonly number[], kind: PortKind, flag: number) => {
+    for (const port of new Set(list)) {
+      if (!Number.isInteger(port) || port < 0 || port > 0xffff) {
+        throw new Error(`port ${port} is not in 0-65535`);
+      }
+      ports.push({ kind, port });
+    }
+    if (list.length > 0) flags |= flag;
+  };
+  const addCidrs = (list: readonly string[], include: boolean) => {
+    const seen = new Set<string>();
+    for (const text of list) {
+      const cidr = policyCidr(text);
+      const id = `${cidr.network}/${cidr.prefixLength}`;
+      if (seen.has(id)) continue;
+      seen.add(id);
+      const kind: CidrKind = include
+        ? cidr.family === 4
+          ? "outInclude4"
+          : "outInclude6"
+        : cidr.family === 4
+          ? "outExclude4"
+          : "outExclude6";
+      cidrs.push({ kind, cidr });
+      flags |= include ? POLICY.OUT_INCLUDE_CIDRS : POLICY.OUT_EXCLUDE_CIDRS;
+      if (include && overlapsLoopback(cidr)) flags |= POLICY.NO_LOCAL_RULE;
+    }
+  };
+
+  // outbound
+  if (s.outbound.includeIPRanges === "*") flags |= POLICY.OUT_INCLUDE_ALL;
+  else addCidrs(s.outbound.includeIPRanges, true);
+  addCidrs([...s.outbound.excludeIPRanges, ...extraExcludeCidrs], false);
+  addPorts(s.outbound.includePorts, "outInclude", POLICY.OUT_INCLUDE_PORTS);
+  addPorts(s.outbound.excludePorts, "outExclude", POLICY.OUT_EXCLUDE_PORTS);
+
+  // inbound
+  if (s.inbound.includePorts === "*") {
+    flags |= POLICY.IN_ALL;
+    addPorts(s.inbound.excludePorts, "inExclude", 0);
+  } else if (s.inbound.includePorts.length > 0) {
+    flags |= POLICY.IN_LIST;
+    addPorts(s.inbound.includePorts, "inInclude", 0);
+  }
+
+  // DNS
+  if (s.dnsCapture) {
+    flags |= POLICY.DNS;
+    if (v6.length > 0) flags |= POLICY.DNS_IPV6;
+  }
+
+  return {
+    flags,
+    proxyUid: s.proxyUid,
+    proxyGid: s.proxyGid,
+    outboundPort: ISTIO_PORTS.outboundCapture,
+    inboundPort: ISTIO_PORTS.inboundCapture,
+    dnsPort: ISTIO_PORTS.dnsCapture,
+    tunnelPort: ISTIO_PORTS.tunnel,
+    sourceV4: v4[0] ?? "",
+    sourceV6: v6[0] ?? "",
+    ports,
+    cidrs,
+    podIPs: ips,
+  };
+}
+
+/** The flags as names, for status output. */
+export function flagNames(flags: number): string[] {
+  return Object.entries(POLICY)
+    .filter(([, bit]) => (flags & bit) !== 0)
+    .map(([name]) => name);
+}

@@ -1,0 +1,49 @@
+// Which program lives in which object and where it attaches, and where everything is pinned.
+import { join } from "node:path";
+import type { CgroupAttachType } from "ebpf-napi";
+
+/** The BPF objects (bpf/<name>.bpf.c), in load order. */
+export const OBJECTS = ["outbound", "origdst", "inbound"] as const;
+export type ObjectName = (typeof OBJECTS)[number];
+
+export interface CgroupProgram {
+  name: string;
+  object: ObjectName;
+  attachType: CgroupAttachType;
+}
+
+/** Programs attached to each meshed pod's cgroup, one bpf_link each. */
+export const CGROUP_PROGRAMS: readonly CgroupProgram[] = [
+  { name: "waggle_connect4", object: "outbound", attachType: "cgroup_inet4_connect" },
+  { name: "waggle_connect6", object: "outbound", attachType: "cgroup_inet6_connect" },
+  { name: "waggle_sendmsg4", object: "outbound", attachType: "cgroup_udp4_sendmsg" },
+  { name: "waggle_sendmsg6", object: "outbound", attachType: "cgroup_udp6_sendmsg" },
+  { name: "waggle_recvmsg4", object: "outbound", attachType: "cgroup_udp4_recvmsg" },
+  { name: "waggle_recvmsg6", object: "outbound", attachType: "cgroup_udp6_recvmsg" },
+  { name: "waggle_getpeername4", object: "outbound", attachType: "cgroup_inet4_getpeername" },
+  { name: "waggle_getpeername6", object: "outbound", attachType: "cgroup_inet6_getpeername" },
+  { name: "waggle_sockops", object: "origdst", attachType: "cgroup_sock_ops" },
+  { name: "waggle_getsockopt", object: "origdst", attachType: "cgroup_getsockopt" },
+];
+
+/** The TC ingress program, attached on the pod's interface inside its netns. */
+export const TC_PROGRAM = { name: "waggle_ingress", object: "inbound" as ObjectName };
+
+/** The clsact filter slot waggle uses (fixed, so detach and upgrade find it again). */
+export const TC_SLOT = { priority: 0x5747, handle: 0x5747 } as const;
+
+export const ALL_PROGRAMS = [...CGROUP_PROGRAMS.map((p) => p.name), TC_PROGRAM.name];
+
+/** Pin layout under bpfRoot. */
+export const paths = {
+  datapath: (root: string) => join(root, "datapath"),
+  maps: (root: string) => join(root, "datapath", "maps"),
+  map: (root: string, name: string) => join(root, "datapath", "maps", name),
+  progs: (root: string) => join(root, "datapath", "progs"),
+  prog: (root: string, name: string) => join(root, "datapath", "progs", name),
+  pods: (root: string) => join(root, "pods"),
+  pod: (root: string, containerId: string) => join(root, "pods", containerId),
+  podRecord: (root: string, containerId: string) => join(root, "pods", containerId, "record"),
+  podLink: (root: string, containerId: string, prog: string) =>
+    join(root, "pods", containerId, prog),
+};

@@ -1,0 +1,109 @@
+// Per-pod state that outlives the plugin process and lives with the pins: a one-element
+// array map pinned at <bpfRoot>/pods/<containerId>/record whose value is the JSON of what
+// attachPod did (netns cookie, paths, every map key it wrote, the TC slot). detachPod undoes
+// exactly that, even when the netns is long gone.
+import { existsSync } from "node:fs";
+import { BpfMap } from "ebpf-napi";
+import { paths } from "./programs";
+import { listDir } from "./shared-fs";
+
+export const RECORD_VERSION = 1;
+
+/** What attachPod wrote for one container. Keys are hex strings of the exact key bytes. */
+export interface PodRecordData {
+  version: number;
+  containerId: string;
+  netnsCookie: string; // decimal u64
+  netnsPath: string;
+  ifname: string;
+  cgroupPath: string;
+  podIPs: string[];
+  pod?: { namespace: string; name: string; uid?: string };
+  /** Policy flags by name, and the set sizes, for status output. */
+  policy: {
+    flags: string[];
+    proxyUid: number;
+    proxyGid: number;
+    ports: number;
+    cidrs: number;
+    excludedInterfaceCidrs: string[];
+  };
+  /** null when the interface is in excludeInterfaces (X1: no inbound capture there). */
+  tc: { ifname: string; priority: number; handle: number } | null;
+  keys: {
+    ports: string[];
+    cidrs: string[];
+    podIps: string[];
+  };
+  /** The cgroup programs linked (pinned as pods/<id>/<name>). */
+  links: string[];
+  attachedAt: string;
+}
+
+const LENGTH_BYTES = 4;
+
+export function encodeRecord(rec: PodRecordData): Buffer {
+  const json = Buffer.from(JSON.stringify(rec));
+  const size = Math.ceil((json.length + LENGTH_BYTES) / 8) * 8;
+  const b = Buffer.alloc(size);
+  b.writeUInt32LE(json.length, 0);
+  json.copy(b, LENGTH_BYTES);
+  return b;
+}
+
+export function decodeRecord(b: Buffer): PodRecordData {
+  const len = b.readUInt32LE(0);
+  if (len + LENGTH_BYTES > b.length) throw new Error("pod record is truncated");
+  const rec = JSON.parse(b.subarray(LENGTH_BYTES, LENGTH_BYTES + len).toString()) as PodRecordData;
+  if (rec.version !== RECORD_VERSION)
+    throw new Error(`pod record version ${rec.version} is unknown`);
+  return rec;
+}
+
+const KEY0 = Buffer.alloc(4);
+
+/** Creates the record map and pins it (the pod directory must exist). */
+export function writeRecord(root: string, rec: PodRecordData): void {
+  const value = encodeRecord(rec);
+  const map = BpfMap.create({
+    type: "array",
+    name: "waggle_pod",
+    keySize: 4,
+    valueSize: value.length,
+    maxEntries: 1,
+  });
+  try {
+    map.update(KEY0, value);
+    map.pin(paths.podRecord(root, rec.containerId));
+  } finally {
+    map.close();
+  }
+}
+
+/** The record of a container, or null when there is none. Throws when it is unreadable. */
+export function readRecord(root: string, containerId: string): PodRecordData | null {
+  const pin = paths.podRecord(root, containerId);
+  if (!existsSync(pin)) return null;
+  const map = BpfMap.openPinned(pin);
+  try {
+    const value = map.lookup(KEY0);
+    if (value === null) throw new Error(`pod record ${pin} is empty`);
+    return decodeRecord(value);
+  } finally {
+    map.close();
+  }
+}
+
+/** Every readable record under root (unreadable ones are skipped). */
+export function readAllRecords(root: string): PodRecordData[] {
+  const out: PodRecordData[] = [];
+  for (const id of listDir(paths.pods(root))) {
+    try {
+      const rec = readRecord(root, id);
+      if (rec) out.push(rec);
+    } catch {
+      // a damaged record: detachPod(id) still removes what the directory holds
+    }
+  }
+  return out;
+}
