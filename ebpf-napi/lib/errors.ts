@@ -67,7 +67,9 @@ function logTail(log: string): string {
 /** A BpfError for bad input caught before any syscall (errno taken from its code). */
 export function invalidArgument(op: string, detail: string, code = "EINVAL"): BpfError {
   const errno = errnoByCode(code);
-  return new BpfError(op, errno, getSystemErrorMessage(-errno), detail);
+  // libuv spells descriptions in lower case; strerror (the addon's side) capitalises them.
+  const description = getSystemErrorMessage(-errno).replace(/^./, (c) => c.toUpperCase());
+  return new BpfError(op, errno, description, detail);
 }
 
 function errnoByCode(code: string): number {

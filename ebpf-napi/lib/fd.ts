@@ -19,9 +19,9 @@ export abstract class FdHandle {
     leaked.register(this, fd, this);
   }
 
-  /** The fd; throws BpfError (EBADF) after close(). */
+  /** The fd; throws BpfError (op "fd", EBADF) after close(). */
   get fd(): number {
-    if (this.#fd < 0) throw invalidArgument(this.kind(), "used after close()", "EBADF");
+    if (this.#fd < 0) throw invalidArgument("fd", `${this.describe()} used after close()`, "EBADF");
     return this.#fd;
   }
 
@@ -44,7 +44,8 @@ export abstract class FdHandle {
     native().pin(this.fd, path);
   }
 
-  protected abstract kind(): string;
+  /** What the handle holds, for messages ("map selftest_hash"). */
+  protected abstract describe(): string;
 }
 
 /** Removes a pin (program, map or link) from bpffs. Throws BpfError (ENOENT) if absent. */

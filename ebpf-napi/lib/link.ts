@@ -42,7 +42,7 @@ export class Link extends FdHandle {
     native().linkDetach(this.fd);
   }
 
-  protected kind(): string {
+  protected describe(): string {
     return "link";
   }
 }

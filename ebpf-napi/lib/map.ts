@@ -119,7 +119,7 @@ export class BpfMap extends FdHandle {
     }
   }
 
-  protected kind(): string {
-    return `map ${this.name}`;
+  protected describe(): string {
+    return `map ${this.name}`.trimEnd();
   }
 }

@@ -34,7 +34,7 @@ export class Program extends FdHandle {
     return native().progInfo(this.fd);
   }
 
-  protected kind(): string {
+  protected describe(): string {
     return `program ${this.name}`;
   }
 }

@@ -1,0 +1,884 @@
+// Kernel tests of the ebpf-napi addon: real BPF objects, maps, cgroup links, TC filters,
+// namespaces and probes on this machine (root). Every test creates uniquely named netns,
+// cgroups and bpffs pin dirs and removes them in afterEach, also when it fails.
+import { execFile, execFileSync } from "node:child_process";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmdirSync,
+  rmSync,
+} from "node:fs";
+import { createServer, type Server } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { promisify } from "node:util";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+import { expect } from "chai";
+import {
+  addonLocation,
+  attachCgroup,
+  BpfError,
+  BpfMap,
+  BpfObject,
+  cgroupId,
+  cgroupQuery,
+  Link,
+  libbpfVersion,
+  netnsCookie,
+  Program,
+  possibleCpus,
+  probeAttachType,
+  probeHelper,
+  probeMapType,
+  probeProgType,
+  tcAttach,
+  tcDestroyHook,
+  tcDetach,
+  tcQuery,
+  unpin,
+} from "ebpf-napi";
+import { bpfObject, repoRoot } from "../../cni/assets";
+import { cgroup2Root } from "../../cni/cgroup2";
+
+const execFileAsync = promisify(execFile);
+const PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+const NODE = process.execPath;
+const INDEX_JS = join(repoRoot(), "out", "ebpf-napi", "lib", "index.js");
+
+// ---- fixtures: unique names, cleanup that always runs --------------------------------------
+
+let sequence = 0;
+/** A name unique to this process and call: "en" + pid + kind letter + counter (<= 15 chars). */
+function uniqueName(kind: string): string {
+  sequence += 1;
+  return `en${process.pid.toString(36)}${kind}${sequence.toString(36)}`;
+}
+
+/** Teardown steps registered as resources are created; run newest first, all of them. */
+const teardown: Array<{ what: string; undo: () => void }> = [];
+function onTeardown(what: string, undo: () => void): void {
+  teardown.push({ what, undo });
+}
+function runTeardown(): void {
+  const failures: string[] = [];
+  for (let step = teardown.pop(); step !== undefined; step = teardown.pop()) {
+    try {
+      step.undo();
+    } catch (err) {
+      failures.push(`${step.what}: ${(err as Error).message}`);
+    }
+  }
+  if (failures.length > 0) throw new Error(`teardown failed:\n${failures.join("\n")}`);
+}
+
+function sh(cmd: string, args: string[]): string {
+  return execFileSync(cmd, args, {
+    encoding: "utf8",
+    env: { ...process.env, PATH },
+    stdio: "pipe",
+  });
+}
+
+/** A handle closed at teardown (close() is idempotent, so tests may close it earlier). */
+function owned<T extends { close(): void }>(handle: T): T {
+  onTeardown("close handle", () => handle.close());
+  return handle;
+}
+
+function loadSelftest(opts: { pinMaps?: Record<string, string> } = {}): BpfObject {
+  const obj = owned(BpfObject.open(bpfObject("selftest"), { name: "selftest", ...opts }));
+  obj.load();
+  return obj;
+}
+
+function makeNetns(): string {
+  const name = uniqueName("n");
+  sh("ip", ["netns", "add", name]);
+  onTeardown(`netns ${name}`, () => sh("ip", ["netns", "del", name]));
+  return name;
+}
+
+function makeCgroup(): string {
+  const dir = join(cgroup2Root(), uniqueName("c"));
+  mkdirSync(dir);
+  onTeardown(`cgroup ${dir}`, () => rmdirSync(dir));
+  return dir;
+}
+
+function makePinDir(): string {
+  const dir = join("/sys/fs/bpf", uniqueName("b"));
+  mkdirSync(dir);
+  onTeardown(`pin dir ${dir}`, () => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+function expectBpfError(fn: () => unknown, op: string, code: string): BpfError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).to.be.instanceOf(BpfError);
+    const e = err as BpfError;
+    expect(e.op, e.message).to.equal(op);
+    expect(e.code, e.message).to.equal(code);
+    expect(e.errno).to.be.a("number").greaterThan(0);
+    expect(e.message).to.contain(`${op}: `).and.contain(`(${code})`);
+    return e;
+  }
+  throw new Error(`expected ${op} to fail with ${code}`);
+}
+
+function fdCount(): number {
+  return readdirSync("/proc/self/fd").length;
+}
+
+const u32 = (n: number): Buffer => {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n);
+  return b;
+};
+const u64 = (n: bigint): Buffer => {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE(n);
+  return b;
+};
+
+afterEach(() => {
+  runTeardown();
+});
+
+// ---- objects ------------------------------------------------------------------------------
+
+describe("ebpf-napi: BPF objects", () => {
+  it("opens an ELF from a Buffer, names its programs and maps, and loads it", () => {
+    const obj = owned(BpfObject.open(bpfObject("selftest"), { name: "selftest" }));
+    expect(obj.programNames()).to.include.members([
+      "selftest_connect4",
+      "selftest_connect4_v2",
+      "selftest_count_packets",
+      "selftest_rejected",
+    ]);
+    expect(obj.mapNames()).to.include.members([
+      "selftest_hash",
+      "selftest_lpm",
+      "selftest_packets",
+    ]);
+    expect(obj.loaded).to.equal(false);
+    obj.load();
+    expect(obj.loaded).to.equal(true);
+    const prog = owned(obj.program("selftest_connect4"));
+    const info = prog.info();
+    expect(info.type).to.equal("cgroup_sock_addr");
+    expect(info.name).to.equal("selftest_connec"); // the kernel keeps 15 characters
+    expect(info.tag).to.match(/^[0-9a-f]{16}$/);
+    expect(info.id).to.be.greaterThan(0);
+    expect(prog.name).to.equal("selftest_connect4");
+  });
+
+  it("hands out program and map handles that outlive the object", () => {
+    const obj = loadSelftest();
+    const prog = owned(obj.program("selftest_count_packets"));
+    const map = owned(obj.map("selftest_hash"));
+    obj.close();
+    expect(prog.info().type).to.equal("sched_cls");
+    map.update(u32(1), u64(5n));
+    expect(map.lookup(u32(1))).to.deep.equal(u64(5n));
+    expect(() => obj.programNames()).to.throw(BpfError, /used after close/);
+  });
+
+  it("reports a verifier rejection with the verifier log", () => {
+    const obj = owned(BpfObject.open(bpfObject("selftest"), { name: "selftest" }));
+    obj.setAutoload("selftest_rejected", true);
+    const err = expectBpfError(() => obj.load(), "bpf_object__load", "EACCES");
+    expect(err.log).to.contain("invalid mem access");
+    expect(err.message).to.contain("invalid mem access"); // the tail of the log
+  });
+
+  it("rejects bytes that are not an ELF object", () => {
+    const err = expectBpfError(
+      () => BpfObject.open(Buffer.from("not an elf")),
+      "bpf_object__open_mem",
+      "LIBBPF_ERRNO__FORMAT",
+    );
+    expect(err.log).to.contain("ELF");
+  });
+
+  it("names a missing program or map with ENOENT", () => {
+    const obj = loadSelftest();
+    expectBpfError(() => obj.program("nope"), "bpf_object__find_program_by_name", "ENOENT");
+    expectBpfError(() => obj.map("nope"), "bpf_object__find_map_by_name", "ENOENT");
+  });
+
+  it("sets a map's max_entries before load, and refuses after", () => {
+    const obj = owned(BpfObject.open(bpfObject("selftest"), { name: "selftest" }));
+    obj.setMapMaxEntries("selftest_hash", 4096);
+    obj.load();
+    expect(owned(obj.map("selftest_hash")).info.maxEntries).to.equal(4096);
+    expectBpfError(
+      () => obj.setMapMaxEntries("selftest_hash", 8),
+      "bpf_map__set_max_entries",
+      "EBUSY",
+    );
+  });
+
+  it("pinMaps pins a map on first load and reuses the pinned map on the next", () => {
+    const pins = makePinDir();
+    const path = join(pins, "deeper", "hash"); // parent directories are created
+    const first = loadSelftest({ pinMaps: { selftest_hash: path } });
+    const firstMap = owned(first.map("selftest_hash"));
+    firstMap.update(u32(7), u64(77n));
+    first.close();
+    expect(existsSync(path)).to.equal(true);
+
+    const second = loadSelftest({ pinMaps: { selftest_hash: path } });
+    const secondMap = owned(second.map("selftest_hash"));
+    expect(secondMap.info.id).to.equal(firstMap.info.id);
+    expect(secondMap.lookup(u32(7))).to.deep.equal(u64(77n));
+  });
+
+  it("pinMaps fails the load when the pinned map is incompatible", () => {
+    const path = join(makePinDir(), "hash");
+    loadSelftest({ pinMaps: { selftest_hash: path } }).close();
+    const obj = owned(
+      BpfObject.open(bpfObject("selftest"), { name: "selftest", pinMaps: { selftest_hash: path } }),
+    );
+    obj.setMapMaxEntries("selftest_hash", 128); // the pin has 64
+    const err = expectBpfError(() => obj.load(), "bpf_object__load", "EINVAL");
+    expect(err.log).to.contain("selftest_hash");
+  });
+
+  it("pinMaps naming a map the object lacks fails at open", () => {
+    expectBpfError(
+      () => BpfObject.open(bpfObject("selftest"), { pinMaps: { nope: "/sys/fs/bpf/x" } }),
+      "bpf_object__find_map_by_name",
+      "ENOENT",
+    );
+  });
+});
+
+// ---- maps ---------------------------------------------------------------------------------
+
+describe("ebpf-napi: maps", () => {
+  it("hash: update, lookup, update modes, delete, iteration", () => {
+    const map = owned(loadSelftest().map("selftest_hash"));
+    expect(map.info).to.include({ type: "hash", keySize: 4, valueSize: 8, maxEntries: 64 });
+    expect(map.lookup(u32(1))).to.equal(null);
+    for (let i = 1; i <= 5; i++) map.update(u32(i), u64(BigInt(i * 100)));
+    expect(map.lookup(u32(3))).to.deep.equal(u64(300n));
+    expectBpfError(() => map.update(u32(3), u64(1n), "noexist"), "bpf_map_update_elem", "EEXIST");
+    expectBpfError(() => map.update(u32(9), u64(1n), "exist"), "bpf_map_update_elem", "ENOENT");
+    map.update(u32(3), u64(333n), "exist");
+    expect(map.lookup(u32(3))).to.deep.equal(u64(333n));
+
+    const keys = [...map.keys()].map((k) => k.readUInt32LE()).sort();
+    expect(keys).to.deep.equal([1, 2, 3, 4, 5]);
+    const entries = new Map(
+      [...map.entries()].map(([k, v]) => [k.readUInt32LE(), v.readBigUInt64LE()]),
+    );
+    expect(entries.get(3)).to.equal(333n);
+    expect(entries.size).to.equal(5);
+
+    expect(map.delete(u32(3))).to.equal(true);
+    expect(map.delete(u32(3))).to.equal(false);
+    expect(map.lookup(u32(3))).to.equal(null);
+    expect([...map.keys()]).to.have.length(4);
+  });
+
+  it("array: every index exists zeroed, and elements cannot be deleted", () => {
+    const map = owned(BpfMap.create({ type: "array", keySize: 4, valueSize: 8, maxEntries: 3 }));
+    expect([...map.keys()].map((k) => k.readUInt32LE())).to.deep.equal([0, 1, 2]);
+    expect(map.lookup(u32(2))).to.deep.equal(Buffer.alloc(8));
+    map.update(u32(1), u64(42n));
+    expect(map.lookup(u32(1))).to.deep.equal(u64(42n));
+    expect(map.lookup(u32(3))).to.equal(null);
+    expectBpfError(() => map.update(u32(3), u64(1n)), "bpf_map_update_elem", "E2BIG");
+    expectBpfError(() => map.delete(u32(1)), "bpf_map_delete_elem", "EINVAL");
+  });
+
+  it("per-CPU: values carry one 8-byte-aligned slot per possible CPU", () => {
+    const cpus = possibleCpus();
+    expect(cpus).to.be.greaterThan(0);
+    const map = owned(loadSelftest().map("selftest_percpu_hash")); // 4-byte values
+    expect(map.perCpu).to.equal(true);
+    expect(map.valueLength).to.equal(cpus * 8);
+    const value = Buffer.alloc(map.valueLength);
+    for (let cpu = 0; cpu < cpus; cpu++) value.writeUInt32LE(1000 + cpu, cpu * 8);
+    map.update(u32(1), value);
+    const back = map.lookup(u32(1));
+    expect(back).to.have.length(cpus * 8);
+    for (let cpu = 0; cpu < cpus; cpu++) expect(back?.readUInt32LE(cpu * 8)).to.equal(1000 + cpu);
+    expectBpfError(() => map.update(u32(2), Buffer.alloc(4)), "bpf_map_update_elem", "EINVAL");
+  });
+
+  it("lpm_trie: longest prefix match over prefixlen-tagged keys", () => {
+    const map = owned(loadSelftest().map("selftest_lpm"));
+    const key = (prefixlen: number, ip: string) => {
+      const b = Buffer.alloc(8);
+      b.writeUInt32LE(prefixlen, 0);
+      ip.split(".").forEach((octet, i) => {
+        b[4 + i] = Number(octet);
+      });
+      return b;
+    };
+    map.update(key(8, "10.0.0.0"), u32(1));
+    map.update(key(16, "10.1.0.0"), u32(2));
+    expect(map.lookup(key(32, "10.1.2.3"))?.readUInt32LE()).to.equal(2);
+    expect(map.lookup(key(32, "10.2.0.1"))?.readUInt32LE()).to.equal(1);
+    expect(map.lookup(key(32, "11.0.0.1"))).to.equal(null);
+    expect([...map.keys()]).to.have.length(2);
+    expect(map.delete(key(16, "10.1.0.0"))).to.equal(true);
+    expect(map.lookup(key(32, "10.1.2.3"))?.readUInt32LE()).to.equal(1);
+  });
+
+  it("pins a map, reopens it by path and by id, and unpins it", () => {
+    const path = join(makePinDir(), "map");
+    const map = owned(
+      BpfMap.create({ type: "hash", name: "enpin", keySize: 4, valueSize: 8, maxEntries: 4 }),
+    );
+    map.update(u32(1), u64(11n));
+    map.pin(path);
+    const reopened = owned(BpfMap.openPinned(path));
+    expect(reopened.info.id).to.equal(map.info.id);
+    expect(reopened.name).to.equal("enpin");
+    expect(reopened.lookup(u32(1))).to.deep.equal(u64(11n));
+    const byId = owned(BpfMap.fromId(map.info.id));
+    expect(byId.lookup(u32(1))).to.deep.equal(u64(11n));
+    unpin(path);
+    expectBpfError(() => BpfMap.openPinned(path), "bpf_obj_get", "ENOENT");
+    expectBpfError(() => unpin(path), "unpin", "ENOENT");
+  });
+
+  it("checks key and value sizes before the kernel sees the buffers", () => {
+    const map = owned(BpfMap.create({ type: "hash", keySize: 4, valueSize: 8, maxEntries: 4 }));
+    const e = expectBpfError(() => map.lookup(Buffer.alloc(3)), "bpf_map_lookup_elem", "EINVAL");
+    expect(e.message).to.contain("key is 3 bytes");
+    expectBpfError(() => map.update(u32(1), Buffer.alloc(4)), "bpf_map_update_elem", "EINVAL");
+    expectBpfError(() => map.delete(Buffer.alloc(5)), "bpf_map_delete_elem", "EINVAL");
+  });
+});
+
+// ---- cgroup links -------------------------------------------------------------------------
+
+/** A TCP listener on 127.0.0.1 that records every connection it accepts. */
+async function listener(): Promise<{ server: Server; port: number; accepted: () => number }> {
+  let accepted = 0;
+  const server = createServer((sock) => {
+    accepted += 1;
+    sock.end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  onTeardown("listener", () => server.close());
+  const address = server.address();
+  if (address === null || typeof address === "string") throw new Error("no listener port");
+  return { server, port: address.port, accepted: () => accepted };
+}
+
+/**
+ * Connects to 127.0.0.1:port from a process placed in the cgroup (a shell writes its pid to
+ * cgroup.procs, then execs python) and returns the peer port the socket ended up connected to.
+ */
+async function connectFromCgroup(cgroupDir: string, port: number): Promise<number> {
+  const py = `import socket; s = socket.create_connection(("127.0.0.1", ${port}), timeout=5); print(s.getpeername()[1])`;
+  const { stdout } = await execFileAsync(
+    "sh",
+    ["-c", 'echo $$ > "$1/cgroup.procs" && exec python3 -c "$2"', "sh", cgroupDir, py],
+    { env: { ...process.env, PATH }, timeout: 10_000 },
+  );
+  return Number(stdout.trim());
+}
+
+describe("ebpf-napi: cgroup links", () => {
+  it("attaches connect4 as a pinned link, replaces its program atomically, and detaches it", async () => {
+    const cgroup = makeCgroup();
+    const pins = makePinDir();
+    const [a, b, c] = [await listener(), await listener(), await listener()];
+    const obj = loadSelftest();
+    const rewrite = owned(obj.map("selftest_rewrite"));
+    const rewriteEntry = (from: number, to: number) => {
+      const v = Buffer.alloc(4);
+      v.writeUInt16LE(from, 0);
+      v.writeUInt16LE(to, 2);
+      return v;
+    };
+    rewrite.update(u32(0), rewriteEntry(a.port, b.port)); // v1: A -> B
+    rewrite.update(u32(1), rewriteEntry(a.port, c.port)); // v2: A -> C
+    const v1 = owned(obj.program("selftest_connect4"));
+    const v2 = owned(obj.program("selftest_connect4_v2"));
+
+    // Before: nothing attached, A is A.
+    expect(await connectFromCgroup(cgroup, a.port)).to.equal(a.port);
+
+    const link = owned(attachCgroup(v1, cgroup, "cgroup_inet4_connect"));
+    const linkPath = join(pins, "connect4");
+    link.pin(linkPath);
+    onTeardown("unpin link", () => rmSync(linkPath, { force: true }));
+    const info = link.info();
+    expect(info).to.include({
+      type: "cgroup",
+      attachType: "cgroup_inet4_connect",
+      progId: v1.info().id,
+    });
+    expect(info.cgroupId).to.equal(cgroupId(cgroup));
+    expect(cgroupQuery(cgroup, "cgroup_inet4_connect")).to.deep.equal([v1.info().id]);
+    const bpftool = JSON.parse(sh("bpftool", ["-j", "cgroup", "show", cgroup])) as Array<{
+      id: number;
+      attach_type: string;
+    }>;
+    expect(bpftool.map((p) => [p.id, p.attach_type])).to.deep.equal([
+      [v1.info().id, "cgroup_inet4_connect"],
+    ]);
+
+    expect(await connectFromCgroup(cgroup, a.port)).to.equal(b.port);
+    expect(b.accepted()).to.equal(1);
+    link.close(); // the pin keeps the link attached
+    expect(await connectFromCgroup(cgroup, a.port)).to.equal(b.port);
+
+    // Replace through the pinned link: v1 -> v2, only if v1 is what runs.
+    const pinned = owned(Link.openPinned(linkPath));
+    expect(pinned.info().id).to.equal(info.id);
+    expectBpfError(() => pinned.update(v2, { expected: v2 }), "bpf_link_update", "EPERM");
+    pinned.update(v2, { expected: v1 });
+    expect(pinned.info().progId).to.equal(v2.info().id);
+    expect(await connectFromCgroup(cgroup, a.port)).to.equal(c.port);
+    expect(c.accepted()).to.equal(1);
+    const counts = owned(obj.map("selftest_rewrites"));
+    expect(counts.lookup(u32(0))?.readBigUInt64LE()).to.equal(2n);
+    expect(counts.lookup(u32(1))?.readBigUInt64LE()).to.equal(1n);
+
+    pinned.detach();
+    expect(cgroupQuery(cgroup, "cgroup_inet4_connect")).to.deep.equal([]);
+    expect(
+      JSON.parse(sh("bpftool", ["-j", "cgroup", "show", cgroup]).trim() || "[]"),
+    ).to.deep.equal([]);
+    expect(await connectFromCgroup(cgroup, a.port)).to.equal(a.port);
+
+    unpin(linkPath);
+    expect(existsSync(linkPath)).to.equal(false);
+  });
+
+  it("an unpinned link detaches when its last fd closes", () => {
+    const cgroup = makeCgroup();
+    const prog = owned(loadSelftest().program("selftest_connect4"));
+    const link = attachCgroup(prog, cgroup, "cgroup_inet4_connect");
+    expect(cgroupQuery(cgroup, "cgroup_inet4_connect")).to.have.length(1);
+    link.close();
+    expect(cgroupQuery(cgroup, "cgroup_inet4_connect")).to.deep.equal([]);
+  });
+
+  it("cgroupId equals bpf_get_current_cgroup_id() and netnsCookie equals bpf_get_netns_cookie() in a program", async () => {
+    const cgroup = makeCgroup();
+    const [a, b] = [await listener(), await listener()];
+    const obj = loadSelftest();
+    const rewrite = owned(obj.map("selftest_rewrite"));
+    const entry = Buffer.alloc(4);
+    entry.writeUInt16LE(a.port, 0);
+    entry.writeUInt16LE(b.port, 2);
+    rewrite.update(u32(0), entry);
+    owned(attachCgroup(owned(obj.program("selftest_connect4")), cgroup, "cgroup_inet4_connect"));
+    expect(await connectFromCgroup(cgroup, a.port)).to.equal(b.port);
+    const seen = owned(obj.map("selftest_seen")).lookup(u32(0));
+    expect(seen?.readBigUInt64LE(0)).to.equal(cgroupId(cgroup));
+    expect(seen?.readBigUInt64LE(8)).to.equal(netnsCookie("/proc/self/ns/net"));
+  });
+
+  it("attach failures name the operation: missing cgroup, wrong attach type, non-cgroup type", () => {
+    const prog = owned(loadSelftest().program("selftest_connect4"));
+    expectBpfError(
+      () => attachCgroup(prog, "/sys/fs/cgroup/unified/nope-en", "cgroup_inet4_connect"),
+      "open_cgroup",
+      "ENOENT",
+    );
+    const cgroup = makeCgroup();
+    expectBpfError(
+      () => attachCgroup(prog, cgroup, "cgroup_sock_ops"),
+      "bpf_link_create",
+      "EINVAL",
+    );
+    expectBpfError(
+      () => attachCgroup(prog, cgroup, "xdp" as "cgroup_sock_ops"),
+      "attach_type",
+      "EINVAL",
+    );
+    expectBpfError(() => cgroupId("/nope-en"), "name_to_handle_at", "ENOENT");
+  });
+});
+
+// ---- TC -----------------------------------------------------------------------------------
+
+/** Two netns joined by a veth pair with 10.77.0.1/30 (left) and 10.77.0.2/30 (right). */
+function vethPair(): { left: string; right: string; ifLeft: string; ifRight: string } {
+  const left = makeNetns();
+  const right = makeNetns();
+  const ifLeft = uniqueName("l");
+  const ifRight = uniqueName("r");
+  sh("ip", [
+    "link",
+    "add",
+    ifLeft,
+    "netns",
+    left,
+    "type",
+    "veth",
+    "peer",
+    "name",
+    ifRight,
+    "netns",
+    right,
+  ]);
+  sh("ip", ["-n", left, "addr", "add", "10.77.0.1/30", "dev", ifLeft]);
+  sh("ip", ["-n", right, "addr", "add", "10.77.0.2/30", "dev", ifRight]);
+  sh("ip", ["-n", left, "link", "set", ifLeft, "up"]);
+  sh("ip", ["-n", right, "link", "set", ifRight, "up"]);
+  return { left, right, ifLeft, ifRight };
+}
+
+/** Sends count UDP datagrams from inside a netns (this machine has no ping). */
+function sendUdp(netns: string, to: string, count: number): void {
+  const py = `import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for _ in range(${count}):
+    s.sendto(b"waggle", ("${to}", 9))
+    time.sleep(0.05)`;
+  sh("ip", ["netns", "exec", netns, "python3", "-c", py]);
+}
+
+function sumPerCpu(value: Buffer | null): bigint {
+  let sum = 0n;
+  for (let off = 0; value !== null && off < value.length; off += 8)
+    sum += value.readBigUInt64LE(off);
+  return sum;
+}
+
+describe("ebpf-napi: TC", () => {
+  it("attaches a classifier on ingress in another netns, counts packets, and detaches", () => {
+    const { left, right, ifRight } = vethPair();
+    const obj = loadSelftest();
+    const prog = owned(obj.program("selftest_count_packets"));
+    const packets = owned(obj.map("selftest_packets"));
+    const netns = `/run/netns/${right}`;
+
+    const filter = tcAttach({ netns, ifname: ifRight, direction: "ingress", prog, priority: 7 });
+    expect(filter).to.include({ priority: 7, progId: prog.info().id });
+    expect(filter.handle).to.be.greaterThan(0);
+    onTeardown("tc filter", () => {
+      if (tcQuery(filter) !== null) tcDetach(filter);
+    });
+    const shown = sh("ip", [
+      "netns",
+      "exec",
+      right,
+      "tc",
+      "filter",
+      "show",
+      "dev",
+      ifRight,
+      "ingress",
+    ]);
+    expect(shown).to.match(new RegExp(`pref 7 bpf .*id ${prog.info().id} name selftest_count_`));
+    expect(shown).to.contain("direct-action");
+    expect(tcQuery(filter)).to.equal(prog.info().id);
+
+    const before = sumPerCpu(packets.lookup(u32(0)));
+    sendUdp(left, "10.77.0.2", 5);
+    expect(Number(sumPerCpu(packets.lookup(u32(0))) - before)).to.be.at.least(5);
+
+    const sameSlot = {
+      netns,
+      ifname: ifRight,
+      direction: "ingress",
+      prog,
+      priority: 7,
+      handle: filter.handle,
+    } as const;
+    expectBpfError(() => tcAttach(sameSlot), "bpf_tc_attach", "EEXIST");
+    expect(tcAttach({ ...sameSlot, replace: true })).to.include({
+      priority: 7,
+      handle: filter.handle,
+    });
+
+    tcDetach(filter);
+    expect(tcQuery(filter)).to.equal(null);
+    expect(
+      sh("ip", ["netns", "exec", right, "tc", "filter", "show", "dev", ifRight, "ingress"]),
+    ).to.not.contain("bpf");
+    expectBpfError(() => tcDetach(filter), "bpf_tc_detach", "ENOENT");
+    const counted = sumPerCpu(packets.lookup(u32(0)));
+    sendUdp(left, "10.77.0.2", 3);
+    expect(sumPerCpu(packets.lookup(u32(0)))).to.equal(counted);
+
+    expect(sh("ip", ["netns", "exec", right, "tc", "qdisc", "show", "dev", ifRight])).to.contain(
+      "clsact",
+    );
+    tcDestroyHook({ netns, ifname: ifRight });
+    expect(
+      sh("ip", ["netns", "exec", right, "tc", "qdisc", "show", "dev", ifRight]),
+    ).to.not.contain("clsact");
+    expectBpfError(
+      () => tcDestroyHook({ netns, ifname: ifRight }),
+      "bpf_tc_hook_destroy",
+      "ENOENT",
+    );
+    expectBpfError(() => tcDetach(filter), "bpf_tc_detach", "ENOENT");
+  });
+
+  it("egress attach lets the kernel choose priority and handle", () => {
+    const { left, ifLeft } = vethPair();
+    const prog = owned(loadSelftest().program("selftest_count_packets"));
+    const netns = `/run/netns/${left}`;
+    const filter = tcAttach({ netns, ifname: ifLeft, direction: "egress", prog });
+    expect(filter.priority).to.be.greaterThan(0);
+    expect(tcQuery(filter)).to.equal(prog.info().id);
+    expect(
+      sh("ip", ["netns", "exec", left, "tc", "filter", "show", "dev", ifLeft, "egress"]),
+    ).to.contain("selftest_count_");
+    tcDetach(filter);
+    expect(tcQuery(filter)).to.equal(null);
+  });
+
+  it("TC failures: missing netns, missing interface, bad slot", () => {
+    const prog = owned(loadSelftest().program("selftest_count_packets"));
+    expectBpfError(
+      () => tcAttach({ netns: "/run/netns/nope-en", ifname: "x", direction: "ingress", prog }),
+      "open_netns",
+      "ENOENT",
+    );
+    const netns = `/run/netns/${makeNetns()}`;
+    expectBpfError(
+      () => tcAttach({ netns, ifname: "nope0", direction: "ingress", prog }),
+      "if_nametoindex",
+      "ENODEV",
+    );
+    expectBpfError(
+      () => tcAttach({ netns: "/proc/self/ns/mnt", ifname: "lo", direction: "ingress", prog }),
+      "setns",
+      "EINVAL",
+    );
+    expectBpfError(
+      () => tcQuery({ netns, ifname: "lo", direction: "ingress", priority: 0, handle: 1 }),
+      "bpf_tc_query",
+      "EINVAL",
+    );
+    expectBpfError(
+      () => tcAttach({ netns, ifname: "lo", direction: "ingress", prog, priority: 70000 }),
+      "bpf_tc",
+      "EINVAL",
+    );
+  });
+});
+
+// ---- namespaces ---------------------------------------------------------------------------
+
+describe("ebpf-napi: netns cookie", () => {
+  it("equals SO_NETNS_COOKIE read inside the netns, and differs between netns", () => {
+    const one = makeNetns();
+    const two = makeNetns();
+    const py =
+      'import socket; s = socket.socket(); print(int.from_bytes(s.getsockopt(socket.SOL_SOCKET, 71, 8), "little"))';
+    const reference = (ns: string) =>
+      BigInt(sh("ip", ["netns", "exec", ns, "python3", "-c", py]).trim());
+    expect(netnsCookie(`/run/netns/${one}`)).to.equal(reference(one));
+    expect(netnsCookie(`/run/netns/${two}`)).to.equal(reference(two));
+    expect(netnsCookie(`/run/netns/${one}`)).to.not.equal(netnsCookie(`/run/netns/${two}`));
+  });
+
+  it("a missing netns path is ENOENT, a non-netns path EINVAL", () => {
+    expectBpfError(() => netnsCookie("/run/netns/nope-en"), "open_netns", "ENOENT");
+    expectBpfError(() => netnsCookie("/proc/self/ns/uts"), "setns", "EINVAL");
+  });
+});
+
+// ---- probes -------------------------------------------------------------------------------
+
+describe("ebpf-napi: probes", () => {
+  it("finds the program types, map types, helpers and attach types this kernel has", () => {
+    for (const t of [
+      "cgroup_sock_addr",
+      "sched_cls",
+      "sock_ops",
+      "cgroup_sockopt",
+      "cgroup_sock",
+    ] as const) {
+      expect(probeProgType(t), t).to.equal(true);
+    }
+    for (const t of [
+      "hash",
+      "array",
+      "percpu_array",
+      "lpm_trie",
+      "sk_storage",
+      "lru_hash",
+    ] as const) {
+      expect(probeMapType(t), t).to.equal(true);
+    }
+    expect(probeHelper("cgroup_sock_addr", "bpf_get_netns_cookie")).to.equal(true);
+    expect(probeHelper("cgroup_sock_addr", "get_current_cgroup_id")).to.equal(true);
+    expect(probeHelper("sched_cls", "bpf_skb_store_bytes")).to.equal(true);
+    expect(probeHelper("cgroup_sock_addr", "bpf_skb_store_bytes")).to.equal(false);
+    for (const t of [
+      "cgroup_inet4_connect",
+      "cgroup_inet6_connect",
+      "cgroup_udp4_sendmsg",
+      "cgroup_udp6_recvmsg",
+      "cgroup_sock_ops",
+      "cgroup_getsockopt",
+      "cgroup_inet4_getpeername",
+    ] as const) {
+      expect(probeAttachType(t), t).to.equal(true);
+    }
+    expect(libbpfVersion()).to.match(/^v1\.\d+$/);
+  });
+
+  it("unknown names are EINVAL, not false", () => {
+    expectBpfError(() => probeProgType("nope" as "xdp"), "prog_type", "EINVAL");
+    expectBpfError(() => probeMapType("nope" as "hash"), "map_type", "EINVAL");
+    expectBpfError(() => probeHelper("xdp", "bpf_nope"), "helper", "EINVAL");
+    expectBpfError(() => probeAttachType("xdp" as "cgroup_sock_ops"), "attach_type", "EINVAL");
+  });
+});
+
+// ---- fd hygiene, errors -------------------------------------------------------------------
+
+describe("ebpf-napi: fds", () => {
+  it("10,000 open/close cycles leave the fd count unchanged", function () {
+    this.timeout(120_000);
+    const pins = makePinDir();
+    const cgroup = makeCgroup();
+    const elf = bpfObject("selftest");
+    const obj = loadSelftest({ pinMaps: { selftest_hash: join(pins, "hash") } });
+    const prog = owned(obj.program("selftest_connect4"));
+    const linkPath = join(pins, "link");
+    const link = attachCgroup(prog, cgroup, "cgroup_inet4_connect");
+    link.pin(linkPath);
+    link.close();
+    onTeardown("unpin link", () => unpin(linkPath));
+    const progId = prog.info().id;
+    const before = fdCount();
+    for (let i = 0; i < 10_000; i++) {
+      BpfObject.open(elf).close();
+      const map = BpfMap.openPinned(join(pins, "hash"));
+      map.lookup(u32(i));
+      map.close();
+      Link.openPinned(linkPath).close();
+      Program.fromId(progId).close();
+      try {
+        BpfMap.openPinned(join(pins, "missing"));
+      } catch {
+        // the error path must not leak either
+      }
+      if (i % 100 === 0) {
+        // a full load every 100 cycles: object, programs, maps, pinned-map reuse
+        const loaded = BpfObject.open(elf, { pinMaps: { selftest_hash: join(pins, "hash") } });
+        loaded.load();
+        loaded.program("selftest_count_packets").close();
+        loaded.map("selftest_lpm").close();
+        loaded.close();
+      }
+    }
+    expect(fdCount()).to.equal(before);
+  });
+
+  it("handles that are never closed are released by the finalizer", async () => {
+    setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    const before = fdCount();
+    (() => {
+      for (let i = 0; i < 200; i++)
+        BpfMap.create({ type: "array", keySize: 4, valueSize: 4, maxEntries: 1 });
+      BpfObject.open(bpfObject("selftest"));
+    })();
+    expect(fdCount()).to.be.at.least(before + 200);
+    for (let round = 0; round < 20 && fdCount() > before; round++) {
+      gc();
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(fdCount()).to.equal(before);
+  });
+
+  it("errors carry op, errno and code; closed handles are EBADF", () => {
+    const map = BpfMap.create({ type: "hash", keySize: 4, valueSize: 4, maxEntries: 1 });
+    map.update(u32(1), u32(1));
+    const full = expectBpfError(() => map.update(u32(2), u32(2)), "bpf_map_update_elem", "E2BIG");
+    expect(full.errno).to.equal(7);
+    expect(full.message).to.equal("bpf_map_update_elem: Argument list too long (E2BIG)");
+    map.close();
+    map.close(); // idempotent
+    expect(map.closed).to.equal(true);
+    expectBpfError(() => map.lookup(u32(1)), "fd", "EBADF");
+    expectBpfError(() => Program.fromId(0x7fffffff), "bpf_prog_get_fd_by_id", "ENOENT");
+    expectBpfError(() => Link.openPinned("/sys/fs/bpf/nope-en"), "bpf_obj_get", "ENOENT");
+  });
+});
+
+// ---- self-containment ---------------------------------------------------------------------
+
+describe("ebpf-napi: shipped libraries", () => {
+  const systemLibs = ["libbpf.so.1", "libelf.so.1"].map((l) =>
+    realpathSync(join("/usr/lib/x86_64-linux-gnu", l)),
+  );
+
+  /** Runs a node script in a private mount namespace where the system libbpf/libelf are /dev/null. */
+  function withoutSystemLibbpf(script: string): { code: number; out: string } {
+    const masks = systemLibs.map((l) => `mount --bind /dev/null ${l}`).join(" && ");
+    try {
+      const out = sh("unshare", [
+        "-m",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        `${masks} && exec "$0" -e "$1"`,
+        NODE,
+        script,
+      ]);
+      return { code: 0, out };
+    } catch (err) {
+      const e = err as { status: number; stdout: string; stderr: string };
+      return { code: e.status, out: `${e.stdout}${e.stderr}` };
+    }
+  }
+
+  it("the addon loads and works with the system libbpf and libelf masked", () => {
+    const script = `
+      const e = require(${JSON.stringify(INDEX_JS)});
+      const m = e.BpfMap.create({ type: "hash", keySize: 4, valueSize: 4, maxEntries: 4 });
+      m.update(Buffer.alloc(4), Buffer.from([1, 2, 3, 4]));
+      const ok = m.lookup(Buffer.alloc(4)).equals(Buffer.from([1, 2, 3, 4])) && e.probeProgType("sched_cls");
+      const maps = require("fs").readFileSync("/proc/self/maps", "utf8");
+      const libs = [...new Set(maps.split("\\n").map((l) => l.split(/\\s+/)[5]).filter((p) => /lib(bpf|elf|z)\\.so/.test(p || "")))];
+      console.log(JSON.stringify({ ok, libs }));`;
+    const result = withoutSystemLibbpf(script);
+    expect(result.code, result.out).to.equal(0);
+    const { ok, libs } = JSON.parse(result.out) as { ok: boolean; libs: string[] };
+    expect(ok).to.equal(true);
+    const shipped = dirname(addonLocation());
+    expect(libs.sort()).to.deep.equal(
+      ["libbpf.so.1", "libelf.so.1", "libz.so.1"].map((l) => join(shipped, l)),
+    );
+  });
+
+  it("control: an addon copied without its libraries fails there", () => {
+    const dir = mkdtempSync(join(tmpdir(), "en-addon-"));
+    onTeardown(`rm ${dir}`, () => rmSync(dir, { recursive: true, force: true }));
+    copyFileSync(addonLocation(), join(dir, "ebpf_napi.node"));
+    const script = `
+      const e = require(${JSON.stringify(INDEX_JS)});
+      e.setAddonPath(${JSON.stringify(join(dir, "ebpf_napi.node"))});
+      e.possibleCpus();`;
+    const result = withoutSystemLibbpf(script);
+    expect(result.code).to.not.equal(0);
+    expect(result.out).to.match(/libbpf\.so\.1: file too short/); // the masked system file
+  });
+
+  it("the addon's own dynamic section: DT_RPATH $ORIGIN and no C++ runtime dependency", () => {
+    const dynamic = sh("readelf", ["-d", addonLocation()]);
+    expect(dynamic).to.match(/\(RPATH\)\s+Library rpath: \[\$ORIGIN\]/);
+    expect(dynamic).to.not.contain("RUNPATH");
+    expect(dynamic).to.not.match(/libstdc\+\+|libgcc_s/);
+    expect(readFileSync(addonLocation()).subarray(0, 4).toString("latin1")).to.equal("\x7fELF");
+  });
+});
