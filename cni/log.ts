@@ -11,6 +11,10 @@ export interface LoggerOptions {
   level: LogLevel;
   /** Append JSON lines to this file. */
   file?: string;
+  /** Rotate the file when it reaches this many bytes (winston File maxsize). */
+  maxSizeBytes?: number;
+  /** How many log files to keep, the current one included (winston File maxFiles). */
+  maxFiles?: number;
   /** Write JSON lines to stderr. */
   stderr?: boolean;
   /** Fields added to every line (e.g. { containerId }). */
@@ -24,6 +28,23 @@ export function isLogLevel(value: unknown): value is LogLevel {
   return typeof value === "string" && (logLevels as readonly string[]).includes(value);
 }
 
+/** An Error as plain fields: JSON.stringify would write an Error as {}. */
+export function errorToJson(err: Error): Record<string, unknown> {
+  const e = err as Error & { code?: unknown; errno?: unknown; op?: unknown };
+  const out: Record<string, unknown> = { name: e.name, message: e.message };
+  for (const key of ["code", "errno", "op"] as const) if (e[key] !== undefined) out[key] = e[key];
+  if (e.stack !== undefined) out.stack = e.stack;
+  return out;
+}
+
+/** Turns Error values of top-level fields ({ error: err }) into plain fields. */
+const errorFields = winston.format((info) => {
+  for (const [key, value] of Object.entries(info)) {
+    if (value instanceof Error) (info as Record<string, unknown>)[key] = errorToJson(value);
+  }
+  return info;
+});
+
 /** A JSON-lines logger. With neither a file nor stderr it drops everything. */
 export function createLogger(options: LoggerOptions): Logger {
   if (!isLogLevel(options.level)) {
@@ -33,7 +54,15 @@ export function createLogger(options: LoggerOptions): Logger {
   }
   const transports: winston.transport[] = [];
   if (options.file !== undefined)
-    transports.push(new winston.transports.File({ filename: options.file }));
+    transports.push(
+      new winston.transports.File({
+        filename: options.file,
+        maxsize: options.maxSizeBytes,
+        maxFiles: options.maxFiles,
+        // the newest lines stay in `file`; older ones move to file1, file2 ...
+        tailable: options.maxFiles !== undefined,
+      }),
+    );
   if (options.stderr) transports.push(new winston.transports.Stream({ stream: process.stderr }));
   return winston.createLogger({
     level: options.level,
@@ -41,6 +70,7 @@ export function createLogger(options: LoggerOptions): Logger {
     format: winston.format.combine(
       winston.format.timestamp(),
       winston.format.errors({ stack: true }),
+      errorFields(),
       winston.format.json(),
     ),
     defaultMeta: options.defaultMeta,

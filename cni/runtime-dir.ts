@@ -14,6 +14,7 @@ import {
   accessSync,
   closeSync,
   constants,
+  fchmodSync,
   fsyncSync,
   lstatSync,
   mkdirSync,
@@ -87,7 +88,7 @@ function useCandidate(dir: string, opts: RuntimeDirOptions): RuntimeDir {
   const executable = join(dir, opts.executable);
   // A noexec mount is found before writing anything when an earlier run left the file, else
   // after writing just that file.
-  if (exists(executable)) checkExecutable(executable);
+  if (exists(executable) && (statSync(executable).mode & 0o111) !== 0) checkExecutable(executable);
   const ordered = [...opts.files].sort(
     (a, b) => Number(b.name === opts.executable) - Number(a.name === opts.executable),
   );
@@ -133,8 +134,12 @@ function checkOwnedDirectory(dir: string): void {
   }
 }
 
-/** access(X_OK) fails with EACCES on a noexec mount, where the loader could not map the file. */
+/**
+ * access(X_OK) on a file with execute bits fails with EACCES only on a noexec mount, where the
+ * loader could not map it either.
+ */
 function checkExecutable(path: string): void {
+  if ((statSync(path).mode & 0o111) === 0) throw new Error(`${path} lost its execute bits`);
   try {
     accessSync(path, constants.X_OK);
   } catch (err) {
@@ -153,6 +158,7 @@ function writeAtomically(dir: string, name: string, bytes: Uint8Array, mode: num
     mode,
   );
   try {
+    fchmodSync(fd, mode); // whatever the umask
     let off = 0;
     while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
     fsyncSync(fd);

@@ -1,0 +1,272 @@
+import { expect } from "chai";
+import {
+  type CheckResult,
+  type DoctorFacts,
+  effectiveCapabilities,
+  evaluate,
+  formatResults,
+  probeChecks,
+} from "../../cni/doctor";
+import {
+  allKernelFeatures,
+  attachTypeNeeds,
+  BPF_FS_MAGIC,
+  helperNeeds,
+  kernelFloor,
+  mapTypeNeeds,
+  progTypeNeeds,
+} from "../../cni/prerequisites";
+
+const SYSFS_MAGIC = 0x62656572;
+// CapEff of root: every capability up to CAP_CHECKPOINT_RESTORE (40).
+const ROOT_CAPS = 0x1ffffffffffn;
+
+/** A host where everything is in place: a 6.1 kernel, glibc 2.36, every probe supported. */
+function healthyHost(): DoctorFacts {
+  const probes: DoctorFacts["probes"] = {};
+  for (const p of probeChecks()) probes[p.id] = { value: true };
+  return {
+    capabilities: { value: ROOT_CAPS },
+    kernelRelease: "6.1.0-18-amd64",
+    cgroup2: { value: "/sys/fs/cgroup" },
+    bpffs: { root: "/sys/fs/bpf", checkedPath: "/sys/fs/bpf", fsType: { value: BPF_FS_MAGIC } },
+    glibc: { running: "2.36", floor: { value: { file: "ebpf_napi.node", version: "2.34" } } },
+    addon: { value: { path: "/var/lib/waggle/runtime/0123abcd/ebpf_napi.node", libbpf: "v1.1" } },
+    probes,
+    objects: { outbound: { value: 7 }, inbound: { value: 1 } },
+  };
+}
+
+function check(results: CheckResult[], id: string): CheckResult {
+  const r = results.find((c) => c.id === id);
+  if (!r) throw new Error(`no check ${id} in ${results.map((c) => c.id).join(", ")}`);
+  return r;
+}
+
+function failedIds(results: CheckResult[]): string[] {
+  return results.filter((r) => !r.ok).map((r) => r.id);
+}
+
+describe("doctor: judging the host's facts", () => {
+  it("a healthy host passes every check, one per prerequisite", () => {
+    const results = evaluate(healthyHost());
+    expect(failedIds(results)).to.deep.equal([]);
+    const ids = results.map((r) => r.id);
+    expect(ids).to.include.members(["privileges", "kernel", "cgroup2", "bpffs", "glibc", "addon"]);
+    for (const n of progTypeNeeds) expect(ids).to.include(`prog:${n.progType}`);
+    for (const n of attachTypeNeeds) expect(ids).to.include(`attach:${n.attachType}`);
+    for (const n of mapTypeNeeds) expect(ids).to.include(`map:${n.mapType}`);
+    for (const n of helperNeeds) expect(ids).to.include(`helper:${n.progType}:${n.helper}`);
+    expect(ids).to.include.members(["object:outbound", "object:inbound"]);
+    expect(new Set(ids).size).to.equal(ids.length);
+    for (const r of results) expect(r.remedy).to.equal(undefined);
+  });
+
+  it("the kernel floor is the newest feature minimum and names what sets it", () => {
+    const floor = kernelFloor();
+    expect(floor.version).to.equal("5.7");
+    const newest = allKernelFeatures().filter((f) => f.since === floor.version);
+    expect(floor.setBy).to.include.members(newest.map((f) => f.name));
+    expect(floor.setBy).to.include("cgroup bpf_link and link pinning");
+    expect(floor.setBy).to.include("bpf_sk_assign in sched_cls");
+  });
+
+  it("an old kernel fails the kernel check with the floor in the remedy", () => {
+    const facts = { ...healthyHost(), kernelRelease: "5.4.0-150-generic" };
+    const kernel = check(evaluate(facts), "kernel");
+    expect(kernel.ok).to.equal(false);
+    expect(kernel.found).to.equal("5.4.0-150-generic");
+    expect(kernel.what).to.contain(">= 5.7");
+    expect(kernel.remedy).to.contain("5.7");
+  });
+
+  it("a kernel exactly at the floor passes; an unparsable release fails", () => {
+    expect(check(evaluate({ ...healthyHost(), kernelRelease: "5.7.0" }), "kernel").ok).to.equal(
+      true,
+    );
+    expect(check(evaluate({ ...healthyHost(), kernelRelease: "5.10" }), "kernel").ok).to.equal(
+      true,
+    );
+    expect(check(evaluate({ ...healthyHost(), kernelRelease: "5.6.19" }), "kernel").ok).to.equal(
+      false,
+    );
+    expect(check(evaluate({ ...healthyHost(), kernelRelease: "linux" }), "kernel").ok).to.equal(
+      false,
+    );
+  });
+
+  it("no cgroup2 mount fails cgroup2 with how to get one", () => {
+    const facts = { ...healthyHost(), cgroup2: { error: "cgroup v2 is not mounted" } };
+    const r = check(evaluate(facts), "cgroup2");
+    expect(r.ok).to.equal(false);
+    expect(r.found).to.equal("cgroup v2 is not mounted");
+    expect(r.remedy).to.contain("systemd.unified_cgroup_hierarchy=1");
+    expect(failedIds(evaluate(facts))).to.deep.equal(["cgroup2"]);
+  });
+
+  it("bpffs not mounted at the root (sysfs underneath) fails bpffs with the mount command", () => {
+    const facts = {
+      ...healthyHost(),
+      bpffs: { root: "/sys/fs/bpf", checkedPath: "/sys/fs/bpf", fsType: { value: SYSFS_MAGIC } },
+    };
+    const results = evaluate(facts);
+    const r = check(results, "bpffs");
+    expect(r.ok).to.equal(false);
+    expect(r.found).to.contain("0x62656572").and.contain("not bpffs");
+    expect(r.remedy).to.contain("mount -t bpf bpf /sys/fs/bpf");
+    expect(failedIds(results)).to.deep.equal(["bpffs"]);
+  });
+
+  it("a bpf root below an existing bpffs directory passes; an unreadable one fails", () => {
+    const below = {
+      ...healthyHost(),
+      bpffs: {
+        root: "/sys/fs/bpf/waggle",
+        checkedPath: "/sys/fs/bpf",
+        fsType: { value: BPF_FS_MAGIC },
+      },
+    };
+    expect(check(evaluate(below), "bpffs").ok).to.equal(true);
+    const unreadable = {
+      ...healthyHost(),
+      bpffs: { root: "/x", checkedPath: "/x", fsType: { error: "EACCES: permission denied" } },
+    };
+    const r = check(evaluate(unreadable), "bpffs");
+    expect(r.ok).to.equal(false);
+    expect(r.found).to.contain("EACCES");
+  });
+
+  it("a glibc older than the shipped files need fails glibc, naming the file", () => {
+    const facts = {
+      ...healthyHost(),
+      glibc: { running: "2.31", floor: { value: { file: "ebpf_napi.node", version: "2.34" } } },
+    };
+    const r = check(evaluate(facts), "glibc");
+    expect(r.ok).to.equal(false);
+    expect(r.what).to.contain("2.34").and.contain("ebpf_napi.node");
+    expect(r.found).to.equal("2.31");
+    expect(r.remedy).to.contain("2.34");
+  });
+
+  it("glibc: equal passes, a non-glibc libc fails, an unknown floor fails", () => {
+    const at = {
+      ...healthyHost(),
+      glibc: { running: "2.34", floor: { value: { file: "x", version: "2.34" } } },
+    };
+    expect(check(evaluate(at), "glibc").ok).to.equal(true);
+    const musl = {
+      ...healthyHost(),
+      glibc: { running: null, floor: { value: { file: "x", version: "2.34" } } },
+    };
+    expect(check(evaluate(musl), "glibc").found).to.equal("not a glibc system");
+    expect(check(evaluate(musl), "glibc").ok).to.equal(false);
+    const unknown = {
+      ...healthyHost(),
+      glibc: { running: "2.36", floor: { error: "objdump: not found" } },
+    };
+    expect(check(evaluate(unknown), "glibc").ok).to.equal(false);
+    expect(check(evaluate(unknown), "glibc").found).to.contain("objdump: not found");
+  });
+
+  it("an addon that does not load fails addon and every probe, pointing at the runtime dir", () => {
+    const facts: DoctorFacts = {
+      ...healthyHost(),
+      addon: { error: "no usable runtime directory for the eBPF addon (...)" },
+      probes: {},
+      objects: {},
+    };
+    const results = evaluate(facts);
+    const addon = check(results, "addon");
+    expect(addon.ok).to.equal(false);
+    expect(addon.remedy).to.contain("WAGGLE_RUNTIME_DIR");
+    for (const p of probeChecks()) {
+      const r = check(results, p.id);
+      expect(r.ok, p.id).to.equal(false);
+      expect(r.found).to.contain("addon did not load");
+    }
+  });
+
+  it("a helper the kernel lacks fails that helper with its kernel minimum", () => {
+    const facts = healthyHost();
+    facts.probes["helper:sched_cls:sk_assign"] = { value: false };
+    const results = evaluate(facts);
+    const r = check(results, "helper:sched_cls:sk_assign");
+    expect(r.ok).to.equal(false);
+    expect(r.found).to.equal("not supported by this kernel");
+    expect(r.remedy).to.contain("5.7");
+    expect(failedIds(results)).to.deep.equal(["helper:sched_cls:sk_assign"]);
+  });
+
+  it("a program type the kernel lacks names the kernel configuration that provides it", () => {
+    const facts = healthyHost();
+    facts.probes["prog:sched_cls"] = { value: false };
+    const r = check(evaluate(facts), "prog:sched_cls");
+    expect(r.ok).to.equal(false);
+    expect(r.remedy).to.contain("CONFIG_NET_CLS_BPF");
+  });
+
+  it("a probe that errors (e.g. EPERM) fails with the error", () => {
+    const facts = healthyHost();
+    facts.probes["map:lpm_trie"] = { error: "probe: Operation not permitted (EPERM)" };
+    const r = check(evaluate(facts), "map:lpm_trie");
+    expect(r.ok).to.equal(false);
+    expect(r.found).to.contain("EPERM");
+  });
+
+  it("a BPF object the verifier rejects fails object:<name>", () => {
+    const facts = healthyHost();
+    facts.objects.inbound = {
+      error: "bpf_object__load: Permission denied (EACCES): invalid mem access",
+    };
+    const r = check(evaluate(facts), "object:inbound");
+    expect(r.ok).to.equal(false);
+    expect(r.found).to.contain("invalid mem access");
+    expect(r.remedy).to.contain("verifier");
+  });
+
+  it("privileges: CAP_NET_ADMIN with CAP_SYS_ADMIN or CAP_BPF+CAP_PERFMON pass; without fail", () => {
+    const caps = (...bits: number[]) => bits.reduce((a, b) => a | (1n << BigInt(b)), 0n);
+    const withCaps = (c: bigint) =>
+      check(evaluate({ ...healthyHost(), capabilities: { value: c } }), "privileges");
+    expect(withCaps(caps(12, 21)).ok).to.equal(true);
+    expect(withCaps(caps(12, 38, 39)).ok).to.equal(true);
+    expect(withCaps(caps(12, 39)).ok).to.equal(false);
+    expect(withCaps(caps(21)).ok).to.equal(false);
+    const none = withCaps(0n);
+    expect(none.ok).to.equal(false);
+    expect(none.remedy).to.contain("root");
+  });
+
+  it("reads CapEff from /proc/self/status text", () => {
+    const status =
+      "Name:\tnode\nCapInh:\t0000000000000000\nCapEff:\t000001ffffffffff\nCapBnd:\t000001ffffffffff\n";
+    expect(effectiveCapabilities(status)).to.equal(ROOT_CAPS);
+    expect(() => effectiveCapabilities("Name:\tnode\n")).to.throw(/CapEff/);
+  });
+
+  it("prints one line per check, FAIL lines with a remedy, and a summary naming the failures", () => {
+    const facts = healthyHost();
+    facts.bpffs = {
+      root: "/sys/fs/bpf",
+      checkedPath: "/sys/fs/bpf",
+      fsType: { value: SYSFS_MAGIC },
+    };
+    facts.kernelRelease = "5.4.0";
+    const results = evaluate(facts);
+    const lines = formatResults(results).trimEnd().split("\n");
+    expect(lines).to.have.length(results.length + 1);
+    const bpffs = lines.find((l) => l.includes("bpffs mounted at /sys/fs/bpf"));
+    expect(bpffs)
+      .to.match(/^FAIL /)
+      .and.match(/ -- remedy: .*mount -t bpf bpf \/sys\/fs\/bpf/);
+    expect(lines.find((l) => l.includes("cgroup v2"))).to.match(
+      /^ok {3}cgroup v2 mounted: \/sys\/fs\/cgroup$/,
+    );
+    expect(lines.at(-1)).to.equal(
+      `waggle doctor: 2 of ${results.length} prerequisites missing: kernel, bpffs`,
+    );
+    expect(formatResults(evaluate(healthyHost())).trimEnd().split("\n").at(-1)).to.equal(
+      `waggle doctor: all ${evaluate(healthyHost()).length} prerequisites met`,
+    );
+  });
+});
