@@ -1,0 +1,307 @@
+// The single executable dist/waggle as a node would run it: no Node.js on PATH, copied to a
+// fresh directory, first runs racing to extract the addon, /tmp mounted noexec, bpffs missing.
+// Needs root (mount namespaces, bpffs, BPF probes). Every directory it makes is removed after.
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+} from "node:fs";
+import { join } from "node:path";
+import { expect } from "chai";
+import { type CommandResult, run } from "../support/command";
+import { RUN_TAG } from "../support/names";
+
+const ROOT = join(__dirname, "..", "..", "..");
+const WAGGLE = join(ROOT, "dist", "waggle");
+const SCRATCH = join(ROOT, "build", `binary-test-${RUN_TAG}`);
+/** A PATH with the usual tools and no node: /usr/bin/node (Node 20) is hidden behind an empty dir. */
+const NO_NODE_PATH = "/usr/sbin:/sbin";
+
+let counter = 0;
+/** A fresh empty directory under this run's scratch dir (outside /tmp on purpose). */
+function freshDir(label: string): string {
+  counter += 1;
+  const dir = join(SCRATCH, `${label}-${counter}`);
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  return dir;
+}
+
+/** dist/waggle copied into a fresh directory, as the installer puts it on a node. */
+function copiedBinary(): string {
+  const bin = join(freshDir("bin"), "waggle");
+  copyFileSync(WAGGLE, bin);
+  return bin;
+}
+
+function waggle(
+  bin: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  input = "",
+): Promise<CommandResult> {
+  return run(bin, args, { env: { PATH: NO_NODE_PATH, ...env }, input, timeoutMs: 60_000 });
+}
+
+/** Runs a shell script in a private mount namespace (changes there never reach the host). */
+function inPrivateMounts(script: string, env: NodeJS.ProcessEnv = {}): Promise<CommandResult> {
+  return run("unshare", ["--mount", "--propagation", "private", "sh", "-euc", script], {
+    env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", ...env },
+    timeoutMs: 60_000,
+  });
+}
+
+function expectOk(r: CommandResult, what: string): void {
+  expect(r.code, `${what}: stderr ${r.stderr} stdout ${r.stdout}`).to.equal(0);
+}
+
+/** Parses `waggle version --verbose --json`. */
+function versionJson(r: CommandResult): {
+  version: string;
+  libbpf: string;
+  addon: string;
+  node: string;
+} {
+  expectOk(r, "waggle version --verbose --json");
+  return JSON.parse(r.stdout);
+}
+
+function entries(dir: string): string[] {
+  return readdirSync(dir).sort();
+}
+
+describe("binary: dist/waggle as a single executable", function () {
+  this.timeout(120_000);
+
+  before(() => {
+    if (!existsSync(WAGGLE)) throw new Error(`${WAGGLE} is missing: run npm run build first`);
+    mkdirSync(SCRATCH, { recursive: true });
+  });
+  after(() => {
+    rmSync(SCRATCH, { recursive: true, force: true });
+  });
+
+  it("runs from a copy in a fresh directory with no node on PATH: version", async () => {
+    const r = await waggle(copiedBinary(), ["version"]);
+    expectOk(r, "version");
+    expect(r.stdout).to.match(
+      /^waggle \d+\.\d+\.\d+ \(commit [0-9a-f]{12}(-dirty)?\)\nnode v24\.\d+\.\d+\n$/,
+    );
+  });
+
+  it("answers CNI VERSION with the supported spec versions (stdin from /dev/null)", async () => {
+    const r = await run("sh", ["-c", `CNI_COMMAND=VERSION exec "${WAGGLE}" </dev/null`], {
+      env: { PATH: "/usr/bin:/bin" },
+    });
+    expectOk(r, "CNI VERSION");
+    const out = JSON.parse(r.stdout);
+    expect(out.supportedVersions).to.include.members(["0.3.1", "0.4.0", "1.0.0", "1.1.0"]);
+  });
+
+  it("waggle version neither extracts nor loads the addon", async () => {
+    const runtime = freshDir("runtime");
+    const r = await waggle(copiedBinary(), ["version"], {
+      WAGGLE_RUNTIME_DIR: runtime,
+      LD_DEBUG: "files",
+    });
+    expectOk(r, "version");
+    expect(r.stderr).to.not.contain("ebpf_napi.node");
+    expect(r.stderr).to.not.contain("libbpf.so");
+    expect(entries(runtime)).to.deep.equal([]);
+  });
+
+  it("version --verbose extracts the addon to $WAGGLE_RUNTIME_DIR and reports libbpf", async () => {
+    const runtime = freshDir("runtime");
+    const info = versionJson(
+      await waggle(copiedBinary(), ["version", "--verbose", "--json"], {
+        WAGGLE_RUNTIME_DIR: runtime,
+      }),
+    );
+    expect(info.libbpf).to.match(/^v1\.\d+/);
+    expect(info.node).to.match(/^v24\./);
+    const [id] = entries(runtime);
+    expect(id).to.match(/^[0-9a-f]{16}$/);
+    expect(info.addon).to.equal(join(runtime, id, "ebpf_napi.node"));
+    expect(entries(join(runtime, id))).to.deep.equal([
+      "COMPLETE",
+      "ebpf_napi.node",
+      "libbpf.so.1",
+      "libelf.so.1",
+      "libz.so.1",
+    ]);
+  });
+
+  it("loads its own libbpf, libelf and libz, not the host's (hidden in a private mount namespace)", async () => {
+    const runtime = freshDir("runtime");
+    const hide = ["libbpf.so.1", "libelf.so.1", "libz.so.1"]
+      .map((l) => `f=$(readlink -f /lib/x86_64-linux-gnu/${l}); mount --bind /dev/null "$f"`)
+      .join("; ");
+    const r = await inPrivateMounts(`${hide}; exec "${WAGGLE}" version --verbose --json`, {
+      WAGGLE_RUNTIME_DIR: runtime,
+    });
+    const info = versionJson(r);
+    expect(info.addon.startsWith(`${runtime}/`)).to.equal(true);
+    expect(info.libbpf).to.match(/^v1\./);
+  });
+
+  it("20 concurrent first runs against an empty runtime dir all succeed, leaving one complete copy", async () => {
+    const runtime = freshDir("runtime");
+    const bin = copiedBinary();
+    const results = await Promise.all(
+      Array.from({ length: 20 }, () =>
+        waggle(bin, ["version", "--verbose", "--json"], { WAGGLE_RUNTIME_DIR: runtime }),
+      ),
+    );
+    const addons = new Set(results.map((r) => versionJson(r).addon));
+    expect(addons.size).to.equal(1);
+    const [id] = entries(runtime);
+    expect(entries(runtime)).to.have.length(1);
+    const files = entries(join(runtime, id));
+    expect(files, "no temporary file left behind").to.deep.equal([
+      "COMPLETE",
+      "ebpf_napi.node",
+      "libbpf.so.1",
+      "libelf.so.1",
+      "libz.so.1",
+    ]);
+    for (const f of files.filter((n) => n !== "COMPLETE")) {
+      const bytes = readFileSync(join(runtime, id, f));
+      expect(bytes.subarray(0, 4).toString("latin1"), f).to.equal("\x7fELF");
+      expect(statSync(join(runtime, id, f)).mode & 0o777, f).to.equal(0o755);
+    }
+  });
+
+  it("works with /tmp mounted noexec (it never uses /tmp)", async () => {
+    const runtime = freshDir("runtime");
+    const r = await inPrivateMounts(
+      `mount -t tmpfs -o noexec,nosuid,nodev tmpfs /tmp; exec "${WAGGLE}" version --verbose --json`,
+      { WAGGLE_RUNTIME_DIR: runtime, TMPDIR: "/tmp" },
+    );
+    expect(versionJson(r).addon.startsWith(`${runtime}/`)).to.equal(true);
+  });
+
+  it("skips a noexec $WAGGLE_RUNTIME_DIR and a read-only /var/lib/waggle for the dir beside the binary", async () => {
+    const bin = copiedBinary();
+    const noexec = freshDir("noexec");
+    const r = await inPrivateMounts(
+      [
+        `mount -t tmpfs -o noexec tmpfs "${noexec}"`,
+        "mkdir -p /var/lib/waggle",
+        "mount -t tmpfs -o ro tmpfs /var/lib/waggle",
+        `exec "${bin}" version --verbose --json`,
+      ].join("; "),
+      { WAGGLE_RUNTIME_DIR: noexec },
+    );
+    const info = versionJson(r);
+    expect(info.addon.startsWith(join(bin, "..", ".waggle-runtime") + "/"), info.addon).to.equal(
+      true,
+    );
+  });
+
+  it("with no usable runtime dir, version --verbose fails naming every candidate; doctor names the addon", async () => {
+    const bin = copiedBinary();
+    const noexec = freshDir("noexec");
+    const binDir = join(bin, "..");
+    const common = [
+      `mount -t tmpfs -o noexec tmpfs "${noexec}"`,
+      "mkdir -p /var/lib/waggle",
+      "mount -t tmpfs -o ro tmpfs /var/lib/waggle",
+      `mount -o bind,ro "${binDir}" "${binDir}"`,
+    ].join("; ");
+    const version = await inPrivateMounts(`${common}; exec "${bin}" version --verbose`, {
+      WAGGLE_RUNTIME_DIR: noexec,
+    });
+    expect(version.code).to.equal(1);
+    expect(version.stderr).to.contain("no usable runtime directory");
+    expect(version.stderr).to.contain(`${noexec}: `).and.contain("noexec");
+    expect(version.stderr).to.contain("/var/lib/waggle/runtime: ");
+    expect(version.stderr).to.contain(`${binDir}/.waggle-runtime: `);
+    const doctor = await inPrivateMounts(`${common}; exec "${bin}" doctor`, {
+      WAGGLE_RUNTIME_DIR: noexec,
+    });
+    expect(doctor.code).to.not.equal(0);
+    expect(doctor.stdout).to.match(
+      /^FAIL eBPF addon \(libbpf\) loads: no usable runtime directory/m,
+    );
+  });
+
+  it("ignores NODE_OPTIONS (a root CNI plugin must not be steered by its environment)", async () => {
+    const r = await waggle(WAGGLE, ["version"], {
+      NODE_OPTIONS: "--require /nonexistent/inject.js",
+    });
+    expectOk(r, "version with NODE_OPTIONS");
+  });
+
+  it("an unknown command exits 2 with usage on stderr", async () => {
+    const r = await waggle(WAGGLE, ["frobnicate"]);
+    expect(r.code).to.equal(2);
+    expect(r.stderr).to.contain("frobnicate");
+    expect(r.stdout).to.equal("");
+  });
+
+  it("doctor passes every check on this machine and exits 0", async () => {
+    const r = await waggle(copiedBinary(), ["doctor"]);
+    expectOk(r, "doctor");
+    const lines = r.stdout.trimEnd().split("\n");
+    expect(lines.filter((l) => l.startsWith("FAIL"))).to.deep.equal([]);
+    expect(lines.at(-1)).to.match(/^waggle doctor: all \d+ prerequisites met$/);
+    for (const what of [
+      "kernel >=",
+      "cgroup v2 mounted",
+      "bpffs mounted at /sys/fs/bpf",
+      "glibc >=",
+      "program type",
+      "map type",
+      "helper bpf_",
+      "BPF object",
+    ]) {
+      expect(
+        lines.some((l) => l.startsWith("ok") && l.includes(what)),
+        what,
+      ).to.equal(true);
+    }
+  });
+
+  it("doctor --json lists every check with ok true", async () => {
+    const r = await waggle(WAGGLE, ["doctor", "--json"]);
+    expectOk(r, "doctor --json");
+    const report = JSON.parse(r.stdout) as {
+      ok: boolean;
+      failed: string[];
+      checks: { id: string; ok: boolean }[];
+    };
+    expect(report.ok).to.equal(true);
+    expect(report.failed).to.deep.equal([]);
+    expect(report.checks.map((c) => c.id)).to.include.members([
+      "kernel",
+      "cgroup2",
+      "bpffs",
+      "glibc",
+      "addon",
+    ]);
+  });
+
+  it("doctor with bpffs unmounted (private mount namespace) exits non-zero and names bpffs", async () => {
+    const r = await inPrivateMounts(
+      `umount /sys/fs/bpf; ! mountpoint -q /sys/fs/bpf; exec "${WAGGLE}" doctor`,
+    );
+    expect(r.code, r.stderr).to.equal(1);
+    expect(r.stdout).to.match(
+      /^FAIL bpffs mounted at \/sys\/fs\/bpf: \/sys\/fs\/bpf is filesystem 0x[0-9a-f]+, not bpffs/m,
+    );
+    expect(r.stdout).to.contain("mount -t bpf bpf /sys/fs/bpf");
+    expect(r.stdout.trimEnd().split("\n").at(-1)).to.match(/prerequisites missing: bpffs$/);
+  });
+
+  it("doctor --bpf-root checks the configured root", async () => {
+    const notBpf = freshDir("not-bpffs");
+    const r = await waggle(WAGGLE, ["doctor", "--bpf-root", join(notBpf, "pins")]);
+    expect(r.code).to.equal(1);
+    expect(r.stdout).to.contain(
+      `FAIL bpffs mounted at ${join(notBpf, "pins")}: ${notBpf} is filesystem`,
+    );
+  });
+});
