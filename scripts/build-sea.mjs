@@ -94,9 +94,43 @@ log(
 writeFileSync(join(work, "build-info.json"), `${JSON.stringify(buildInfo, null, 2)}\n`);
 
 // --- bundle ----------------------------------------------------------------------------------
+// yargs' help layout (cliui, wrap-ansi) imports string-width, whose module setup builds an
+// Intl.Segmenter and Unicode property regexes: ~40 ms on every CLI start, for help text that is
+// plain ASCII. Each import of string-width gets a stand-in that measures printable ASCII itself
+// and requires the real module (the version that importer resolves to) only for anything else.
+const lazyStringWidth = {
+  name: "lazy-string-width",
+  setup(build) {
+    build.onResolve({ filter: /^string-width$/ }, async (args) => {
+      if (args.pluginData?.real) return undefined;
+      const real = await build.resolve(args.path, {
+        kind: args.kind,
+        resolveDir: args.resolveDir,
+        importer: args.importer,
+        pluginData: { real: true },
+      });
+      if (real.errors.length > 0) return { errors: real.errors };
+      return { path: real.path, namespace: "lazy-string-width" };
+    });
+    build.onLoad({ filter: /.*/, namespace: "lazy-string-width" }, (args) => ({
+      loader: "js",
+      resolveDir: dirname(args.path),
+      contents: [
+        "const printableAscii = /^[\\x20-\\x7e]*$/;",
+        "let real;",
+        "export default function stringWidth(text, options) {",
+        '  if (typeof text === "string" && printableAscii.test(text)) return text.length;',
+        `  real ??= require(${JSON.stringify(args.path)}).default;`,
+        "  return real(text, options);",
+        "}",
+      ].join("\n"),
+    }));
+  },
+};
+
 const esbuild = require("esbuild");
 const bundle = join(work, "waggle.cjs");
-const result = esbuild.buildSync({
+const result = await esbuild.build({
   entryPoints: [join(root, "cni", "main.ts")],
   outfile: bundle,
   bundle: true,
@@ -110,6 +144,7 @@ const result = esbuild.buildSync({
   logLevel: "warning",
   // The workspace package from its TypeScript source (its package.json points into out/).
   alias: { "ebpf-napi": join(root, "ebpf-napi", "lib", "index.ts") },
+  plugins: [lazyStringWidth],
   define: {
     WAGGLE_BUILD: JSON.stringify(buildInfo),
     // ESM dependencies (yargs) read import.meta.url; in the CJS bundle it is the binary itself.
