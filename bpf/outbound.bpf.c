@@ -23,14 +23,6 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define SYSCALL_CONTINUE 1
 
-static __always_inline void addr_from_v6(struct addr *a, const __u32 *w)
-{
-	a->w[0] = w[0];
-	a->w[1] = w[1];
-	a->w[2] = w[2];
-	a->w[3] = w[3];
-}
-
 static __always_inline __u16 target_port(const struct pod_policy *p, enum verdict v)
 {
 	if (v == VERDICT_OUTBOUND)
@@ -74,38 +66,48 @@ static __always_inline bool remember(struct bpf_sock *sk, const struct outbound_
 }
 
 /*
- * Binds a still-unbound socket that is being redirected off-pod to the pod's address, as
- * the kernel would have chosen it by route for the original destination, so the proxy's
- * accepted socket sees the same peer as under iptables. Failure is harmless (the kernel
- * then picks localhost as the source).
+ * Binds a still-unbound socket that is being redirected to the source the kernel would
+ * have picked by route for the original destination (the destination itself when it is
+ * one of the pod's addresses, else the pod's address of that family), so the proxy's
+ * accepted socket sees the same peer address as under iptables. When nothing fits or the
+ * bind fails, the kernel picks localhost as the source, which is harmless.
  */
-static __always_inline void bind_pod_source(struct bpf_sock_addr *ctx, const struct pod_policy *p,
-					    const struct outbound_conn *c, bool v6_socket)
+static __always_inline void bind_source(struct bpf_sock_addr *ctx, const struct pod_policy *p,
+					const struct outbound_conn *c, enum verdict v,
+					bool v6_socket)
 {
-	if (c->src.w[0] | c->src.w[1] | c->src.w[3])
-		return;
-	if (!v6_socket) {
-		struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = p->source_v4 };
+	struct addr src;
 
-		if (p->source_v4)
-			bpf_bind(ctx, (struct sockaddr *)&sa, sizeof(sa));
+	if (c->src.w[0] | c->src.w[1] | c->src.w[3])
+		return; /* bound by the app */
+	if (v == VERDICT_LOCAL) {
+		if (addr_is_loopback(&c->dst))
+			return; /* 127/8 routes pick 127.0.0.1 already */
+		src = c->dst;
+	} else if (addr_is_v4(&c->dst)) {
+		if (!p->source_v4)
+			return;
+		addr_from_v4(&src, p->source_v4);
+	} else {
+		src.w[0] = p->source_v6[0];
+		src.w[1] = p->source_v6[1];
+		src.w[2] = p->source_v6[2];
+		src.w[3] = p->source_v6[3];
+		if (!(src.w[0] | src.w[1] | src.w[2] | src.w[3]))
+			return;
+	}
+	if (!v6_socket) {
+		struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = src.w[3] };
+
+		bpf_bind(ctx, (struct sockaddr *)&sa, sizeof(sa));
 		return;
 	}
 	struct sockaddr_in6 sa6 = { .sin6_family = AF_INET6 };
 
-	if (addr_is_v4(&c->dst)) {
-		if (!p->source_v4)
-			return;
-		sa6.sin6_addr.in6_u.u6_addr32[2] = V4_MAPPED_W2;
-		sa6.sin6_addr.in6_u.u6_addr32[3] = p->source_v4;
-	} else {
-		if (!(p->source_v6[0] | p->source_v6[1] | p->source_v6[2] | p->source_v6[3]))
-			return;
-		sa6.sin6_addr.in6_u.u6_addr32[0] = p->source_v6[0];
-		sa6.sin6_addr.in6_u.u6_addr32[1] = p->source_v6[1];
-		sa6.sin6_addr.in6_u.u6_addr32[2] = p->source_v6[2];
-		sa6.sin6_addr.in6_u.u6_addr32[3] = p->source_v6[3];
-	}
+	sa6.sin6_addr.in6_u.u6_addr32[0] = src.w[0];
+	sa6.sin6_addr.in6_u.u6_addr32[1] = src.w[1];
+	sa6.sin6_addr.in6_u.u6_addr32[2] = src.w[2];
+	sa6.sin6_addr.in6_u.u6_addr32[3] = src.w[3];
 	bpf_bind(ctx, (struct sockaddr *)&sa6, sizeof(sa6));
 }
 
@@ -143,8 +145,8 @@ static __always_inline int on_connect(struct bpf_sock_addr *ctx, struct outbound
 	flags = c->tcp ? (ORIG_ACTIVE | ORIG_REDIRECTED) : ORIG_DNS_UDP;
 	if (!remember(sk, c, flags, *to_port))
 		COUNT(c->netns, errors);
-	if (v == VERDICT_OUTBOUND || (v == VERDICT_LOCAL && !addr_is_loopback(&c->dst)))
-		bind_pod_source(ctx, p, c, v6_socket);
+	if (v == VERDICT_OUTBOUND || v == VERDICT_LOCAL)
+		bind_source(ctx, p, c, v, v6_socket);
 	return v;
 }
 

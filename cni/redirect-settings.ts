@@ -2,6 +2,7 @@
 // form. Parsed from pod annotations and the istio-proxy container (see parseRedirectSettings
 // once implemented); turned into map entries by the datapath module.
 // The contract: ../shared/reference/istio-capture-contract.md ("Parameters per pod").
+import { normalizeCidr } from "./skel/ip";
 
 /** Ports fixed by Istio's contract. */
 export const ISTIO_PORTS = {
@@ -64,4 +65,194 @@ export function defaultRedirectSettings(): RedirectSettings {
     dnsCapture: false,
     dualStack: false,
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parsing: pod annotations and the istio-proxy container -> RedirectSettings, with istio-cni's
+// validation (an invalid value fails the pod's ADD with an error naming the annotation).
+
+/** The annotations that shape the redirection (istio.io/api annotation names). */
+export const TRAFFIC_ANNOTATIONS = {
+  interceptionMode: "sidecar.istio.io/interceptionMode",
+  includeOutboundIPRanges: "traffic.sidecar.istio.io/includeOutboundIPRanges",
+  excludeOutboundIPRanges: "traffic.sidecar.istio.io/excludeOutboundIPRanges",
+  includeOutboundPorts: "traffic.sidecar.istio.io/includeOutboundPorts",
+  excludeOutboundPorts: "traffic.sidecar.istio.io/excludeOutboundPorts",
+  includeInboundPorts: "traffic.sidecar.istio.io/includeInboundPorts",
+  excludeInboundPorts: "traffic.sidecar.istio.io/excludeInboundPorts",
+  excludeInterfaces: "traffic.sidecar.istio.io/excludeInterfaces",
+} as const;
+
+/** What the redirection needs to know about the pod's istio-proxy container. */
+export interface ProxyContainerFacts {
+  /** securityContext.runAsUser of istio-proxy, when set. */
+  runAsUser?: number;
+  /** securityContext.runAsGroup of istio-proxy, when set. */
+  runAsGroup?: number;
+  /** istio-proxy's literal env values (valueFrom entries are not resolved, as in istio-cni). */
+  env: Record<string, string>;
+  args: string[];
+}
+
+/** An annotation whose value does not parse; the message names the annotation and value. */
+export class InvalidAnnotationError extends Error {
+  constructor(
+    readonly annotation: string,
+    readonly value: string,
+    readonly problem: string,
+  ) {
+    super(`annotation ${annotation}=${JSON.stringify(value)} is invalid: ${problem}`);
+    this.name = "InvalidAnnotationError";
+  }
+}
+
+/**
+ * The pod's redirect settings from its annotations and istio-proxy facts (absent facts mean a
+ * default istio-proxy: uid/gid 1337, DNS capture and dual stack off). Mirrors istio-cni:
+ * - CIDR lists are comma separated, no spaces; "*" alone means every destination;
+ * - port lists are comma separated (spaces around a port allowed), 0-65535; "*" alone is
+ *   accepted only for includeInboundPorts (istio-iptables cannot apply it to the others:
+ *   its rules would fail, failing the ADD, so waggle refuses it up front);
+ * - an empty includeOutboundIPRanges / includeInboundPorts disables that capture;
+ * - excludeInboundPorts always gains 15020, 15021, 15090; it defaults to 15020 (so does
+ *   excludeOutboundPorts, which the annotation replaces);
+ * - proxy uid/gid come from runAsUser/runAsGroup when set and non-zero, each independently;
+ * - ISTIO_META_DNS_CAPTURE / ISTIO_DUAL_STACK are Go booleans; an unparsable value is off
+ *   (reported through `warn`), as istio-cni only logs it.
+ * @throws InvalidAnnotationError naming the first invalid annotation.
+ */
+export function parseRedirectSettings(
+  annotations: Readonly<Record<string, string>>,
+  proxy?: ProxyContainerFacts,
+  warn: (message: string) => void = () => {},
+): RedirectSettings {
+  const a = TRAFFIC_ANNOTATIONS;
+  const get = (key: string): string | undefined =>
+    Object.hasOwn(annotations, key) ? annotations[key] : undefined;
+
+  const mode = get(a.interceptionMode) ?? "REDIRECT";
+  if (mode !== "REDIRECT" && mode !== "TPROXY") {
+    throw new InvalidAnnotationError(a.interceptionMode, mode, 'must be "REDIRECT" or "TPROXY"');
+  }
+
+  const includeRanges = get(a.includeOutboundIPRanges) ?? "*";
+  const excludeInboundRaw = get(a.excludeInboundPorts) ?? "";
+  const includeInbound = get(a.includeInboundPorts) ?? "*";
+  const excludeOutbound = get(a.excludeOutboundPorts);
+
+  const settings: RedirectSettings = {
+    proxyUid: positiveOr(proxy?.runAsUser, 1337),
+    proxyGid: positiveOr(proxy?.runAsGroup, 1337),
+    outbound: {
+      includeIPRanges:
+        includeRanges === "*" ? "*" : cidrList(a.includeOutboundIPRanges, includeRanges),
+      excludeIPRanges: cidrList(a.excludeOutboundIPRanges, get(a.excludeOutboundIPRanges) ?? ""),
+      includePorts: portList(a.includeOutboundPorts, get(a.includeOutboundPorts) ?? ""),
+      excludePorts:
+        excludeOutbound === undefined
+          ? [...DEFAULT_EXCLUDED_OUTBOUND_PORTS]
+          : portList(a.excludeOutboundPorts, excludeOutbound),
+    },
+    inbound: {
+      includePorts:
+        includeInbound.trim() === "*" ? "*" : portList(a.includeInboundPorts, includeInbound),
+      excludePorts: unique([
+        ...portList(a.excludeInboundPorts, excludeInboundRaw),
+        ...ALWAYS_EXCLUDED_INBOUND_PORTS,
+      ]),
+    },
+    excludeInterfaces: interfaceList(a.excludeInterfaces, get(a.excludeInterfaces) ?? ""),
+    interceptionMode: mode,
+    dnsCapture: envBool(proxy, "ISTIO_META_DNS_CAPTURE", warn),
+    dualStack: envBool(proxy, "ISTIO_DUAL_STACK", warn),
+  };
+  return settings;
+}
+
+/**
+ * Go's strconv.ParseBool, which istio uses for every boolean it reads from pods:
+ * true for 1 t T TRUE true True, false for 0 f F FALSE false False, undefined otherwise.
+ */
+export function parseGoBool(value: string): boolean | undefined {
+  if (["1", "t", "T", "TRUE", "true", "True"].includes(value)) return true;
+  if (["0", "f", "F", "FALSE", "false", "False"].includes(value)) return false;
+  return undefined;
+}
+
+function positiveOr(v: number | undefined, fallback: number): number {
+  return v !== undefined && Number.isInteger(v) && v > 0 ? v : fallback;
+}
+
+function envBool(
+  proxy: ProxyContainerFacts | undefined,
+  name: string,
+  warn: (message: string) => void,
+): boolean {
+  const value = proxy?.env[name];
+  if (value === undefined) return false;
+  const parsed = parseGoBool(value);
+  if (parsed === undefined)
+    warn(`istio-proxy env ${name}=${JSON.stringify(value)} is not a boolean; treated as false`);
+  return parsed ?? false;
+}
+
+function cidrList(annotation: string, value: string): string[] {
+  if (value === "") return [];
+  const out: string[] = [];
+  for (const item of value.split(",")) {
+    try {
+      out.push(normalizeCidr(item));
+    } catch (e) {
+      throw new InvalidAnnotationError(annotation, value, (e as Error).message);
+    }
+  }
+  return unique(out);
+}
+
+function portList(annotation: string, value: string): number[] {
+  const trimmed = value.trim();
+  if (trimmed === "") return [];
+  const out: number[] = [];
+  for (const item of trimmed.split(",")) {
+    const port = item.trim();
+    if (port === "*") {
+      throw new InvalidAnnotationError(
+        annotation,
+        value,
+        '"*" is only valid for includeInboundPorts',
+      );
+    }
+    if (!/^\d{1,5}$/.test(port) || Number(port) > 65535) {
+      throw new InvalidAnnotationError(
+        annotation,
+        value,
+        `port ${JSON.stringify(port)} is not a number 0-65535`,
+      );
+    }
+    out.push(Number(port));
+  }
+  return unique(out);
+}
+
+const INTERFACE_NAME = /^[a-zA-Z][a-zA-Z0-9_.-]*$/;
+
+function interfaceList(annotation: string, value: string): string[] {
+  if (value === "") return [];
+  const out: string[] = [];
+  for (const item of value.split(",")) {
+    const name = item.trim();
+    let problem: string | undefined;
+    if (name === "") problem = "empty interface name";
+    else if (name.length > 15)
+      problem = `interface name ${JSON.stringify(name)} is longer than 15 characters`;
+    else if (!INTERFACE_NAME.test(name))
+      problem = `interface name ${JSON.stringify(name)} has invalid characters`;
+    if (problem) throw new InvalidAnnotationError(annotation, value, problem);
+    out.push(name);
+  }
+  return unique(out);
+}
+
+function unique<T>(items: T[]): T[] {
+  return [...new Set(items)];
 }

@@ -2,7 +2,7 @@
 // programs as pinned bpf_links, TC ingress in its netns), detach it, check it, list pods.
 // Design and map list: docs/datapath.md. Used by the CNI plugin, `waggle status`, GC and
 // the installer (upgradePrograms).
-import { existsSync, mkdirSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, statSync } from "node:fs";
 import {
   attachCgroup,
   BpfMap,
@@ -19,13 +19,13 @@ import {
 import type { RedirectSettings } from "../redirect-settings";
 import { decodeNetns, netnsKey, policyEntries, sumCounters, zeroCounters } from "./encode";
 import { DatapathError } from "./errors";
-import { routedCidrs } from "./interfaces";
-import { type CounterName, MAP_NAMES } from "./layout";
+import { addPassthroughV6, routedCidrs } from "./interfaces";
+import { type CounterName, MAP_NAMES, POLICY } from "./layout";
 import { flagNames, podPolicy } from "./policy";
-import { CGROUP_PROGRAMS, paths, TC_PROGRAM, TC_SLOT } from "./programs";
+import { CGROUP_PROGRAMS, containerIdOfDir, paths, TC_PROGRAM, TC_SLOT } from "./programs";
 import { type PodRecordData, readAllRecords, readRecord, writeRecord } from "./record";
 import { type DatapathOptions, ensureSharedPrograms, openProgram } from "./shared";
-import { listDir } from "./shared-fs";
+import { listDir, removeTree } from "./shared-fs";
 
 export { DatapathError, type DatapathErrorCode } from "./errors";
 export type { PodRecordData } from "./record";
@@ -177,7 +177,7 @@ export function attachPod(req: AttachRequest, opts: DatapathOptions): PodRecordD
     mkdirSync(paths.pod(root, req.containerId), { recursive: true });
     writeRecord(root, rec);
   } catch (err) {
-    rmSync(paths.pod(root, req.containerId), { recursive: true, force: true });
+    removeTree(paths.pod(root, req.containerId));
     throw new DatapathError("ATTACH", "writing the pod record failed", err);
   }
   try {
@@ -201,6 +201,7 @@ export function attachPod(req: AttachRequest, opts: DatapathOptions): PodRecordD
         prog.close();
       }
     }
+    if (policy.flags & POLICY.IPV6) addPassthroughV6(req.netnsPath);
     if (rec.tc) {
       const prog = openProgram(root, TC_PROGRAM.name);
       try {
@@ -329,7 +330,7 @@ export function detachPod(containerId: string, opts: DatapathOptions): void {
       `detaching container ${containerId} left: ${problems.join("; ")}`,
     );
   }
-  rmSync(dir, { recursive: true, force: true });
+  removeTree(dir);
 }
 
 /** Problems with a pod's attachment (missing program, link, TC filter, map entry); [] when healthy. */
@@ -451,5 +452,5 @@ export function listPods(opts: DatapathOptions): PodRecord[] {
 
 /** Container ids with state under bpfRoot (records or leftover directories), for GC. */
 export function attachedContainerIds(opts: DatapathOptions): string[] {
-  return listDir(paths.pods(opts.bpfRoot));
+  return listDir(paths.pods(opts.bpfRoot)).map(containerIdOfDir);
 }

@@ -40,3 +40,22 @@ export function routeCidr(dst: string, family: 4 | 6): string {
   if (dst.includes("/")) return dst;
   return `${dst}/${family === 4 ? 32 : 128}`;
 }
+
+/**
+ * Puts ::6/128 on the pod's lo, as istio-iptables does when it enables IPv6: the proxy binds
+ * it as the source of inbound passthrough (O2). Idempotent.
+ */
+export function addPassthroughV6(netnsPath: string): void {
+  try {
+    execFileSync(
+      "nsenter",
+      [`--net=${netnsPath}`, "ip", "-6", "addr", "replace", "::6/128", "dev", "lo"],
+      {
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+  } catch (err) {
+    const stderr = String((err as { stderr?: unknown }).stderr ?? "").trim();
+    throw new Error(`adding ::6/128 to lo in ${netnsPath} failed: ${stderr}`);
+  }
+}

@@ -67,6 +67,17 @@ export function overlapsLoopback(c: PolicyCidr): boolean {
   return new Address6("::1").isInSubnet(new Address6(`${c.network}/${c.prefixLength}`));
 }
 
+/**
+ * Whether IPv6 is captured for the pod: istio-iptables writes ip6tables rules only when the
+ * pod has an IPv6 address and either ISTIO_DUAL_STACK is on or the pod has no IPv4 address
+ * (without dual stack it looks at the pod's first address only).
+ */
+export function ipv6Enabled(s: RedirectSettings, podIPs: readonly string[]): boolean {
+  const hasV4 = podIPs.some((ip) => !ip.includes(":"));
+  const hasV6 = podIPs.some((ip) => ip.includes(":"));
+  return hasV6 && (s.dualStack || !hasV4);
+}
+
 export interface PolicyInput {
   settings: RedirectSettings;
   podIPs: readonly string[];
@@ -94,7 +105,8 @@ export function podPolicy({ settings: s, podIPs, extraExcludeCidrs = [] }: Polic
       throw new Error(`${name} ${value} is not a uid/gid`);
     }
   }
-  if (v6.length > 0) flags |= POLICY.IPV6;
+  const ipv6 = ipv6Enabled(s, ips);
+  if (ipv6) flags |= POLICY.IPV6;
 
   const addPorts = (list: readonly number[], kind: PortKind, flag: number) => {
     for (const port of new Set(list)) {
@@ -144,7 +156,7 @@ export function podPolicy({ settings: s, podIPs, extraExcludeCidrs = [] }: Polic
   // DNS
   if (s.dnsCapture) {
     flags |= POLICY.DNS;
-    if (v6.length > 0) flags |= POLICY.DNS_IPV6;
+    if (ipv6) flags |= POLICY.DNS_IPV6;
   }
 
   return {

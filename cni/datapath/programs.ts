@@ -34,7 +34,25 @@ export const TC_SLOT = { priority: 0x5747, handle: 0x5747 } as const;
 
 export const ALL_PROGRAMS = [...CGROUP_PROGRAMS.map((p) => p.name), TC_PROGRAM.name];
 
-/** Pin layout under bpfRoot. */
+/**
+ * A container id as a bpffs directory name. bpffs refuses names with a dot (EPERM), and CNI
+ * container ids may hold dots: every character outside [A-Za-z0-9-] becomes "_" + 2 hex digits.
+ */
+export function containerDirName(containerId: string): string {
+  return containerId.replace(
+    /[^A-Za-z0-9-]/g,
+    (c) => `_${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
+  );
+}
+
+/** The inverse of containerDirName. */
+export function containerIdOfDir(dir: string): string {
+  return dir.replace(/_([0-9a-f]{2})/g, (_, hex: string) =>
+    String.fromCharCode(Number.parseInt(hex, 16)),
+  );
+}
+
+/** Pin layout under bpfRoot (no dots anywhere: bpffs refuses them). */
 export const paths = {
   datapath: (root: string) => join(root, "datapath"),
   maps: (root: string) => join(root, "datapath", "maps"),
@@ -42,8 +60,9 @@ export const paths = {
   progs: (root: string) => join(root, "datapath", "progs"),
   prog: (root: string, name: string) => join(root, "datapath", "progs", name),
   pods: (root: string) => join(root, "pods"),
-  pod: (root: string, containerId: string) => join(root, "pods", containerId),
-  podRecord: (root: string, containerId: string) => join(root, "pods", containerId, "record"),
+  pod: (root: string, containerId: string) => join(root, "pods", containerDirName(containerId)),
+  podRecord: (root: string, containerId: string) =>
+    join(root, "pods", containerDirName(containerId), "record"),
   podLink: (root: string, containerId: string, prog: string) =>
-    join(root, "pods", containerId, prog),
+    join(root, "pods", containerDirName(containerId), prog),
 };

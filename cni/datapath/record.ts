@@ -4,7 +4,7 @@
 // exactly that, even when the netns is long gone.
 import { existsSync } from "node:fs";
 import { BpfMap } from "ebpf-napi";
-import { paths } from "./programs";
+import { containerIdOfDir, paths } from "./programs";
 import { listDir } from "./shared-fs";
 
 export const RECORD_VERSION = 1;
@@ -97,9 +97,9 @@ export function readRecord(root: string, containerId: string): PodRecordData | n
 /** Every readable record under root (unreadable ones are skipped). */
 export function readAllRecords(root: string): PodRecordData[] {
   const out: PodRecordData[] = [];
-  for (const id of listDir(paths.pods(root))) {
+  for (const dir of listDir(paths.pods(root))) {
     try {
-      const rec = readRecord(root, id);
+      const rec = readRecord(root, containerIdOfDir(dir));
       if (rec) out.push(rec);
     } catch {
       // a damaged record: detachPod(id) still removes what the directory holds

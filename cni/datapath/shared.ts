@@ -4,7 +4,7 @@
 // loser's rename fails (the target is not empty) and it discards its copy. So a reader that
 // sees <bpfRoot>/datapath sees every pin, and nobody waits on a lock.
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, renameSync } from "node:fs";
 import { join } from "node:path";
 import { BpfObject, Link, Program, tcAttach, tcQuery } from "ebpf-napi";
 import { bpfObject } from "../assets";
@@ -12,6 +12,7 @@ import { DatapathError } from "./errors";
 import { MAP_NAMES } from "./layout";
 import { ALL_PROGRAMS, CGROUP_PROGRAMS, OBJECTS, paths, TC_PROGRAM, TC_SLOT } from "./programs";
 import { readAllRecords } from "./record";
+import { removeTree } from "./shared-fs";
 
 export interface DatapathOptions {
   /** bpffs directory holding waggle's pins (tests use unique roots). */
@@ -66,18 +67,18 @@ export function ensureSharedPrograms(opts: DatapathOptions): void {
       `${paths.datapath(root)} exists but is incomplete; run "waggle install" (upgradePrograms) to repair it`,
     );
   }
-  const staging = join(root, `.staging-${process.pid}-${randomBytes(4).toString("hex")}`);
+  const staging = join(root, `staging-${process.pid}-${randomBytes(4).toString("hex")}`);
   try {
     mkdirSync(root, { recursive: true });
     loadInto(join(staging, "maps"), join(staging, "progs"));
   } catch (err) {
-    rmSync(staging, { recursive: true, force: true });
+    removeTree(staging);
     throw new DatapathError("PROGRAMS", "loading the datapath programs failed", err);
   }
   try {
     renameSync(staging, paths.datapath(root));
   } catch (err) {
-    rmSync(staging, { recursive: true, force: true });
+    removeTree(staging);
     const code = (err as NodeJS.ErrnoException).code;
     if ((code === "ENOTEMPTY" || code === "EEXIST") && sharedComplete(root)) return; // lost the race
     throw new DatapathError("PROGRAMS", `pinning the datapath under ${root} failed`, err);
@@ -119,11 +120,11 @@ export function upgradePrograms(opts: DatapathOptions): UpgradeReport {
     ensureSharedPrograms(opts);
     return report;
   }
-  const fresh = join(paths.datapath(root), `.progs-${randomBytes(4).toString("hex")}`);
+  const fresh = join(paths.datapath(root), `progs-new-${randomBytes(4).toString("hex")}`);
   try {
     loadInto(paths.maps(root), fresh);
   } catch (err) {
-    rmSync(fresh, { recursive: true, force: true });
+    removeTree(fresh);
     throw new DatapathError(
       "PROGRAMS",
       "loading the new programs against the pinned maps failed",
@@ -173,16 +174,16 @@ export function upgradePrograms(opts: DatapathOptions): UpgradeReport {
       }
     };
     swapPods();
-    const old = join(paths.datapath(root), `.old-${randomBytes(4).toString("hex")}`);
+    const old = join(paths.datapath(root), `progs-old-${randomBytes(4).toString("hex")}`);
     renameSync(paths.progs(root), old);
     renameSync(fresh, paths.progs(root));
-    rmSync(old, { recursive: true, force: true });
+    removeTree(old);
     // a pod attached with the old programs while we swapped: catch it now
     report.pods = 0;
     swapPods();
   } finally {
     for (const p of progs.values()) p.close();
-    rmSync(fresh, { recursive: true, force: true });
+    removeTree(fresh);
   }
   return report;
 }

@@ -58,14 +58,6 @@ static __always_inline bool is_local_destination(__u64 netns, const struct addr 
 	return addr_is_loopback(dst) || pod_of_ip(dst) == netns;
 }
 
-/* "P": the calling task runs as the proxy uid or the proxy gid */
-static __always_inline bool caller_is_proxy(const struct pod_policy *p)
-{
-	__u64 ugid = bpf_get_current_uid_gid();
-
-	return (__u32)ugid == p->proxy_uid || (__u32)(ugid >> 32) == p->proxy_gid;
-}
-
 struct outbound_conn {
 	__u64 netns;
 	struct addr dst;
@@ -73,6 +65,27 @@ struct outbound_conn {
 	__u16 port;      /* destination port, host order */
 	bool tcp;
 };
+
+/*
+ * One owner block (O3, O4, O5) for a match on the proxy uid (uid_block) or gid; returns a
+ * verdict, or -1 to go on.
+ */
+static __always_inline int owner_block(const struct pod_policy *p, const struct outbound_conn *c,
+				       bool local, bool dns, bool owner, bool uid_block)
+{
+	/* O3: the proxy calling a local address other than localhost goes inbound */
+	if (c->tcp && local && owner && !addr_is_localhost(&c->dst) && c->port != p->tunnel_port &&
+	    !(dns && uid_block && c->port == DNS_PORT))
+		return VERDICT_LOCAL;
+	/* O4: anybody else's local traffic stays local (DNS on: only TCP not to 53) */
+	if (local && !owner && !(p->flags & POLICY_NO_LOCAL_RULE) &&
+	    (!dns || (c->tcp && c->port != DNS_PORT)))
+		return VERDICT_PASS;
+	/* O5: the proxy's own traffic */
+	if (owner)
+		return VERDICT_PASS;
+	return -1;
+}
 
 /*
  * The outbound rows, first match wins. The caller has already returned for UDP that is not
@@ -83,7 +96,9 @@ static __always_inline enum verdict outbound_verdict(const struct pod_policy *p,
 {
 	bool v4 = addr_is_v4(&c->dst);
 	__u32 f = p->flags;
-	bool dns, local, proxy;
+	bool dns, local;
+	__u64 ugid;
+	int v;
 
 	if (!v4 && !(f & POLICY_IPV6))
 		return VERDICT_PASS;
@@ -100,18 +115,18 @@ static __always_inline enum verdict outbound_verdict(const struct pod_policy *p,
 	if (local && addr_is_passthrough_source(&c->src))
 		return VERDICT_PASS;
 
-	proxy = caller_is_proxy(p);
-	/* O3 */
-	if (c->tcp && local && proxy && !addr_is_localhost(&c->dst) &&
-	    !(dns && (c->port == DNS_PORT || c->port == p->tunnel_port)))
-		return VERDICT_LOCAL;
-	/* O4 */
-	if (local && !proxy && !(f & POLICY_NO_LOCAL_RULE) &&
-	    !(dns && (!c->tcp || c->port == DNS_PORT)))
-		return VERDICT_PASS;
-	/* O5 */
-	if (proxy)
-		return VERDICT_PASS;
+	/*
+	 * O3, O4, O5 as istio-iptables writes them: a block of three rules for the proxy uid,
+	 * then the same block for the proxy gid, so "P" is uid OR gid but a non-proxy uid
+	 * meets the uid block's O4 first. Port 53 leaves O3 only in the uid block (DNS on).
+	 */
+	ugid = bpf_get_current_uid_gid();
+	v = owner_block(p, c, local, dns, (__u32)ugid == p->proxy_uid, true);
+	if (v >= 0)
+		return v;
+	v = owner_block(p, c, local, dns, (__u32)(ugid >> 32) == p->proxy_gid, false);
+	if (v >= 0)
+		return v;
 	/* D1, D2 */
 	if (dns && c->port == DNS_PORT)
 		return VERDICT_DNS;

@@ -1,0 +1,551 @@
+// waggle's CNI plugin: ADD, DEL, CHECK, GC and STATUS over the skeleton (cni/skel), which owns
+// the protocol. ADD decides istio-cni's way whether the pod is meshed and, if so, attaches the
+// datapath to its cgroup and interface; the previous result always passes through unchanged.
+//
+// Where pod facts come from (the selection rules need container facts the runtime's
+// annotations do not carry):
+// 1. Runtime annotations (capability io.kubernetes.cri.pod-annotations) without
+//    sidecar.istio.io/status: the pod is not meshed; no API read (so an API outage never
+//    blocks unmeshed pods, and waggle's own pod can start while the kubeconfig is stale).
+// 2. A kubeconfig configured: the pod is read from the API server (labels, containers,
+//    istio-proxy's uid/gid, env and args); annotations from the runtime when it gave them.
+//    Unreachable after the retries: ADD fails (code 11, or 100 when retrying cannot help).
+// 3. No kubeconfig: facts come from the runtime's annotations alone (podFactsFromAnnotations:
+//    containers from the status annotation, istio-proxy defaults).
+// 4. Neither annotations nor a kubeconfig: ADD fails with code 7 (nothing to decide with).
+import { statfsSync } from "node:fs";
+import { dirname } from "node:path";
+import { buildInfo } from "./build-info";
+import { cgroup2Root } from "./cgroup2";
+import {
+  CGROUP_PATH_CAPABILITY,
+  type LogLevelSetting,
+  POD_ANNOTATIONS_CAPABILITY,
+  parseWaggleConfig,
+  type WaggleConfig,
+} from "./config";
+import { PodLookupError, podFactsFromPod, readPod } from "./k8s-pod";
+import { PodCgroupError, resolvePodCgroup } from "./pod-cgroup";
+import {
+  type K8sPodArgs,
+  lacksSidecarStatus,
+  type PodFacts,
+  podFactsFromAnnotations,
+  type Skip,
+  skipByArgs,
+  skipByPod,
+} from "./pod-selection";
+import {
+  InvalidAnnotationError,
+  parseRedirectSettings,
+  type RedirectSettings,
+} from "./redirect-settings";
+import {
+  CniError,
+  type CniOutcome,
+  type CniPlugin,
+  type CniRequest,
+  type CniResult,
+  ErrorCodes,
+  type GcRequest,
+  parseCniArgs,
+  passThrough,
+  runSkel,
+} from "./skel";
+
+// ---------------------------------------------------------------------------------------------
+// The datapath, as the plugin uses it (implemented by cni/datapath).
+
+export interface DatapathOptions {
+  /** bpffs directory of waggle's pins. */
+  bpfRoot: string;
+}
+
+export interface PodAttachRequest {
+  containerId: string;
+  netnsPath: string;
+  /** The pod's interface inside its netns. */
+  ifname: string;
+  /** The pod cgroup's directory under the cgroup2 mount. */
+  cgroupPath: string;
+  /** The pod's addresses without prefix length ("10.244.9.10", "fd00::a"). */
+  podIPs: string[];
+  settings: RedirectSettings;
+  pod?: { namespace: string; name: string; uid?: string };
+}
+
+/** What the datapath keeps per attached pod. */
+export interface PodRecord {
+  containerId: string;
+  [detail: string]: unknown;
+}
+
+export interface Datapath {
+  /** Loads and pins the shared programs and maps once per node, under a lock (idempotent). */
+  ensureSharedPrograms(opts: DatapathOptions): void | Promise<void>;
+  /** Attaches one pod; on failure rolls back everything it did and throws. */
+  attachPod(req: PodAttachRequest, opts: DatapathOptions): PodRecord | Promise<PodRecord>;
+  /** Removes a pod's state; succeeds when there is none or its netns is gone. */
+  detachPod(containerId: string, opts: DatapathOptions): void | Promise<void>;
+  /** Problems with an attached pod's programs, links, filter and map entries; [] when healthy. */
+  checkPod(containerId: string, opts: DatapathOptions): string[] | Promise<string[]>;
+  listPods(opts: DatapathOptions): PodRecord[] | Promise<PodRecord[]>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dependencies (real ones by default; unit tests pass fakes).
+
+/** The logging the plugin does: one line per decision. winston's Logger fits. */
+export interface PluginLog {
+  error(message: string, meta?: Record<string, unknown>): unknown;
+  warn(message: string, meta?: Record<string, unknown>): unknown;
+  info(message: string, meta?: Record<string, unknown>): unknown;
+  debug(message: string, meta?: Record<string, unknown>): unknown;
+}
+
+export interface PluginDeps {
+  loadDatapath(): Promise<Datapath>;
+  /** The cgroup2 mount point; throws when there is none. */
+  cgroupRoot(): string;
+  /** Reads the pod from the API server (see readPod) and returns its facts. */
+  readPodFacts(opts: Parameters<typeof readPod>[0]): Promise<PodFacts>;
+  /** A logger for one invocation, and how to flush it. */
+  openLog(
+    config: { level: LogLevelSetting; file: string; maxSizeMB: number; maxFiles: number },
+    meta: Record<string, unknown>,
+  ): { log: PluginLog; close(): Promise<void> };
+  /** True when `path` (or its nearest existing ancestor) is on a bpffs. */
+  onBpffs(path: string): boolean;
+}
+
+export const defaultDeps: PluginDeps = {
+  loadDatapath: async () => {
+    throw new CniError(
+      ErrorCodes.AttachFailed,
+      "waggle was built without its datapath (cni/datapath)",
+    );
+  },
+  cgroupRoot: () => cgroup2Root(),
+  readPodFacts: async (opts) => podFactsFromPod(await readPod(opts)),
+  openLog: (config, meta) => {
+    // Required here, not at the top, so VERSION never loads winston.
+    const { createLogger, closeLogger } = require("./log") as typeof import("./log");
+    const logger = createLogger({
+      level: config.level === "none" ? "error" : config.level,
+      file: config.level === "none" || config.file === "" ? undefined : config.file,
+      maxSizeBytes: config.maxSizeMB * 1024 * 1024,
+      maxFiles: config.maxFiles,
+      stderr: config.level !== "none",
+      defaultMeta: meta,
+    });
+    return { log: logger, close: () => closeLogger(logger) };
+  },
+  onBpffs,
+};
+
+const BPF_FS_MAGIC = 0xcafe4a11;
+
+function onBpffs(path: string): boolean {
+  for (let p = path; ; p = dirname(p)) {
+    try {
+      return statfsSync(p).type === BPF_FS_MAGIC;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT" || p === "/") return false;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The plugin.
+
+/** CNI_ARGS keys waggle reads (containerd and CRI-O send them, with IgnoreUnknown=1). */
+const K8S_ARGS = ["K8S_POD_NAMESPACE", "K8S_POD_NAME", "K8S_POD_INFRA_CONTAINER_ID", "K8S_POD_UID"];
+
+/** What ADD decided for a pod. */
+type Decision = { skip: Skip } | { settings: RedirectSettings; facts: PodFacts };
+
+interface Invocation {
+  config: WaggleConfig;
+  pod: K8sPodArgs;
+  log: PluginLog;
+  opts: DatapathOptions;
+}
+
+/**
+ * The plugin's handlers over `deps`. Every handler logs its decision once ("skipped",
+ * "attached", "detached", "check failed", "removed by GC", "failed") with the container and
+ * pod as fields.
+ */
+export function createPlugin(deps: PluginDeps, closers: (() => Promise<void>)[] = []): CniPlugin {
+  const begin = (req: CniRequest): Invocation => {
+    const config = parseWaggleConfig(req.conf.raw);
+    const args = parseCniArgs(req.env.args, K8S_ARGS);
+    const pod: K8sPodArgs = {
+      namespace: args.get("K8S_POD_NAMESPACE") || undefined,
+      name: args.get("K8S_POD_NAME") || undefined,
+      uid: args.get("K8S_POD_UID") || undefined,
+      infraContainerId: args.get("K8S_POD_INFRA_CONTAINER_ID") || undefined,
+    };
+    const meta: Record<string, unknown> = { command: req.env.command };
+    if (req.env.containerId) meta.containerId = req.env.containerId;
+    if (pod.namespace && pod.name) meta.pod = `${pod.namespace}/${pod.name}`;
+    const { log, close } = deps.openLog(
+      {
+        level: config.logLevel,
+        file: config.logFile,
+        maxSizeMB: config.logMaxSizeMB,
+        maxFiles: config.logMaxFiles,
+      },
+      meta,
+    );
+    closers.push(close);
+    return { config, pod, log, opts: { bpfRoot: config.bpfRoot } };
+  };
+
+  // Logs a failure once, as the decision of the invocation, and rethrows it.
+  const failed = (log: PluginLog, e: unknown): never => {
+    const err =
+      e instanceof CniError
+        ? e
+        : new CniError(ErrorCodes.Internal, String((e as Error)?.message ?? e));
+    log.error("failed", { code: err.code, error: err.message, details: err.details });
+    throw err;
+  };
+
+  const decide = async (req: CniRequest, inv: Invocation): Promise<Decision> => {
+    const byArgs = skipByArgs(inv.pod, inv.config.excludeNamespaces);
+    if (byArgs) return { skip: byArgs };
+    const annotations = runtimeAnnotations(req.conf.runtimeConfig);
+    if (annotations && lacksSidecarStatus(annotations)) {
+      return {
+        skip: {
+          rule: "no-sidecar-status",
+          reason: "no sidecar.istio.io/status in the runtime's pod annotations: not injected",
+        },
+      };
+    }
+    let facts: PodFacts;
+    if (inv.config.kubeconfig) {
+      facts = await podFromApi(inv);
+      if (annotations) facts = { ...facts, annotations };
+    } else if (annotations) {
+      facts = annotationError(() => podFactsFromAnnotations(annotations));
+    } else {
+      throw new CniError(
+        ErrorCodes.InvalidConfig,
+        "cannot tell whether the pod is meshed: the runtime passed no pod annotations and no kubeconfig is configured",
+        `declare the ${POD_ANNOTATIONS_CAPABILITY} capability in waggle's entry, or set kubernetes.kubeconfig`,
+      );
+    }
+    const byPod = skipByPod(facts);
+    if (byPod) return { skip: byPod };
+    const settings = annotationError(() =>
+      parseRedirectSettings(facts.annotations, facts.proxy, (m) => inv.log.warn(m)),
+    );
+    return { settings, facts };
+  };
+
+  const podFromApi = async (inv: Invocation): Promise<PodFacts> => {
+    const { namespace = "", name = "" } = inv.pod;
+    try {
+      return await deps.readPodFacts({
+        kubeconfigPath: inv.config.kubeconfig as string,
+        namespace,
+        name,
+        attempts: inv.config.api.attempts,
+        intervalMs: inv.config.api.intervalMs,
+        timeoutMs: inv.config.api.timeoutMs,
+        onRetry: (attempt, err) =>
+          inv.log.debug("reading the pod failed; retrying", { attempt, error: err.message }),
+      });
+    } catch (e) {
+      if (e instanceof PodLookupError) {
+        throw new CniError(
+          e.transient ? ErrorCodes.TryAgainLater : ErrorCodes.PodLookupFailed,
+          e.message,
+        );
+      }
+      throw e;
+    }
+  };
+
+  return {
+    // A getter: building the line may run git (in a checkout), needed only without CNI_COMMAND.
+    get about() {
+      const info = buildInfo();
+      return `waggle CNI plugin ${info.version} (${info.commit})`;
+    },
+
+    async add(req) {
+      const inv = begin(req);
+      try {
+        const prev = req.conf.prevResult;
+        if (!prev) {
+          throw new CniError(
+            ErrorCodes.InvalidConfig,
+            "waggle is a chained plugin: ADD needs a prevResult",
+            "put waggle after the primary plugin (e.g. calico) in the config list",
+          );
+        }
+        const decision = await decide(req, inv);
+        if ("skip" in decision) {
+          inv.log.info("skipped", { rule: decision.skip.rule, reason: decision.skip.reason });
+          return passThrough(req.conf);
+        }
+        const { ifname, podIPs } = podInterface(prev, req.env.netns, req.env.ifname);
+        const cgroupPath = podCgroup(req.conf.runtimeConfig, inv.pod.uid, deps);
+        const datapath = await deps.loadDatapath();
+        try {
+          await datapath.ensureSharedPrograms(inv.opts);
+          await datapath.attachPod(
+            {
+              containerId: req.env.containerId,
+              netnsPath: req.env.netns,
+              ifname,
+              cgroupPath,
+              podIPs,
+              settings: decision.settings,
+              pod: {
+                namespace: inv.pod.namespace as string,
+                name: inv.pod.name as string,
+                uid: inv.pod.uid,
+              },
+            },
+            inv.opts,
+          );
+        } catch (e) {
+          if (e instanceof CniError) throw e;
+          throw new CniError(
+            ErrorCodes.AttachFailed,
+            `attaching the pod failed: ${(e as Error).message}`,
+          );
+        }
+        inv.log.info("attached", {
+          ifname,
+          podIPs,
+          cgroup: cgroupPath,
+          facts: decision.facts.source,
+          proxyUid: decision.settings.proxyUid,
+          proxyGid: decision.settings.proxyGid,
+          interceptionMode: decision.settings.interceptionMode,
+          dnsCapture: decision.settings.dnsCapture,
+        });
+        return passThrough(req.conf);
+      } catch (e) {
+        return failed(inv.log, e);
+      }
+    },
+
+    async del(req) {
+      const inv = begin(req);
+      try {
+        const datapath = await deps.loadDatapath();
+        try {
+          await datapath.detachPod(req.env.containerId, inv.opts);
+        } catch (e) {
+          throw new CniError(
+            ErrorCodes.DetachFailed,
+            `removing the pod's state failed: ${(e as Error).message}`,
+          );
+        }
+        inv.log.info("detached", { netns: req.env.netns || undefined });
+      } catch (e) {
+        failed(inv.log, e);
+      }
+    },
+
+    async check(req) {
+      const inv = begin(req);
+      try {
+        if (!req.conf.prevResult) {
+          throw new CniError(ErrorCodes.InvalidConfig, "CHECK needs a prevResult");
+        }
+        const datapath = await deps.loadDatapath();
+        const attached = (await datapath.listPods(inv.opts)).some(
+          (p) => p.containerId === req.env.containerId,
+        );
+        if (attached) {
+          const problems = await datapath.checkPod(req.env.containerId, inv.opts);
+          if (problems.length > 0) {
+            throw new CniError(
+              ErrorCodes.CheckFailed,
+              `the pod's redirection is incomplete: ${problems.join("; ")}`,
+            );
+          }
+          inv.log.debug("checked: attached and healthy");
+          return;
+        }
+        // Nothing attached: correct only if ADD would have skipped the pod.
+        const decision = await decide(req, inv);
+        if (!("skip" in decision)) {
+          throw new CniError(
+            ErrorCodes.CheckFailed,
+            `the pod is meshed but waggle has no state for container ${req.env.containerId}`,
+          );
+        }
+        inv.log.debug("checked: not meshed", { rule: decision.skip.rule });
+      } catch (e) {
+        failed(inv.log, e);
+      }
+    },
+
+    async gc(req: GcRequest) {
+      const inv = begin(req);
+      try {
+        const valid = new Set(req.validAttachments.map((a) => a.containerID));
+        const datapath = await deps.loadDatapath();
+        const failures: string[] = [];
+        let removed = 0;
+        for (const record of await datapath.listPods(inv.opts)) {
+          if (valid.has(record.containerId)) continue;
+          try {
+            await datapath.detachPod(record.containerId, inv.opts);
+            removed++;
+            inv.log.info("removed by GC", { containerId: record.containerId });
+          } catch (e) {
+            failures.push(`${record.containerId}: ${(e as Error).message}`);
+          }
+        }
+        if (failures.length > 0) {
+          throw new CniError(
+            ErrorCodes.GcFailed,
+            `GC could not remove ${failures.length} stale attachment${failures.length > 1 ? "s" : ""}`,
+            failures.join("; "),
+          );
+        }
+        inv.log.debug("GC done", { removed, kept: valid.size });
+      } catch (e) {
+        failed(inv.log, e);
+      }
+    },
+
+    async status(req) {
+      const inv = begin(req);
+      try {
+        if (!deps.onBpffs(inv.config.bpfRoot)) {
+          throw new CniError(
+            ErrorCodes.LimitedConnectivity,
+            `no bpffs at ${inv.config.bpfRoot}: meshed pods' pinned state is gone and new pods cannot be attached`,
+            "mount it: mount -t bpf bpf /sys/fs/bpf",
+          );
+        }
+        try {
+          deps.cgroupRoot();
+        } catch (e) {
+          throw new CniError(ErrorCodes.PluginNotAvailable, (e as Error).message);
+        }
+        try {
+          await (await deps.loadDatapath()).ensureSharedPrograms(inv.opts);
+        } catch (e) {
+          throw new CniError(
+            ErrorCodes.PluginNotAvailable,
+            `the BPF programs cannot be loaded: ${(e as Error).message}`,
+          );
+        }
+        inv.log.debug("ready");
+      } catch (e) {
+        failed(inv.log, e);
+      }
+    },
+  };
+}
+
+/**
+ * Runs one CNI invocation of waggle's plugin: the binary's entry point (cni/main.ts) calls this
+ * with process.env and stdin, writes stdout and stderr, and exits with exitCode. Logs are
+ * flushed before it resolves.
+ */
+export async function runCni(
+  env: Readonly<Record<string, string | undefined>>,
+  stdin: string | Buffer,
+  deps: PluginDeps = defaultDeps,
+): Promise<CniOutcome> {
+  const closers: (() => Promise<void>)[] = [];
+  try {
+    return await runSkel(createPlugin(deps, closers), env, stdin);
+  } finally {
+    await Promise.all(closers.map((close) => close()));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading the request.
+
+/** The pod's annotations from runtimeConfig, when the runtime passed them (code 6 if malformed). */
+function runtimeAnnotations(
+  runtimeConfig: Record<string, unknown>,
+): Record<string, string> | undefined {
+  const v = runtimeConfig[POD_ANNOTATIONS_CAPABILITY];
+  if (v === undefined || v === null) return undefined;
+  if (
+    typeof v !== "object" ||
+    Array.isArray(v) ||
+    Object.values(v).some((x) => typeof x !== "string")
+  ) {
+    throw new CniError(
+      ErrorCodes.DecodingFailure,
+      `runtimeConfig ${POD_ANNOTATIONS_CAPABILITY} is not a map of strings`,
+    );
+  }
+  return v as Record<string, string>;
+}
+
+/**
+ * The pod's interface and addresses from prevResult: the interface inside the pod's netns
+ * (sandbox equal to CNI_NETNS, else any with a sandbox, else one named CNI_IFNAME), and the
+ * addresses assigned to it (or to no interface in particular). Code 103 without an address.
+ */
+export function podInterface(
+  prev: CniResult,
+  netns: string,
+  ifname: string,
+): { ifname: string; podIPs: string[] } {
+  const interfaces = prev.interfaces ?? [];
+  let index = interfaces.findIndex((i) => i.sandbox === netns && netns !== "");
+  if (index < 0) index = interfaces.findIndex((i) => !!i.sandbox);
+  if (index < 0) index = interfaces.findIndex((i) => i.name === ifname);
+  const podIPs = (prev.ips ?? [])
+    .filter((ip) => index < 0 || ip.interface === undefined || ip.interface === index)
+    .map((ip) => ip.address.slice(0, ip.address.indexOf("/")));
+  if (podIPs.length === 0) {
+    throw new CniError(
+      ErrorCodes.NoPodAddress,
+      "prevResult has no IP address for the pod's interface",
+      `interfaces: ${JSON.stringify(interfaces)}, ips: ${JSON.stringify(prev.ips ?? [])}`,
+    );
+  }
+  return { ifname: index >= 0 ? interfaces[index].name : ifname, podIPs: [...new Set(podIPs)] };
+}
+
+function podCgroup(
+  runtimeConfig: Record<string, unknown>,
+  podUid: string | undefined,
+  deps: PluginDeps,
+): string {
+  const cgroupPath = runtimeConfig[CGROUP_PATH_CAPABILITY];
+  if (cgroupPath !== undefined && typeof cgroupPath !== "string") {
+    throw new CniError(ErrorCodes.DecodingFailure, "runtimeConfig cgroupPath is not a string");
+  }
+  try {
+    return resolvePodCgroup({
+      cgroupPath: cgroupPath || undefined,
+      podUid,
+      cgroupRoot: deps.cgroupRoot(),
+    });
+  } catch (e) {
+    if (e instanceof PodCgroupError || (e as { code?: string }).code === "ECGROUP2") {
+      throw new CniError(ErrorCodes.PodCgroupNotFound, (e as Error).message);
+    }
+    throw e;
+  }
+}
+
+function annotationError<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof InvalidAnnotationError)
+      throw new CniError(ErrorCodes.InvalidPodAnnotation, e.message);
+    throw e;
+  }
+}

@@ -1,0 +1,79 @@
+// The waggle capture mode for the scenario runner (capture-lab.ts): setup is what the CNI
+// ADD does (attachPod), teardown what DEL does (detachPod). Each mode instance has its own
+// bpffs root under /sys/fs/bpf, so tests running at the same time never share pins; the
+// shared programs are loaded into it once and removed by destroy().
+import { join } from "node:path";
+import {
+  attachPod,
+  type DatapathOptions,
+  detachPod,
+  ensureSharedPrograms,
+  type PodRecordData,
+} from "../../cni/datapath";
+import { removeTree } from "../../cni/datapath/shared-fs";
+import type { RedirectSettings } from "../../cni/redirect-settings";
+import type { CaptureMode } from "./capture-lab";
+import { uniqueName } from "./names";
+import type { Pod } from "./pod";
+import { type TrackedResource, track } from "./resources";
+
+/** A unique bpffs root for one test file's datapath, removed at destroy (or at exit). */
+export class BpfRoot {
+  readonly path: string;
+  private readonly tracked: TrackedResource;
+
+  constructor() {
+    this.path = join("/sys/fs/bpf", uniqueName("b"));
+    const path = this.path;
+    this.tracked = track(`bpffs root ${path}`, () => removeTree(path));
+  }
+
+  get opts(): DatapathOptions {
+    return { bpfRoot: this.path };
+  }
+
+  destroy(): void {
+    this.tracked.release();
+  }
+}
+
+export class WaggleMode implements CaptureMode {
+  readonly name = "waggle";
+  readonly root = new BpfRoot();
+  /** The record of the pod attached by the last setup (for tests that look inside). */
+  current: PodRecordData | null = null;
+  private containerId: string | null = null;
+
+  constructor() {
+    ensureSharedPrograms(this.root.opts);
+  }
+
+  async setup(pod: Pod, settings: RedirectSettings): Promise<void> {
+    const containerId = uniqueName("k");
+    this.current = attachPod(
+      {
+        containerId,
+        netnsPath: pod.netnsPath,
+        ifname: "eth0",
+        cgroupPath: pod.cgroupDir,
+        podIPs: [pod.ipv4, pod.ipv6].filter((ip): ip is string => ip !== undefined),
+        settings,
+      },
+      this.root.opts,
+    );
+    this.containerId = containerId;
+  }
+
+  async teardown(): Promise<void> {
+    if (this.containerId === null) return;
+    const id = this.containerId;
+    this.containerId = null;
+    this.current = null;
+    detachPod(id, this.root.opts);
+  }
+
+  /** Removes the shared programs and maps of this mode's root. */
+  destroy(): void {
+    this.root.destroy();
+  }
+}

@@ -1,0 +1,650 @@
+// The plugin's decisions (cni/plugin.ts) through runCni, with an in-memory datapath fake and a
+// memory logger. This tests the plugin logic only; test/kernel/cni-*.test.ts run the real
+// datapath through the real binary.
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { expect } from "chai";
+import { CgroupV2NotMountedError } from "../../cni/cgroup2";
+import { PodLookupError, podFactsFromPod, readPod } from "../../cni/k8s-pod";
+import {
+  type Datapath,
+  type DatapathOptions,
+  type PluginDeps,
+  type PodAttachRequest,
+  type PodRecord,
+  runCni,
+} from "../../cni/plugin";
+import type { PodFacts } from "../../cni/pod-selection";
+import { FakeKubeApi } from "../support/fake-kube-api";
+
+const UID = "5f1f4e0c-1b2a-4c3d-8e9f-0a1b2c3d4e5f";
+const CONTAINER = "c0ffee0123456789";
+const NETNS = "/var/run/netns/cni-5f1f4e0c";
+const STATUS = JSON.stringify({
+  initContainers: ["istio-validation"],
+  containers: ["istio-proxy"],
+});
+
+/** Calico's ADD result shape: host veth first, the pod's eth0 second, one /32. */
+function calicoResult(version: string) {
+  const ip: Record<string, unknown> = { address: "10.244.9.10/32", interface: 1 };
+  if (!version.startsWith("1.")) ip.version = "4";
+  return {
+    cniVersion: version,
+    interfaces: [
+      { name: "cali12d4a061371" },
+      { name: "eth0", mac: "3a:1e:9c:55:7d:02", sandbox: NETNS },
+    ],
+    ips: [ip],
+    dns: {},
+  };
+}
+
+class FakeDatapath implements Datapath {
+  readonly pods = new Map<string, PodAttachRequest>();
+  readonly calls: string[] = [];
+  attachError?: Error;
+  loadError?: Error;
+  readonly detachErrors = new Map<string, Error>();
+  readonly problems = new Map<string, string[]>();
+
+  ensureSharedPrograms(opts: DatapathOptions): void {
+    this.calls.push(`ensure ${opts.bpfRoot}`);
+    if (this.loadError) throw this.loadError;
+  }
+  attachPod(req: PodAttachRequest, opts: DatapathOptions): PodRecord {
+    this.calls.push(`attach ${req.containerId} ${opts.bpfRoot}`);
+    if (this.attachError) throw this.attachError;
+    this.pods.set(req.containerId, req);
+    return { containerId: req.containerId };
+  }
+  detachPod(containerId: string): void {
+    this.calls.push(`detach ${containerId}`);
+    const err = this.detachErrors.get(containerId);
+    if (err) throw err;
+    this.pods.delete(containerId);
+  }
+  checkPod(containerId: string): string[] {
+    return this.problems.get(containerId) ?? [];
+  }
+  listPods(): PodRecord[] {
+    return [...this.pods.keys()].map((containerId) => ({ containerId }));
+  }
+}
+
+interface LogLine {
+  level: string;
+  message: string;
+  meta?: Record<string, unknown>;
+  defaults: Record<string, unknown>;
+}
+
+describe("cni plugin (fake datapath)", () => {
+  let cgroupRoot: string;
+  let datapath: FakeDatapath;
+  let lines: LogLine[];
+  let podFacts: PodFacts | Error | undefined;
+  let factReads: number;
+  let bpffs: boolean;
+  let cgroupMissing: boolean;
+
+  const deps = (): PluginDeps => ({
+    loadDatapath: async () => datapath,
+    cgroupRoot: () => {
+      if (cgroupMissing) throw new CgroupV2NotMountedError("/proc/self/mountinfo");
+      return cgroupRoot;
+    },
+    readPodFacts: async () => {
+      factReads++;
+      if (podFacts instanceof Error) throw podFacts;
+      if (!podFacts) throw new Error("test gave no pod facts");
+      return podFacts;
+    },
+    openLog: (_config, defaults) => {
+      const at =
+        (level: string) =>
+        (message: string, meta?: Record<string, unknown>): void => {
+          lines.push({ level, message, meta, defaults });
+        };
+      return {
+        log: { error: at("error"), warn: at("warn"), info: at("info"), debug: at("debug") },
+        close: async () => {},
+      };
+    },
+    onBpffs: () => bpffs,
+  });
+
+  const env = (command: string, over: Record<string, string> = {}) => ({
+    CNI_COMMAND: command,
+    CNI_CONTAINERID: CONTAINER,
+    CNI_NETNS: NETNS,
+    CNI_IFNAME: "eth0",
+    CNI_PATH: "/opt/cni/bin",
+    CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=shop;K8S_POD_NAME=web-0;K8S_POD_INFRA_CONTAINER_ID=${CONTAINER};K8S_POD_UID=${UID}`,
+    ...over,
+  });
+
+  const conf = (over: Record<string, unknown> = {}, version = "1.0.0") => ({
+    cniVersion: version,
+    name: "k8s-pod-network",
+    type: "waggle",
+    bpf_root: "/sys/fs/bpf/unit",
+    prevResult: calicoResult(version),
+    runtimeConfig: {
+      cgroupPath: `/kubepods/burstable/pod${UID}`,
+      "io.kubernetes.cri.pod-annotations": { "sidecar.istio.io/status": STATUS },
+    },
+    ...over,
+  });
+
+  async function cni(
+    command: string,
+    config: Record<string, unknown>,
+    envOver: Record<string, string> = {},
+  ) {
+    const out = await runCni(env(command, envOver), JSON.stringify(config), deps());
+    return {
+      ...out,
+      json: out.stdout ? (JSON.parse(out.stdout) as Record<string, unknown>) : undefined,
+    };
+  }
+
+  /** Decision lines: what the plugin logged at info or above. */
+  const decisions = () => lines.filter((l) => l.level !== "debug").map((l) => l.message);
+
+  before(() => {
+    cgroupRoot = mkdtempSync(join(tmpdir(), "waggle-plugin-"));
+    mkdirSync(join(cgroupRoot, "kubepods/burstable", `pod${UID}`), { recursive: true });
+  });
+  after(() => rmSync(cgroupRoot, { recursive: true, force: true }));
+  beforeEach(() => {
+    datapath = new FakeDatapath();
+    lines = [];
+    podFacts = undefined;
+    factReads = 0;
+    bpffs = true;
+    cgroupMissing = false;
+  });
+
+  describe("ADD", () => {
+    it("attaches a meshed pod and prints prevResult unchanged", async () => {
+      const out = await cni("ADD", conf());
+      expect(out.exitCode, out.stdout).to.equal(0);
+      expect(out.json).to.deep.equal(calicoResult("1.0.0"));
+      expect(datapath.calls).to.deep.equal([
+        "ensure /sys/fs/bpf/unit",
+        `attach ${CONTAINER} /sys/fs/bpf/unit`,
+      ]);
+      const req = datapath.pods.get(CONTAINER);
+      expect(req).to.deep.include({
+        containerId: CONTAINER,
+        netnsPath: NETNS,
+        ifname: "eth0",
+        cgroupPath: join(cgroupRoot, "kubepods/burstable", `pod${UID}`),
+        podIPs: ["10.244.9.10"],
+        pod: { namespace: "shop", name: "web-0", uid: UID },
+      });
+      expect(req?.settings.proxyUid).to.equal(1337);
+      expect(decisions()).to.deep.equal(["attached"]);
+      expect(lines[0].defaults).to.deep.equal({
+        command: "ADD",
+        containerId: CONTAINER,
+        pod: "shop/web-0",
+      });
+    });
+
+    for (const version of ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]) {
+      it(`passes prevResult through at ${version}`, async () => {
+        const out = await cni("ADD", conf({}, version));
+        expect(out.json).to.deep.equal(calicoResult(version));
+      });
+    }
+
+    it("uses the pod's annotations for the settings (excludeOutboundPorts)", async () => {
+      const out = await cni(
+        "ADD",
+        conf({
+          runtimeConfig: {
+            cgroupPath: `/kubepods/burstable/pod${UID}`,
+            "io.kubernetes.cri.pod-annotations": {
+              "sidecar.istio.io/status": STATUS,
+              "traffic.sidecar.istio.io/excludeOutboundPorts": "5432",
+            },
+          },
+        }),
+      );
+      expect(out.exitCode).to.equal(0);
+      expect(datapath.pods.get(CONTAINER)?.settings.outbound.excludePorts).to.deep.equal([5432]);
+    });
+
+    it("skipped 1: not a Kubernetes pod (no K8S_POD_* in CNI_ARGS)", async () => {
+      const out = await cni("ADD", conf(), { CNI_ARGS: "" });
+      expect(out.json).to.deep.equal(calicoResult("1.0.0"));
+      expect(datapath.calls).to.deep.equal([]);
+      expect(lines).to.have.length(1);
+      expect(lines[0]).to.deep.include({ level: "info", message: "skipped" });
+      expect(lines[0].meta?.rule).to.equal("not-kubernetes");
+    });
+
+    it("skipped 2: namespace in exclude_namespaces", async () => {
+      const out = await cni("ADD", conf({ exclude_namespaces: ["shop"] }));
+      expect(out.exitCode).to.equal(0);
+      expect(datapath.calls).to.deep.equal([]);
+      expect(lines[0].meta).to.deep.include({ rule: "excluded-namespace" });
+    });
+
+    it("skipped 8 from the runtime's annotations, without reading the API", async () => {
+      const out = await cni(
+        "ADD",
+        conf({
+          kubernetes: { kubeconfig: "/etc/cni/net.d/waggle-kubeconfig" },
+          runtimeConfig: {
+            "io.kubernetes.cri.pod-annotations": { "prometheus.io/scrape": "true" },
+          },
+        }),
+      );
+      expect(out.exitCode).to.equal(0);
+      expect(factReads).to.equal(0);
+      expect(datapath.calls).to.deep.equal([]);
+      expect(lines[0].meta).to.deep.include({ rule: "no-sidecar-status" });
+    });
+
+    const apiCases: [string, Partial<PodFacts>, string][] = [
+      ["3 istio-init", { containerNames: ["istio-init", "web", "istio-proxy"] }, "istio-init"],
+      [
+        "4 DISABLE_ENVOY",
+        { proxy: { env: { DISABLE_ENVOY: "true" }, args: [] } },
+        "envoy-disabled",
+      ],
+      ["5 no istio-proxy", { containerNames: ["web"], proxy: undefined }, "no-istio-proxy"],
+      ["6 a gateway", { proxy: { env: {}, args: ["proxy", "router"] } }, "not-a-sidecar"],
+      [
+        "7 injection disabled by label",
+        { labels: { "sidecar.istio.io/inject": "false" } },
+        "injection-disabled",
+      ],
+    ];
+    for (const [what, over, rule] of apiCases) {
+      it(`skipped ${what} (pod read from the API)`, async () => {
+        podFacts = {
+          source: "api",
+          labels: {},
+          annotations: {},
+          containerNames: ["web", "istio-proxy"],
+          proxy: { env: {}, args: ["proxy", "sidecar"] },
+          ...over,
+        };
+        const out = await cni("ADD", conf({ kubernetes: { kubeconfig: "/kc" } }));
+        expect(out.exitCode).to.equal(0);
+        expect(factReads).to.equal(1);
+        expect(datapath.calls).to.deep.equal([]);
+        expect(lines.map((l) => l.meta?.rule)).to.deep.equal([rule]);
+      });
+    }
+
+    it("with a kubeconfig: istio-proxy's runAsUser/runAsGroup and env from the API, annotations from the runtime", async () => {
+      podFacts = {
+        source: "api",
+        labels: {},
+        annotations: { "traffic.sidecar.istio.io/excludeOutboundPorts": "1" },
+        containerNames: ["web", "istio-proxy"],
+        proxy: {
+          runAsUser: 1500,
+          runAsGroup: 1600,
+          env: { ISTIO_META_DNS_CAPTURE: "true" },
+          args: ["proxy", "sidecar"],
+        },
+      };
+      const out = await cni("ADD", conf({ kubernetes: { kubeconfig: "/kc" } }));
+      expect(out.exitCode, out.stdout).to.equal(0);
+      const s = datapath.pods.get(CONTAINER)?.settings;
+      expect([s?.proxyUid, s?.proxyGid, s?.dnsCapture]).to.deep.equal([1500, 1600, true]);
+      expect(s?.outbound.excludePorts).to.deep.equal([15020]);
+    });
+
+    it("with a kubeconfig and no runtime annotations: everything from the API", async () => {
+      podFacts = podFactsFromPod({
+        metadata: { annotations: { "sidecar.istio.io/status": STATUS } },
+        spec: { containers: [{ name: "istio-proxy", args: ["proxy", "sidecar"] }] },
+      });
+      const out = await cni("ADD", conf({ kubernetes: { kubeconfig: "/kc" }, runtimeConfig: {} }), {
+        CNI_ARGS: `K8S_POD_NAMESPACE=shop;K8S_POD_NAME=web-0;K8S_POD_UID=${UID};K8S_POD_INFRA_CONTAINER_ID=${CONTAINER}`,
+      });
+      expect(out.exitCode, out.stdout).to.equal(0);
+      // no cgroupPath: found by K8S_POD_UID
+      expect(datapath.pods.get(CONTAINER)?.cgroupPath).to.equal(
+        join(cgroupRoot, "kubepods/burstable", `pod${UID}`),
+      );
+    });
+
+    it("code 7 without prevResult (waggle is a chained plugin); nothing attached", async () => {
+      const out = await cni("ADD", conf({ prevResult: undefined }));
+      expect(out.json).to.include({
+        code: 7,
+        msg: "waggle is a chained plugin: ADD needs a prevResult",
+      });
+      expect(datapath.calls).to.deep.equal([]);
+      expect(decisions()).to.deep.equal(["failed"]);
+    });
+
+    it("code 7 with neither runtime annotations nor a kubeconfig", async () => {
+      const out = await cni("ADD", conf({ runtimeConfig: {} }));
+      expect(out.json?.code).to.equal(7);
+      expect(out.json?.msg).to.contain("cannot tell whether the pod is meshed");
+    });
+
+    it("code 6 for runtime annotations that are not a map of strings", async () => {
+      const out = await cni(
+        "ADD",
+        conf({ runtimeConfig: { "io.kubernetes.cri.pod-annotations": { a: 1 } } }),
+      );
+      expect(out.json?.code).to.equal(6);
+    });
+
+    it("code 4 for unknown CNI_ARGS without IgnoreUnknown", async () => {
+      const out = await cni("ADD", conf(), {
+        CNI_ARGS: "K8S_POD_NAMESPACE=shop;K8S_POD_NAME=a;FOO=bar",
+      });
+      expect(out.json?.code).to.equal(4);
+    });
+
+    it("code 11 when the API stays unreachable (fail closed), naming the cause", async () => {
+      podFacts = new PodLookupError(
+        "cannot read pod shop/web-0 from the API server after 30 attempts: HTTP 503",
+        true,
+        30,
+      );
+      const out = await cni("ADD", conf({ kubernetes: { kubeconfig: "/kc" } }));
+      expect(out.json).to.include({
+        code: 11,
+        msg: "cannot read pod shop/web-0 from the API server after 30 attempts: HTTP 503",
+      });
+      expect(datapath.calls).to.deep.equal([]);
+    });
+
+    it("code 100 when the API refuses for good", async () => {
+      podFacts = new PodLookupError(
+        "cannot read pod shop/web-0 from the API server after 1 attempt: HTTP 403",
+        false,
+        1,
+      );
+      const out = await cni("ADD", conf({ kubernetes: { kubeconfig: "/kc" } }));
+      expect(out.json?.code).to.equal(100);
+    });
+
+    it("code 101 for an invalid annotation, naming it; nothing attached", async () => {
+      const out = await cni(
+        "ADD",
+        conf({
+          runtimeConfig: {
+            "io.kubernetes.cri.pod-annotations": {
+              "sidecar.istio.io/status": STATUS,
+              "traffic.sidecar.istio.io/includeOutboundIPRanges": "10.0.0.0/33",
+            },
+          },
+        }),
+      );
+      expect(out.json?.code).to.equal(101);
+      expect(out.json?.msg).to.contain("traffic.sidecar.istio.io/includeOutboundIPRanges");
+      expect(datapath.calls).to.deep.equal([]);
+      expect(lines.at(-1)).to.deep.include({ level: "error", message: "failed" });
+    });
+
+    it("code 101 for a status annotation that is not the injector's JSON (no kubeconfig)", async () => {
+      const out = await cni(
+        "ADD",
+        conf({
+          runtimeConfig: {
+            "io.kubernetes.cri.pod-annotations": { "sidecar.istio.io/status": "x" },
+          },
+        }),
+      );
+      expect(out.json?.code).to.equal(101);
+      expect(out.json?.msg).to.contain("sidecar.istio.io/status");
+    });
+
+    it("code 102 when the cgroupPath does not exist", async () => {
+      const out = await cni(
+        "ADD",
+        conf({
+          runtimeConfig: {
+            cgroupPath: "/kubepods/burstable/podmissing",
+            "io.kubernetes.cri.pod-annotations": { "sidecar.istio.io/status": STATUS },
+          },
+        }),
+      );
+      expect(out.json?.code).to.equal(102);
+      expect(out.json?.msg).to.contain("podmissing");
+    });
+
+    it("code 102 on a host without cgroup v2", async () => {
+      cgroupMissing = true;
+      const out = await cni("ADD", conf());
+      expect(out.json?.code).to.equal(102);
+      expect(out.json?.msg).to.contain("cgroup v2 is not mounted");
+    });
+
+    it("code 103 when prevResult has no address for the pod's interface", async () => {
+      const prev = { ...calicoResult("1.0.0"), ips: [{ address: "10.0.0.1/32", interface: 0 }] };
+      const out = await cni("ADD", conf({ prevResult: prev }));
+      expect(out.json?.code).to.equal(103);
+    });
+
+    it("code 104 when the datapath fails, naming the cause", async () => {
+      datapath.attachError = new Error("bpf_link_create: EPERM");
+      const out = await cni("ADD", conf());
+      expect(out.json).to.include({
+        code: 104,
+        msg: "attaching the pod failed: bpf_link_create: EPERM",
+      });
+      expect(datapath.pods.size).to.equal(0);
+      expect(decisions()).to.deep.equal(["failed"]);
+    });
+  });
+
+  describe("DEL", () => {
+    it("detaches by container ID and prints nothing", async () => {
+      await cni("ADD", conf());
+      const out = await cni("DEL", conf());
+      expect(out).to.include({ exitCode: 0, stdout: "" });
+      expect(datapath.pods.size).to.equal(0);
+      expect(decisions().at(-1)).to.equal("detached");
+    });
+
+    it("succeeds with an empty netns, without prevResult, for a container never seen, and twice", async () => {
+      for (let i = 0; i < 2; i++) {
+        const out = await cni("DEL", conf({ prevResult: undefined }, "0.3.1"), { CNI_NETNS: "" });
+        expect(out.exitCode, out.stdout).to.equal(0);
+      }
+      expect(datapath.calls).to.deep.equal([`detach ${CONTAINER}`, `detach ${CONTAINER}`]);
+    });
+
+    it("does not read the pod or need annotations", async () => {
+      const out = await cni("DEL", conf({ runtimeConfig: {}, kubernetes: { kubeconfig: "/kc" } }), {
+        CNI_ARGS: "",
+      });
+      expect(out.exitCode).to.equal(0);
+      expect(factReads).to.equal(0);
+    });
+
+    it("code 106 when the state cannot be removed", async () => {
+      datapath.detachErrors.set(CONTAINER, new Error("unlink /sys/fs/bpf/unit/x: EBUSY"));
+      const out = await cni("DEL", conf());
+      expect(out.json).to.include({ code: 106 });
+      expect(out.json?.msg).to.contain("EBUSY");
+    });
+  });
+
+  describe("CHECK", () => {
+    it("passes for an attached, healthy pod", async () => {
+      await cni("ADD", conf());
+      const out = await cni("CHECK", conf());
+      expect(out).to.include({ exitCode: 0, stdout: "" });
+    });
+
+    it("code 105 listing what is missing", async () => {
+      await cni("ADD", conf());
+      datapath.problems.set(CONTAINER, [
+        "cgroup link connect4 missing",
+        "no policy entry for netns 4026532",
+      ]);
+      const out = await cni("CHECK", conf());
+      expect(out.json).to.include({
+        code: 105,
+        msg: "the pod's redirection is incomplete: cgroup link connect4 missing; no policy entry for netns 4026532",
+      });
+    });
+
+    it("passes for a pod ADD skipped", async () => {
+      const out = await cni("CHECK", conf({ exclude_namespaces: ["shop"] }));
+      expect(out.exitCode).to.equal(0);
+    });
+
+    it("code 105 for a meshed pod with no state at all", async () => {
+      const out = await cni("CHECK", conf());
+      expect(out.json?.code).to.equal(105);
+      expect(out.json?.msg).to.contain(`no state for container ${CONTAINER}`);
+    });
+
+    it("code 7 without prevResult", async () => {
+      const out = await cni("CHECK", conf({ prevResult: undefined }));
+      expect(out.json?.code).to.equal(7);
+    });
+  });
+
+  describe("GC", () => {
+    const gcEnv = { CNI_CONTAINERID: "", CNI_IFNAME: "", CNI_NETNS: "" };
+    const addPod = (id: string) => cni("ADD", conf(), { CNI_CONTAINERID: id });
+
+    it("removes every attachment not listed as valid and keeps the others", async () => {
+      await addPod("keep1");
+      await addPod("stale1");
+      await addPod("stale2");
+      const out = await cni(
+        "GC",
+        conf(
+          {
+            prevResult: undefined,
+            "cni.dev/valid-attachments": [{ containerID: "keep1", ifname: "eth0" }],
+          },
+          "1.1.0",
+        ),
+        gcEnv,
+      );
+      expect(out).to.include({ exitCode: 0, stdout: "" });
+      expect([...datapath.pods.keys()]).to.deep.equal(["keep1"]);
+      expect(
+        lines.filter((l) => l.message === "removed by GC").map((l) => l.meta?.containerId),
+      ).to.deep.equal(["stale1", "stale2"]);
+    });
+
+    it("keeps going past a failure and reports it (code 107)", async () => {
+      await addPod("stale1");
+      await addPod("stale2");
+      datapath.detachErrors.set("stale1", new Error("EIO"));
+      const out = await cni(
+        "GC",
+        conf({ prevResult: undefined, "cni.dev/valid-attachments": [] }, "1.1.0"),
+        gcEnv,
+      );
+      expect(out.json).to.include({
+        code: 107,
+        msg: "GC could not remove 1 stale attachment",
+        details: "stale1: EIO",
+      });
+      expect([...datapath.pods.keys()]).to.deep.equal(["stale1"]);
+    });
+  });
+
+  describe("STATUS", () => {
+    const statusConf = () => conf({ prevResult: undefined, runtimeConfig: undefined }, "1.1.0");
+
+    it("ready: bpffs, cgroup v2 and the programs load", async () => {
+      const out = await cni("STATUS", statusConf());
+      expect(out).to.include({ exitCode: 0, stdout: "" });
+      expect(datapath.calls).to.deep.equal(["ensure /sys/fs/bpf/unit"]);
+    });
+
+    it("code 51 without bpffs at bpf_root", async () => {
+      bpffs = false;
+      const out = await cni("STATUS", statusConf());
+      expect(out.json?.code).to.equal(51);
+      expect(out.json?.msg).to.contain("no bpffs at /sys/fs/bpf/unit");
+    });
+
+    it("code 50 without cgroup v2", async () => {
+      cgroupMissing = true;
+      const out = await cni("STATUS", statusConf());
+      expect(out.json?.code).to.equal(50);
+    });
+
+    it("code 50 when the programs cannot be loaded", async () => {
+      datapath.loadError = new Error("verifier rejected capture_connect4");
+      const out = await cni("STATUS", statusConf());
+      expect(out.json).to.include({
+        code: 50,
+        msg: "the BPF programs cannot be loaded: verifier rejected capture_connect4",
+      });
+    });
+  });
+});
+
+describe("cni plugin with the fake API server (fail closed)", () => {
+  let api: FakeKubeApi;
+  let dir: string;
+  before(async () => {
+    api = new FakeKubeApi();
+    await api.start();
+    dir = mkdtempSync(join(tmpdir(), "waggle-plugin-api-"));
+    api.writeKubeconfig(join(dir, "kubeconfig"));
+  });
+  after(async () => {
+    await api.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("ADD fails with code 11 after the configured attempts, and the message names the cause", async () => {
+    api.script.push(...Array(3).fill({ status: 503, message: "apiserver overloaded" }));
+    const datapath = new FakeDatapath();
+    const out = await runCni(
+      {
+        CNI_COMMAND: "ADD",
+        CNI_CONTAINERID: CONTAINER,
+        CNI_NETNS: NETNS,
+        CNI_IFNAME: "eth0",
+        CNI_ARGS: "IgnoreUnknown=1;K8S_POD_NAMESPACE=shop;K8S_POD_NAME=web-0",
+      },
+      JSON.stringify({
+        cniVersion: "0.3.1",
+        name: "k8s-pod-network",
+        type: "waggle",
+        log_level: "none",
+        kubernetes: { kubeconfig: join(dir, "kubeconfig") },
+        api_attempts: 3,
+        api_retry_interval_ms: 10,
+        prevResult: calicoResult("0.3.1"),
+        runtimeConfig: {
+          "io.kubernetes.cri.pod-annotations": { "sidecar.istio.io/status": STATUS },
+        },
+      }),
+      {
+        loadDatapath: async () => datapath,
+        cgroupRoot: () => "/nonexistent",
+        readPodFacts: async (o) => podFactsFromPod(await readPod(o)),
+        openLog: () => ({
+          log: { error() {}, warn() {}, info() {}, debug() {} },
+          close: async () => {},
+        }),
+        onBpffs: () => true,
+      },
+    );
+    expect(JSON.parse(out.stdout)).to.deep.equal({
+      cniVersion: "0.3.1",
+      code: 11,
+      msg: "cannot read pod shop/web-0 from the API server after 3 attempts: HTTP 503 (apiserver overloaded)",
+    });
+    expect(api.requests).to.have.length(3);
+    expect(datapath.calls).to.deep.equal([]);
+  });
+});
