@@ -74,10 +74,9 @@ export interface PodAttachRequest {
   pod?: { namespace: string; name: string; uid?: string };
 }
 
-/** What the datapath keeps per attached pod. */
+/** What the datapath keeps per attached pod (the plugin only needs its container ID). */
 export interface PodRecord {
   containerId: string;
-  [detail: string]: unknown;
 }
 
 export interface Datapath {
@@ -90,6 +89,8 @@ export interface Datapath {
   /** Problems with an attached pod's programs, links, filter and map entries; [] when healthy. */
   checkPod(containerId: string, opts: DatapathOptions): string[] | Promise<string[]>;
   listPods(opts: DatapathOptions): PodRecord[] | Promise<PodRecord[]>;
+  /** Container IDs with any state (records or leftovers of a half-done ADD), for GC and CHECK. */
+  attachedContainerIds(opts: DatapathOptions): string[] | Promise<string[]>;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -119,12 +120,9 @@ export interface PluginDeps {
 }
 
 export const defaultDeps: PluginDeps = {
-  loadDatapath: async () => {
-    throw new CniError(
-      ErrorCodes.AttachFailed,
-      "waggle was built without its datapath (cni/datapath)",
-    );
-  },
+  // Required on first use: VERSION and unmeshed pods' ADD never load the addon.
+  loadDatapath: async () => require("./datapath") as typeof import("./datapath"),
+
   cgroupRoot: () => cgroup2Root(),
   readPodFacts: async (opts) => podFactsFromPod(await readPod(opts)),
   openLog: (config, meta) => {
@@ -315,8 +313,10 @@ export function createPlugin(deps: PluginDeps, closers: (() => Promise<void>)[] 
           );
         } catch (e) {
           if (e instanceof CniError) throw e;
+          // The datapath reports a cgroup it cannot use with code "CGROUP" (DatapathError).
+          const cgroup = (e as { code?: unknown }).code === "CGROUP";
           throw new CniError(
-            ErrorCodes.AttachFailed,
+            cgroup ? ErrorCodes.PodCgroupNotFound : ErrorCodes.AttachFailed,
             `attaching the pod failed: ${(e as Error).message}`,
           );
         }
@@ -361,8 +361,8 @@ export function createPlugin(deps: PluginDeps, closers: (() => Promise<void>)[] 
           throw new CniError(ErrorCodes.InvalidConfig, "CHECK needs a prevResult");
         }
         const datapath = await deps.loadDatapath();
-        const attached = (await datapath.listPods(inv.opts)).some(
-          (p) => p.containerId === req.env.containerId,
+        const attached = (await datapath.attachedContainerIds(inv.opts)).includes(
+          req.env.containerId,
         );
         if (attached) {
           const problems = await datapath.checkPod(req.env.containerId, inv.opts);
@@ -396,14 +396,14 @@ export function createPlugin(deps: PluginDeps, closers: (() => Promise<void>)[] 
         const datapath = await deps.loadDatapath();
         const failures: string[] = [];
         let removed = 0;
-        for (const record of await datapath.listPods(inv.opts)) {
-          if (valid.has(record.containerId)) continue;
+        for (const containerId of await datapath.attachedContainerIds(inv.opts)) {
+          if (valid.has(containerId)) continue;
           try {
-            await datapath.detachPod(record.containerId, inv.opts);
+            await datapath.detachPod(containerId, inv.opts);
             removed++;
-            inv.log.info("removed by GC", { containerId: record.containerId });
+            inv.log.info("removed by GC", { containerId });
           } catch (e) {
-            failures.push(`${record.containerId}: ${(e as Error).message}`);
+            failures.push(`${containerId}: ${(e as Error).message}`);
           }
         }
         if (failures.length > 0) {

@@ -71,6 +71,9 @@ class FakeDatapath implements Datapath {
   listPods(): PodRecord[] {
     return [...this.pods.keys()].map((containerId) => ({ containerId }));
   }
+  attachedContainerIds(): string[] {
+    return [...this.pods.keys()];
+  }
 }
 
 interface LogLine {
