@@ -204,6 +204,15 @@ int waggle_getsockopt(struct bpf_sockopt *ctx)
 	/* conntrack of the other family never knows the connection */
 	if ((ctx->level == SOL_IP) != addr_is_v4(&a))
 		return leave_as_kernel_answered(ctx);
+	if (!netns)
+		netns = bpf_get_netns_cookie(ctx);
+	/* no ip6tables rules (IPv6 not captured for this pod): no IPv6 conntrack answer */
+	if (!addr_is_v4(&a)) {
+		const struct pod_policy *p = bpf_map_lookup_elem(&waggle_policy, &netns);
+
+		if (!p || !(p->flags & POLICY_IPV6))
+			return leave_as_kernel_answered(ctx);
+	}
 
 	optval = ctx->optval;
 	end = ctx->optval_end;
@@ -232,6 +241,6 @@ int waggle_getsockopt(struct bpf_sockopt *ctx)
 		ctx->optlen = sizeof(*sin6);
 	}
 	ctx->retval = 0;
-	COUNT(netns ? netns : bpf_get_netns_cookie(ctx), orig_dst_answered);
+	COUNT(netns, orig_dst_answered);
 	return 1;
 }

@@ -143,7 +143,7 @@ export function policyEntries(netns: bigint, p: PodPolicy): MapEntry[] {
       key: encodeCidrKey(netns, e.cidr, e.kind),
       value: one,
     })),
-    ...p.podIPs.map((ip) => ({
+    ...p.localAddresses.map((ip) => ({
       map: MAP_NAMES.podIps,
       key: encodeIpKey(ip),
       value: encodeNetnsValue(netns),

@@ -19,11 +19,17 @@ import {
 import type { RedirectSettings } from "../redirect-settings";
 import { decodeNetns, netnsKey, policyEntries, sumCounters, zeroCounters } from "./encode";
 import { DatapathError } from "./errors";
-import { addPassthroughV6, routedCidrs } from "./interfaces";
+import { addPassthroughV6, podInterfaces, routedCidrs } from "./interfaces";
 import { type CounterName, MAP_NAMES, POLICY } from "./layout";
 import { flagNames, podPolicy } from "./policy";
 import { CGROUP_PROGRAMS, containerIdOfDir, paths, TC_PROGRAM, TC_SLOT } from "./programs";
-import { type PodRecordData, readAllRecords, readRecord, writeRecord } from "./record";
+import {
+  type PodRecordData,
+  RECORD_VERSION,
+  readAllRecords,
+  readRecord,
+  writeRecord,
+} from "./record";
 import { type DatapathOptions, ensureSharedPrograms, openProgram } from "./shared";
 import { listDir, removeTree } from "./shared-fs";
 
@@ -111,21 +117,32 @@ export function attachPod(req: AttachRequest, opts: DatapathOptions): PodRecordD
   } catch (err) {
     throw new DatapathError("NETNS", `cannot identify ${req.netnsPath} / ${req.cgroupPath}`, err);
   }
-  const excluded = req.settings.excludeInterfaces.includes(req.ifname);
   let extraExcludes: string[] = [];
+  let interfaces: ReturnType<typeof podInterfaces>;
   try {
+    interfaces = podInterfaces(req.netnsPath);
     for (const ifname of req.settings.excludeInterfaces) {
       extraExcludes.push(...routedCidrs(req.netnsPath, ifname));
     }
     extraExcludes = [...new Set(extraExcludes)];
   } catch (err) {
-    throw new DatapathError("NETNS", "resolving excludeInterfaces routes failed", err);
+    throw new DatapathError("NETNS", "reading the pod's interfaces and routes failed", err);
   }
+  if (!interfaces.some((i) => i.ifname === req.ifname)) {
+    throw new DatapathError("NETNS", `interface ${req.ifname} does not exist in ${req.netnsPath}`);
+  }
+  // Inbound capture on every interface but lo and the excluded ones, as PREROUTING does.
+  const tcIfnames = interfaces
+    .map((i) => i.ifname)
+    .filter((n) => n !== "lo" && !req.settings.excludeInterfaces.includes(n));
+  // Every global address of the pod is a "local destination" and an inbound key.
+  const localAddresses = interfaces.flatMap((i) => i.addresses);
   let policy: ReturnType<typeof podPolicy>;
   try {
     policy = podPolicy({
       settings: req.settings,
       podIPs: req.podIPs,
+      localAddresses,
       extraExcludeCidrs: extraExcludes,
     });
   } catch (err) {
@@ -146,7 +163,7 @@ export function attachPod(req: AttachRequest, opts: DatapathOptions): PodRecordD
 
   const entries = policyEntries(netns, policy);
   const rec: PodRecordData = {
-    version: 1,
+    version: RECORD_VERSION,
     containerId: req.containerId,
     netnsCookie: netns.toString(),
     netnsPath: req.netnsPath,
@@ -162,7 +179,8 @@ export function attachPod(req: AttachRequest, opts: DatapathOptions): PodRecordD
       cidrs: policy.cidrs.length,
       excludedInterfaceCidrs: extraExcludes,
     },
-    tc: excluded ? null : { ifname: req.ifname, ...TC_SLOT },
+    tc: tcIfnames.map((ifname) => ({ ifname, ...TC_SLOT })),
+    localAddresses: policy.localAddresses,
     keys: {
       ports: entries.filter((e) => e.map === MAP_NAMES.ports).map((e) => e.key.toString("hex")),
       cidrs: entries.filter((e) => e.map === MAP_NAMES.cidrs).map((e) => e.key.toString("hex")),
@@ -202,18 +220,19 @@ export function attachPod(req: AttachRequest, opts: DatapathOptions): PodRecordD
       }
     }
     if (policy.flags & POLICY.IPV6) addPassthroughV6(req.netnsPath);
-    if (rec.tc) {
+    if (rec.tc.length > 0) {
       const prog = openProgram(root, TC_PROGRAM.name);
       try {
-        tcAttach({
-          netns: req.netnsPath,
-          ifname: req.ifname,
-          direction: "ingress",
-          prog,
-          priority: TC_SLOT.priority,
-          handle: TC_SLOT.handle,
-          replace: true,
-        });
+        for (const t of rec.tc) {
+          tcAttach({
+            netns: req.netnsPath,
+            ifname: t.ifname,
+            direction: "ingress",
+            prog,
+            ...TC_SLOT,
+            replace: true,
+          });
+        }
       } finally {
         prog.close();
       }
@@ -234,14 +253,8 @@ export function attachPod(req: AttachRequest, opts: DatapathOptions): PodRecordD
 }
 
 /** The filter in waggle's TC slot is ours (so detach never removes someone else's). */
-function tcSlotIsOurs(rec: PodRecordData): boolean | null {
-  if (!rec.tc) return null;
-  const id = tcQuery({
-    netns: rec.netnsPath,
-    ifname: rec.tc.ifname,
-    direction: "ingress",
-    ...TC_SLOT,
-  });
+function tcSlotIsOurs(rec: PodRecordData, ifname: string): boolean | null {
+  const id = tcQuery({ netns: rec.netnsPath, ifname, direction: "ingress", ...TC_SLOT });
   if (id === null) return null;
   const prog = Program.fromId(id);
   try {
@@ -288,15 +301,17 @@ export function detachPod(containerId: string, opts: DatapathOptions): void {
     }
   }
 
-  if (rec?.tc && existsSync(rec.netnsPath)) {
-    try {
-      if (tcSlotIsOurs(rec)) {
-        tcDetach({ netns: rec.netnsPath, ifname: rec.tc.ifname, direction: "ingress", ...TC_SLOT });
-      }
-    } catch (err) {
-      const code = errorCode(err);
-      if (code !== "ENOENT" && code !== "ENODEV" && code !== "EINVAL") {
-        problems.push(`TC filter: ${(err as Error).message}`);
+  if (rec && existsSync(rec.netnsPath)) {
+    for (const t of rec.tc) {
+      try {
+        if (tcSlotIsOurs(rec, t.ifname)) {
+          tcDetach({ netns: rec.netnsPath, ifname: t.ifname, direction: "ingress", ...TC_SLOT });
+        }
+      } catch (err) {
+        const code = errorCode(err);
+        if (code !== "ENOENT" && code !== "ENODEV" && code !== "EINVAL") {
+          problems.push(`TC filter on ${t.ifname}: ${(err as Error).message}`);
+        }
       }
     }
   }
@@ -378,22 +393,16 @@ export function checkPod(containerId: string, opts: DatapathOptions): string[] {
       problems.push(`link ${cp.name} is missing`);
     }
   }
-  if (rec.tc) {
-    if (!existsSync(rec.netnsPath)) {
-      problems.push(`network namespace ${rec.netnsPath} is gone`);
-    } else {
+  if (rec.tc.length > 0 && !existsSync(rec.netnsPath)) {
+    problems.push(`network namespace ${rec.netnsPath} is gone`);
+  } else {
+    for (const t of rec.tc) {
       try {
-        const id = tcQuery({
-          netns: rec.netnsPath,
-          ifname: rec.tc.ifname,
-          direction: "ingress",
-          ...TC_SLOT,
-        });
-        if (id === null) problems.push(`TC ingress filter on ${rec.tc.ifname} is missing`);
-        else if (!tcSlotIsOurs(rec))
-          problems.push(`TC ingress filter on ${rec.tc.ifname} runs another program`);
+        const ours = tcSlotIsOurs(rec, t.ifname);
+        if (ours === null) problems.push(`TC ingress filter on ${t.ifname} is missing`);
+        else if (!ours) problems.push(`TC ingress filter on ${t.ifname} runs another program`);
       } catch (err) {
-        problems.push(`TC ingress filter on ${rec.tc.ifname}: ${(err as Error).message}`);
+        problems.push(`TC ingress filter on ${t.ifname}: ${(err as Error).message}`);
       }
     }
   }

@@ -59,3 +59,34 @@ export function addPassthroughV6(netnsPath: string): void {
     throw new Error(`adding ::6/128 to lo in ${netnsPath} failed: ${stderr}`);
   }
 }
+
+export interface PodInterface {
+  ifname: string;
+  /** Global-scope addresses (no prefix length). */
+  addresses: string[];
+}
+
+interface IpAddrJson {
+  ifname: string;
+  addr_info?: { family: string; local: string; scope: string }[];
+}
+
+/** The interfaces of the pod's netns and their global addresses (loopback included). */
+export function podInterfaces(netnsPath: string): PodInterface[] {
+  let text: string;
+  try {
+    text = execFileSync("nsenter", [`--net=${netnsPath}`, "ip", "-j", "addr", "show"], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+  } catch (err) {
+    const stderr = String((err as { stderr?: unknown }).stderr ?? "").trim();
+    throw new Error(`listing interfaces in ${netnsPath} failed: ${stderr}`);
+  }
+  return (JSON.parse(text || "[]") as IpAddrJson[]).map((i) => ({
+    ifname: i.ifname,
+    addresses: (i.addr_info ?? [])
+      .filter((a) => a.scope === "global" && (a.family === "inet" || a.family === "inet6"))
+      .map((a) => a.local),
+  }));
+}

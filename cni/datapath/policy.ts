@@ -28,8 +28,13 @@ export interface PodPolicy {
   sourceV6: string;
   ports: { kind: PortKind; port: number }[];
   cidrs: { kind: CidrKind; cidr: PolicyCidr }[];
-  /** The pod's addresses (no prefix length), for inbound lookup and "local destination". */
+  /** The pod's addresses from CNI (no prefix length). */
   podIPs: string[];
+  /**
+   * Every address keyed in waggle_pod_ips: podIPs plus the other global addresses of the
+   * pod's interfaces (inbound lookup, "local destination").
+   */
+  localAddresses: string[];
 }
 
 /** Pod IPs as CNI reports them ("10.1.2.3/24" or "10.1.2.3") -> bare addresses, validated. */
@@ -78,9 +83,18 @@ export function ipv6Enabled(s: RedirectSettings, podIPs: readonly string[]): boo
   return hasV6 && (s.dualStack || !hasV4);
 }
 
+/** Addresses every pod has (never keyed by address): 127/8, ::1, ::6, link-local. */
+export function isLoopbackLike(ip: string): boolean {
+  if (!ip.includes(":")) return ip.startsWith("127.");
+  const a = new Address6(ip);
+  return a.isLoopback() || a.correctForm() === "::6" || a.isInSubnet(new Address6("fe80::/10"));
+}
+
 export interface PolicyInput {
   settings: RedirectSettings;
   podIPs: readonly string[];
+  /** Other global addresses of the pod's interfaces. */
+  localAddresses?: readonly string[];
   /**
    * Extra outbound exclusions, e.g. the destinations routed through excludeInterfaces
    * (resolved at attach time, see interfaces.ts).
@@ -89,8 +103,14 @@ export interface PolicyInput {
 }
 
 /** The pod's policy. Throws an Error naming the offending value on invalid input. */
-export function podPolicy({ settings: s, podIPs, extraExcludeCidrs = [] }: PolicyInput): PodPolicy {
+export function podPolicy({
+  settings: s,
+  podIPs,
+  localAddresses = [],
+  extraExcludeCidrs = [],
+}: PolicyInput): PodPolicy {
   const ips = bareIPs(podIPs);
+  const locals = bareIPs([...ips, ...localAddresses]).filter((ip) => !isLoopbackLike(ip));
   const v4 = ips.filter((ip) => !ip.includes(":"));
   const v6 = ips.filter((ip) => ip.includes(":"));
   let flags = 0;
@@ -172,6 +192,7 @@ export function podPolicy({ settings: s, podIPs, extraExcludeCidrs = [] }: Polic
     ports,
     cidrs,
     podIPs: ips,
+    localAddresses: locals,
   };
 }
 

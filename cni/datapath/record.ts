@@ -7,7 +7,7 @@ import { BpfMap } from "ebpf-napi";
 import { containerIdOfDir, paths } from "./programs";
 import { listDir } from "./shared-fs";
 
-export const RECORD_VERSION = 1;
+export const RECORD_VERSION = 2;
 
 /** What attachPod wrote for one container. Keys are hex strings of the exact key bytes. */
 export interface PodRecordData {
@@ -28,8 +28,13 @@ export interface PodRecordData {
     cidrs: number;
     excludedInterfaceCidrs: string[];
   };
-  /** null when the interface is in excludeInterfaces (X1: no inbound capture there). */
-  tc: { ifname: string; priority: number; handle: number } | null;
+  /**
+   * The TC ingress filters: every interface of the pod at attach time but lo and the
+   * excludeInterfaces (X1: no inbound capture there).
+   */
+  tc: { ifname: string; priority: number; handle: number }[];
+  /** Every local address of the pod at attach time (inbound lookup, "local destination"). */
+  localAddresses: string[];
   keys: {
     ports: string[];
     cidrs: string[];

@@ -150,7 +150,7 @@ export function upgradePrograms(opts: DatapathOptions): UpgradeReport {
             link.close();
           }
         }
-        if (rec.tc) {
+        for (const t of rec.tc) {
           if (!existsSync(rec.netnsPath)) {
             if (!report.skipped.includes(rec.containerId)) report.skipped.push(rec.containerId);
             continue;
@@ -158,7 +158,7 @@ export function upgradePrograms(opts: DatapathOptions): UpgradeReport {
           const prog = progs.get(TC_PROGRAM.name) as Program;
           const slot = {
             netns: rec.netnsPath,
-            ifname: rec.tc.ifname,
+            ifname: t.ifname,
             direction: "ingress" as const,
             ...TC_SLOT,
           };

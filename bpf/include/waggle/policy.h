@@ -52,10 +52,13 @@ static __always_inline __u64 pod_of_ip(const struct addr *a)
 	return netns ? *netns : 0;
 }
 
-/* "local destination": 127/8, ::1 or one of the pod's own IPs */
+/*
+ * "local destination" (routed via lo): 127/8, ::1, ::6 (put on lo for the proxy's inbound
+ * passthrough when IPv6 is captured) or one of the pod's own addresses.
+ */
 static __always_inline bool is_local_destination(__u64 netns, const struct addr *dst)
 {
-	return addr_is_loopback(dst) || pod_of_ip(dst) == netns;
+	return addr_is_loopback(dst) || addr_is_passthrough_source(dst) || pod_of_ip(dst) == netns;
 }
 
 struct outbound_conn {
