@@ -129,10 +129,8 @@ const lazyStringWidth = {
 };
 
 const esbuild = require("esbuild");
-const bundle = join(work, "waggle.cjs");
-const result = await esbuild.build({
-  entryPoints: [join(root, "cni", "main.ts")],
-  outfile: bundle,
+/** Options every bundle shares: one CJS file for Node 24, names kept for stack traces. */
+const bundleOptions = {
   bundle: true,
   platform: "node",
   target: "node24",
@@ -144,13 +142,101 @@ const result = await esbuild.build({
   logLevel: "warning",
   // The workspace package from its TypeScript source (its package.json points into out/).
   alias: { "ebpf-napi": join(root, "ebpf-napi", "lib", "index.ts") },
-  plugins: [lazyStringWidth],
   define: {
     WAGGLE_BUILD: JSON.stringify(buildInfo),
     // ESM dependencies (yargs) read import.meta.url; in the CJS bundle it is the binary itself.
     "import.meta.url": "__waggleImportMetaUrl",
   },
   banner: { js: 'var __waggleImportMetaUrl=require("node:url").pathToFileURL(__filename).href;' },
+};
+
+// Large dependencies only some commands use live in chunks of their own: separate SEA assets,
+// compiled (with a code cache made here) the first time they are required. Everything else
+// starts without paying to deserialize them: the Kubernetes client is 3 MB of the 4.7 MB.
+const chunks = [{ name: "k8s", module: "@kubernetes/client-node" }];
+const chunkKey = (name) => `chunks/${name}.cjs`;
+const chunkCacheKey = (name) => `chunks/${name}.cache`;
+// A chunk runs as the body of this function, exactly as at build time, so the code cache fits.
+const chunkHead = "(function (exports, require, module, __filename, __dirname) {";
+const chunkTail = "\n})";
+
+for (const chunk of chunks) {
+  const file = join(work, chunkKey(chunk.name));
+  await esbuild.build({
+    ...bundleOptions,
+    stdin: {
+      contents: `module.exports = require(${JSON.stringify(chunk.module)});`,
+      resolveDir: root,
+    },
+    outfile: file,
+    plugins: [lazyStringWidth],
+  });
+  // Run the chunk once under the same node and keep V8's code cache of what it compiled.
+  execFileSync(
+    nodeBinary,
+    [
+      "-e",
+      `const fs = require("node:fs"), vm = require("node:vm");
+       const [file, cache, filename, head, tail] = process.argv.slice(1);
+       const script = new vm.Script(head + fs.readFileSync(file, "utf8") + tail, { filename });
+       const m = { exports: {} };
+       script.runInThisContext()(m.exports, require, m, file, require("node:path").dirname(file));
+       fs.writeFileSync(cache, script.createCachedData());`,
+      file,
+      join(work, chunkCacheKey(chunk.name)),
+      `waggle:${chunkKey(chunk.name)}`,
+      chunkHead,
+      chunkTail,
+    ],
+    { stdio: ["ignore", "ignore", "inherit"] },
+  );
+  log(`chunk ${chunk.name} (${chunk.module}) ${(statSync(file).size / 1024).toFixed(0)} KiB`);
+}
+
+/** In the main bundle, each chunk's module is a stand-in that loads the chunk on first require. */
+const chunkLoader = {
+  name: "chunk-loader",
+  setup(build) {
+    const byModule = new Map(chunks.map((c) => [c.module, c]));
+    const filter = new RegExp(
+      `^(${chunks.map((c) => c.module.replace(/[/.@-]/g, "\\$&")).join("|")})$`,
+    );
+    build.onResolve({ filter }, (args) => ({ path: args.path, namespace: "waggle-chunk" }));
+    build.onLoad({ filter: /.*/, namespace: "waggle-chunk" }, (args) => {
+      const chunk = byModule.get(args.path);
+      const lit = JSON.stringify;
+      return {
+        loader: "js",
+        contents: `
+const vm = require("node:vm"), sea = require("node:sea");
+let source, cachedData;
+if (sea.isSea()) {
+  source = sea.getAsset(${lit(chunkKey(chunk.name))}, "utf8");
+  cachedData = Buffer.from(sea.getAsset(${lit(chunkCacheKey(chunk.name))}));
+} else {
+  const fs = require("node:fs"), path = require("node:path");
+  source = fs.readFileSync(path.join(__dirname, ${lit(chunkKey(chunk.name))}), "utf8");
+  cachedData = fs.readFileSync(path.join(__dirname, ${lit(chunkCacheKey(chunk.name))}));
+}
+const script = new vm.Script(${lit(chunkHead)} + source + ${lit(chunkTail)}, {
+  filename: ${lit(`waggle:${chunkKey(chunk.name)}`)},
+  cachedData,
+});
+const chunkModule = { exports: {} };
+script.runInThisContext()(chunkModule.exports, require, chunkModule, __filename, __dirname);
+module.exports = chunkModule.exports;
+`,
+      };
+    });
+  },
+};
+
+const bundle = join(work, "waggle.cjs");
+const result = await esbuild.build({
+  ...bundleOptions,
+  entryPoints: [join(root, "cni", "main.ts")],
+  outfile: bundle,
+  plugins: [lazyStringWidth, chunkLoader],
 });
 writeFileSync(join(work, "meta.json"), JSON.stringify(result.metafile));
 log(`bundle ${(statSync(bundle).size / 1024).toFixed(0)} KiB`);
@@ -159,6 +245,10 @@ log(`bundle ${(statSync(bundle).size / 1024).toFixed(0)} KiB`);
 const assets = {};
 for (const f of addonFiles) assets[assetKey.addon(f)] = join(addonDir, f);
 for (const b of bpfObjects) assets[assetKey.bpf(b)] = join(bpfDir, `${b}.bpf.o`);
+for (const c of chunks) {
+  assets[chunkKey(c.name)] = join(work, chunkKey(c.name));
+  assets[chunkCacheKey(c.name)] = join(work, chunkCacheKey(c.name));
+}
 const blob = join(work, "sea-prep.blob");
 const seaConfig = {
   main: bundle,
