@@ -24,11 +24,20 @@ export function bpfObject(name: string): Buffer {
   return readFileSync(join(repoRoot(), "bpf", "build", `${name}${bpfSuffix}`));
 }
 
-/** Base names of every BPF object available (embedded, or built in bpf/build). */
-export function bpfObjectNames(): string[] {
-  if (isBundled()) return [...buildInfo().bpfObjects];
-  return readdirSync(join(repoRoot(), "bpf", "build"))
+/** Objects bpf/ builds for tests only (the addon's selftest programs): never shipped. */
+export const testOnlyBpfObjects: readonly string[] = ["selftest"];
+
+/** The shipped objects' base names among the files of a BPF build directory, sorted. */
+export function shippedBpfObjects(files: string[]): string[] {
+  return files
     .filter((f) => f.endsWith(bpfSuffix))
     .map((f) => f.slice(0, -bpfSuffix.length))
+    .filter((name) => !testOnlyBpfObjects.includes(name))
     .sort();
+}
+
+/** Base names of every BPF object waggle ships (embedded, or built in bpf/build). */
+export function bpfObjectNames(): string[] {
+  if (isBundled()) return [...buildInfo().bpfObjects];
+  return shippedBpfObjects(readdirSync(join(repoRoot(), "bpf", "build")));
 }

@@ -70,16 +70,26 @@ export const attachTypeNeeds: readonly AttachTypeNeed[] = [
   { attachType: "cgroup_udp6_sendmsg", since: "4.18", usedFor: "IPv6 DNS capture" },
   { attachType: "cgroup_udp4_recvmsg", since: "5.2", usedFor: "IPv4 DNS reply source rewrite" },
   { attachType: "cgroup_udp6_recvmsg", since: "5.2", usedFor: "IPv6 DNS reply source rewrite" },
+  {
+    attachType: "cgroup_inet4_getpeername",
+    since: "5.8",
+    usedFor: "getpeername() naming the original IPv4 destination",
+  },
+  {
+    attachType: "cgroup_inet6_getpeername",
+    since: "5.8",
+    usedFor: "getpeername() naming the original IPv6 destination",
+  },
   { attachType: "cgroup_sock_ops", since: "4.13", usedFor: "connection state at establishment" },
   { attachType: "cgroup_getsockopt", since: "5.3", usedFor: "SO_ORIGINAL_DST" },
 ];
 
 export const mapTypeNeeds: readonly MapTypeNeed[] = [
-  { mapType: "hash", since: "3.19", usedFor: "per-pod settings" },
-  { mapType: "array", since: "3.19", usedFor: "global settings" },
+  { mapType: "hash", since: "3.19", usedFor: "per-pod policy and redirect records" },
+  { mapType: "array", since: "3.19", usedFor: "read-only settings (.rodata)" },
   { mapType: "lru_hash", since: "4.10", usedFor: "bounded per-flow state" },
   { mapType: "lpm_trie", since: "4.11", usedFor: "per-pod include/exclude CIDRs" },
-  { mapType: "percpu_array", since: "4.6", usedFor: "counters" },
+  { mapType: "percpu_hash", since: "4.6", usedFor: "per-pod counters" },
   {
     mapType: "sk_storage",
     since: "5.2",
@@ -87,6 +97,10 @@ export const mapTypeNeeds: readonly MapTypeNeed[] = [
   },
 ];
 
+/**
+ * Helpers each program type calls, beyond the map helpers every program type has had since
+ * they exist (map_lookup_elem, map_update_elem, map_delete_elem).
+ */
 export const helperNeeds: readonly HelperNeed[] = [
   {
     helper: "get_netns_cookie",
@@ -107,16 +121,40 @@ export const helperNeeds: readonly HelperNeed[] = [
     usedFor: "remembering the original destination",
   },
   {
+    helper: "bind",
+    progType: "cgroup_sock_addr",
+    since: "4.17",
+    usedFor: "the source address of redirected connections",
+  },
+  {
     helper: "sk_storage_get",
     progType: "sock_ops",
     since: "5.3",
     usedFor: "connection state",
   },
   {
+    helper: "get_netns_cookie",
+    progType: "sock_ops",
+    since: "5.15",
+    usedFor: "matching accepted connections to their pod",
+  },
+  {
+    helper: "sock_ops_cb_flags_set",
+    progType: "sock_ops",
+    since: "4.16",
+    usedFor: "a callback when a captured connection closes",
+  },
+  {
     helper: "sk_storage_get",
     progType: "cgroup_sockopt",
     since: "5.3",
     usedFor: "SO_ORIGINAL_DST answers",
+  },
+  {
+    helper: "get_netns_cookie",
+    progType: "cgroup_sockopt",
+    since: "5.15",
+    usedFor: "SO_ORIGINAL_DST answers per pod",
   },
   {
     helper: "sk_assign",
@@ -144,6 +182,11 @@ export const versionOnlyFeatures: readonly VersionOnlyFeature[] = [
     feature: "cgroup bpf_link and link pinning",
     since: "5.7",
     usedFor: "per-pod attachments that outlive the plugin process",
+  },
+  {
+    feature: "read-only global data (.rodata maps)",
+    since: "5.2",
+    usedFor: "settings compiled into the programs",
   },
 ];
 

@@ -53,18 +53,15 @@ if (!/^v24\./.test(process.version)) {
 // Modules from out/ (tsc ran first): the same code the binary runs.
 const { assetKey, gitCommit } = require(join(root, "out", "cni", "build-info.js"));
 const { glibcFloor, glibcNeeds } = require(join(root, "out", "cni", "glibc.js"));
+const { shippedBpfObjects } = require(join(root, "out", "cni", "assets.js"));
 
 const addonFiles = [addonFile, ...addonLibs];
 for (const f of addonFiles) {
   if (!existsSync(join(addonDir, f)))
     fail(`missing ${relative(root, join(addonDir, f))}: run scripts/build-addon`);
 }
-const bpfObjects = existsSync(bpfDir)
-  ? readdirSync(bpfDir)
-      .filter((f) => f.endsWith(".bpf.o"))
-      .map((f) => f.slice(0, -".bpf.o".length))
-      .sort()
-  : [];
+// Every object bpf/ builds, except the addon's test-only programs.
+const bpfObjects = existsSync(bpfDir) ? shippedBpfObjects(readdirSync(bpfDir)) : [];
 if (bpfObjects.length === 0) fail(`no BPF objects in ${relative(root, bpfDir)}: run make -C bpf`);
 
 rmSync(work, { recursive: true, force: true });

@@ -62,37 +62,34 @@ describe("doctor: judging the host's facts", () => {
     for (const r of results) expect(r.remedy).to.equal(undefined);
   });
 
-  it("the kernel floor is the newest feature minimum and names what sets it", () => {
+  it("the kernel floor is the newest feature minimum: 5.15, for netns cookies in sockops and getsockopt", () => {
     const floor = kernelFloor();
-    expect(floor.version).to.equal("5.7");
+    expect(floor.version).to.equal("5.15");
     const newest = allKernelFeatures().filter((f) => f.since === floor.version);
-    expect(floor.setBy).to.include.members(newest.map((f) => f.name));
-    expect(floor.setBy).to.include("cgroup bpf_link and link pinning");
-    expect(floor.setBy).to.include("bpf_sk_assign in sched_cls");
+    expect(floor.setBy).to.have.members([...new Set(newest.map((f) => f.name))]);
+    expect(floor.setBy).to.have.members([
+      "bpf_get_netns_cookie in sock_ops",
+      "bpf_get_netns_cookie in cgroup_sockopt",
+    ]);
   });
 
   it("an old kernel fails the kernel check with the floor in the remedy", () => {
-    const facts = { ...healthyHost(), kernelRelease: "5.4.0-150-generic" };
+    const facts = { ...healthyHost(), kernelRelease: "5.10.0-28-amd64" };
     const kernel = check(evaluate(facts), "kernel");
     expect(kernel.ok).to.equal(false);
-    expect(kernel.found).to.equal("5.4.0-150-generic");
-    expect(kernel.what).to.contain(">= 5.7");
-    expect(kernel.remedy).to.contain("5.7");
+    expect(kernel.found).to.equal("5.10.0-28-amd64");
+    expect(kernel.what).to.contain(">= 5.15");
+    expect(kernel.remedy).to.contain("5.15");
   });
 
-  it("a kernel exactly at the floor passes; an unparsable release fails", () => {
-    expect(check(evaluate({ ...healthyHost(), kernelRelease: "5.7.0" }), "kernel").ok).to.equal(
-      true,
-    );
-    expect(check(evaluate({ ...healthyHost(), kernelRelease: "5.10" }), "kernel").ok).to.equal(
-      true,
-    );
-    expect(check(evaluate({ ...healthyHost(), kernelRelease: "5.6.19" }), "kernel").ok).to.equal(
-      false,
-    );
-    expect(check(evaluate({ ...healthyHost(), kernelRelease: "linux" }), "kernel").ok).to.equal(
-      false,
-    );
+  it("a kernel exactly at the floor passes; below it or unparsable fails", () => {
+    const kernelOk = (release: string) =>
+      check(evaluate({ ...healthyHost(), kernelRelease: release }), "kernel").ok;
+    expect(kernelOk("5.15.0")).to.equal(true);
+    expect(kernelOk("5.15")).to.equal(true);
+    expect(kernelOk("6.18.44-fc-v657")).to.equal(true);
+    expect(kernelOk("5.14.21")).to.equal(false);
+    expect(kernelOk("linux")).to.equal(false);
   });
 
   it("no cgroup2 mount fails cgroup2 with how to get one", () => {
