@@ -13,6 +13,7 @@ import {
 } from "../support/capture-lab";
 import { CAPTURE_SCENARIOS, type CaptureScenario } from "../support/capture-scenarios";
 import "../support/hooks";
+import { type HaproxySidecar, startHaproxySidecar } from "../support/haproxy";
 import {
   applyIstioIptables,
   IptablesCaptureMode,
@@ -21,7 +22,9 @@ import {
   saveIptables,
 } from "../support/istio-iptables";
 import { assertNoLeaks, snapshotLeaks } from "../support/leaks";
-import { createPod, type Pod } from "../support/pod";
+import { startNginx } from "../support/nginx";
+import { createNode, createPod, type Node, type Pod } from "../support/pod";
+import { httpGet } from "../support/sockprobe";
 
 /** "-A CHAIN" lines per chain of an iptables-restore or iptables-save text. */
 function rulesPerChain(text: string): Record<string, number> {
@@ -143,5 +146,67 @@ describe("kernel: applying the iptables baseline", function () {
     const { v4, v6 } = renderIstioIptables(settings, { ipv4: "10.0.0.9", ipv6: "fd00::9" });
     expect(v4).to.include("-A ISTIO_OUTPUT -d 10.1.0.0/16 -j RETURN").and.not.include("fd01::/64");
     expect(v6).to.include("-A ISTIO_OUTPUT -d fd01::/64 -j RETURN").and.not.include("10.1.0.0/16");
+  });
+});
+
+describe("kernel: HAProxy sidecars carry HTTP between pods under the iptables baseline", function () {
+  this.timeout(30_000);
+  let node: Node;
+  const pods: Pod[] = [];
+
+  before(async () => {
+    node = await createNode({ label: "sidecar node" });
+  });
+  after(async () => {
+    for (const pod of pods) await pod.destroy();
+    await node?.destroy();
+  });
+
+  async function meshedPod(label: string): Promise<{ pod: Pod; sidecar: HaproxySidecar }> {
+    const pod = await createPod({ node, label });
+    pods.push(pod);
+    await applyIstioIptables(pod, defaultRedirectSettings());
+    return { pod, sidecar: await startHaproxySidecar(pod) };
+  }
+
+  it("app (uid 1000) -> its sidecar on 15001 -> the server's sidecar on 15006 -> nginx, from 127.0.0.6", async () => {
+    const client = await meshedPod("client");
+    const server = await meshedPod("server");
+    const nginx = await startNginx(server.pod, { body: "hello through two sidecars\n" });
+    const target = `${server.pod.ipv4}:${nginx.port}`;
+
+    const response = await httpGet(client.pod, `http://${target}/`, { uid: 1000 });
+    expect(response).to.deep.equal({
+      result: "ok",
+      status: 200,
+      body: "hello through two sidecars\n",
+    });
+
+    // The client's sidecar accepted the app's connection on 15001 and dialled its original destination.
+    const out = await client.sidecar.waitForConnection((c) => c.frontend === "outbound");
+    expect(out).to.include({ accepted: target, server: target });
+    expect(out.client.startsWith(`${client.pod.ipv4}:`)).to.equal(true);
+    // The server's sidecar accepted that connection on 15006 and passed it to the app from 127.0.0.6.
+    const inbound = await server.sidecar.waitForConnection((c) => c.frontend === "inbound");
+    expect(inbound).to.include({ client: out.source, accepted: target, server: target });
+    expect(inbound.source.startsWith("127.0.0.6:")).to.equal(true);
+    const request = await nginx.waitForRequest((r) => r.request === "GET / HTTP/1.1");
+    expect(request).to.include({ client: inbound.source, server: target, status: 200 });
+    // Only these hops: nothing else went through either sidecar.
+    expect(client.sidecar.connections()).to.have.length(1);
+    expect(server.sidecar.connections()).to.have.length(1);
+  });
+
+  it("without capture the same request goes straight to nginx, bypassing both sidecars", async () => {
+    const client = await createPod({ node, label: "plain client" });
+    pods.push(client);
+    const server = await meshedPod("server2");
+    const nginx = await startNginx(server.pod, { port: 8081 });
+    await removeIstioIptables(server.pod);
+    const response = await httpGet(client, `http://${server.pod.ipv4}:8081/`, { uid: 1000 });
+    expect(response.status).to.equal(200);
+    const request = await nginx.waitForRequest(() => true);
+    expect(request.client.startsWith(`${client.ipv4}:`)).to.equal(true);
+    expect(server.sidecar.connections()).to.deep.equal([]);
   });
 });

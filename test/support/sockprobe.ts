@@ -171,3 +171,29 @@ export async function httpGet(
   );
   return parseLine<HttpResult>(stdout.trim(), "sockprobe http-get");
 }
+
+/**
+ * Waits until something listens on a TCP port inside a sandbox (polls `ss`); gives up early
+ * when the process that should listen has exited.
+ */
+export async function waitForTcpListener(
+  sandbox: Sandbox,
+  port: number,
+  server?: SandboxProcess,
+  timeoutMs = 5000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const out = await sandbox.execChecked("ss", ["-Hltn", `sport = :${port}`]);
+    if (out.trim()) return;
+    if (server && !server.running) {
+      throw new Error(`${server.description} exited before listening on port ${port}`);
+    }
+    if (Date.now() > deadline) {
+      throw new Error(
+        `nothing listens on TCP port ${port} in ${sandbox.label} after ${timeoutMs} ms`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
