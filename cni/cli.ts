@@ -54,6 +54,31 @@ export const commands: CliCommand[] = [
         }),
     run: (args, io) => (require("./doctor") as typeof import("./doctor")).runDoctor(args, io),
   },
+  {
+    command: "install",
+    describe:
+      "Install container main loop: copy the binary, write the kubeconfig, chain into the CNI config and keep it there",
+    options: (y) =>
+      (require("../install/options") as typeof import("../install/options")).declareInstallOptions(
+        y,
+      ),
+    run: (args, io) =>
+      (require("../install/main") as typeof import("../install/main")).runInstallCommand(args, io),
+  },
+  {
+    command: "uninstall",
+    describe:
+      "Remove waggle from this node: the CNI config entry, binary, kubeconfig, pod links and pins",
+    options: (y) =>
+      (
+        require("../install/options") as typeof import("../install/options")
+      ).declareUninstallOptions(y),
+    run: (args, io) =>
+      (require("../install/main") as typeof import("../install/main")).runUninstallCommand(
+        args,
+        io,
+      ),
+  },
 ];
 
 export const processIo: CliIo = {

@@ -6,14 +6,14 @@
 import { createHash } from "node:crypto";
 import { createReadStream, promises as fs } from "node:fs";
 import { join } from "node:path";
+import { PLUGIN_TYPE } from "../cni/config";
 import { copyFileAtomic } from "./atomic-file";
-import { WAGGLE_PLUGIN_TYPE } from "./conflist";
 
 export const PLUGIN_BINARY_MODE = 0o755;
 
 /** The installed binary's path: `<dir>/<plugin type>`, where runtimes look for it. */
 export function pluginBinaryPath(binDir: string): string {
-  return join(binDir, WAGGLE_PLUGIN_TYPE);
+  return join(binDir, PLUGIN_TYPE);
 }
 
 /** The running executable when it is the waggle single-executable build, else undefined. */

@@ -5,6 +5,7 @@
 //
 // Pure functions only; conf-dir.ts does the file system side.
 
+import { PLUGIN_TYPE } from "../cni/config";
 import {
   indentJson,
   type JsonNode,
@@ -13,9 +14,6 @@ import {
   parseJsonText,
   unindentJson,
 } from "./json-text";
-
-/** The plugin type (and binary name) of waggle's entry. */
-export const WAGGLE_PLUGIN_TYPE = "waggle";
 
 /**
  * Top-level key of a list waggle made out of a single-plugin `.conf`/`.json` file: where the
@@ -261,7 +259,7 @@ function listLayout(text: string): ListLayout {
 
 /** True for a plugin object whose type is waggle's. */
 export function isWaggleEntry(plugin: unknown): boolean {
-  return isObject(plugin) && plugin.type === WAGGLE_PLUGIN_TYPE;
+  return isObject(plugin) && plugin.type === PLUGIN_TYPE;
 }
 
 /** "current": exactly one waggle entry, the last one, equal to `entry`. */

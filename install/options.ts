@@ -4,6 +4,7 @@
 
 import { isAbsolute } from "node:path";
 import type { Argv } from "yargs";
+import { DEFAULT_CONFIG } from "../cni/config";
 import { isLogLevel, type LogLevel, logLevels } from "../cni/log";
 
 export interface OptionSpec {
@@ -59,8 +60,9 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     flag: "bpf-root",
     env: "WAGGLE_BPF_ROOT",
     type: "string",
-    default: "/sys/fs/bpf",
-    describe: "The bpffs directory waggle pins its programs, maps and links under",
+    default: DEFAULT_CONFIG.bpfRoot,
+    describe:
+      "The bpffs directory waggle pins its programs, maps and links under (mounted at the same path as on the host)",
     uninstall: true,
   },
   {
@@ -147,7 +149,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     flag: "plugin-log-file",
     env: "WAGGLE_PLUGIN_LOG_FILE",
     type: "string",
-    default: "/var/log/waggle/cni.log",
+    default: DEFAULT_CONFIG.logFile,
     describe: "log_file written into the plugin's config entry (a host path)",
   },
   {
@@ -247,7 +249,9 @@ function rawValues(
 ): Raw {
   const raw: Raw = new Map();
   for (const spec of specs) {
-    const fromFlag = args[spec.flag] ?? args[camel(spec.flag)];
+    let fromFlag = args[spec.flag] ?? args[camel(spec.flag)];
+    // A flag given twice: the last one counts (as on most command lines).
+    if (Array.isArray(fromFlag)) fromFlag = fromFlag[fromFlag.length - 1];
     const fromEnv = env[spec.env];
     let value: string | number | undefined;
     if (fromFlag !== undefined) value = fromFlag as string | number;

@@ -1,9 +1,8 @@
 // waggle's entry in the chained CNI config list: what the installer writes and the plugin
-// reads. Field names follow istio-cni's where they mean the same (log_level,
-// kubernetes.kubeconfig, kubernetes.exclude_namespaces).
+// reads (cni/config.ts parses it; a unit test checks the two agree).
 
 import { join } from "node:path";
-import { WAGGLE_PLUGIN_TYPE } from "./conflist";
+import { CGROUP_PATH_CAPABILITY, PLUGIN_TYPE, POD_ANNOTATIONS_CAPABILITY } from "../cni/config";
 import type { InstallOptions } from "./options";
 
 /**
@@ -11,8 +10,8 @@ import type { InstallOptions } from "./options";
  * API call) and its cgroup parent (so the pod cgroup needs no search).
  */
 export const PLUGIN_CAPABILITIES = {
-  "io.kubernetes.cri.pod-annotations": true,
-  cgroupPath: true,
+  [POD_ANNOTATIONS_CAPABILITY]: true,
+  [CGROUP_PATH_CAPABILITY]: true,
 } as const;
 
 /** The kubeconfig path the plugin uses: the installer's file, as the host sees it. */
@@ -23,14 +22,12 @@ export function hostKubeconfigPath(options: InstallOptions): string {
 /** The entry for these settings (no cniVersion or name: a list's plugins inherit those). */
 export function pluginEntry(options: InstallOptions): Record<string, unknown> {
   return {
-    type: WAGGLE_PLUGIN_TYPE,
+    type: PLUGIN_TYPE,
     log_level: options.plugin.logLevel,
     log_file: options.plugin.logFile,
     bpf_root: options.bpfRoot,
-    kubernetes: {
-      kubeconfig: hostKubeconfigPath(options),
-      exclude_namespaces: options.plugin.excludeNamespaces,
-    },
+    exclude_namespaces: options.plugin.excludeNamespaces,
+    kubernetes: { kubeconfig: hostKubeconfigPath(options) },
     capabilities: { ...PLUGIN_CAPABILITIES },
   };
 }

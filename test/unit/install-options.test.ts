@@ -1,5 +1,6 @@
 import { expect } from "chai";
 import yargs from "yargs";
+import { parseWaggleConfig } from "../../cni/config";
 import {
   declareInstallOptions,
   OPTION_SPECS,
@@ -26,7 +27,7 @@ describe("install: options (flags, environment twins, defaults)", () => {
       cniNetDir: "/host/etc/cni/net.d",
       hostCniNetDir: "/etc/cni/net.d",
       confName: undefined,
-      bpfRoot: "/sys/fs/bpf",
+      bpfRoot: "/sys/fs/bpf/waggle",
       binary: undefined,
       kubeconfigName: "waggle-kubeconfig",
       tokenFile: "/var/run/secrets/kubernetes.io/serviceaccount/token",
@@ -112,24 +113,35 @@ describe("install: options (flags, environment twins, defaults)", () => {
     expect(resolveUninstallOptions({}, {})).to.deep.equal({
       cniBinDir: "/host/opt/cni/bin",
       cniNetDir: "/host/etc/cni/net.d",
-      bpfRoot: "/sys/fs/bpf",
+      bpfRoot: "/sys/fs/bpf/waggle",
       kubeconfigName: "waggle-kubeconfig",
       logLevel: "info",
     });
   });
 
-  it("the plugin entry: istio-cni field names, host paths, the capabilities the plugin needs", () => {
-    const o = resolveInstallOptions({}, { ...apiEnv, WAGGLE_HOST_CNI_NET_DIR: "/etc/cni/net.d" });
-    expect(pluginEntry(o)).to.deep.equal({
+  it("the plugin entry: the keys the plugin reads, host paths, the capabilities it needs", () => {
+    const o = resolveInstallOptions(
+      {},
+      { ...apiEnv, WAGGLE_EXCLUDE_NAMESPACES: "kube-system,infra" },
+    );
+    const entry = pluginEntry(o);
+    expect(entry).to.deep.equal({
       type: "waggle",
       log_level: "info",
       log_file: "/var/log/waggle/cni.log",
-      bpf_root: "/sys/fs/bpf",
-      kubernetes: {
-        kubeconfig: "/etc/cni/net.d/waggle-kubeconfig",
-        exclude_namespaces: ["kube-system"],
-      },
+      bpf_root: "/sys/fs/bpf/waggle",
+      exclude_namespaces: ["kube-system", "infra"],
+      kubernetes: { kubeconfig: "/etc/cni/net.d/waggle-kubeconfig" },
       capabilities: { "io.kubernetes.cri.pod-annotations": true, cgroupPath: true },
+    });
+    // The plugin's own parser reads back exactly what the installer meant.
+    const parsed = parseWaggleConfig(entry);
+    expect(parsed).to.deep.include({
+      bpfRoot: o.bpfRoot,
+      logLevel: o.plugin.logLevel,
+      logFile: o.plugin.logFile,
+      excludeNamespaces: ["kube-system", "infra"],
+      kubeconfig: "/etc/cni/net.d/waggle-kubeconfig",
     });
   });
 });

@@ -1,0 +1,257 @@
+// `waggle install`: the install container's main loop, and `waggle uninstall`.
+//
+// install: serve health; copy the binary; write the kubeconfig; load and pin the shared
+// programs; put the entry in the primary CNI config; then keep the entry and the kubeconfig
+// in place until SIGTERM, and leave everything in place on exit (an upgrade's new pod takes
+// over without a moment in which new pods would start unmeshed).
+//
+// uninstall: the entry (other plugins' entries exactly as they were), the binary, the
+// kubeconfig, and through the datapath every pod's links, filters and the pins.
+
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import type { CliArgs, CliIo } from "../cni/cli";
+import { closeLogger, createLogger, type Logger, type LogLevel } from "../cni/log";
+import { removeFile } from "./atomic-file";
+import { installBinary, pluginBinaryPath, runningWaggleBinary } from "./binary-copy";
+import { type RemovedFrom, removeEntries } from "./conf-dir";
+import type { InstallDatapath } from "./datapath-port";
+import { EntryKeeper } from "./entry-keeper";
+import { type HealthServer, startHealthServer } from "./health";
+import { KubeconfigKeeper, readCredentials, writeKubeconfig } from "./kubeconfig";
+import { InstallMetrics } from "./metrics";
+import {
+  type InstallOptions,
+  OptionError,
+  resolveInstallOptions,
+  resolveUninstallOptions,
+  type UninstallOptions,
+} from "./options";
+import { pluginEntry } from "./plugin-entry";
+import type { DirWatcherOptions } from "./watch";
+
+export interface InstallerDeps {
+  log: Logger;
+  datapath: InstallDatapath;
+  /** Watcher timings (tests shorten them). */
+  timing?: Pick<DirWatcherOptions, "debounceMs" | "maxDelayMs" | "resyncMs" | "retryMs">;
+  settleMs?: number;
+}
+
+export class Installer {
+  readonly metrics = new InstallMetrics();
+  private health?: HealthServer;
+  private entry?: EntryKeeper;
+  private kubeconfig?: KubeconfigKeeper;
+  private programsLoaded = false;
+  private stopping = false;
+  private starting?: Promise<void>;
+
+  constructor(
+    readonly options: InstallOptions,
+    private readonly deps: InstallerDeps,
+  ) {}
+
+  /** The port the health server listens on (once started). */
+  get healthPort(): number | undefined {
+    return this.health?.port;
+  }
+
+  get entryInPlace(): boolean {
+    return this.entry?.inPlace ?? false;
+  }
+
+  /** Starts everything; a stop() meanwhile makes it return early. */
+  start(): Promise<void> {
+    this.starting ??= this.startSteps();
+    return this.starting;
+  }
+
+  private async startSteps(): Promise<void> {
+    const { options, deps, metrics } = this;
+    const log = deps.log;
+    this.health = await startHealthServer({
+      port: options.healthPort,
+      address: options.healthAddress,
+      metrics,
+      log,
+      checks: {
+        entryInPlace: () => this.entryInPlace,
+        programsLoaded: () => this.programsLoaded,
+      },
+    });
+
+    const binary = options.binary ?? runningWaggleBinary();
+    if (!binary) {
+      throw new OptionError(
+        "--binary (WAGGLE_BINARY) is required when not running as the waggle single executable",
+      );
+    }
+    const kubeconfigPath = join(options.cniNetDir, options.kubeconfigName);
+    const source = {
+      tokenFile: options.tokenFile,
+      caFile: options.caFile,
+      serviceHost: options.kubernetesServiceHost,
+      servicePort: options.kubernetesServicePort,
+    };
+    // Inputs first: a missing token or CA fails here, before anything on the host changes.
+    await readCredentials(source);
+
+    if (this.stopping) return;
+    const copied = await installBinary(binary, options.cniBinDir);
+    log.info(copied === "installed" ? "binary installed" : "binary already current", {
+      path: pluginBinaryPath(options.cniBinDir),
+    });
+
+    // The first write must succeed (a clear exit beats a plugin that can't reach the API);
+    // later token rotations are retried by the keeper.
+    if (this.stopping) return;
+    await mkdir(options.cniNetDir, { recursive: true, mode: 0o755 });
+    if (await writeKubeconfig(kubeconfigPath, source)) {
+      metrics.kubeconfigWrites.inc();
+      log.info("kubeconfig written", { path: kubeconfigPath });
+    }
+    this.kubeconfig = new KubeconfigKeeper({
+      path: kubeconfigPath,
+      source,
+      log,
+      metrics,
+      timing: deps.timing,
+    });
+    await this.kubeconfig.start();
+
+    if (this.stopping) return;
+    const report = await deps.datapath.loadPrograms(options.bpfRoot);
+    this.programsLoaded = true;
+    metrics.programsLoaded.set(1);
+    metrics.setPodSource(() => deps.datapath.listPods(options.bpfRoot));
+    log.info("shared programs loaded", { bpfRoot: options.bpfRoot, ...report });
+
+    if (this.stopping) return;
+    this.entry = new EntryKeeper({
+      netDir: options.cniNetDir,
+      entry: pluginEntry(options),
+      confName: options.confName,
+      log,
+      metrics,
+      settleMs: deps.settleMs,
+      flap: { count: options.repairWarn.count, windowMs: options.repairWarn.windowSeconds * 1000 },
+      timing: deps.timing,
+    });
+    await this.entry.start();
+  }
+
+  /** Stops watching and serving; the entry, binary, kubeconfig and pins stay in place. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await this.starting?.catch(() => {});
+    await this.entry?.stop();
+    await this.kubeconfig?.stop();
+    await this.health?.close();
+  }
+
+  /** Resolves when no watcher pass is running or imminent (tests). */
+  async settled(): Promise<void> {
+    await this.entry?.settled();
+    await this.kubeconfig?.settled();
+  }
+}
+
+export interface UninstallReport {
+  configs: RemovedFrom[];
+  binaryRemoved: boolean;
+  kubeconfigRemoved: boolean;
+  /** Pods detached. */
+  pods: number;
+}
+
+/** Removes everything install put in place. Idempotent. */
+export async function uninstall(
+  options: UninstallOptions,
+  deps: Pick<InstallerDeps, "log" | "datapath">,
+): Promise<UninstallReport> {
+  const { log } = deps;
+  // The entry first: from then on no new pod is handed to the plugin.
+  const configs = await removeEntries(options.cniNetDir);
+  for (const c of configs) log.info("config restored", { ...c });
+  const binaryRemoved = await removeFile(pluginBinaryPath(options.cniBinDir));
+  const kubeconfigRemoved = await removeFile(join(options.cniNetDir, options.kubeconfigName));
+  const { pods } = await deps.datapath.removeAll(options.bpfRoot);
+  const report: UninstallReport = { configs, binaryRemoved, kubeconfigRemoved, pods };
+  log.info("uninstalled", { ...report });
+  return report;
+}
+
+/** The real datapath, loaded (with the addon) only when a command runs. */
+function boundDatapath(): InstallDatapath {
+  return (require("./datapath-binding") as typeof import("./datapath-binding")).datapath;
+}
+
+const USAGE_EXIT_CODE = 2;
+
+/**
+ * Runs a command body with its resolved options and a stderr logger: a bad setting is a
+ * usage error (exit 2, the message names flag and variable), a thrown error exit 1.
+ */
+async function command<O extends { logLevel: LogLevel }>(
+  component: string,
+  resolve: () => O,
+  io: CliIo,
+  body: (options: O, log: Logger) => Promise<number>,
+): Promise<number> {
+  let options: O;
+  try {
+    options = resolve();
+  } catch (err) {
+    if (!(err instanceof OptionError)) throw err;
+    io.err(`waggle: ${err.message}\n`);
+    return USAGE_EXIT_CODE;
+  }
+  const log = createLogger({ level: options.logLevel, stderr: true, defaultMeta: { component } });
+  try {
+    return await body(options, log);
+  } catch (err) {
+    log.error(`${component} failed`, { error: (err as Error).message });
+    if (err instanceof OptionError) io.err(`waggle: ${err.message}\n`);
+    return err instanceof OptionError ? USAGE_EXIT_CODE : 1;
+  } finally {
+    await closeLogger(log);
+  }
+}
+
+/** `waggle install`: runs until SIGTERM/SIGINT, then exits 0 leaving everything in place. */
+export function runInstallCommand(args: CliArgs, io: CliIo): Promise<number> {
+  return command(
+    "install",
+    () => resolveInstallOptions(args, process.env),
+    io,
+    async (options, log) => {
+      const installer = new Installer(options, { log, datapath: boundDatapath() });
+      const stopRequested = new Promise<string>((resolve) => {
+        for (const signal of ["SIGTERM", "SIGINT"] as const)
+          process.once(signal, () => resolve(signal));
+      });
+      try {
+        await Promise.race([installer.start(), stopRequested]);
+        const signal = await stopRequested;
+        log.info("stopping; entry, binary, kubeconfig and pins stay in place", { signal });
+      } finally {
+        await installer.stop();
+      }
+      return 0;
+    },
+  );
+}
+
+/** `waggle uninstall`. */
+export function runUninstallCommand(args: CliArgs, io: CliIo): Promise<number> {
+  return command(
+    "uninstall",
+    () => resolveUninstallOptions(args, process.env),
+    io,
+    async (options, log) => {
+      await uninstall(options, { log, datapath: boundDatapath() });
+      return 0;
+    },
+  );
+}
