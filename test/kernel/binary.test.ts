@@ -101,6 +101,69 @@ describe("binary: dist/waggle as a single executable", function () {
     expect(out.supportedVersions).to.include.members(["0.3.1", "0.4.0", "1.0.0", "1.1.0"]);
   });
 
+  it("CNI VERSION neither extracts nor loads the addon", async () => {
+    const runtime = freshDir("runtime");
+    const r = await waggle(
+      WAGGLE,
+      [],
+      { CNI_COMMAND: "VERSION", WAGGLE_RUNTIME_DIR: runtime, LD_DEBUG: "files" },
+      '{"cniVersion":"0.4.0"}',
+    );
+    expectOk(r, "CNI VERSION");
+    expect(JSON.parse(r.stdout).cniVersion).to.equal("0.4.0");
+    expect(r.stderr).to.not.contain("ebpf_napi.node");
+    expect(entries(runtime)).to.deep.equal([]);
+  });
+
+  it("CNI commands other than VERSION extract the addon before the plugin runs", async () => {
+    const runtime = freshDir("runtime");
+    const conf = JSON.stringify({ cniVersion: "1.1.0", name: "k8s-pod-network", type: "waggle" });
+    const r = await waggle(
+      WAGGLE,
+      [],
+      { CNI_COMMAND: "STATUS", WAGGLE_RUNTIME_DIR: runtime },
+      conf,
+    );
+    expectOk(r, "CNI STATUS");
+    const [id] = entries(runtime);
+    expect(entries(join(runtime, id))).to.include.members([
+      "COMPLETE",
+      "ebpf_napi.node",
+      "libbpf.so.1",
+    ]);
+  });
+
+  it("CNI STATUS with no usable runtime dir answers code 50 naming why; ADD fails with code 999", async () => {
+    const noexec = freshDir("noexec");
+    const bin = copiedBinary();
+    const binDir = join(bin, "..");
+    const blocked = [
+      `mount -t tmpfs -o noexec tmpfs "${noexec}"`,
+      "mkdir -p /var/lib/waggle",
+      "mount -t tmpfs -o ro tmpfs /var/lib/waggle",
+      `mount -o bind,ro "${binDir}" "${binDir}"`,
+    ].join("; ");
+    const conf = JSON.stringify({ cniVersion: "1.1.0", name: "k8s-pod-network", type: "waggle" });
+    const status = await inPrivateMounts(
+      `${blocked}; echo '${conf}' | CNI_COMMAND=STATUS "${bin}"`,
+      {
+        WAGGLE_RUNTIME_DIR: noexec,
+      },
+    );
+    expect(status.code).to.equal(1);
+    const err = JSON.parse(status.stdout);
+    expect(err.code).to.equal(50);
+    expect(err.msg)
+      .to.contain("the eBPF addon cannot be used: no usable runtime directory")
+      .and.contain("noexec");
+    const add = await inPrivateMounts(
+      `${blocked}; echo '${conf}' | CNI_COMMAND=ADD CNI_CONTAINERID=c1 CNI_NETNS=/var/run/netns/none CNI_IFNAME=eth0 CNI_PATH=/usr/lib/cni "${bin}"`,
+      { WAGGLE_RUNTIME_DIR: noexec },
+    );
+    expect(add.code).to.equal(1);
+    expect(JSON.parse(add.stdout)).to.include({ cniVersion: "1.1.0", code: 999 });
+  });
+
   it("waggle version neither extracts nor loads the addon", async () => {
     const runtime = freshDir("runtime");
     const r = await waggle(copiedBinary(), ["version"], {
@@ -196,7 +259,7 @@ describe("binary: dist/waggle as a single executable", function () {
       { WAGGLE_RUNTIME_DIR: noexec },
     );
     const info = versionJson(r);
-    expect(info.addon.startsWith(join(bin, "..", ".waggle-runtime") + "/"), info.addon).to.equal(
+    expect(info.addon.startsWith(`${join(bin, "..", ".waggle-runtime")}/`), info.addon).to.equal(
       true,
     );
   });
