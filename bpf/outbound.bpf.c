@@ -67,35 +67,43 @@ static __always_inline bool remember(struct bpf_sock *sk, const struct outbound_
 
 /*
  * Binds a still-unbound socket that is being redirected to the source the kernel would
- * have picked by route for the original destination (the destination itself when it is
- * one of the pod's addresses, else the pod's address of that family), so the proxy's
- * accepted socket sees the same peer address as under iptables. When nothing fits or the
- * bind fails, the kernel picks localhost as the source, which is harmless.
+ * have picked by route for the original destination, so the proxy's accepted socket sees
+ * the same peer address as under iptables: nothing for loopback destinations (localhost
+ * is what the kernel picks anyway), the destination itself for the pod's own addresses
+ * (local routes), else the pod's address of that family (its default route). When nothing
+ * fits or the bind fails, the kernel picks localhost as the source, which is harmless.
  */
+static __always_inline bool redirect_source(const struct pod_policy *p,
+					    const struct outbound_conn *c, struct addr *src)
+{
+	if (c->src.w[0] | c->src.w[1] | c->src.w[3])
+		return false; /* bound by the app */
+	if (addr_is_loopback(&c->dst) || addr_is_passthrough_source(&c->dst))
+		return false;
+	if (pod_of_ip(&c->dst) == c->netns) {
+		*src = c->dst;
+	} else if (addr_is_v4(&c->dst)) {
+		if (!p->source_v4)
+			return false;
+		addr_from_v4(src, p->source_v4);
+	} else {
+		src->w[0] = p->source_v6[0];
+		src->w[1] = p->source_v6[1];
+		src->w[2] = p->source_v6[2];
+		src->w[3] = p->source_v6[3];
+		if (!(src->w[0] | src->w[1] | src->w[2] | src->w[3]))
+			return false;
+	}
+	return true;
+}
+
 static __always_inline void bind_source(struct bpf_sock_addr *ctx, const struct pod_policy *p,
-					const struct outbound_conn *c, enum verdict v,
-					bool v6_socket)
+					const struct outbound_conn *c, bool v6_socket)
 {
 	struct addr src;
 
-	if (c->src.w[0] | c->src.w[1] | c->src.w[3])
-		return; /* bound by the app */
-	if (v == VERDICT_LOCAL) {
-		if (addr_is_loopback(&c->dst))
-			return; /* 127/8 routes pick 127.0.0.1 already */
-		src = c->dst;
-	} else if (addr_is_v4(&c->dst)) {
-		if (!p->source_v4)
-			return;
-		addr_from_v4(&src, p->source_v4);
-	} else {
-		src.w[0] = p->source_v6[0];
-		src.w[1] = p->source_v6[1];
-		src.w[2] = p->source_v6[2];
-		src.w[3] = p->source_v6[3];
-		if (!(src.w[0] | src.w[1] | src.w[2] | src.w[3]))
-			return;
-	}
+	if (!redirect_source(p, c, &src))
+		return;
 	if (!v6_socket) {
 		struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = src.w[3] };
 
@@ -145,8 +153,7 @@ static __always_inline int on_connect(struct bpf_sock_addr *ctx, struct outbound
 	flags = c->tcp ? (ORIG_ACTIVE | ORIG_REDIRECTED) : ORIG_DNS_UDP;
 	if (!remember(sk, c, flags, *to_port))
 		COUNT(c->netns, errors);
-	if (v == VERDICT_OUTBOUND || v == VERDICT_LOCAL)
-		bind_source(ctx, p, c, v, v6_socket);
+	bind_source(ctx, p, c, v6_socket);
 	return v;
 }
 
@@ -196,9 +203,13 @@ int waggle_connect6(struct bpf_sock_addr *ctx)
 	return SYSCALL_CONTINUE;
 }
 
-/* sendmsg() with an address on a UDP socket: D2. */
+/*
+ * sendmsg() with an address on a UDP socket: D2. *from is the datagram's source to set
+ * (the route's source for the original server, see redirect_source), when *has_from.
+ */
 static __always_inline bool on_sendmsg(struct bpf_sock_addr *ctx, struct outbound_conn *c,
-				       struct addr *to, __u16 *to_port)
+				       struct addr *to, __u16 *to_port, struct addr *from,
+				       bool *has_from)
 {
 	const struct pod_policy *p;
 	enum verdict v;
@@ -217,6 +228,7 @@ static __always_inline bool on_sendmsg(struct bpf_sock_addr *ctx, struct outboun
 	addr_localhost_like(to, &c->dst);
 	if (!remember(ctx->sk, c, ORIG_DNS_UDP, *to_port))
 		COUNT(c->netns, errors);
+	*has_from = redirect_source(p, c, from);
 	return true;
 }
 
@@ -224,7 +236,8 @@ SEC("cgroup/sendmsg4")
 int waggle_sendmsg4(struct bpf_sock_addr *ctx)
 {
 	struct outbound_conn c = {};
-	struct addr to;
+	struct addr to, from = {};
+	bool has_from = false;
 	__u16 to_port = 0;
 
 	c.port = bpf_ntohs(ctx->user_port);
@@ -233,9 +246,11 @@ int waggle_sendmsg4(struct bpf_sock_addr *ctx)
 	addr_from_v4(&c.dst, ctx->user_ip4);
 	if (ctx->sk)
 		addr_from_v4(&c.src, ctx->sk->src_ip4);
-	if (on_sendmsg(ctx, &c, &to, &to_port)) {
+	if (on_sendmsg(ctx, &c, &to, &to_port, &from, &has_from)) {
 		ctx->user_ip4 = to.w[3];
 		ctx->user_port = bpf_htons(to_port);
+		if (has_from && !ctx->msg_src_ip4)
+			ctx->msg_src_ip4 = from.w[3];
 	}
 	return SYSCALL_CONTINUE;
 }
@@ -244,7 +259,8 @@ SEC("cgroup/sendmsg6")
 int waggle_sendmsg6(struct bpf_sock_addr *ctx)
 {
 	struct outbound_conn c = {};
-	struct addr to;
+	struct addr to, from = {};
+	bool has_from = false;
 	__u16 to_port = 0;
 
 	c.port = bpf_ntohs(ctx->user_port);
@@ -260,12 +276,19 @@ int waggle_sendmsg6(struct bpf_sock_addr *ctx)
 		c.src.w[2] = ctx->sk->src_ip6[2];
 		c.src.w[3] = ctx->sk->src_ip6[3];
 	}
-	if (on_sendmsg(ctx, &c, &to, &to_port)) {
+	if (on_sendmsg(ctx, &c, &to, &to_port, &from, &has_from)) {
 		ctx->user_ip6[0] = to.w[0];
 		ctx->user_ip6[1] = to.w[1];
 		ctx->user_ip6[2] = to.w[2];
 		ctx->user_ip6[3] = to.w[3];
 		ctx->user_port = bpf_htons(to_port);
+		if (has_from && !(ctx->msg_src_ip6[0] | ctx->msg_src_ip6[1] | ctx->msg_src_ip6[2] |
+				  ctx->msg_src_ip6[3])) {
+			ctx->msg_src_ip6[0] = from.w[0];
+			ctx->msg_src_ip6[1] = from.w[1];
+			ctx->msg_src_ip6[2] = from.w[2];
+			ctx->msg_src_ip6[3] = from.w[3];
+		}
 	}
 	return SYSCALL_CONTINUE;
 }
