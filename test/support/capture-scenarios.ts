@@ -183,6 +183,14 @@ const GID_ONLY_PROXY_STAYS_LOCAL =
 const SUPPLEMENTARY_GROUP_IS_NOT_PROXY =
   "contract: 'runs as the proxy gid' is unspecific; xt_owner --gid-owner (without --suppl-groups) " +
   "matches the socket's primary (fs) gid only, so a supplementary proxy group does not make a process P";
+const DUAL_STACK_OFF_MEANS_NO_IPV6 =
+  "contract: with dual stack off, 'IPv6 rules only when the pod has an IPv6 address'; " +
+  "istio-iptables enables IPv6 from the pod's first address, so a dual-stack pod (IPv4 first) gets " +
+  "no IPv6 rules and its IPv6 traffic is not captured at all; only IPv6-only pods get them";
+const LOOPBACK_RANGE_IS_A_LOOPBACK_ADDRESS =
+  "contract: O4 is skipped when includeOutboundIPRanges 'contains a loopback range'; istio-iptables " +
+  "skips it only when a range's own address is a loopback address (127.x.x.x/n, ::1/n), so 0.0.0.0/0 " +
+  "or ::/0 (which contain loopback) keep O4";
 
 /** Every port in a list of probes lands on the same expectation. */
 function each<T>(items: readonly T[], make: (item: T) => ScenarioProbe): ScenarioProbe[] {
@@ -313,6 +321,19 @@ const TEMPLATES: ScenarioTemplate[] = [
       tcp("pod", "app", at("loopback", 8080), localUntouched("pod:app")),
       tcp("pod", "app", at("peer", 80), redirectedTo("pod:outbound", "peer", 80)),
       tcp("pod", "app", at("peer2", 80), remoteUntouched("peer2:app")),
+    ],
+  },
+  {
+    row: "O4",
+    title: "not skipped for a catch-all range that merely contains loopback",
+    settings: (s, f) => {
+      s.outbound.includeIPRanges = [f === 4 ? "0.0.0.0/0" : "::/0"];
+    },
+    probes: () => [
+      tcp("pod", "app", at("pod", 8080), localUntouched("pod:app"), {
+        discrepancy: LOOPBACK_RANGE_IS_A_LOOPBACK_ADDRESS,
+      }),
+      tcp("pod", "app", at("peer", 80), redirectedTo("pod:outbound", "peer", 80)),
     ],
   },
   {
@@ -576,8 +597,11 @@ const TEMPLATES: ScenarioTemplate[] = [
       s.dualStack = false;
     },
     probes: () => [
-      tcp("pod", "app", at("peer", 80), remoteUntouched("peer:app")),
-      tcp("peer", "app", at("pod", 8080), remoteUntouched("pod:app")),
+      tcp("pod", "app", at("peer", 80), remoteUntouched("peer:app"), {
+        discrepancy: DUAL_STACK_OFF_MEANS_NO_IPV6,
+      }),
+      // No ip6tables rules, so no IPv6 conntrack in the pod either: ENOENT.
+      tcp("peer", "app", at("pod", 8080), { lands: "pod:app", originalDst: "ENOENT" }),
     ],
   },
 ];
@@ -607,4 +631,6 @@ export const DISCREPANCIES: readonly string[] = [
   TUNNEL_PORT_ALWAYS_EXCLUDED,
   GID_ONLY_PROXY_STAYS_LOCAL,
   SUPPLEMENTARY_GROUP_IS_NOT_PROXY,
+  DUAL_STACK_OFF_MEANS_NO_IPV6,
+  LOOPBACK_RANGE_IS_A_LOOPBACK_ADDRESS,
 ];

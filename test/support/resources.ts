@@ -16,45 +16,67 @@ interface Entry {
   teardown: () => void;
 }
 
-const live = new Set<Entry>();
+/** A set of live resources with their teardowns. The process-wide one is `registry`. */
+export class ResourceRegistry {
+  private readonly live = new Set<Entry>();
 
-/** Registers a resource; its teardown must be idempotent enough to run after partial failure. */
-export function track(label: string, teardown: () => void): TrackedResource {
-  const entry: Entry = { label, teardown };
-  live.add(entry);
-  return {
-    label,
-    release() {
-      if (!live.delete(entry)) return;
-      teardown();
-    },
-  };
-}
-
-/** Labels of the resources still registered, oldest first. */
-export function liveResources(): string[] {
-  return [...live].map((e) => e.label);
-}
-
-/**
- * Tears down every registered resource, newest first (a process before its cgroup, a pod
- * before its node), continuing past failures. Returns one message per failed teardown.
- */
-export function teardownAll(): string[] {
-  const failures: string[] = [];
-  for (const entry of [...live].reverse()) {
-    live.delete(entry);
-    try {
-      entry.teardown();
-    } catch (e) {
-      failures.push(`${entry.label}: ${(e as Error).message}`);
-    }
+  /** Registers a resource; its teardown must cope with a partially created resource. */
+  track(label: string, teardown: () => void): TrackedResource {
+    const entry: Entry = { label, teardown };
+    const live = this.live;
+    live.add(entry);
+    return {
+      label,
+      release() {
+        if (!live.delete(entry)) return;
+        teardown();
+      },
+    };
   }
-  return failures;
+
+  /** Labels of the resources still registered, oldest first. */
+  liveResources(): string[] {
+    return [...this.live].map((e) => e.label);
+  }
+
+  /**
+   * Tears down every registered resource, newest first (a process before its cgroup, a pod
+   * before its node), continuing past failures. Returns one message per failed teardown.
+   */
+  teardownAll(): string[] {
+    const failures: string[] = [];
+    for (const entry of [...this.live].reverse()) {
+      this.live.delete(entry);
+      try {
+        entry.teardown();
+      } catch (e) {
+        failures.push(`${entry.label}: ${(e as Error).message}`);
+      }
+    }
+    return failures;
+  }
+}
+
+/** The process-wide registry every fixture uses. */
+export const registry = new ResourceRegistry();
+
+/** registry.track */
+export function track(label: string, teardown: () => void): TrackedResource {
+  return registry.track(label, teardown);
+}
+
+/** registry.liveResources */
+export function liveResources(): string[] {
+  return registry.liveResources();
+}
+
+/** registry.teardownAll */
+export function teardownAll(): string[] {
+  return registry.teardownAll();
 }
 
 process.on("exit", () => {
-  if (live.size === 0) return;
-  const failures = teardownAll();
-  for (const f of failures) process.stderr.write(`test teardown at exit failed: ${f}\n`);
+  if (registry.liveResources().length === 0) return;
+  for (const f of registry.teardownAll())
+    process.stderr.write(`test teardown at exit failed: ${f}\n`);
 });

@@ -295,13 +295,7 @@ export class Sandbox {
     killCgroupSync(this.cgroupDir);
     if (this.inode === 0) return;
     let stragglers = pidsInNetns(this.inode);
-    for (const pid of stragglers) {
-      try {
-        process.kill(pid, "SIGKILL");
-      } catch {
-        // exited meanwhile
-      }
-    }
+    killPidsSync(stragglers);
     for (let i = 0; i < 200 && stragglers.length > 0; i++) {
       sleepSync(5);
       stragglers = stragglers.filter(isAlive);
@@ -314,12 +308,29 @@ export class Sandbox {
 /** Kills every process of a cgroup and waits until it is empty (no-op when it is gone). */
 export function killCgroupSync(dir: string, timeoutMs = 3000): void {
   if (!existsSync(dir)) return;
-  writeFileSync(join(dir, "cgroup.kill"), "1");
+  const hasKill = existsSync(join(dir, "cgroup.kill")); // Linux 5.14+
   const deadline = Date.now() + timeoutMs;
-  while (/populated 1/.test(readFileSync(join(dir, "cgroup.events"), "utf8"))) {
-    if (Date.now() > deadline)
-      throw new Error(`cgroup ${dir} still populated ${timeoutMs} ms after cgroup.kill`);
+  for (;;) {
+    if (hasKill) writeFileSync(join(dir, "cgroup.kill"), "1");
+    else
+      killPidsSync(
+        readFileSync(join(dir, "cgroup.procs"), "utf8").split("\n").filter(Boolean).map(Number),
+      );
     sleepSync(5);
+    if (!/populated 1/.test(readFileSync(join(dir, "cgroup.events"), "utf8"))) return;
+    if (Date.now() > deadline)
+      throw new Error(`cgroup ${dir} still populated ${timeoutMs} ms after killing it`);
+  }
+}
+
+/** SIGKILLs processes, ignoring those already gone. */
+function killPidsSync(pids: readonly number[]): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // exited meanwhile
+    }
   }
 }
 
