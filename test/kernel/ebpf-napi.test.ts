@@ -9,6 +9,7 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  readlinkSync,
   realpathSync,
   rmdirSync,
   rmSync,
@@ -561,6 +562,7 @@ describe("ebpf-napi: TC", () => {
     const prog = owned(obj.program("selftest_count_packets"));
     const packets = owned(obj.map("selftest_packets"));
     const netns = `/run/netns/${right}`;
+    const ourNetns = readlinkSync("/proc/thread-self/ns/net");
 
     const filter = tcAttach({ netns, ifname: ifRight, direction: "ingress", prog, priority: 7 });
     expect(filter).to.include({ priority: 7, progId: prog.info().id });
@@ -607,6 +609,9 @@ describe("ebpf-napi: TC", () => {
       sh("ip", ["netns", "exec", right, "tc", "filter", "show", "dev", ifRight, "ingress"]),
     ).to.not.contain("bpf");
     expectBpfError(() => tcDetach(filter), "bpf_tc_detach", "ENOENT");
+    expect(readlinkSync("/proc/thread-self/ns/net"), "the JS thread never moves").to.equal(
+      ourNetns,
+    );
     const counted = sumPerCpu(packets.lookup(u32(0)));
     sendUdp(left, "10.77.0.2", 3);
     expect(sumPerCpu(packets.lookup(u32(0)))).to.equal(counted);
@@ -789,7 +794,7 @@ describe("ebpf-napi: fds", () => {
     (() => {
       for (let i = 0; i < 200; i++)
         BpfMap.create({ type: "array", keySize: 4, valueSize: 4, maxEntries: 1 });
-      BpfObject.open(bpfObject("selftest"));
+      BpfObject.open(bpfObject("selftest")).load(); // maps and programs: a dozen fds
     })();
     expect(fdCount()).to.be.at.least(before + 200);
     for (let round = 0; round < 20 && fdCount() > before; round++) {
