@@ -12,7 +12,9 @@ class WaggleReporter extends Mocha.reporters.Spec {
       const s = runner.stats;
       const skipped = s.pending || 0;
       if (skipped > 0 && process.env.WAGGLE_ALLOW_SKIP !== "1") {
-        console.log(`${skipped} test(s) were skipped; skipped tests fail the run (WAGGLE_ALLOW_SKIP=1 to allow)`);
+        console.log(
+          `${skipped} test(s) were skipped; skipped tests fail the run (WAGGLE_ALLOW_SKIP=1 to allow)`,
+        );
         process.exitCode = 1;
       }
       console.log(`tests: ${s.passes} passed, ${s.failures} failed, ${skipped} skipped`);
