@@ -1,0 +1,265 @@
+// RedirectSettings -> the datapath policy (flags, port and CIDR sets) and its byte encodings.
+import { expect } from "chai";
+import {
+  addrBytes,
+  bytesAddr,
+  encodeCidrKey,
+  encodePolicy,
+  encodePortKey,
+  policyEntries,
+  sumCounters,
+} from "../../cni/datapath/encode";
+import { routeCidr } from "../../cni/datapath/interfaces";
+import { CIDR_KEY_FIXED_BITS, MAP_NAMES, POLICY, STRUCTS } from "../../cni/datapath/layout";
+import { bareIPs, flagNames, ipv6Enabled, podPolicy } from "../../cni/datapath/policy";
+import { containerDirName, containerIdOfDir } from "../../cni/datapath/programs";
+import { decodeRecord, encodeRecord, RECORD_VERSION } from "../../cni/datapath/record";
+import { defaultRedirectSettings, type RedirectSettings } from "../../cni/redirect-settings";
+
+const NETNS = 0x1122334455667788n;
+
+function settings(patch: (s: RedirectSettings) => void = () => {}): RedirectSettings {
+  const s = defaultRedirectSettings();
+  patch(s);
+  return s;
+}
+
+describe("datapath policy from redirect settings", () => {
+  it("defaults: capture all outbound, all inbound but 15020/15021/15090, exclude outbound 15020", () => {
+    const p = podPolicy({ settings: settings(), podIPs: ["10.1.2.3/32"] });
+    expect(flagNames(p.flags)).to.deep.equal(["OUT_INCLUDE_ALL", "OUT_EXCLUDE_PORTS", "IN_ALL"]);
+    expect(p.ports).to.deep.equal([
+      { kind: "outExclude", port: 15020 },
+      { kind: "inExclude", port: 15020 },
+      { kind: "inExclude", port: 15021 },
+      { kind: "inExclude", port: 15090 },
+    ]);
+    expect(p.cidrs).to.deep.equal([]);
+    expect([p.outboundPort, p.inboundPort, p.dnsPort, p.tunnelPort]).to.deep.equal([
+      15001, 15006, 15053, 15008,
+    ]);
+    expect(p.sourceV4).to.equal("10.1.2.3");
+    expect(p.sourceV6).to.equal("");
+  });
+
+  it("CIDR lists split by family, host bits cleared, duplicates dropped", () => {
+    const p = podPolicy({
+      settings: settings((s) => {
+        s.outbound.includeIPRanges = ["10.1.2.3/8", "10.0.0.0/8", "fd00::5/64"];
+        s.outbound.excludeIPRanges = ["192.168.0.0/16"];
+      }),
+      podIPs: ["10.1.2.3"],
+    });
+    expect(p.cidrs.map((c) => `${c.kind} ${c.cidr.network}/${c.cidr.prefixLength}`)).to.deep.equal([
+      "outInclude4 10.0.0.0/8",
+      "outInclude6 fd00::/64",
+      "outExclude4 192.168.0.0/16",
+    ]);
+    expect(p.flags & POLICY.OUT_INCLUDE_ALL).to.equal(0);
+    expect(p.flags & POLICY.OUT_INCLUDE_CIDRS).to.not.equal(0);
+    expect(p.flags & POLICY.NO_LOCAL_RULE).to.equal(0);
+  });
+
+  it("O4 is skipped when an include range holds loopback (IPv4 or ::1)", () => {
+    for (const range of ["127.0.0.0/8", "127.0.0.5/32", "0.0.0.0/0", "::1/128"]) {
+      const p = podPolicy({
+        settings: settings((s) => {
+          s.outbound.includeIPRanges = [range];
+        }),
+        podIPs: ["10.1.2.3"],
+      });
+      expect(p.flags & POLICY.NO_LOCAL_RULE, range).to.not.equal(0);
+    }
+  });
+
+  it("inbound: '*' uses the excludes, a list uses only itself, [] captures nothing", () => {
+    const all = podPolicy({ settings: settings(), podIPs: ["10.1.2.3"] });
+    expect(all.flags & (POLICY.IN_ALL | POLICY.IN_LIST)).to.equal(POLICY.IN_ALL);
+    const list = podPolicy({
+      settings: settings((s) => {
+        s.inbound.includePorts = [8080, 9090];
+      }),
+      podIPs: ["10.1.2.3"],
+    });
+    expect(list.flags & (POLICY.IN_ALL | POLICY.IN_LIST)).to.equal(POLICY.IN_LIST);
+    expect(list.ports.filter((p) => p.kind.startsWith("in"))).to.deep.equal([
+      { kind: "inInclude", port: 8080 },
+      { kind: "inInclude", port: 9090 },
+    ]);
+    const none = podPolicy({
+      settings: settings((s) => {
+        s.inbound.includePorts = [];
+      }),
+      podIPs: ["10.1.2.3"],
+    });
+    expect(none.flags & (POLICY.IN_ALL | POLICY.IN_LIST)).to.equal(0);
+  });
+
+  it("IPv6 is captured when the pod has IPv6 and dual stack is on or it has no IPv4", () => {
+    const on = settings((s) => {
+      s.dualStack = true;
+    });
+    expect(ipv6Enabled(on, ["10.1.2.3", "fd00::3"])).to.equal(true);
+    expect(ipv6Enabled(settings(), ["10.1.2.3", "fd00::3"])).to.equal(false);
+    expect(ipv6Enabled(settings(), ["fd00::3"])).to.equal(true);
+    expect(ipv6Enabled(on, ["10.1.2.3"])).to.equal(false);
+    const dns = podPolicy({
+      settings: settings((s) => {
+        s.dnsCapture = true;
+        s.dualStack = true;
+      }),
+      podIPs: ["10.1.2.3", "fd00::3"],
+    });
+    expect(flagNames(dns.flags)).to.include.members(["IPV6", "DNS", "DNS_IPV6"]);
+  });
+
+  it("local addresses: CNI IPs plus interface addresses, never loopback-like ones", () => {
+    const p = podPolicy({
+      settings: settings(),
+      podIPs: ["10.1.2.3/24", "fd00:0:0::3"],
+      localAddresses: ["10.200.0.2", "127.0.0.6", "::6", "fe80::1", "10.1.2.3"],
+    });
+    expect(p.podIPs).to.deep.equal(["10.1.2.3", "fd00::3"]);
+    expect(p.localAddresses).to.deep.equal(["10.1.2.3", "fd00::3", "10.200.0.2"]);
+  });
+
+  it("bad input is refused with the value named", () => {
+    expect(() => bareIPs(["10.1.2"])).to.throw(/10\.1\.2/);
+    expect(() =>
+      podPolicy({
+        settings: settings((s) => {
+          s.outbound.excludeIPRanges = ["10.0.0.0/33"];
+        }),
+        podIPs: ["10.1.2.3"],
+      }),
+    ).to.throw(/10\.0\.0\.0\/33/);
+    expect(() =>
+      podPolicy({
+        settings: settings((s) => {
+          s.outbound.includePorts = [70000];
+        }),
+        podIPs: ["10.1.2.3"],
+      }),
+    ).to.throw(/70000/);
+  });
+});
+
+describe("datapath map encodings", () => {
+  it("addresses are 16 bytes, IPv4 v4-mapped, and decode back", () => {
+    expect(addrBytes("10.1.2.3").toString("hex")).to.equal("00000000000000000000ffff0a010203");
+    expect(addrBytes("fd00::3").toString("hex")).to.equal("fd000000000000000000000000000003");
+    expect(bytesAddr(addrBytes("10.1.2.3"))).to.equal("10.1.2.3");
+    expect(bytesAddr(addrBytes("fd00::3"))).to.equal("fd00::3");
+  });
+
+  it("pod_policy bytes follow the struct layout", () => {
+    const p = podPolicy({
+      settings: settings((s) => {
+        s.proxyUid = 2000;
+        s.proxyGid = 3000;
+        s.dualStack = true;
+      }),
+      podIPs: ["10.1.2.3", "fd00::3"],
+    });
+    const b = encodePolicy(p);
+    const L = STRUCTS.pod_policy.fields;
+    expect(b.length).to.equal(STRUCTS.pod_policy.size);
+    expect(b.readUInt32LE(L.flags.offset)).to.equal(p.flags);
+    expect(b.readUInt32LE(L.proxy_uid.offset)).to.equal(2000);
+    expect(b.readUInt32LE(L.proxy_gid.offset)).to.equal(3000);
+    expect(b.readUInt16LE(L.outbound_port.offset)).to.equal(15001);
+    expect(b.readUInt16LE(L.inbound_port.offset)).to.equal(15006);
+    expect(b.readUInt16LE(L.dns_port.offset)).to.equal(15053);
+    expect(b.readUInt16LE(L.tunnel_port.offset)).to.equal(15008);
+    expect(b.subarray(L.source_v4.offset, L.source_v4.offset + 4).toString("hex")).to.equal(
+      "0a010203",
+    );
+    expect(b.subarray(L.source_v6.offset, L.source_v6.offset + 16).toString("hex")).to.equal(
+      "fd000000000000000000000000000003",
+    );
+  });
+
+  it("port and CIDR keys carry the netns and kind; CIDR prefix lengths count the fixed bits", () => {
+    const pk = encodePortKey(NETNS, 8080, "inExclude");
+    expect(pk.length).to.equal(STRUCTS.port_key.size);
+    expect(pk.toString("hex")).to.equal("8877665544332211901f040000000000");
+    const v4 = encodeCidrKey(
+      NETNS,
+      { family: 4, network: "10.0.0.0", prefixLength: 8 },
+      "outExclude4",
+    );
+    expect(v4.readUInt32LE(0)).to.equal(CIDR_KEY_FIXED_BITS + 96 + 8);
+    expect(v4.readUInt32LE(4)).to.equal(2);
+    expect(v4.readBigUInt64LE(8)).to.equal(NETNS);
+    expect(bytesAddr(v4.subarray(16))).to.equal("10.0.0.0");
+    const v6 = encodeCidrKey(NETNS, { family: 6, network: "::", prefixLength: 0 }, "outInclude6");
+    expect(v6.readUInt32LE(0)).to.equal(CIDR_KEY_FIXED_BITS);
+    expect(v6.readUInt32LE(4)).to.equal(3);
+  });
+
+  it("the policy entry is written last, after every set it refers to", () => {
+    const p = podPolicy({ settings: settings(), podIPs: ["10.1.2.3"] });
+    const entries = policyEntries(NETNS, p);
+    expect(entries.at(-1)?.map).to.equal(MAP_NAMES.policy);
+    expect(entries.filter((e) => e.map === MAP_NAMES.ports)).to.have.length(4);
+    expect(entries.filter((e) => e.map === MAP_NAMES.podIps)).to.have.length(1);
+  });
+
+  it("per-CPU counters are summed over CPUs", () => {
+    const size = STRUCTS.pod_counters.size;
+    const v = Buffer.alloc(size * 3);
+    v.writeBigUInt64LE(2n, 0);
+    v.writeBigUInt64LE(5n, size);
+    v.writeBigUInt64LE(7n, 2 * size + STRUCTS.pod_counters.fields.errors.offset);
+    const sums = sumCounters(v);
+    expect(sums.outbound_redirected).to.equal(7n);
+    expect(sums.errors).to.equal(7n);
+    expect(sums.inbound_captured).to.equal(0n);
+  });
+});
+
+describe("datapath records and names", () => {
+  it("a pod record round-trips through its map value", () => {
+    const rec = {
+      version: RECORD_VERSION,
+      containerId: "abc",
+      netnsCookie: "42",
+      netnsPath: "/run/netns/x",
+      ifname: "eth0",
+      cgroupPath: "/sys/fs/cgroup/x",
+      podIPs: ["10.1.2.3"],
+      localAddresses: ["10.1.2.3"],
+      policy: {
+        flags: [],
+        proxyUid: 1337,
+        proxyGid: 1337,
+        ports: 0,
+        cidrs: 0,
+        excludedInterfaceCidrs: [],
+      },
+      tc: [{ ifname: "eth0", priority: 1, handle: 1 }],
+      keys: { ports: [], cidrs: [], podIps: [] },
+      links: [],
+      attachedAt: "2025-01-01T00:00:00.000Z",
+    };
+    const b = encodeRecord(rec);
+    expect(b.length % 8).to.equal(0);
+    expect(decodeRecord(b)).to.deep.equal(rec);
+    expect(() => decodeRecord(Buffer.from([0xff, 0, 0, 0]))).to.throw(/truncated/);
+  });
+
+  it("container ids map to dot-free bpffs names and back", () => {
+    for (const id of ["0123abcd", "a.b_c-d", "x_2ey"]) {
+      const dir = containerDirName(id);
+      expect(dir).to.not.include(".");
+      expect(containerIdOfDir(dir)).to.equal(id);
+    }
+  });
+
+  it("ip route destinations become CIDRs", () => {
+    expect(routeCidr("default", 4)).to.equal("0.0.0.0/0");
+    expect(routeCidr("default", 6)).to.equal("::/0");
+    expect(routeCidr("10.0.0.5", 4)).to.equal("10.0.0.5/32");
+    expect(routeCidr("fd10::/64", 6)).to.equal("fd10::/64");
+  });
+});
