@@ -20,7 +20,7 @@
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
-      "cflags_cc": ["-std=gnu++20", "-fexceptions", "-Wall", "-Wextra", "-Wno-missing-field-initializers"],
+      "cflags_cc": ["-std=gnu++20", "-fexceptions", "-fvisibility=hidden", "-fvisibility-inlines-hidden", "-Wall", "-Wextra", "-Wno-missing-field-initializers"],
       "libraries": [
         "-Wl,--no-as-needed",
         "-lbpf",
@@ -29,7 +29,8 @@
         "-Wl,--disable-new-dtags",
         "-Wl,-rpath,'$$ORIGIN'",
         "-static-libstdc++",
-        "-static-libgcc"
+        "-Wl,--exclude-libs,ALL",
+        "-Wl,--gc-sections"
       ]
     }
   ]
