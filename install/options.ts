@@ -158,7 +158,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     type: "string",
     default: "kube-system",
     describe:
-      "Comma-separated namespaces the plugin never meshes (entry: kubernetes.exclude_namespaces)",
+      "Comma-separated namespaces the plugin never meshes (entry: exclude_namespaces)",
   },
   {
     flag: "repair-warn-count",
