@@ -18,6 +18,8 @@ export interface CommandOptions {
   /** Kill the command (SIGKILL) after this many ms; the result then has signal SIGKILL. */
   timeoutMs?: number;
   env?: NodeJS.ProcessEnv;
+  /** Working directory; default: this process's. */
+  cwd?: string;
 }
 
 /** A failed checked command: carries the command line and its full result. */
@@ -47,6 +49,7 @@ export function run(
 ): Promise<CommandResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, {
+      cwd: opts.cwd,
       env: opts.env ?? { ...process.env, PATH: COMMAND_PATH },
       stdio: ["pipe", "pipe", "pipe"],
     });

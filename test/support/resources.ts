@@ -14,6 +14,16 @@ export interface TrackedResource {
 interface Entry {
   label: string;
   teardown: () => void;
+  runScoped: boolean;
+}
+
+export interface TrackOptions {
+  /**
+   * The resource is meant to live until the end of the run (a shared helper file, say): it
+   * is torn down with the rest but not listed by liveResources(), so it is neither a leak
+   * nor a leftover.
+   */
+  runScoped?: boolean;
 }
 
 /** A set of live resources with their teardowns. The process-wide one is `registry`. */
@@ -21,8 +31,8 @@ export class ResourceRegistry {
   private readonly live = new Set<Entry>();
 
   /** Registers a resource; its teardown must cope with a partially created resource. */
-  track(label: string, teardown: () => void): TrackedResource {
-    const entry: Entry = { label, teardown };
+  track(label: string, teardown: () => void, opts: TrackOptions = {}): TrackedResource {
+    const entry: Entry = { label, teardown, runScoped: opts.runScoped ?? false };
     const live = this.live;
     live.add(entry);
     return {
@@ -34,9 +44,9 @@ export class ResourceRegistry {
     };
   }
 
-  /** Labels of the resources still registered, oldest first. */
+  /** Labels of the resources still registered (except run-scoped ones), oldest first. */
   liveResources(): string[] {
-    return [...this.live].map((e) => e.label);
+    return [...this.live].filter((e) => !e.runScoped).map((e) => e.label);
   }
 
   /**
@@ -61,8 +71,12 @@ export class ResourceRegistry {
 export const registry = new ResourceRegistry();
 
 /** registry.track */
-export function track(label: string, teardown: () => void): TrackedResource {
-  return registry.track(label, teardown);
+export function track(
+  label: string,
+  teardown: () => void,
+  opts: TrackOptions = {},
+): TrackedResource {
+  return registry.track(label, teardown, opts);
 }
 
 /** registry.liveResources */

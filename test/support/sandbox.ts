@@ -240,7 +240,10 @@ export class Sandbox {
     args: readonly string[] = [],
     opts: SandboxExecOptions = {},
   ): Promise<CommandResult> {
-    return run("sh", sandboxArgv(this.netnsPath, this.cgroupDir, cmd, args, opts), opts);
+    return run("sh", sandboxArgv(this.netnsPath, this.cgroupDir, cmd, args, opts), {
+      cwd: "/",
+      ...opts,
+    });
   }
 
   /** Like exec, but throws (with stderr) on a non-zero exit and returns stdout. */
@@ -249,7 +252,10 @@ export class Sandbox {
     args: readonly string[] = [],
     opts: SandboxExecOptions = {},
   ): Promise<string> {
-    return runChecked("sh", sandboxArgv(this.netnsPath, this.cgroupDir, cmd, args, opts), opts);
+    return runChecked("sh", sandboxArgv(this.netnsPath, this.cgroupDir, cmd, args, opts), {
+      cwd: "/",
+      ...opts,
+    });
   }
 
   /** Starts a long-running command inside the sandbox; destroy() kills it if still running. */
@@ -259,6 +265,7 @@ export class Sandbox {
     as: RunAs & { env?: NodeJS.ProcessEnv } = {},
   ): SandboxProcess {
     const child = spawn("sh", sandboxArgv(this.netnsPath, this.cgroupDir, cmd, args, as), {
+      cwd: "/", // the caller's directory may not be readable by the sandbox's uid
       env: as.env ?? { ...process.env, PATH: COMMAND_PATH },
       stdio: ["pipe", "pipe", "pipe"],
     });

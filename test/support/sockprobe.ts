@@ -1,11 +1,42 @@
 // Typed wrapper of sockprobe.py (see its docstring): listeners and client probes run inside
 // a sandbox (pod or node) as a chosen uid/gid, and every socket's view comes back as JSON.
 
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { track } from "./resources";
 import type { RunAs, Sandbox, SandboxProcess } from "./sandbox";
 
-/** The script, from the source tree (out/test/support -> test/support). */
-export const SOCKPROBE_PATH = join(__dirname, "..", "..", "..", "test", "support", "sockprobe.py");
+/** The script in the source tree (out/test/support -> test/support). */
+export const SOCKPROBE_SOURCE = join(
+  __dirname,
+  "..",
+  "..",
+  "..",
+  "test",
+  "support",
+  "sockprobe.py",
+);
+
+let readableCopy: string | undefined;
+
+/**
+ * A copy of the script every uid can read: the checkout may live below a directory other
+ * users cannot enter (e.g. /root), and probes run as uid 1000 or 1337. Made once per process.
+ */
+export function sockprobePath(): string {
+  if (readableCopy && existsSync(readableCopy)) return readableCopy;
+  const dir = mkdtempSync(join(tmpdir(), "waggle-sockprobe-"));
+  chmodSync(dir, 0o755);
+  const path = join(dir, "sockprobe.py");
+  copyFileSync(SOCKPROBE_SOURCE, path);
+  chmodSync(path, 0o755);
+  track(`sockprobe copy ${dir}`, () => rmSync(dir, { recursive: true, force: true }), {
+    runScoped: true,
+  });
+  readableCopy = path;
+  return path;
+}
 /** The system interpreter: readable by every uid (a pyenv shim under /root is not). */
 export const PYTHON = "/usr/bin/python3";
 
@@ -111,7 +142,7 @@ export async function startListeners(
 ): Promise<ProbeListeners> {
   const proc = sandbox.spawn(
     PYTHON,
-    [SOCKPROBE_PATH, "listen", ...specs.map((s) => JSON.stringify(s))],
+    [sockprobePath(), "listen", ...specs.map((s) => JSON.stringify(s))],
     as,
   );
   try {
@@ -133,7 +164,7 @@ export async function probe(
 ): Promise<ProbeResult[]> {
   const stdout = await sandbox.execChecked(
     PYTHON,
-    [SOCKPROBE_PATH, "connect", ...specs.map((s) => JSON.stringify(s))],
+    [sockprobePath(), "connect", ...specs.map((s) => JSON.stringify(s))],
     {
       ...as,
       timeoutMs: 30_000,
@@ -166,7 +197,7 @@ export async function httpGet(
 ): Promise<HttpResult> {
   const stdout = await sandbox.execChecked(
     PYTHON,
-    [SOCKPROBE_PATH, "http-get", url, String(timeoutSeconds)],
+    [sockprobePath(), "http-get", url, String(timeoutSeconds)],
     as,
   );
   return parseLine<HttpResult>(stdout.trim(), "sockprobe http-get");

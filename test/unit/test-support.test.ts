@@ -61,6 +61,17 @@ describe("test support: teardown registry", () => {
   });
 });
 
+describe("test support: run-scoped resources", () => {
+  it("are torn down with the rest but never listed as live", () => {
+    const registry = new ResourceRegistry();
+    let removed = false;
+    registry.track("shared file", () => (removed = true), { runScoped: true });
+    expect(registry.liveResources()).to.deep.equal([]);
+    expect(registry.teardownAll()).to.deep.equal([]);
+    expect(removed).to.equal(true);
+  });
+});
+
 describe("test support: sandbox command line", () => {
   it("joins the cgroup first, then the netns, then drops to the identity", () => {
     const argv = sandboxArgv("/run/netns/x", "/cg/x", "sleep", ["1"], {
