@@ -6,7 +6,10 @@ import { Program } from "./program";
 
 /** Options of BpfObject.open. */
 export interface OpenOptions {
-  /** Object name (defaults to libbpf's choice from the buffer). */
+  /**
+   * Object name. Pass one: it prefixes the names of internal maps (.rodata, .bss, .data) in
+   * bpftool and the kernel; libbpf's default for a Buffer is "<address>-<size>".
+   */
   name?: string;
   /**
    * Map name -> bpffs path. On load each such map reuses the map pinned at that path when it
