@@ -1,0 +1,132 @@
+// An upgrade: a new `waggle install` takes over from the old one and swaps its programs into
+// the links of a running meshed pod, under a live connection that keeps working (and whose
+// original destination the proxy can still read: the sockets' state outlives the programs).
+
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { expect } from "chai";
+import { Link } from "ebpf-napi";
+import { attachPod } from "../../cni/datapath";
+import { paths } from "../../cni/datapath/programs";
+import { defaultRedirectSettings } from "../../cni/redirect-settings";
+import { uniqueName } from "../support/names";
+import { Node, Pod } from "../support/pod";
+import type { SandboxProcess } from "../support/sandbox";
+import { CALICO_SHAPES } from "../unit/install-fixtures";
+import { CliProcess, InstallHost, runCli } from "./install-process";
+
+/** Envoy's stand-in on 15001: replies to every line with the socket's SO_ORIGINAL_DST, read now. */
+const PROXY = `
+import json, socket, struct, sys, threading
+def original_dst(s):
+    raw = s.getsockopt(socket.SOL_IP, 80, 16)
+    port, = struct.unpack("!H", raw[2:4])
+    return "%s:%d" % (socket.inet_ntoa(raw[4:8]), port)
+def serve(c):
+    f = c.makefile("rwb")
+    for line in f:
+        f.write((json.dumps({"line": line.decode().strip(), "originalDst": original_dst(c)}) + "\\n").encode())
+        f.flush()
+l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind(("0.0.0.0", 15001)); l.listen(16)
+print("ready", flush=True)
+while True:
+    c, _ = l.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+`;
+
+/** The app: one connection; a line now, another when told on stdin (after the upgrade). */
+const APP = `
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
+f = s.makefile("rwb")
+for word in ("before", "after"):
+    if word == "after":
+        sys.stdin.readline()
+    f.write((word + "\\n").encode()); f.flush()
+    print(f.readline().decode().strip(), flush=True)
+`;
+
+describe("install (kernel): upgrade under a live connection", function () {
+  this.timeout(90_000);
+  let host: InstallHost;
+  let node: Node | undefined;
+  let client: Pod | undefined;
+  let installer: CliProcess | undefined;
+
+  before(async () => {
+    host = new InstallHost();
+    writeFileSync(join(host.netDir, "10-calico.conflist"), CALICO_SHAPES.manifest, { mode: 0o600 });
+    node = await Node.create({ label: "upgrade node" });
+    client = await Pod.create({ node, label: "meshed client" });
+  });
+  after(async () => {
+    installer?.kill();
+    await runCli(["uninstall", ...host.uninstallFlags()]);
+    await client?.destroy();
+    await node?.destroy();
+    host.remove();
+  });
+
+  it("swaps every link's program atomically; the connection survives and new ones are captured", async () => {
+    const pod = client as Pod;
+    installer = new CliProcess(["install", ...host.flags()]);
+    await installer.waitForLog("entry written");
+
+    // The CNI plugin's ADD for this pod, against the installer's pins.
+    const containerId = uniqueName("k");
+    attachPod(
+      {
+        containerId,
+        netnsPath: pod.netnsPath,
+        ifname: "eth0",
+        cgroupPath: pod.cgroupDir,
+        podIPs: [pod.address(4)],
+        settings: defaultRedirectSettings(),
+      },
+      { bpfRoot: host.bpfRoot },
+    );
+    const linkProg = () => {
+      const link = Link.openPinned(paths.podLink(host.bpfRoot, containerId, "waggle_connect4"));
+      try {
+        return link.info().progId;
+      } finally {
+        link.close();
+      }
+    };
+    const oldProg = linkProg();
+
+    const proxy = pod.spawn("python3", ["-c", PROXY], { uid: 1337, gid: 1337 });
+    await proxy.waitForLine((l) => l === "ready");
+    const target = "10.0.0.200";
+    const app: SandboxProcess = pod.spawn("python3", ["-c", APP, target, "8080"], {
+      uid: 1000,
+      gid: 1000,
+    });
+    const before = JSON.parse(await app.waitForLine((l) => l.includes('"before"'), 10_000));
+    expect(before).to.deep.equal({ line: "before", originalDst: `${target}:8080` });
+
+    // The upgrade: the old installer stops (leaving everything), the new one takes over.
+    expect(await installer.terminate()).to.equal(0);
+    installer = new CliProcess(["install", ...host.flags()]);
+    const loaded = await installer.waitForLog("shared programs loaded");
+    expect(loaded).to.deep.include({ pods: 1, linksUpdated: 10, tcUpdated: 1, skipped: [] });
+    const newProg = linkProg();
+    expect(newProg, "the link runs the new program").to.not.equal(oldProg);
+
+    app.child.stdin.write("go\n");
+    const after = JSON.parse(await app.waitForLine((l) => l.includes('"after"'), 10_000));
+    expect(after, "same connection, original destination still readable").to.deep.equal({
+      line: "after",
+      originalDst: `${target}:8080`,
+    });
+    expect((await app.exited).code).to.equal(0);
+
+    // A new connection goes through the new program to the proxy.
+    const fresh = pod.spawn("python3", ["-c", APP, "10.0.0.201", "9090"], { uid: 1000, gid: 1000 });
+    const first = JSON.parse(await fresh.waitForLine((l) => l.includes('"before"'), 10_000));
+    expect(first).to.deep.equal({ line: "before", originalDst: "10.0.0.201:9090" });
+    await fresh.kill();
+    await proxy.kill();
+  });
+});
