@@ -1,7 +1,6 @@
 // What a build of waggle is: its version, the commit it came from, the oldest glibc its shipped
 // pieces need, and the content id of the embedded addon. scripts/build-sea.mjs bakes these into
 // the single executable (esbuild `define`); running from out/ they are worked out from the checkout.
-import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 
@@ -66,6 +65,8 @@ export function checkoutBuildInfo(root: string): BuildInfo {
 
 /** The checkout's commit as 12 hex digits, "-dirty" when tracked files changed; "unknown" without git. */
 export function gitCommit(root: string): string {
+  // child_process is required here, not at the top: loading it costs every start a few ms.
+  const { execFileSync } = require("node:child_process") as typeof import("node:child_process");
   try {
     const git = (...args: string[]) =>
       execFileSync("git", args, {
@@ -79,4 +80,16 @@ export function gitCommit(root: string): string {
   } catch {
     return "unknown";
   }
+}
+
+/**
+ * The chunks of JavaScript the single executable has loaded so far, each with V8's verdict on
+ * its build-time code cache ("code cache accepted" / "code cache rejected"); empty in a checkout.
+ * Recorded by the binary's boot script (scripts/build-sea.mjs).
+ */
+export function loadedChunks(): Record<string, string> {
+  const states = (globalThis as Record<symbol, unknown>)[Symbol.for("waggle.chunks")];
+  return typeof states === "object" && states !== null
+    ? { ...(states as Record<string, string>) }
+    : {};
 }

@@ -1,5 +1,5 @@
 // `waggle version`: what this binary is. Cheap by default; `--verbose` also loads the addon.
-import { buildInfo } from "./build-info";
+import { buildInfo, loadedChunks } from "./build-info";
 import type { CliArgs, CliIo } from "./cli";
 
 export interface VersionReport {
@@ -10,6 +10,8 @@ export interface VersionReport {
   libbpf?: string;
   /** Only with --verbose: where the addon was loaded from. */
   addon?: string;
+  /** Only with --verbose, in the single executable: loaded JS chunks and their code cache verdict. */
+  chunks?: Record<string, string>;
 }
 
 export async function runVersion(args: CliArgs, io: CliIo): Promise<number> {
@@ -24,6 +26,8 @@ export async function runVersion(args: CliArgs, io: CliIo): Promise<number> {
     const addon = loadAddon();
     report.libbpf = addon.libbpfVersion;
     report.addon = addon.path;
+    const chunks = loadedChunks();
+    if (Object.keys(chunks).length > 0) report.chunks = chunks;
   }
   if (args.json) {
     io.out(`${JSON.stringify(report)}\n`);
@@ -32,6 +36,8 @@ export async function runVersion(args: CliArgs, io: CliIo): Promise<number> {
   const lines = [`waggle ${report.version} (commit ${report.commit})`, `node ${report.node}`];
   if (report.libbpf !== undefined) lines.push(`libbpf ${report.libbpf}`);
   if (report.addon !== undefined) lines.push(`addon ${report.addon}`);
+  for (const [name, state] of Object.entries(report.chunks ?? {}))
+    lines.push(`chunk ${name}: ${state}`);
   io.out(`${lines.join("\n")}\n`);
   return 0;
 }

@@ -147,113 +147,130 @@ const bundleOptions = {
   banner: { js: 'var __waggleImportMetaUrl=require("node:url").pathToFileURL(__filename).href;' },
 };
 
-// Large dependencies only some commands use live in chunks of their own: separate SEA assets,
-// compiled (with a code cache made here) the first time they are required. Everything else
-// starts without paying to deserialize them: the Kubernetes client is 3 MB of the 4.7 MB.
-const chunks = [{ name: "k8s", module: "@kubernetes/client-node" }];
+// The JavaScript travels as chunks: SEA assets each compiled by a small boot script with a V8
+// code cache made here, by the same node, after running the chunk (a cache taken after a run
+// holds the functions that run compiled, unlike SEA's own useCodeCache, taken before it).
+// - "main": the bundle of cni/main.ts, its cache trained on `waggle version`;
+// - large dependencies only some commands use, loaded on first require: the Kubernetes client
+//   (3 MB) costs nothing to the commands that never talk to the API server.
+const lazyChunks = [{ name: "k8s", module: "@kubernetes/client-node" }];
 const chunkKey = (name) => `chunks/${name}.cjs`;
 const chunkCacheKey = (name) => `chunks/${name}.cache`;
-// A chunk runs as the body of this function, exactly as at build time, so the code cache fits.
+// A chunk runs as the body of this function, the same at build and run time so the cache fits.
 const chunkHead = "(function (exports, require, module, __filename, __dirname) {";
 const chunkTail = "\n})";
+const chunkLoaderSymbol = 'Symbol.for("waggle.loadChunk")';
+// Where the loader records each loaded chunk's code cache verdict (cni/build-info.ts reads it).
+const chunkStatesSymbol = 'Symbol.for("waggle.chunks")';
+const lit = JSON.stringify;
 
-for (const chunk of chunks) {
-  const file = join(work, chunkKey(chunk.name));
-  await esbuild.build({
-    ...bundleOptions,
-    stdin: {
-      contents: `module.exports = require(${JSON.stringify(chunk.module)});`,
-      resolveDir: root,
-    },
-    outfile: file,
-    plugins: [lazyStringWidth],
+/**
+ * Source of a script that defines the chunk loader (global, for the stand-ins below), then
+ * loads `first`. In the binary (`training` false) chunks and caches are SEA assets; at build
+ * time (`training` true) they are files in argv[2], and on exit the cache of argv[3] is written.
+ */
+function loaderSource(training) {
+  const read = training
+    ? `(key, text) => require("node:fs").readFileSync(require("node:path").join(dir, key), text ? "utf8" : undefined)`
+    : `(key, text) => (text ? sea.getAsset(key, "utf8") : Buffer.from(sea.getAsset(key)))`;
+  return `"use strict";
+const vm = require("node:vm");
+const sea = require("node:sea");
+${training ? "const [dir, trainedChunk, ...args] = process.argv.slice(2);\nconst scripts = new Map();" : ""}
+const asset = ${read};
+const chunkStates = (globalThis[${chunkStatesSymbol}] = {});
+function loadChunk(name) {
+  const script = new vm.Script(${lit(chunkHead)} + asset("chunks/" + name + ".cjs", true) + ${lit(chunkTail)}, {
+    filename: "waggle:chunks/" + name + ".cjs",
+    ${training ? "" : 'cachedData: asset("chunks/" + name + ".cache", false),'}
   });
-  // Run the chunk once under the same node and keep V8's code cache of what it compiled.
-  execFileSync(
-    nodeBinary,
-    [
-      "-e",
-      `const fs = require("node:fs"), vm = require("node:vm");
-       const [file, cache, filename, head, tail] = process.argv.slice(1);
-       const script = new vm.Script(head + fs.readFileSync(file, "utf8") + tail, { filename });
-       const m = { exports: {} };
-       script.runInThisContext()(m.exports, require, m, file, require("node:path").dirname(file));
-       fs.writeFileSync(cache, script.createCachedData());`,
-      file,
-      join(work, chunkCacheKey(chunk.name)),
-      `waggle:${chunkKey(chunk.name)}`,
-      chunkHead,
-      chunkTail,
-    ],
-    { stdio: ["ignore", "ignore", "inherit"] },
-  );
-  log(`chunk ${chunk.name} (${chunk.module}) ${(statSync(file).size / 1024).toFixed(0)} KiB`);
+  ${training ? "scripts.set(name, script);" : ""}
+  chunkStates[name] = ${training ? '"training"' : 'script.cachedDataRejected ? "code cache rejected" : "code cache accepted"'};
+  const chunk = { exports: {} };
+  script.runInThisContext()(chunk.exports, require, chunk, __filename, __dirname);
+  return chunk.exports;
+}
+globalThis[${chunkLoaderSymbol}] = loadChunk;
+${
+  training
+    ? `process.argv = [process.argv[0], "waggle", ...args];
+process.on("exit", () => {
+  require("node:fs").writeFileSync(require("node:path").join(dir, "chunks", trainedChunk + ".cache"), scripts.get(trainedChunk).createCachedData());
+});
+loadChunk(trainedChunk);`
+    : 'loadChunk("main");'
+}
+`;
 }
 
-/** In the main bundle, each chunk's module is a stand-in that loads the chunk on first require. */
-const chunkLoader = {
-  name: "chunk-loader",
+/** In the main bundle, each lazy chunk's module is a stand-in that loads the chunk when required. */
+const chunkStandIns = {
+  name: "chunk-stand-ins",
   setup(build) {
-    const byModule = new Map(chunks.map((c) => [c.module, c]));
+    const byModule = new Map(lazyChunks.map((c) => [c.module, c]));
     const filter = new RegExp(
-      `^(${chunks.map((c) => c.module.replace(/[/.@-]/g, "\\$&")).join("|")})$`,
+      `^(${lazyChunks.map((c) => c.module.replace(/[/.@-]/g, "\\$&")).join("|")})$`,
     );
     build.onResolve({ filter }, (args) => ({ path: args.path, namespace: "waggle-chunk" }));
-    build.onLoad({ filter: /.*/, namespace: "waggle-chunk" }, (args) => {
-      const chunk = byModule.get(args.path);
-      const lit = JSON.stringify;
-      return {
-        loader: "js",
-        contents: `
-const vm = require("node:vm"), sea = require("node:sea");
-let source, cachedData;
-if (sea.isSea()) {
-  source = sea.getAsset(${lit(chunkKey(chunk.name))}, "utf8");
-  cachedData = Buffer.from(sea.getAsset(${lit(chunkCacheKey(chunk.name))}));
-} else {
-  const fs = require("node:fs"), path = require("node:path");
-  source = fs.readFileSync(path.join(__dirname, ${lit(chunkKey(chunk.name))}), "utf8");
-  cachedData = fs.readFileSync(path.join(__dirname, ${lit(chunkCacheKey(chunk.name))}));
-}
-const script = new vm.Script(${lit(chunkHead)} + source + ${lit(chunkTail)}, {
-  filename: ${lit(`waggle:${chunkKey(chunk.name)}`)},
-  cachedData,
-});
-const chunkModule = { exports: {} };
-script.runInThisContext()(chunkModule.exports, require, chunkModule, __filename, __dirname);
-module.exports = chunkModule.exports;
-`,
-      };
-    });
+    build.onLoad({ filter: /.*/, namespace: "waggle-chunk" }, (args) => ({
+      loader: "js",
+      contents: `module.exports = globalThis[${chunkLoaderSymbol}](${lit(byModule.get(args.path).name)});`,
+    }));
   },
 };
 
-const bundle = join(work, "waggle.cjs");
+mkdirSync(join(work, "chunks"));
+const trainer = join(work, "train.cjs");
+writeFileSync(trainer, loaderSource(true));
+/** Runs a chunk at build time (a failure fails the build) and keeps its code cache. */
+function trainChunk(name, args, input) {
+  execFileSync(nodeBinary, [trainer, work, name, ...args], {
+    input,
+    env: { PATH: process.env.PATH },
+    stdio: ["pipe", "ignore", "inherit"],
+  });
+}
+
+for (const chunk of lazyChunks) {
+  const file = join(work, chunkKey(chunk.name));
+  await esbuild.build({
+    ...bundleOptions,
+    stdin: { contents: `module.exports = require(${lit(chunk.module)});`, resolveDir: root },
+    outfile: file,
+    plugins: [lazyStringWidth],
+  });
+  trainChunk(chunk.name, [], "");
+  log(`chunk ${chunk.name} (${chunk.module}) ${(statSync(file).size / 1024).toFixed(0)} KiB`);
+}
+
 const result = await esbuild.build({
   ...bundleOptions,
   entryPoints: [join(root, "cni", "main.ts")],
-  outfile: bundle,
-  plugins: [lazyStringWidth, chunkLoader],
+  outfile: join(work, chunkKey("main")),
+  plugins: [lazyStringWidth, chunkStandIns],
 });
 writeFileSync(join(work, "meta.json"), JSON.stringify(result.metafile));
-log(`bundle ${(statSync(bundle).size / 1024).toFixed(0)} KiB`);
+trainChunk("main", ["version"], "");
+log(`chunk main ${(statSync(join(work, chunkKey("main"))).size / 1024).toFixed(0)} KiB`);
 
 // --- SEA blob --------------------------------------------------------------------------------
+const boot = join(work, "boot.cjs");
+writeFileSync(boot, loaderSource(false));
 const assets = {};
 for (const f of addonFiles) assets[assetKey.addon(f)] = join(addonDir, f);
 for (const b of bpfObjects) assets[assetKey.bpf(b)] = join(bpfDir, `${b}.bpf.o`);
-for (const c of chunks) {
-  assets[chunkKey(c.name)] = join(work, chunkKey(c.name));
-  assets[chunkCacheKey(c.name)] = join(work, chunkCacheKey(c.name));
+for (const name of ["main", ...lazyChunks.map((c) => c.name)]) {
+  assets[chunkKey(name)] = join(work, chunkKey(name));
+  assets[chunkCacheKey(name)] = join(work, chunkCacheKey(name));
 }
 const blob = join(work, "sea-prep.blob");
 const seaConfig = {
-  main: bundle,
+  main: boot,
   output: blob,
   disableExperimentalSEAWarning: true,
   // A root CNI plugin must not pick up NODE_OPTIONS from whatever environment runs it.
   execArgvExtension: "none",
-  useCodeCache: process.env.WAGGLE_SEA_CODE_CACHE !== "0",
+  useCodeCache: true,
   useSnapshot: false,
   assets,
 };

@@ -64,6 +64,7 @@ function versionJson(r: CommandResult): {
   libbpf: string;
   addon: string;
   node: string;
+  chunks: Record<string, string>;
 } {
   expectOk(r, "waggle version --verbose --json");
   return JSON.parse(r.stdout);
@@ -185,6 +186,8 @@ describe("binary: dist/waggle as a single executable", function () {
     );
     expect(info.libbpf).to.match(/^v1\.\d+/);
     expect(info.node).to.match(/^v24\./);
+    // The JS runs from the main chunk, with the code cache made at build time by the same node.
+    expect(info.chunks).to.deep.equal({ main: "code cache accepted" });
     const [id] = entries(runtime);
     expect(id).to.match(/^[0-9a-f]{16}$/);
     expect(info.addon).to.equal(join(runtime, id, "ebpf_napi.node"));
