@@ -87,13 +87,15 @@ export const processIo: CliIo = {
 };
 
 /** Parses `argv` (without the program name), runs the chosen command, resolves to the exit code. */
+/** A command line yargs rejected; thrown from its fail handler so no command runs. */
+class UsageError extends Error {}
+
 export async function runCli(
   argv: string[],
   io: CliIo = processIo,
   registry: CliCommand[] = commands,
 ): Promise<number> {
   let exitCode = 0;
-  let usageError: string | undefined;
   const parser = yargs(argv)
     .scriptName("waggle")
     .locale("en")
@@ -106,8 +108,8 @@ export async function runCli(
     .wrap(Math.min(100, process.stdout.columns ?? 100))
     .exitProcess(false)
     .fail((msg, err) => {
-      if (err) throw err;
-      usageError = msg;
+      // Throwing stops yargs: a fail handler that returns lets the command run anyway.
+      throw err ?? new UsageError(msg);
     });
   for (const c of registry) {
     parser.command(c.command, c.describe, c.options ?? ((y) => y), async (args) => {
@@ -115,11 +117,13 @@ export async function runCli(
     });
   }
   let help = "";
-  await parser.parseAsync(argv, {}, (_err, _args, output) => {
-    help = output;
-  });
-  if (usageError !== undefined) {
-    io.err(`${help ? `${help}\n\n` : ""}${usageError}\n`);
+  try {
+    await parser.parseAsync(argv, {}, (_err, _args, output) => {
+      help = output;
+    });
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    io.err(`${await parser.getHelp()}\n\n${err.message}\n`);
     return usageExitCode;
   }
   if (help) io.out(`${help}\n`);

@@ -60,16 +60,21 @@ describe("cli: command line dispatch", () => {
     expect(calls).to.deep.equal([]);
   });
 
-  it("an unknown option is a usage error", async () => {
+  it("an unknown option is a usage error and the command does not run", async () => {
+    const calls: CliArgs[] = [];
     const io = capture();
-    const code = await runCli(["probe", "x", "--frobnicate"], io, fakeRegistry(0, []));
+    const code = await runCli(["probe", "x", "--frobnicate"], io, fakeRegistry(0, calls));
     expect(code).to.equal(usageExitCode);
-    expect(io.stderr).to.contain("frobnicate");
+    expect(io.stderr).to.contain("Unknown argument: frobnicate").and.contain("probe <target>");
+    expect(io.stdout).to.equal("");
+    expect(calls).to.deep.equal([]);
   });
 
   it("a missing positional is a usage error", async () => {
+    const calls: CliArgs[] = [];
     const io = capture();
-    expect(await runCli(["probe"], io, fakeRegistry(0, []))).to.equal(usageExitCode);
+    expect(await runCli(["probe"], io, fakeRegistry(0, calls))).to.equal(usageExitCode);
+    expect(calls).to.deep.equal([]);
     expect(io.stderr).to.match(/Not enough non-option arguments|target/);
   });
 
@@ -77,6 +82,7 @@ describe("cli: command line dispatch", () => {
     const io = capture();
     expect(await runCli([], io, fakeRegistry(0, []))).to.equal(usageExitCode);
     expect(io.stderr).to.contain("Name a command.");
+    expect(io.stderr, "usage lists the commands").to.contain("probe <target>");
   });
 
   it("--help lists the commands on stdout and exits 0 without running any", async () => {
