@@ -28,7 +28,8 @@ import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const require = createRequire(import.meta.url);
-const work = join(root, "build", "sea");
+// Per build: other builds in the same tree may run at the same time.
+const work = join(root, "build", "sea", String(process.pid));
 const output = join(root, "dist", "waggle");
 const addonDir = join(root, "ebpf-napi", "build", "Release");
 const addonFile = "ebpf_napi.node";
@@ -299,6 +300,7 @@ execFileSync(
   { stdio: ["ignore", "ignore", "pipe"] },
 );
 renameSync(staged, output);
+rmSync(work, { recursive: true, force: true });
 log(
   `${relative(root, output)} ${(statSync(output).size / 1024 / 1024).toFixed(1)} MiB, runtime id ${buildInfo.runtimeId}, ${bpfObjects.length} BPF object(s): ${bpfObjects.map((b) => basename(b)).join(", ")}`,
 );
