@@ -19,6 +19,7 @@ import { buildInfo } from "./build-info";
 import { cgroup2Root } from "./cgroup2";
 import {
   CGROUP_PATH_CAPABILITY,
+  DEFAULT_CONFIG,
   type LogLevelSetting,
   POD_ANNOTATIONS_CAPABILITY,
   parseWaggleConfig,
@@ -175,17 +176,38 @@ interface Invocation {
  * pod as fields.
  */
 export function createPlugin(deps: PluginDeps, closers: (() => Promise<void>)[] = []): CniPlugin {
-  const begin = (req: CniRequest): Invocation => {
-    const config = parseWaggleConfig(req.conf.raw);
-    const args = parseCniArgs(req.env.args, K8S_ARGS);
+  // Reads the config and CNI_ARGS and opens the log. When either is invalid the failure is
+  // still logged (to stderr: the config's log settings are unknown). DEL is lenient: a config
+  // or CNI_ARGS that does not validate must not keep a pod from being torn down, so it goes
+  // on with the config's bpf_root (or the default) and logs a warning.
+  const begin = (req: CniRequest, lenient = false): Invocation => {
+    const meta: Record<string, unknown> = { command: req.env.command };
+    if (req.env.containerId) meta.containerId = req.env.containerId;
+    const problems: string[] = [];
+    let config: WaggleConfig;
+    let args: Map<string, string>;
+    try {
+      config = parseWaggleConfig(req.conf.raw);
+      args = parseCniArgs(req.env.args, K8S_ARGS);
+    } catch (e) {
+      if (!lenient) {
+        const { log, close } = deps.openLog(
+          { level: "error", file: "", maxSizeMB: 1, maxFiles: 1 },
+          meta,
+        );
+        closers.push(close);
+        return failed(log, e);
+      }
+      problems.push((e as Error).message);
+      config = fallbackConfig(req.conf.raw);
+      args = new Map();
+    }
     const pod: K8sPodArgs = {
       namespace: args.get("K8S_POD_NAMESPACE") || undefined,
       name: args.get("K8S_POD_NAME") || undefined,
       uid: args.get("K8S_POD_UID") || undefined,
       infraContainerId: args.get("K8S_POD_INFRA_CONTAINER_ID") || undefined,
     };
-    const meta: Record<string, unknown> = { command: req.env.command };
-    if (req.env.containerId) meta.containerId = req.env.containerId;
     if (pod.namespace && pod.name) meta.pod = `${pod.namespace}/${pod.name}`;
     const { log, close } = deps.openLog(
       {
@@ -197,6 +219,12 @@ export function createPlugin(deps: PluginDeps, closers: (() => Promise<void>)[] 
       meta,
     );
     closers.push(close);
+    for (const problem of problems) {
+      log.warn("invalid request; going on with what can be read", {
+        error: problem,
+        bpfRoot: config.bpfRoot,
+      });
+    }
     return { config, pod, log, opts: { bpfRoot: config.bpfRoot } };
   };
 
@@ -337,7 +365,7 @@ export function createPlugin(deps: PluginDeps, closers: (() => Promise<void>)[] 
     },
 
     async del(req) {
-      const inv = begin(req);
+      const inv = begin(req, true);
       try {
         const datapath = await deps.loadDatapath();
         try {
@@ -538,6 +566,19 @@ function podCgroup(
     }
     throw e;
   }
+}
+
+// DEL's config when the entry does not validate: its bpf_root when that is usable, else the
+// default; logs to stderr only.
+function fallbackConfig(raw: Record<string, unknown>): WaggleConfig {
+  const root = raw.bpf_root;
+  return {
+    ...DEFAULT_CONFIG,
+    api: { ...DEFAULT_CONFIG.api },
+    excludeNamespaces: [],
+    bpfRoot: typeof root === "string" && root.startsWith("/") ? root : DEFAULT_CONFIG.bpfRoot,
+    logFile: "",
+  };
 }
 
 function annotationError<T>(fn: () => T): T {

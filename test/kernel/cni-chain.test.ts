@@ -3,107 +3,36 @@
 // 1.0.0 and 1.1.0, with the real datapath. Plugins run inside a test "node" netns, so the
 // host's interfaces and routes are never touched.
 import "../support/hooks";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { expect } from "chai";
 import { checkPod, listPods } from "../../cni/datapath";
+import { CniNode } from "../support/cni-node";
 import { runChecked } from "../support/command";
 import { assertNoLeaks, snapshotLeaks } from "../support/leaks";
-import {
-  k8sArgs,
-  Libcni,
-  type NetworkConfigList,
-  PodSandbox,
-  preparePluginDir,
-  type RuntimeConf,
-  SYSTEM_CNI_DIR,
-} from "../support/libcni";
-import { uniqueName } from "../support/names";
-import { createNode, type Node } from "../support/pod";
-import { BpfRoot } from "../support/waggle-mode";
-
-const STATUS = JSON.stringify({
-  initContainers: ["istio-validation"],
-  containers: ["istio-proxy"],
-});
-const MESHED = { "sidecar.istio.io/status": STATUS };
+import type { PodSandbox } from "../support/libcni";
 
 describe("cni chain: ptp + portmap + waggle through the libcni harness (real datapath)", function () {
   this.timeout(180_000);
-  let node: Node;
-  let bpf: BpfRoot;
-  let plugins: ReturnType<typeof preparePluginDir>;
-  let work: string;
-  let runtime: Libcni;
+  let cni: CniNode;
+  let bpf: CniNode["bpf"];
+  let runtime: CniNode["runtime"];
 
   before(async () => {
-    node = await createNode({ label: "cni node" });
-    bpf = new BpfRoot();
-    plugins = preparePluginDir({ shim11: ["ptp", "portmap"] });
-    work = mkdtempSync(join(tmpdir(), "waggle-cni-"));
-    runtime = new Libcni({
-      path: [plugins.dir, SYSTEM_CNI_DIR],
-      cacheDir: join(work, "cache"),
-      runtimeNetns: node.netnsPath,
-    });
+    cni = await CniNode.create();
+    bpf = cni.bpf;
+    runtime = cni.runtime;
   });
   after(async () => {
-    await node?.destroy();
-    bpf?.destroy();
-    plugins?.remove();
-    if (work) rmSync(work, { recursive: true, force: true });
+    await cni?.destroy();
   });
 
-  /** The Calico-shaped list: the primary plugin, portmap, then waggle's entry. */
-  function chain(version: string, waggle: Record<string, unknown> = {}): NetworkConfigList {
-    return {
-      cniVersion: version,
-      name: "k8s-pod-network",
-      plugins: [
-        {
-          type: "ptp",
-          ipMasq: false,
-          mtu: 1500,
-          ipam: {
-            type: "host-local",
-            subnet: "10.250.0.0/24",
-            dataDir: join(work, "host-local"),
-            routes: [{ dst: "0.0.0.0/0" }],
-          },
-        },
-        { type: "portmap", snat: true, capabilities: { portMappings: true } },
-        {
-          type: "waggle",
-          bpf_root: bpf.path,
-          log_level: "debug",
-          log_file: join(work, "waggle.log"),
-          capabilities: { cgroupPath: true, "io.kubernetes.cri.pod-annotations": true },
-          ...waggle,
-        },
-      ],
-    };
-  }
+  const chain = (version: string, waggle: Record<string, unknown> = {}) =>
+    cni.chain(version, waggle);
+  const sandbox = async (annotations?: Record<string, string>) => {
+    const p = await cni.pod(annotations);
+    return { pod: p.sandbox, rt: p.rt };
+  };
 
-  async function sandbox(
-    annotations: Record<string, string> = MESHED,
-  ): Promise<{ pod: PodSandbox; rt: RuntimeConf }> {
-    const pod = await PodSandbox.create();
-    const containerId = uniqueName("k");
-    const rt: RuntimeConf = {
-      containerId,
-      netns: pod.netnsPath,
-      ifname: "eth0",
-      args: k8sArgs({ namespace: "shop", name: pod.name, uid: "", infraContainerId: containerId }),
-      capabilityArgs: {
-        cgroupPath: pod.cgroupPath,
-        "io.kubernetes.cri.pod-annotations": annotations,
-        portMappings: [],
-      },
-    };
-    return { pod, rt };
-  }
-
+  const leakOpts = () => ({ bpffsRoots: [`${bpf.path}/pods`], netns: [cni.node.name] });
   const attachedIds = () => listPods(bpf.opts).map((p) => p.containerId);
 
   async function tcFilters(pod: PodSandbox): Promise<string> {
@@ -172,8 +101,7 @@ describe("cni chain: ptp + portmap + waggle through the libcni harness (real dat
   it("0.3.1: DEL runs without prevResult and CHECK is not offered", async () => {
     const { pod, rt } = await sandbox();
     const dels: Record<string, unknown>[] = [];
-    const watcher = new Libcni({
-      ...runtime.opts,
+    const watcher = cni.libcni({
       onInvocation: (inv) => {
         if (inv.command === "DEL" && inv.type === "waggle") dels.push(inv.stdin);
       },
@@ -194,8 +122,7 @@ describe("cni chain: ptp + portmap + waggle through the libcni harness (real dat
   it("1.0.0: DEL gets the cached result as prevResult", async () => {
     const { pod, rt } = await sandbox();
     const dels: Record<string, unknown>[] = [];
-    const watcher = new Libcni({
-      ...runtime.opts,
+    const watcher = cni.libcni({
       onInvocation: (inv) => {
         if (inv.command === "DEL" && inv.type === "waggle") dels.push(inv.stdin);
       },
@@ -211,7 +138,7 @@ describe("cni chain: ptp + portmap + waggle through the libcni harness (real dat
   });
 
   it("leaves nothing behind after ADD/DEL at each version", async () => {
-    const before = snapshotLeaks({ bpffsRoots: [join(bpf.path, "pods")], netns: [node.name] });
+    const before = snapshotLeaks(leakOpts());
     for (const version of ["0.3.1", "1.0.0", "1.1.0"]) {
       const { pod, rt } = await sandbox();
       try {
@@ -221,7 +148,7 @@ describe("cni chain: ptp + portmap + waggle through the libcni harness (real dat
         await pod.destroy();
       }
     }
-    assertNoLeaks(before, { bpffsRoots: [join(bpf.path, "pods")], netns: [node.name] });
+    assertNoLeaks(before, leakOpts());
   });
 });
 

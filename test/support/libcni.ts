@@ -5,11 +5,12 @@
 // (DEL of stale cached attachments, then GC with cni.dev/valid-attachments, 1.1.0) and STATUS
 // (1.1.0); containerd-style CNI_ARGS and runtimeConfig filtered by each plugin's declared
 // capabilities. Plugins can run inside a "node" network namespace standing in for the host.
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import {
   accessSync,
   chmodSync,
   constants,
+  cpSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -17,6 +18,7 @@ import {
   readFileSync,
   rmSync,
   statSync,
+  symlinkSync,
   unlinkSync,
   writeFileSync,
 } from "node:fs";
@@ -472,7 +474,6 @@ export function waggleBinary(): WaggleBinary {
 
 // A DEL of a container nobody attached: succeeds only when the binary runs waggle's plugin.
 function answersCni(binary: string): boolean {
-  const { spawnSync } = require("node:child_process") as typeof import("node:child_process");
   const bpfRoot = join(tmpdir(), `waggle-probe-${process.pid}`);
   const r = spawnSync(binary, [], {
     input: JSON.stringify({
@@ -510,18 +511,20 @@ export function preparePluginDir(opts: PluginDirOptions = {}): {
   remove(): void;
 } {
   const dir = mkdtempSync(join(tmpdir(), "waggle-cni-bin-"));
-  const tracked = track(`CNI plugin dir ${dir}`, () =>
-    rmSync(dir, { recursive: true, force: true }),
-  );
+  const cleanups = [() => rmSync(dir, { recursive: true, force: true })];
+  const tracked = track(`CNI plugin dir ${dir}`, () => {
+    for (const c of cleanups) c();
+  });
   const node = join(REPO, "node_modules", ".bin", "node");
   const waggle = waggleBinary();
   const script = (lines: string[]) => `#!/bin/sh\n${lines.join("\n")}\n`;
-  writeFileSync(
-    join(dir, "waggle"),
-    waggle.kind === "dist"
-      ? script([`exec ${waggle.path}`])
-      : script([`exec ${node} ${waggle.path}`]),
-  );
+  let command = waggle.path;
+  if (waggle.kind === "out") {
+    const snapshot = snapshotOut();
+    cleanups.push(() => rmSync(snapshot.root, { recursive: true, force: true }));
+    command = `${node} ${snapshot.entry}`;
+  }
+  writeFileSync(join(dir, "waggle"), script([`exec ${command}`]));
   chmodSync(join(dir, "waggle"), 0o755);
   const shim = join(REPO, "out", "test", "support", "cni-version-shim.js");
   for (const type of opts.shim11 ?? []) {
@@ -529,6 +532,33 @@ export function preparePluginDir(opts: PluginDirOptions = {}): {
     chmodSync(join(dir, type), 0o755);
   }
   return { dir, waggle, remove: () => tracked.release() };
+}
+
+/**
+ * A private copy of the compiled plugin (out/cni, out/ebpf-napi and the test entry) under
+ * build/, so tsc rewriting out/ while a long test runs (other work in the same checkout) never
+ * hands a plugin process a half-written module. Dependencies still resolve from the
+ * repository's node_modules; the addon and BPF objects are linked, not copied.
+ */
+function snapshotOut(): { root: string; entry: string } {
+  mkdirSync(join(REPO, "build"), { recursive: true });
+  const root = mkdtempSync(join(REPO, "build", "cni-test-"));
+  const copy = (rel: string) => cpSync(join(REPO, rel), join(root, rel), { recursive: true });
+  copy("out/cni");
+  copy("out/ebpf-napi");
+  copy("out/test/support/cni-plugin-entry.js");
+  symlinkSync(join(REPO, "ebpf-napi"), join(root, "ebpf-napi"));
+  symlinkSync(join(REPO, "bpf"), join(root, "bpf"));
+  mkdirSync(join(root, "node_modules", "ebpf-napi"), { recursive: true });
+  writeFileSync(
+    join(root, "node_modules", "ebpf-napi", "index.js"),
+    'module.exports = require("../../out/ebpf-napi/lib/index.js");\n',
+  );
+  writeFileSync(
+    join(root, "node_modules", "ebpf-napi", "package.json"),
+    '{"name":"ebpf-napi","main":"index.js"}\n',
+  );
+  return { root, entry: join(root, "out", "test", "support", "cni-plugin-entry.js") };
 }
 
 /**

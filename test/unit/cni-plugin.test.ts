@@ -331,6 +331,14 @@ describe("cni plugin (fake datapath)", () => {
       expect(decisions()).to.deep.equal(["failed"]);
     });
 
+    it("code 7 for an invalid entry, logged as the failure", async () => {
+      const out = await cni("ADD", conf({ bpf_root: "relative/path" }));
+      expect(out.json?.code).to.equal(7);
+      expect(out.json?.msg).to.contain("bpf_root");
+      expect(decisions()).to.deep.equal(["failed"]);
+      expect(datapath.calls).to.deep.equal([]);
+    });
+
     it("code 7 with neither runtime annotations nor a kubeconfig", async () => {
       const out = await cni("ADD", conf({ runtimeConfig: {} }));
       expect(out.json?.code).to.equal(7);
@@ -469,6 +477,20 @@ describe("cni plugin (fake datapath)", () => {
       });
       expect(out.exitCode).to.equal(0);
       expect(factReads).to.equal(0);
+    });
+
+    it("goes on with bpf_root when the rest of the entry does not validate (and warns)", async () => {
+      await cni("ADD", conf());
+      const out = await cni("DEL", conf({ log_level: "loud", unknown_key: 1 }), {
+        CNI_ARGS: "BOGUS=1",
+      });
+      expect(out.exitCode, out.stdout).to.equal(0);
+      expect(datapath.calls.at(-1)).to.equal(`detach ${CONTAINER}`);
+      expect(datapath.pods.size).to.equal(0);
+      expect(lines.filter((l) => l.level === "warn").map((l) => l.meta?.bpfRoot)).to.deep.equal([
+        "/sys/fs/bpf/unit",
+      ]);
+      expect(decisions().at(-1)).to.equal("detached");
     });
 
     it("code 106 when the state cannot be removed", async () => {
