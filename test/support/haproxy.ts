@@ -17,9 +17,8 @@
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Pod } from "./pod";
 import { track } from "./resources";
-import type { SandboxProcess } from "./sandbox";
+import type { Sandbox, SandboxProcess } from "./sandbox";
 import { waitForTcpListener } from "./sockprobe";
 
 export interface HaproxyOptions {
@@ -111,9 +110,12 @@ export class HaproxySidecar {
   }
 }
 
-/** Starts a sidecar in a pod and waits until both listeners are up. */
+/**
+ * Starts a sidecar in a pod (any sandbox: a test Pod or a CNI-wired one) and waits until both
+ * listeners are up.
+ */
 export async function startHaproxySidecar(
-  pod: Pod,
+  pod: Sandbox,
   opts: HaproxyOptions = {},
 ): Promise<HaproxySidecar> {
   const config = {

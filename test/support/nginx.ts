@@ -6,9 +6,8 @@
 import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Pod } from "./pod";
 import { track } from "./resources";
-import type { SandboxProcess } from "./sandbox";
+import type { Sandbox, SandboxProcess } from "./sandbox";
 import { waitForTcpListener } from "./sockprobe";
 
 export interface NginxOptions {
@@ -99,8 +98,14 @@ export class NginxServer {
   }
 }
 
-/** Starts nginx in a pod (on all of the pod's address families) and waits until it listens. */
-export async function startNginx(pod: Pod, opts: NginxOptions = {}): Promise<NginxServer> {
+/**
+ * Starts nginx in a pod (any sandbox: a test Pod or a CNI-wired one; IPv6 too when it has an
+ * IPv6 address) and waits until it listens.
+ */
+export async function startNginx(
+  pod: Sandbox & { readonly ipv6?: string },
+  opts: NginxOptions = {},
+): Promise<NginxServer> {
   const port = opts.port ?? 8080;
   const body = opts.body ?? `hello from ${pod.label}\n`;
   const uid = opts.uid ?? 1000;
