@@ -149,60 +149,19 @@ const bundleOptions = {
 };
 
 // The JavaScript travels as chunks: SEA assets each compiled by a small boot script with a V8
-// code cache made here, by the same node, after running the chunk (a cache taken after a run
-// holds the functions that run compiled, unlike SEA's own useCodeCache, taken before it).
-// - "main": the bundle of cni/main.ts, its cache trained on `waggle version`;
+// code cache made here, by the same node, after running the chunk (scripts/sea-train.cjs; a
+// cache taken after a run holds the functions that ran compiled, unlike SEA's useCodeCache,
+// taken before it).
+// - "main": the bundle of cni/main.ts, trained on CNI VERSION and `waggle version`;
 // - large dependencies only some commands use, loaded on first require: the Kubernetes client
 //   (3 MB) costs nothing to the commands that never talk to the API server.
+const chunk = require("./sea-chunk.cjs");
 const lazyChunks = [{ name: "k8s", module: "@kubernetes/client-node" }];
-const chunkKey = (name) => `chunks/${name}.cjs`;
-const chunkCacheKey = (name) => `chunks/${name}.cache`;
-// A chunk runs as the body of this function, the same at build and run time so the cache fits.
-const chunkHead = "(function (exports, require, module, __filename, __dirname) {";
-const chunkTail = "\n})";
-const chunkLoaderSymbol = 'Symbol.for("waggle.loadChunk")';
-// Where the loader records each loaded chunk's code cache verdict (cni/build-info.ts reads it).
-const chunkStatesSymbol = 'Symbol.for("waggle.chunks")';
 const lit = JSON.stringify;
-
-/**
- * Source of a script that defines the chunk loader (global, for the stand-ins below), then
- * loads `first`. In the binary (`training` false) chunks and caches are SEA assets; at build
- * time (`training` true) they are files in argv[2], and on exit the cache of argv[3] is written.
- */
-function loaderSource(training) {
-  const read = training
-    ? `(key, text) => require("node:fs").readFileSync(require("node:path").join(dir, key), text ? "utf8" : undefined)`
-    : `(key, text) => (text ? sea.getAsset(key, "utf8") : Buffer.from(sea.getAsset(key)))`;
-  return `"use strict";
-const vm = require("node:vm");
-const sea = require("node:sea");
-${training ? "const [dir, trainedChunk, ...args] = process.argv.slice(2);\nconst scripts = new Map();" : ""}
-const asset = ${read};
-const chunkStates = (globalThis[${chunkStatesSymbol}] = {});
-function loadChunk(name) {
-  const script = new vm.Script(${lit(chunkHead)} + asset("chunks/" + name + ".cjs", true) + ${lit(chunkTail)}, {
-    filename: "waggle:chunks/" + name + ".cjs",
-    ${training ? "" : 'cachedData: asset("chunks/" + name + ".cache", false),'}
-  });
-  ${training ? "scripts.set(name, script);" : ""}
-  chunkStates[name] = ${training ? '"training"' : 'script.cachedDataRejected ? "code cache rejected" : "code cache accepted"'};
-  const chunk = { exports: {} };
-  script.runInThisContext()(chunk.exports, require, chunk, __filename, __dirname);
-  return chunk.exports;
-}
-globalThis[${chunkLoaderSymbol}] = loadChunk;
-${
-  training
-    ? `process.argv = [process.argv[0], "waggle", ...args];
-process.on("exit", () => {
-  require("node:fs").writeFileSync(require("node:path").join(dir, "chunks", trainedChunk + ".cache"), scripts.get(trainedChunk).createCachedData());
-});
-loadChunk(trainedChunk);`
-    : 'loadChunk("main");'
-}
-`;
-}
+const mainFlows = [
+  { env: { CNI_COMMAND: "VERSION" }, waits: true },
+  { argv: ["version"], waits: true },
+];
 
 /** In the main bundle, each lazy chunk's module is a stand-in that loads the chunk when required. */
 const chunkStandIns = {
@@ -215,54 +174,58 @@ const chunkStandIns = {
     build.onResolve({ filter }, (args) => ({ path: args.path, namespace: "waggle-chunk" }));
     build.onLoad({ filter: /.*/, namespace: "waggle-chunk" }, (args) => ({
       loader: "js",
-      contents: `module.exports = globalThis[${chunkLoaderSymbol}](${lit(byModule.get(args.path).name)});`,
+      contents: `module.exports = globalThis[Symbol.for(${lit(chunk.loaderSymbolName)})](${lit(byModule.get(args.path).name)});`,
     }));
   },
 };
 
 mkdirSync(join(work, "chunks"));
-const trainer = join(work, "train.cjs");
-writeFileSync(trainer, loaderSource(true));
-/** Runs a chunk at build time (a failure fails the build) and keeps its code cache. */
-function trainChunk(name, args, input) {
-  execFileSync(nodeBinary, [trainer, work, name, ...args], {
+/** Runs a chunk's flows at build time (a failure fails the build) and keeps its code cache. */
+function trainChunk(name, flows, input) {
+  execFileSync(nodeBinary, [join(root, "scripts", "sea-train.cjs"), work, name, lit(flows)], {
     input,
     env: { PATH: process.env.PATH },
     stdio: ["pipe", "ignore", "inherit"],
   });
 }
 
-for (const chunk of lazyChunks) {
-  const file = join(work, chunkKey(chunk.name));
+for (const c of lazyChunks) {
+  const file = join(work, chunk.codeKey(c.name));
   await esbuild.build({
     ...bundleOptions,
-    stdin: { contents: `module.exports = require(${lit(chunk.module)});`, resolveDir: root },
+    stdin: { contents: `module.exports = require(${lit(c.module)});`, resolveDir: root },
     outfile: file,
     plugins: [lazyStringWidth],
   });
-  trainChunk(chunk.name, [], "");
-  log(`chunk ${chunk.name} (${chunk.module}) ${(statSync(file).size / 1024).toFixed(0)} KiB`);
+  trainChunk(c.name, [{}], "");
+  log(`chunk ${c.name} (${c.module}) ${(statSync(file).size / 1024).toFixed(0)} KiB`);
 }
 
 const result = await esbuild.build({
   ...bundleOptions,
   entryPoints: [join(root, "cni", "main.ts")],
-  outfile: join(work, chunkKey("main")),
+  outfile: join(work, chunk.codeKey("main")),
   plugins: [lazyStringWidth, chunkStandIns],
 });
 writeFileSync(join(work, "meta.json"), JSON.stringify(result.metafile));
-trainChunk("main", ["version"], "");
-log(`chunk main ${(statSync(join(work, chunkKey("main"))).size / 1024).toFixed(0)} KiB`);
+trainChunk("main", mainFlows, '{"cniVersion":"1.1.0"}');
+log(`chunk main ${(statSync(join(work, chunk.codeKey("main"))).size / 1024).toFixed(0)} KiB`);
 
 // --- SEA blob --------------------------------------------------------------------------------
 const boot = join(work, "boot.cjs");
-writeFileSync(boot, loaderSource(false));
+await esbuild.build({
+  ...bundleOptions,
+  define: {},
+  banner: {},
+  entryPoints: [join(root, "scripts", "sea-boot.cjs")],
+  outfile: boot,
+});
 const assets = {};
 for (const f of addonFiles) assets[assetKey.addon(f)] = join(addonDir, f);
 for (const b of bpfObjects) assets[assetKey.bpf(b)] = join(bpfDir, `${b}.bpf.o`);
 for (const name of ["main", ...lazyChunks.map((c) => c.name)]) {
-  assets[chunkKey(name)] = join(work, chunkKey(name));
-  assets[chunkCacheKey(name)] = join(work, chunkCacheKey(name));
+  assets[chunk.codeKey(name)] = join(work, chunk.codeKey(name));
+  assets[chunk.cacheKey(name)] = join(work, chunk.cacheKey(name));
 }
 const blob = join(work, "sea-prep.blob");
 const seaConfig = {

@@ -1,0 +1,24 @@
+// The single executable's entry point (bundled into the SEA by scripts/build-sea.mjs): compiles
+// each JavaScript chunk from its SEA asset with the code cache made at build time, publishes the
+// loader for the chunks loaded on first require, and runs the main chunk.
+"use strict";
+const vm = require("node:vm");
+const sea = require("node:sea");
+const chunk = require("./sea-chunk.cjs");
+
+const states = {};
+globalThis[Symbol.for(chunk.statesSymbolName)] = states;
+
+function loadChunk(name) {
+  const script = new vm.Script(chunk.wrap(sea.getAsset(chunk.codeKey(name), "utf8")), {
+    filename: chunk.filenameOf(name),
+    cachedData: Buffer.from(sea.getAsset(chunk.cacheKey(name))),
+  });
+  states[name] = script.cachedDataRejected ? "code cache rejected" : "code cache accepted";
+  const m = { exports: {} };
+  script.runInThisContext()(m.exports, require, m, __filename, __dirname);
+  return m.exports;
+}
+
+globalThis[Symbol.for(chunk.loaderSymbolName)] = loadChunk;
+loadChunk("main");

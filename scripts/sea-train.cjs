@@ -1,0 +1,65 @@
+// Build-time only: runs one chunk of dist/waggle's JavaScript under the node the binary is made
+// from, through the same wrapper, once per flow, then writes V8's code cache of the chunk. A
+// cache taken after running holds every function that ran compiled, so the binary starts those
+// paths without compiling. A flow that fails fails the build: this is also a smoke test.
+//
+// usage: node scripts/sea-train.cjs <work dir> <chunk> '<flows JSON>'
+//   flows: [{ "argv": [...], "env": {...}, "waits": true }]  (waits: until process.exitCode is set)
+"use strict";
+const fs = require("node:fs");
+const path = require("node:path");
+const vm = require("node:vm");
+const chunk = require("./sea-chunk.cjs");
+
+const [dir, name, flowsJson] = process.argv.slice(2);
+const flows = JSON.parse(flowsJson);
+const scripts = new Map();
+
+function compile(chunkName) {
+  let script = scripts.get(chunkName);
+  if (script === undefined) {
+    const source = fs.readFileSync(path.join(dir, chunk.codeKey(chunkName)), "utf8");
+    script = new vm.Script(chunk.wrap(source), { filename: chunk.filenameOf(chunkName) });
+    scripts.set(chunkName, script);
+  }
+  return script;
+}
+
+function run(chunkName) {
+  const m = { exports: {} };
+  compile(chunkName).runInThisContext()(m.exports, require, m, __filename, __dirname);
+  return m.exports;
+}
+
+globalThis[Symbol.for(chunk.loaderSymbolName)] = run;
+globalThis[Symbol.for(chunk.statesSymbolName)] = {};
+
+async function until(done) {
+  const deadline = Date.now() + 30_000;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error("flow did not finish in 30 s");
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+async function train() {
+  const baseEnv = { ...process.env };
+  for (const flow of flows) {
+    process.argv = [process.argv[0], "waggle", ...(flow.argv ?? [])];
+    process.env = { ...baseEnv, ...(flow.env ?? {}) };
+    process.exitCode = undefined;
+    run(name);
+    if (flow.waits) await until(() => process.exitCode !== undefined);
+    if (process.exitCode)
+      throw new Error(`flow ${JSON.stringify(flow)} exited ${process.exitCode}`);
+  }
+  fs.writeFileSync(path.join(dir, chunk.cacheKey(name)), compile(name).createCachedData());
+}
+
+train().then(
+  () => process.exit(0),
+  (err) => {
+    process.stderr.write(`sea-train ${name}: ${err.stack ?? err}\n`);
+    process.exit(1);
+  },
+);
