@@ -1,7 +1,6 @@
 // Strict IP and CIDR parsing (as Go's netip.ParsePrefix accepts them), shared by result
 // validation and the pod's redirect settings.
 import { isIP } from "node:net";
-import { Address4, Address6 } from "ip-address";
 
 export interface Cidr {
   /** The address as written, without the prefix length ("10.1.2.3"). */
@@ -33,6 +32,9 @@ export function parseCidr(text: string): Cidr {
 /** The network of a CIDR in canonical form with host bits cleared: "10.1.2.3/8" -> "10.0.0.0/8". */
 export function normalizeCidr(text: string): string {
   const { address, prefixLength, family } = parseCidr(text);
+  // Required here: loading ip-address costs tens of ms, and VERSION or an unmeshed pod's ADD
+  // never needs it.
+  const { Address4, Address6 } = require("ip-address") as typeof import("ip-address");
   const parsed =
     family === 4
       ? new Address4(`${address}/${prefixLength}`)
