@@ -148,7 +148,8 @@ export async function ensureEntry(
       return {
         status: "unsettled",
         file: candidate.name,
-        retryInMs: Math.ceil(options.settleMs - age),
+        // mtime may run slightly ahead of Date.now() (a coarser kernel clock)
+        retryInMs: Math.min(options.settleMs, Math.max(1, Math.ceil(options.settleMs - age))),
       };
     }
   }

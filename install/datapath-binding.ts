@@ -1,7 +1,14 @@
 // The installer's datapath port bound to cni/datapath (loaded only when install runs).
 
 import { existsSync, readdirSync, rmdirSync, rmSync } from "node:fs";
-import { attachedContainerIds, detachPod, listPods, upgradePrograms } from "../cni/datapath";
+import { netnsCookie } from "ebpf-napi";
+import {
+  attachedContainerIds,
+  attachPod,
+  detachPod,
+  listPods,
+  upgradePrograms,
+} from "../cni/datapath";
 import { paths } from "../cni/datapath/programs";
 import type { InstallDatapath } from "./datapath-port";
 
@@ -10,10 +17,17 @@ export const datapath: InstallDatapath = {
 
   listPods: async (bpfRoot) =>
     listPods({ bpfRoot }).map((p) => ({
-      namespace: p.pod?.namespace ?? "",
-      pod: p.pod?.name ?? p.containerId,
-      counters: p.counters ?? {},
+      containerId: p.containerId,
+      netnsCookie: p.netnsCookie,
+      pod: p.pod,
+      counters: p.counters,
     })),
+
+  attachPod: async (bpfRoot, req) => {
+    attachPod(req, { bpfRoot });
+  },
+
+  netnsCookie: (path) => netnsCookie(path).toString(),
 
   removeAll: async (bpfRoot) => {
     const ids = attachedContainerIds({ bpfRoot });

@@ -1,8 +1,9 @@
-// What the installer needs from the datapath (cni/datapath): the shared programs, the meshed
-// pods' counters, and removing everything on uninstall. The installer depends on this
-// interface only (so its loop is testable without BPF); datapath-binding.ts binds it.
+// What the installer needs from the datapath (cni/datapath): the shared programs, the
+// attached pods, attaching an early pod, and removing everything on uninstall. The installer
+// depends on this interface only (so its loop is testable without BPF); datapath-binding.ts
+// binds it.
 
-import type { PodCounters } from "./metrics";
+import type { AttachRequest, PodRecord } from "../cni/datapath";
 
 export interface ProgramsReport {
   /** Pods whose links and filters were looked at. */
@@ -15,6 +16,9 @@ export interface ProgramsReport {
   skipped: string[];
 }
 
+/** An attached pod as the datapath records it (the fields the installer reads). */
+export type AttachedPod = Pick<PodRecord, "containerId" | "netnsCookie" | "pod" | "counters">;
+
 export interface InstallDatapath {
   /**
    * Loads and pins the shared programs under `bpfRoot`; when an earlier build's are pinned,
@@ -22,8 +26,12 @@ export interface InstallDatapath {
    * pods keep their connections.
    */
   loadPrograms(bpfRoot: string): Promise<ProgramsReport>;
-  /** The meshed pods on this node with their counters. */
-  listPods(bpfRoot: string): Promise<PodCounters[]>;
+  /** The attached pods on this node. */
+  listPods(bpfRoot: string): Promise<AttachedPod[]>;
+  /** Attaches one pod (as the plugin's ADD does); rolls back and throws on failure. */
+  attachPod(bpfRoot: string, req: AttachRequest): Promise<void>;
+  /** The cookie of a network namespace (decimal), to match records. */
+  netnsCookie(netnsPath: string): string;
   /** Detaches every pod (links, TC filters, map entries) and removes all pins. */
   removeAll(bpfRoot: string): Promise<{ pods: number }>;
 }

@@ -17,6 +17,8 @@ export interface EntryKeeperOptions {
   settleMs?: number;
   /** Repairs beyond `count` within `windowMs` are a fight (warn, back off). */
   flap: { count: number; windowMs: number };
+  /** Called each time the entry comes into place (after not being in place). */
+  onInPlace?: () => void;
   /** Overrides for the watcher's timings (tests). */
   timing?: Pick<DirWatcherOptions, "debounceMs" | "maxDelayMs" | "resyncMs" | "retryMs">;
 }
@@ -104,8 +106,10 @@ export class EntryKeeper extends DirWatcher {
   }
 
   private setInPlace(file: string): void {
+    const arrived = !this.inPlace;
     this.everInPlace = true;
     this.inPlace = true;
+    if (arrived) this.opts.onInPlace?.();
     this.file = file;
     this.opts.metrics.entryInPlace.set(1);
     this.opts.metrics.setConfigFile(file);

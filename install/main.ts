@@ -1,15 +1,17 @@
 // `waggle install`: the install container's main loop, and `waggle uninstall`.
 //
 // install: serve health; copy the binary; write the kubeconfig; load and pin the shared
-// programs; put the entry in the primary CNI config; then keep the entry and the kubeconfig
-// in place until SIGTERM, and leave everything in place on exit (an upgrade's new pod takes
-// over without a moment in which new pods would start unmeshed).
+// programs (swapping them into running pods' links on upgrade); put the entry in the primary
+// CNI config; once it is in place, attach meshed pods that started before it (repair.ts);
+// keep the entry and the kubeconfig in place until SIGTERM, and leave everything in place on
+// exit (an upgrade's new pod takes over without a moment in which new pods start unmeshed).
 //
 // uninstall: the entry (other plugins' entries exactly as they were), the binary, the
 // kubeconfig, and through the datapath every pod's links, filters and the pins.
 
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
+import { cgroup2Root } from "../cni/cgroup2";
 import type { CliArgs, CliIo } from "../cni/cli";
 import { closeLogger, createLogger, type Logger, type LogLevel } from "../cni/log";
 import { removeFile } from "./atomic-file";
@@ -28,7 +30,11 @@ import {
   type UninstallOptions,
 } from "./options";
 import { pluginEntry } from "./plugin-entry";
+import { EarlyPodRepairer, listNodePods } from "./repair";
 import type { DirWatcherOptions } from "./watch";
+
+/** Per-request timeout of the node's pod listing. */
+const LIST_TIMEOUT_MS = 5000;
 
 export interface InstallerDeps {
   log: Logger;
@@ -44,6 +50,7 @@ export class Installer {
   private entry?: EntryKeeper;
   private kubeconfig?: KubeconfigKeeper;
   private programsLoaded = false;
+  private repairer?: EarlyPodRepairer;
   private stopping = false;
   private starting?: Promise<void>;
 
@@ -128,7 +135,27 @@ export class Installer {
     log.info("shared programs loaded", { bpfRoot: options.bpfRoot, ...report });
 
     if (this.stopping) return;
+    if (options.nodeName) {
+      const nodeName = options.nodeName;
+      this.repairer = new EarlyPodRepairer({
+        bpfRoot: options.bpfRoot,
+        excludeNamespaces: options.plugin.excludeNamespaces,
+        cgroupRoot: options.cgroupRoot ?? cgroup2Root(),
+        procRoot: options.procRoot,
+        netnsDir: options.netnsDir,
+        datapath: deps.datapath,
+        log,
+        metrics,
+        listNodePods: () => listNodePods(kubeconfigPath, nodeName, LIST_TIMEOUT_MS),
+      });
+    } else {
+      log.warn(
+        "--node-name (WAGGLE_NODE_NAME) not set: pods started before waggle are not repaired",
+      );
+    }
+    const repairer = this.repairer;
     this.entry = new EntryKeeper({
+      onInPlace: () => repairer?.trigger(),
       netDir: options.cniNetDir,
       entry: pluginEntry(options),
       confName: options.confName,
@@ -146,6 +173,7 @@ export class Installer {
     this.stopping = true;
     await this.starting?.catch(() => {});
     await this.entry?.stop();
+    await this.repairer?.stop();
     await this.kubeconfig?.stop();
     await this.health?.close();
   }
@@ -153,6 +181,7 @@ export class Installer {
   /** Resolves when no watcher pass is running or imminent (tests). */
   async settled(): Promise<void> {
     await this.entry?.settled();
+    await this.repairer?.settled();
     await this.kubeconfig?.settled();
   }
 }

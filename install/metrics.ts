@@ -2,13 +2,7 @@
 
 import { Counter, Gauge, Registry } from "prom-client";
 
-/** One meshed pod's counters, as the datapath reports them. */
-export interface PodCounters {
-  namespace: string;
-  pod: string;
-  /** Counter name (e.g. "outbound_redirected") -> value summed over CPUs. */
-  counters: Record<string, number | bigint>;
-}
+import type { AttachedPod } from "./datapath-port";
 
 export class InstallMetrics {
   readonly registry = new Registry();
@@ -61,21 +55,23 @@ export class InstallMetrics {
     collect: async () => {
       if (!this.podSource) return;
       this.podCounters.reset();
-      for (const pod of await this.podSource()) {
-        for (const [counter, value] of Object.entries(pod.counters)) {
-          this.podCounters.set({ namespace: pod.namespace, pod: pod.pod, counter }, Number(value));
+      for (const attached of await this.podSource()) {
+        const namespace = attached.pod?.namespace ?? "";
+        const pod = attached.pod?.name ?? attached.containerId;
+        for (const [counter, value] of Object.entries(attached.counters ?? {})) {
+          this.podCounters.set({ namespace, pod, counter }, value);
         }
       }
     },
   });
-  private podSource?: () => Promise<PodCounters[]>;
+  private podSource?: () => Promise<AttachedPod[]>;
 
   constructor() {
     this.lastRepair.set(0);
   }
 
   /** Where per-pod counters come from (the datapath's pod listing). */
-  setPodSource(source: () => Promise<PodCounters[]>): void {
+  setPodSource(source: () => Promise<AttachedPod[]>): void {
     this.podSource = source;
   }
 

@@ -117,6 +117,28 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
       "This node's name (downward API spec.nodeName); needed to repair pods started before waggle",
   },
   {
+    flag: "cgroup-root",
+    env: "WAGGLE_CGROUP_ROOT",
+    type: "string",
+    default: "auto",
+    describe:
+      "Where pod cgroups are looked up; 'auto' = the cgroup2 mount (from /proc/self/mountinfo)",
+  },
+  {
+    flag: "proc-root",
+    env: "WAGGLE_PROC_ROOT",
+    type: "string",
+    default: "/host/proc",
+    describe: "The host's /proc (pod network namespaces are found through their processes)",
+  },
+  {
+    flag: "netns-dir",
+    env: "WAGGLE_NETNS_DIR",
+    type: "string",
+    default: "/var/run/netns",
+    describe: "Where the runtime bind-mounts pod network namespaces (as on the host)",
+  },
+  {
     flag: "health-port",
     env: "WAGGLE_HEALTH_PORT",
     type: "number",
@@ -157,8 +179,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     env: "WAGGLE_EXCLUDE_NAMESPACES",
     type: "string",
     default: "kube-system",
-    describe:
-      "Comma-separated namespaces the plugin never meshes (entry: exclude_namespaces)",
+    describe: "Comma-separated namespaces the plugin never meshes (entry: exclude_namespaces)",
   },
   {
     flag: "repair-warn-count",
@@ -191,6 +212,10 @@ export interface InstallOptions {
   kubernetesServiceHost: string;
   kubernetesServicePort: number;
   nodeName?: string;
+  /** undefined: the detected cgroup2 mount. */
+  cgroupRoot?: string;
+  procRoot: string;
+  netnsDir: string;
   healthPort: number;
   healthAddress: string;
   logLevel: LogLevel;
@@ -344,6 +369,9 @@ export function resolveInstallOptions(
     kubernetesServiceHost: str(raw, "kubernetes-service-host"),
     kubernetesServicePort: num(raw, "kubernetes-service-port", 1, 65535),
     nodeName: nodeName === "" ? undefined : nodeName,
+    cgroupRoot: str(raw, "cgroup-root") === "auto" ? undefined : absolutePath(raw, "cgroup-root"),
+    procRoot: absolutePath(raw, "proc-root"),
+    netnsDir: absolutePath(raw, "netns-dir"),
     healthPort: num(raw, "health-port", 0, 65535),
     healthAddress: String(raw.get("health-address") ?? ""),
     logLevel: level(raw, "log-level"),

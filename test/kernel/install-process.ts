@@ -112,10 +112,12 @@ export class CliProcess {
 
   async waitForLog(message: string, timeoutMs = 30_000): Promise<LogLine> {
     await waitFor(
-      `log "${message}" (stderr so far: ${this.stderr.slice(-500)})`,
+      `log "${message}"`,
       () => this.lines.some((l) => l.message === message),
       timeoutMs,
-    );
+    ).catch((e: Error) => {
+      throw new Error(`${e.message}; stderr so far: ${this.stderr.slice(-1500)}`);
+    });
     return this.lines.find((l) => l.message === message) as LogLine;
   }
 

@@ -1,6 +1,7 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { expect } from "chai";
+import { COUNTER_NAMES, type CounterName } from "../../cni/datapath/layout";
 import type { InstallDatapath } from "../../install/datapath-port";
 import { startHealthServer } from "../../install/health";
 import { Installer, uninstall } from "../../install/main";
@@ -25,8 +26,20 @@ function fakeDatapath(over: Partial<InstallDatapath> = {}): InstallDatapath & { 
       return { pods: 0, linksUpdated: 0, tcUpdated: 0, skipped: [] };
     },
     listPods: async () => [
-      { namespace: "default", pod: "app-1", counters: { outbound_redirected: 7n } },
+      {
+        containerId: "c1",
+        netnsCookie: "4097",
+        pod: { namespace: "default", name: "app-1" },
+        counters: {
+          ...(Object.fromEntries(COUNTER_NAMES.map((n) => [n, 0])) as Record<CounterName, number>),
+          outbound_redirected: 7,
+        },
+      },
     ],
+    attachPod: async (root, req) => {
+      calls.push(`attach ${root} ${req.containerId}`);
+    },
+    netnsCookie: () => "1",
     removeAll: async (root) => {
       calls.push(`removeAll ${root}`);
       return { pods: 2 };

@@ -130,6 +130,7 @@ describe("install: watch (keeping the entry in place)", function () {
     const recreated = Date.now();
     await waitFor("the entry back", () => hasEntry(calico), 2000);
     latencies.push(Date.now() - recreated);
+    await keeper?.settled();
     expect(keeper?.inPlace).to.equal(true);
   });
 

@@ -118,7 +118,17 @@ describe("conf/waggle.yaml (the manifest against the code)", () => {
       expect(m?.readOnly, path).to.equal(false);
     }
     expect(mountFor(str("bpf-root"))?.hostPath).to.equal("/sys/fs/bpf");
-    expect(mountFor("/host/proc")).to.deep.include({ hostPath: "/proc", readOnly: true });
+    expect(mountFor(str("netns-dir"))).to.deep.include({
+      mountPath: str("netns-dir"),
+      hostPath: str("netns-dir"),
+    });
+    expect(mountFor(str("proc-root"))).to.deep.include({
+      mountPath: str("proc-root"),
+      hostPath: "/proc",
+      readOnly: true,
+    });
+    // cgroup-root "auto" finds the cgroup2 mount, which the host's tree covers at its own path.
+    expect(str("cgroup-root")).to.equal("auto");
   });
 
   it("a writable runtime dir for the binary's addon under a read-only root fs", () => {
