@@ -5,7 +5,7 @@ import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "
 import { join } from "node:path";
 import { expect } from "chai";
 import { CALICO_SHAPES, waitFor } from "../unit/install-fixtures";
-import { CliProcess, httpGet, InstallHost, runCli } from "./install-process";
+import { CliProcess, httpGet, InstallHost, runCli, SEA_BINARY } from "./install-process";
 
 describe("install (kernel): the install container's main loop", function () {
   this.timeout(60_000);
@@ -121,6 +121,19 @@ describe("install (kernel): the install container's main loop", function () {
     expect(existsSync(host.bpfRoot)).to.equal(false);
     const again = await runCli(["uninstall", ...host.uninstallFlags()]);
     expect(again.code, "idempotent").to.equal(0);
+  });
+
+  it("the single executable (dist/waggle) installs itself: no --binary needed", async () => {
+    expect(existsSync(SEA_BINARY), `${SEA_BINARY} missing: run npm run build`).to.equal(true);
+    writeFileSync(calicoPath(), CALICO_SHAPES.manifest, { mode: 0o600 });
+    const flags = host.flags();
+    flags.splice(flags.indexOf("--binary"), 2);
+    installer = new CliProcess(["install", ...flags], {}, SEA_BINARY);
+    await installer.waitForLog("entry written");
+    expect(readFileSync(join(host.binDir, "waggle")).equals(readFileSync(SEA_BINARY))).to.equal(
+      true,
+    );
+    expect(await installer.terminate()).to.equal(0);
   });
 
   it("a bad setting exits 2 naming the flag and its variable, changing nothing", async () => {

@@ -11,6 +11,8 @@ import { type LogLine, scratchDir, waitFor } from "../unit/install-fixtures";
 const repo = join(__dirname, "..", "..", "..");
 const nodeBin = join(repo, "node_modules", ".bin", "node");
 const cliMain = join(repo, "out", "cni", "main.js");
+/** The single executable `npm run build` makes. */
+export const SEA_BINARY = join(repo, "dist", "waggle");
 
 export const TEST_CA =
   "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUZmFrZSBjYSBmb3IgdGVzdHM=\n-----END CERTIFICATE-----\n";
@@ -85,8 +87,10 @@ export class CliProcess {
   stdout = "";
   readonly exited: Promise<number | null>;
 
-  constructor(args: string[], env: NodeJS.ProcessEnv = {}) {
-    this.proc = spawn(nodeBin, [cliMain, ...args], {
+  /** Runs the compiled CLI on the project's Node, or `executable` (e.g. dist/waggle). */
+  constructor(args: string[], env: NodeJS.ProcessEnv = {}, executable?: string) {
+    const [command, argv] = executable ? [executable, args] : [nodeBin, [cliMain, ...args]];
+    this.proc = spawn(command, argv, {
       env: { PATH: process.env.PATH, ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });

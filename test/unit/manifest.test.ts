@@ -21,7 +21,11 @@ const repo = join(__dirname, "..", "..", "..");
 // biome-ignore lint/suspicious/noExplicitAny: parsed YAML documents
 type Doc = any;
 
-const docs: Doc[] = loadAllYaml(readFileSync(join(repo, "conf", "waggle.yaml"), "utf8"));
+function load(file: string): Doc[] {
+  return loadAllYaml(readFileSync(join(repo, "conf", file), "utf8"));
+}
+
+const docs = load("waggle.yaml");
 const byKind = (kind: string): Doc[] => docs.filter((d) => d.kind === kind);
 const one = (kind: string): Doc => {
   const found = byKind(kind);
@@ -40,23 +44,29 @@ interface Mount {
   readOnly: boolean;
 }
 
-const mounts: Mount[] = container.volumeMounts.map((m: Doc) => {
-  const volume = pod.volumes.find((v: Doc) => v.name === m.name);
-  expect(volume, `volume ${m.name}`).to.not.equal(undefined);
-  return {
-    mountPath: m.mountPath,
-    hostPath: volume.hostPath?.path,
-    emptyDir: volume.emptyDir !== undefined,
-    readOnly: m.readOnly === true,
-  };
-});
+/** A container's mounts with the volumes behind them. */
+function mountsOf(podSpec: Doc, c: Doc): Mount[] {
+  return c.volumeMounts.map((m: Doc) => {
+    const volume = podSpec.volumes.find((v: Doc) => v.name === m.name);
+    expect(volume, `volume ${m.name}`).to.not.equal(undefined);
+    return {
+      mountPath: m.mountPath,
+      hostPath: volume.hostPath?.path,
+      emptyDir: volume.emptyDir !== undefined,
+      readOnly: m.readOnly === true,
+    };
+  });
+}
 
 /** The mount a container path falls under (the longest mountPath that contains it). */
-function mountFor(path: string): Mount | undefined {
-  return mounts
+function mountIn(list: Mount[], path: string): Mount | undefined {
+  return list
     .filter((m) => path === m.mountPath || !relative(m.mountPath, path).startsWith(".."))
     .sort((a, b) => b.mountPath.length - a.mountPath.length)[0];
 }
+
+const mounts = mountsOf(pod, container);
+const mountFor = (path: string) => mountIn(mounts, path);
 
 const str = (flag: string) => String(optionDefault(flag));
 
@@ -216,5 +226,42 @@ describe("conf/waggle.yaml (the manifest against the code)", () => {
     );
     const sample = readFileSync(join(repo, "conf", "10-calico.conflist.sample"), "utf8");
     expect(sample).to.equal(withEntry(CALICO_SHAPES.manifest, pluginEntry(options)));
+  });
+});
+
+describe("conf/waggle-uninstall.yaml (the uninstall DaemonSet against the code)", () => {
+  const uninstall = load("waggle-uninstall.yaml");
+  const spec = uninstall.find((d) => d.kind === "DaemonSet").spec.template.spec;
+  const init = spec.initContainers[0];
+  const list = mountsOf(spec, init);
+
+  it("runs `waggle uninstall` from the install image, then idles", () => {
+    expect(uninstall.map((d) => d.kind)).to.deep.equal(["DaemonSet"]);
+    expect(init.command).to.deep.equal(["/usr/local/bin/waggle", "uninstall"]);
+    expect(init.image).to.equal(container.image);
+    expect(spec.containers[0].command).to.deep.equal(["/bin/sleep", "infinity"]);
+    expect(spec.tolerations).to.deep.equal([{ operator: "Exists" }]);
+    expect(spec.automountServiceAccountToken).to.equal(false);
+  });
+
+  it("mounts what uninstall's defaults point at, like the installer does", () => {
+    for (const flag of OPTION_SPECS.filter(
+      (o) => o.uninstall && typeof o.default === "string" && o.default.startsWith("/"),
+    )) {
+      const path = String(flag.default);
+      expect(mountIn(list, path), flag.flag).to.deep.equal(mountFor(path));
+    }
+    for (const path of [
+      str("netns-dir"),
+      str("proc-root"),
+      runtimeDirCandidates({}, "/x")[0] as string,
+    ]) {
+      expect(mountIn(list, path), path).to.deep.equal(mountFor(path));
+    }
+    expect(init.securityContext.capabilities.add).to.include.members([
+      "BPF",
+      "NET_ADMIN",
+      "SYS_ADMIN",
+    ]);
   });
 });
