@@ -64,7 +64,7 @@ class FakeApiServer {
   }
 
   async start(token: string): Promise<number> {
-    this.server = createServer(
+    const server = createServer(
       { key: readFileSync(this.keyFile), cert: readFileSync(this.certFile) },
       (req, res) => {
         this.requests.push({ url: req.url ?? "", authorization: req.headers.authorization });
@@ -81,8 +81,9 @@ class FakeApiServer {
         send(200, { apiVersion: "v1", kind: "PodList", metadata: {}, items });
       },
     );
-    await new Promise<void>((r) => this.server?.listen(0, "127.0.0.1", r));
-    return (this.server?.address() as AddressInfo).port;
+    this.server = server;
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    return (server.address() as AddressInfo).port;
   }
 
   async stop(): Promise<void> {
