@@ -2,12 +2,15 @@
 // at any moment (a pod starting), so it is replaced atomically: a complete, fsynced, 0755
 // temporary file renamed over the old one. An exec sees the old file or the new one, never
 // a partial one, and never gets ETXTBSY (nothing ever writes to the file it executes).
+// BinaryKeeper puts it back when something removes or replaces it.
 
 import { createHash } from "node:crypto";
 import { createReadStream, promises as fs } from "node:fs";
 import { join } from "node:path";
 import { PLUGIN_TYPE } from "../cni/config";
+import type { Logger } from "../cni/log";
 import { copyFileAtomic } from "./atomic-file";
+import { DirWatcher, type DirWatcherOptions, type ReconcileOutcome } from "./watch";
 
 export const PLUGIN_BINARY_MODE = 0o755;
 
@@ -66,4 +69,47 @@ export async function installBinary(
   if (await sameBinary(source, target)) return "unchanged";
   await copyFileAtomic(source, target, { mode: PLUGIN_BINARY_MODE });
   return "installed";
+}
+
+export interface BinaryKeeperOptions {
+  source: string;
+  binDir: string;
+  log: Logger;
+  timing?: Pick<DirWatcherOptions, "debounceMs" | "resyncMs" | "retryMs">;
+}
+
+/**
+ * Keeps the binary installed: puts it back when something deletes or replaces it (another
+ * installer, a node cleanup). A file it installed itself (same inode, mode) is not re-read.
+ */
+export class BinaryKeeper extends DirWatcher {
+  private installedIno?: number;
+
+  constructor(private readonly opts: BinaryKeeperOptions) {
+    super({
+      subject: "plugin binary",
+      dirs: [opts.binDir],
+      log: opts.log,
+      flap: { count: 5, windowMs: 60_000 },
+      ...opts.timing,
+    });
+  }
+
+  /** Installs now (errors are the caller's); start() then keeps it installed. */
+  async install(): Promise<"installed" | "unchanged"> {
+    const result = await installBinary(this.opts.source, this.opts.binDir);
+    this.installedIno = (await fs.stat(pluginBinaryPath(this.opts.binDir))).ino;
+    return result;
+  }
+
+  protected async reconcile(): Promise<ReconcileOutcome> {
+    const target = pluginBinaryPath(this.opts.binDir);
+    const current = await fs.stat(target).catch(() => undefined);
+    const mode = current ? current.mode & 0o7777 : undefined;
+    if (current?.ino === this.installedIno && mode === PLUGIN_BINARY_MODE)
+      return { repaired: false };
+    if ((await this.install()) === "unchanged") return { repaired: false };
+    this.opts.log.info("binary put back", { path: target });
+    return { repaired: true };
+  }
 }

@@ -15,7 +15,7 @@ import { cgroup2Root } from "../cni/cgroup2";
 import type { CliArgs, CliIo } from "../cni/cli";
 import { closeLogger, createLogger, type Logger, type LogLevel } from "../cni/log";
 import { removeFile } from "./atomic-file";
-import { installBinary, pluginBinaryPath, runningWaggleBinary } from "./binary-copy";
+import { BinaryKeeper, pluginBinaryPath, runningWaggleBinary } from "./binary-copy";
 import { type RemovedFrom, removeEntries } from "./conf-dir";
 import type { InstallDatapath } from "./datapath-port";
 import { EntryKeeper } from "./entry-keeper";
@@ -51,6 +51,7 @@ export class Installer {
   private kubeconfig?: KubeconfigKeeper;
   private programsLoaded = false;
   private repairer?: EarlyPodRepairer;
+  private binaryKeeper?: BinaryKeeper;
   private stopping = false;
   private starting?: Promise<void>;
 
@@ -105,10 +106,17 @@ export class Installer {
     await readCredentials(source);
 
     if (this.stopping) return;
-    const copied = await installBinary(binary, options.cniBinDir);
+    this.binaryKeeper = new BinaryKeeper({
+      source: binary,
+      binDir: options.cniBinDir,
+      log,
+      timing: deps.timing,
+    });
+    const copied = await this.binaryKeeper.install();
     log.info(copied === "installed" ? "binary installed" : "binary already current", {
       path: pluginBinaryPath(options.cniBinDir),
     });
+    await this.binaryKeeper.start();
 
     // The first write must succeed (a clear exit beats a plugin that can't reach the API);
     // later token rotations are retried by the keeper.
@@ -175,6 +183,7 @@ export class Installer {
     await this.entry?.stop();
     await this.repairer?.stop();
     await this.kubeconfig?.stop();
+    await this.binaryKeeper?.stop();
     await this.health?.close();
   }
 
@@ -182,6 +191,7 @@ export class Installer {
   async settled(): Promise<void> {
     await this.entry?.settled();
     await this.repairer?.settled();
+    await this.binaryKeeper?.settled();
     await this.kubeconfig?.settled();
   }
 }

@@ -5,15 +5,22 @@ import {
   mkdirSync,
   readdirSync,
   readFileSync,
+  renameSync,
   statSync,
+  unlinkSync,
   writeFileSync,
 } from "node:fs";
 import { appendFile } from "node:fs/promises";
 import { join } from "node:path";
 import { expect } from "chai";
 import { writeFileAtomic } from "../../install/atomic-file";
-import { installBinary, pluginBinaryPath, runningWaggleBinary } from "../../install/binary-copy";
-import { scratchDir, sleep } from "./install-fixtures";
+import {
+  BinaryKeeper,
+  installBinary,
+  pluginBinaryPath,
+  runningWaggleBinary,
+} from "../../install/binary-copy";
+import { capturingLogger, scratchDir, sleep, waitFor } from "./install-fixtures";
 
 /**
  * Runs `target` in a shell loop until stopped; prints "ok N" per success and "fail: <err>"
@@ -145,6 +152,35 @@ describe("install: binary-copy (atomic install into the CNI bin dir)", function 
       (err: Error) => expect(err.message).to.match(/CNI bin dir .*no-bin is not usable/),
     );
     expect(existsSync(join(dir, "no-bin"))).to.equal(false);
+  });
+
+  it("keeps the binary installed: put back within 2 s after a delete or a replacement", async () => {
+    const bin = join(dir, "bin");
+    mkdirSync(bin);
+    const { log, lines } = capturingLogger();
+    const keeper = new BinaryKeeper({ source: large, binDir: bin, log });
+    try {
+      expect(await keeper.install()).to.equal("installed");
+      await keeper.start();
+      const target = pluginBinaryPath(bin);
+      const same = () => {
+        try {
+          return readFileSync(target).equals(readFileSync(large));
+        } catch {
+          return false;
+        }
+      };
+      unlinkSync(target);
+      await waitFor("the binary back after a delete", same, 2000);
+      writeFileSync(join(bin, "other"), "#!/bin/sh\n");
+      renameSync(join(bin, "other"), target);
+      await waitFor("the binary back after a replacement", same, 2000);
+      await keeper.settled();
+      expect(lines.filter((l) => l.message === "binary put back")).to.have.length(2);
+      expect(statSync(target).mode & 0o7777).to.equal(0o755);
+    } finally {
+      await keeper.stop();
+    }
   });
 
   it("outside the single executable, there is no running binary to copy", () => {
