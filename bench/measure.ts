@@ -1,0 +1,431 @@
+// One measured run: a workload against one mode's deployment, with CPU, TCP and sidecar
+// counters read just before and just after the tool runs.
+
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { run } from "../test/support/command";
+import type { Sandbox } from "../test/support/sandbox";
+import {
+  type CgroupCpu,
+  counterDelta,
+  judgePortPressure,
+  type MachineCpu,
+  type MachineCpuDelta,
+  machineCpuDelta,
+  type NetCounters,
+  type PortPressure,
+  parseNetCounters,
+  parseSockstatTimeWait,
+  readCgroupCpu,
+  readMachineCpu,
+  subtractCpu,
+  USER_HZ,
+} from "./accounting";
+import { type BenchCluster, type ModeDeployment, PORT_RANGE_SIZE } from "./cluster";
+import {
+  coarsenHistogram,
+  type Histogram,
+  type LatencySummary,
+  summarizeHistogram,
+} from "./histogram";
+import type { ModeName } from "./modes";
+import { type Durations, type Workload, workloadId } from "./plan";
+import {
+  APP_UID,
+  combineSidecarErrors,
+  haproxyCommand,
+  parseHaproxyStat,
+  placedArgv,
+  processDir,
+  type Role,
+  type SidecarErrors,
+  sidecarErrors,
+} from "./sidecars";
+import {
+  buildLoadgen,
+  type LoadgenResult,
+  loadgenArgv,
+  loadgenErrorCount,
+  parseLoadgenOutput,
+} from "./tools/loadgen";
+import { parseSockperfOutput, sockperfClientArgv } from "./tools/sockperf";
+import { parseWrkOutput, WRK_LUA, wrkArgv, wrkErrorCount } from "./tools/wrk";
+
+const ROLES: Role[] = ["loadgen", "sidecar", "app"];
+
+export interface CpuSeconds {
+  usageS: number;
+  userS: number;
+  systemS: number;
+}
+
+export interface RunRecord {
+  level: string;
+  workload: string;
+  mode: ModeName;
+  round: number;
+  startedAt: string;
+  /** Successful requests (sockperf: round trips) measured. */
+  requests: number;
+  /** The measured interval, seconds. */
+  durationS: number;
+  throughputRps: number;
+  latencyUs: LatencySummary;
+  /** The latency histogram coarsened to ~1.6 % buckets (pooled for the box plots). */
+  histogram: Histogram | null;
+  /** Errors by kind, as the tool counted them; errorCount sums them. */
+  errors: Record<string, number>;
+  errorCount: number;
+  /** waggle-loadgen only: requests that started > 1 ms late, and time from actual start. */
+  loadgen?: { late: number; maxQueue: number; unsent: number; serviceUs: LatencySummary };
+  cpu: {
+    byRole: Record<Role, CpuSeconds>;
+    /** All processes of both pods (their cgroups, kernel work in their context included). */
+    podsS: number;
+    /** ksoftirqd threads: softirq work deferred out of the pods' context. */
+    ksoftirqdS: number;
+    machine: MachineCpuDelta;
+  };
+  /** CPU seconds per 1000 requests. node = pods + ksoftirqd; mesh = sidecars + app. */
+  cpuPer1000: {
+    node: number;
+    loadgen: number;
+    sidecars: number;
+    app: number;
+    system: number;
+    machine: number;
+  };
+  net: { client: NetCounters; server: NetCounters };
+  timeWait: { client: number; server: number };
+  sidecars: SidecarErrors | null;
+  portPressure: PortPressure;
+}
+
+interface Snapshot {
+  roles: Map<string, CgroupCpu>;
+  machine: MachineCpu;
+  ksoftirqdTicks: number;
+  net: { client: NetCounters; server: NetCounters };
+  timeWait: { client: number; server: number };
+  sidecars: SidecarErrors | null;
+}
+
+function ksoftirqdPids(): number[] {
+  return readdirSync("/proc")
+    .filter((e) => /^\d+$/.test(e))
+    .filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/comm`, "utf8").startsWith("ksoftirqd/");
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+/** utime + stime of processes, clock ticks. */
+function ticksOf(pids: number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // gone
+    }
+  }
+  return ticks;
+}
+
+async function netOf(pod: Sandbox): Promise<{ counters: NetCounters; timeWait: number }> {
+  const r = await run("nsenter", [
+    `--net=${pod.netnsPath}`,
+    "sh",
+    "-c",
+    "cat /proc/net/snmp /proc/net/netstat; echo @@; cat /proc/net/sockstat",
+  ]);
+  if (r.code !== 0) throw new Error(`reading TCP counters of ${pod.label}: ${r.stderr}`);
+  const [counters, sockstat] = r.stdout.split("@@\n");
+  return { counters: parseNetCounters(counters), timeWait: parseSockstatTimeWait(sockstat) };
+}
+
+export class Measurer {
+  private readonly ksoftirqd = ksoftirqdPids();
+  private loadgenBinary: string | undefined;
+  private readonly toolDir = processDir("tools", APP_UID);
+  private readonly wrkScript = join(this.toolDir.path, "waggle.lua");
+
+  constructor(
+    private readonly cluster: BenchCluster,
+    private readonly loadCpus: string | undefined,
+    private readonly durations: Durations,
+    private readonly wrkConnections: number,
+    private readonly loadgenConnections: number,
+  ) {
+    writeFileSync(this.wrkScript, WRK_LUA, { mode: 0o644 });
+  }
+
+  async prepare(): Promise<void> {
+    this.loadgenBinary = await buildLoadgen();
+  }
+
+  close(): void {
+    this.toolDir.remove();
+  }
+
+  private async snapshot(d: ModeDeployment): Promise<Snapshot> {
+    const roles = new Map<string, CgroupCpu>();
+    for (const [side, pod] of [
+      ["client", d.client],
+      ["server", d.server],
+    ] as const) {
+      for (const role of ROLES) {
+        const dir = join(pod.sandbox.cgroupDir, role);
+        if (existsSync(dir)) roles.set(`${side}/${role}`, readCgroupCpu(dir));
+      }
+    }
+    const [client, server] = await Promise.all([netOf(d.client.sandbox), netOf(d.server.sandbox)]);
+    let sidecars: SidecarErrors | null = null;
+    for (const s of d.sidecars) {
+      if (!s.statsSocket) continue;
+      const e = sidecarErrors(parseHaproxyStat(await haproxyCommand(s.statsSocket, "show stat")));
+      sidecars = sidecars ? combineSidecarErrors(sidecars, e, 1) : e;
+    }
+    return {
+      roles,
+      machine: readMachineCpu(),
+      ksoftirqdTicks: ticksOf(this.ksoftirqd),
+      net: { client: client.counters, server: server.counters },
+      timeWait: { client: client.timeWait, server: server.timeWait },
+      sidecars,
+    };
+  }
+
+  /** Runs the tool in the client pod as the app (uid 1000), pinned to the load CPUs. */
+  private async tool(
+    d: ModeDeployment,
+    cmd: string,
+    args: string[],
+    timeoutS: number,
+  ): Promise<string> {
+    const argv = placedArgv(
+      d.client.sandbox,
+      { role: "loadgen", cpus: this.loadCpus, uid: APP_UID, gid: APP_UID },
+      cmd,
+      args,
+    );
+    const r = await run("sh", argv, { timeoutMs: (timeoutS + 30) * 1000 });
+    if (r.code !== 0)
+      throw new Error(
+        `${cmd} in ${d.mode} failed (${r.signal ?? r.code}): ${(r.stderr || r.stdout).slice(0, 1500)}`,
+      );
+    return `${r.stdout}\n${r.stderr}`;
+  }
+
+  /** Runs a workload once (unmeasured when warmupOnly: a short run to warm the path). */
+  async run(
+    mode: ModeName,
+    w: Workload,
+    meta: { level: string; round: number },
+    warmupOnly = false,
+  ): Promise<RunRecord | null> {
+    const d = this.cluster.deployment(mode);
+    const target = d.httpTarget;
+    if (warmupOnly) {
+      if (w.kind === "pingpong") {
+        await this.tool(
+          d,
+          "sockperf",
+          sockperfClientArgv({ ...d.sockperfTarget, durationS: 1, messageBytes: 64 }),
+          1,
+        );
+      } else {
+        await this.tool(
+          d,
+          "wrk",
+          wrkArgv({
+            url: `http://${target}/`,
+            connections: this.wrkConnections,
+            durationS: 1,
+            newConnection: w.connection === "new",
+            scriptPath: this.wrkScript,
+          }),
+          1,
+        );
+      }
+      return null;
+    }
+    const startedAt = new Date().toISOString();
+    const before = await this.snapshot(d);
+    let requests: number;
+    let durationS: number;
+    let latency: LatencySummary;
+    let histogram: Histogram | null = null;
+    let errors: Record<string, number>;
+    let errorCount: number;
+    let addrNotAvail = 0;
+    let loadgen: RunRecord["loadgen"];
+    if (w.kind === "max") {
+      const out = await this.tool(
+        d,
+        "wrk",
+        wrkArgv({
+          url: `http://${target}/`,
+          connections: this.wrkConnections,
+          durationS: this.durations.maxS,
+          newConnection: w.connection === "new",
+          scriptPath: this.wrkScript,
+        }),
+        this.durations.maxS,
+      );
+      const r = parseWrkOutput(out);
+      requests = r.requests;
+      durationS = r.durationUs / 1e6;
+      histogram = r.latencyUs;
+      latency = summarizeHistogram(r.latencyUs);
+      errors = { ...r.errors };
+      errorCount = wrkErrorCount(r);
+    } else if (w.kind === "rate") {
+      if (!this.loadgenBinary) throw new Error("Measurer.prepare() was not called");
+      const out = await this.tool(
+        d,
+        this.loadgenBinary,
+        loadgenArgv({
+          target,
+          rate: w.rps,
+          durationS: this.durations.rateS,
+          warmupS: this.durations.warmupS,
+          connections: this.loadgenConnections,
+          newConnection: w.connection === "new",
+          timeoutMs: 2000,
+        }),
+        this.durations.rateS + this.durations.warmupS,
+      );
+      const r: LoadgenResult = parseLoadgenOutput(out);
+      requests = r.recorded;
+      durationS = this.durations.rateS;
+      histogram = r.latencyUs;
+      latency = summarizeHistogram(r.latencyUs);
+      errors = { ...r.errors };
+      errorCount = loadgenErrorCount(r);
+      addrNotAvail = r.errors.connect_eaddrnotavail;
+      loadgen = {
+        late: r.late,
+        maxQueue: r.maxQueue,
+        unsent: r.unsent,
+        serviceUs: summarizeHistogram(r.serviceUs),
+      };
+    } else {
+      const out = await this.tool(
+        d,
+        "sockperf",
+        sockperfClientArgv({
+          ...d.sockperfTarget,
+          durationS: this.durations.pingpongS,
+          messageBytes: 64,
+        }),
+        this.durations.pingpongS,
+      );
+      const r = parseSockperfOutput(out);
+      requests = r.observations;
+      durationS = r.validS;
+      latency = r.rttUs;
+      errors = { lost: Math.max(0, r.sent - r.received) };
+      errorCount = errors.lost;
+    }
+    const after = await this.snapshot(d);
+    return this.record({
+      d,
+      w,
+      meta,
+      startedAt,
+      before,
+      after,
+      requests,
+      durationS,
+      latency,
+      histogram,
+      errors,
+      errorCount,
+      addrNotAvail,
+      loadgen,
+    });
+  }
+
+  private record(x: {
+    d: ModeDeployment;
+    w: Workload;
+    meta: { level: string; round: number };
+    startedAt: string;
+    before: Snapshot;
+    after: Snapshot;
+    requests: number;
+    durationS: number;
+    latency: LatencySummary;
+    histogram: Histogram | null;
+    errors: Record<string, number>;
+    errorCount: number;
+    addrNotAvail: number;
+    loadgen: RunRecord["loadgen"];
+  }): RunRecord {
+    const byRole = Object.fromEntries(
+      ROLES.map((r) => [r, { usageS: 0, userS: 0, systemS: 0 }]),
+    ) as Record<Role, CpuSeconds>;
+    for (const [key, a] of x.after.roles) {
+      const b = x.before.roles.get(key);
+      if (!b) continue;
+      const delta = subtractCpu(a, b);
+      const role = key.split("/")[1] as Role;
+      byRole[role].usageS += delta.usageUs / 1e6;
+      byRole[role].userS += delta.userUs / 1e6;
+      byRole[role].systemS += delta.systemUs / 1e6;
+    }
+    const podsS = ROLES.reduce((s, r) => s + byRole[r].usageS, 0);
+    const systemS = ROLES.reduce((s, r) => s + byRole[r].systemS, 0);
+    const ksoftirqdS = (x.after.ksoftirqdTicks - x.before.ksoftirqdTicks) / USER_HZ;
+    const machine = machineCpuDelta(x.after.machine, x.before.machine);
+    const per1000 = (s: number) => (x.requests > 0 ? (s / x.requests) * 1000 : Number.NaN);
+    const client = counterDelta(x.after.net.client, x.before.net.client);
+    const server = counterDelta(x.after.net.server, x.before.net.server);
+    const sidecars =
+      x.after.sidecars && x.before.sidecars
+        ? combineSidecarErrors(x.after.sidecars, x.before.sidecars, -1)
+        : null;
+    const portPressure = judgePortPressure({
+      portRange: PORT_RANGE_SIZE,
+      maxTimeWait: Math.max(x.after.timeWait.client, x.after.timeWait.server),
+      addrNotAvail: x.addrNotAvail,
+      timeWaitOverflow: client["TcpExt.TCPTimeWaitOverflow"] + server["TcpExt.TCPTimeWaitOverflow"],
+      attemptFails: client["Tcp.AttemptFails"] + server["Tcp.AttemptFails"],
+    });
+    return {
+      level: x.meta.level,
+      workload: workloadId(x.w),
+      mode: x.d.mode,
+      round: x.meta.round,
+      startedAt: x.startedAt,
+      requests: x.requests,
+      durationS: x.durationS,
+      throughputRps: x.requests / x.durationS,
+      latencyUs: x.latency,
+      histogram: x.histogram ? coarsenHistogram(x.histogram) : null,
+      errors: x.errors,
+      errorCount: x.errorCount,
+      ...(x.loadgen ? { loadgen: x.loadgen } : {}),
+      cpu: { byRole, podsS, ksoftirqdS, machine },
+      cpuPer1000: {
+        node: per1000(podsS + ksoftirqdS),
+        loadgen: per1000(byRole.loadgen.usageS),
+        sidecars: per1000(byRole.sidecar.usageS),
+        app: per1000(byRole.app.usageS),
+        system: per1000(systemS),
+        machine: per1000(machine.busyS),
+      },
+      net: { client, server },
+      timeWait: x.after.timeWait,
+      sidecars,
+      portPressure,
+    };
+  }
+}

@@ -1,0 +1,231 @@
+// What a bench run does: the workloads, the rule levels each runs at, rounds and durations,
+// for the quick preset (npm run bench, at most 5 minutes on a 2-core machine) and the full one
+// (npm run bench -- --full), with command-line overrides.
+
+import { parseFloodLevel } from "./kube-rules";
+import { MODES, type ModeName } from "./modes";
+
+export type ConnectionMode = "keepalive" | "new";
+
+export type Workload =
+  | { kind: "max"; connection: ConnectionMode }
+  | { kind: "rate"; rps: number; connection: ConnectionMode }
+  | { kind: "pingpong" };
+
+export function workloadId(w: Workload): string {
+  switch (w.kind) {
+    case "max":
+      return `max-${w.connection}`;
+    case "rate":
+      return `rate${w.rps}-${w.connection}`;
+    case "pingpong":
+      return "pingpong";
+  }
+}
+
+export function describeWorkload(w: Workload): string {
+  const conn = (c: ConnectionMode) =>
+    c === "keepalive" ? "keep-alive" : "new connection per request";
+  switch (w.kind) {
+    case "max":
+      return `maximum throughput, ${conn(w.connection)} (wrk)`;
+    case "rate":
+      return `${w.rps} requests/s, ${conn(w.connection)} (waggle-loadgen)`;
+    case "pingpong":
+      return "TCP ping-pong, 64-byte messages, one connection (sockperf)";
+  }
+}
+
+/** Parses "max-keepalive", "max-new", "rate1000-new", "rate200-keepalive", "pingpong". */
+export function parseWorkload(id: string): Workload {
+  if (id === "pingpong") return { kind: "pingpong" };
+  const max = /^max-(keepalive|new)$/.exec(id);
+  if (max) return { kind: "max", connection: max[1] as ConnectionMode };
+  const rate = /^rate(\d+)-(keepalive|new)$/.exec(id);
+  if (rate) {
+    const rps = Number(rate[1]);
+    if (rps < 1 || rps > 100_000) throw new Error(`rate must be 1..100000 requests/s in ${id}`);
+    return { kind: "rate", rps, connection: rate[2] as ConnectionMode };
+  }
+  throw new Error(
+    `unknown workload ${JSON.stringify(id)}: use max-keepalive, max-new, rate<N>-keepalive, rate<N>-new or pingpong`,
+  );
+}
+
+export interface Durations {
+  /** Measured seconds of a wrk run (whole seconds). */
+  maxS: number;
+  /** Measured seconds of a fixed-rate run, after warmupS. */
+  rateS: number;
+  warmupS: number;
+  /** Seconds of a sockperf run (sockperf spends ~0.4 s of it warming up). */
+  pingpongS: number;
+}
+
+export interface Plan {
+  preset: "quick" | "full" | "custom";
+  modes: ModeName[];
+  /** Rule levels in the order they run, each with its workloads. */
+  levels: { level: string; workloads: Workload[] }[];
+  rounds: number;
+  durations: Durations;
+  /** wrk's connections for the maximum-throughput runs. */
+  wrkConnections: number;
+  /** waggle-loadgen's in-flight limit. */
+  loadgenConnections: number;
+  bodyBytes: number;
+  /** Pods timed for the per-pod setup comparison. */
+  setupSamples: number;
+  /** Run waggle once more with kernel.bpf_stats_enabled for per-program run time. */
+  bpfStats: boolean;
+}
+
+const ALL_RATES = [200, 1000, 1500];
+
+export function quickPlan(): Plan {
+  return {
+    preset: "quick",
+    modes: [...MODES],
+    levels: [
+      {
+        level: "0",
+        workloads: [
+          { kind: "max", connection: "keepalive" },
+          { kind: "max", connection: "new" },
+          { kind: "rate", rps: 1000, connection: "new" },
+          { kind: "pingpong" },
+        ],
+      },
+      { level: "100k", workloads: [{ kind: "rate", rps: 1000, connection: "new" }] },
+    ],
+    rounds: 2,
+    durations: { maxS: 3, rateS: 3, warmupS: 0.5, pingpongS: 2 },
+    wrkConnections: 32,
+    loadgenConnections: 256,
+    bodyBytes: 1024,
+    setupSamples: 8,
+    bpfStats: true,
+  };
+}
+
+export function fullPlan(): Plan {
+  const everything: Workload[] = [
+    { kind: "max", connection: "keepalive" },
+    { kind: "max", connection: "new" },
+    ...ALL_RATES.flatMap((rps): Workload[] => [
+      { kind: "rate", rps, connection: "keepalive" },
+      { kind: "rate", rps, connection: "new" },
+    ]),
+    { kind: "pingpong" },
+  ];
+  return {
+    ...quickPlan(),
+    preset: "full",
+    levels: ["0", "10k", "100k"].map((level) => ({ level, workloads: everything })),
+    rounds: 5,
+    durations: { maxS: 10, rateS: 10, warmupS: 1, pingpongS: 5 },
+    setupSamples: 30,
+  };
+}
+
+export interface PlanOverrides {
+  modes?: string[];
+  rules?: string[];
+  workloads?: string[];
+  rounds?: number;
+  durationS?: number;
+  bodyBytes?: number;
+  setupSamples?: number;
+  bpfStats?: boolean;
+}
+
+/** Applies command-line overrides; --rules/--workloads replace the level/workload matrix. */
+export function applyOverrides(base: Plan, o: PlanOverrides): Plan {
+  const plan: Plan = structuredClone(base);
+  let custom = false;
+  if (o.modes) {
+    for (const m of o.modes)
+      if (!(MODES as readonly string[]).includes(m))
+        throw new Error(`unknown mode ${JSON.stringify(m)}: use ${MODES.join(", ")}`);
+    if (o.modes.length === 0) throw new Error("--modes needs at least one mode");
+    plan.modes = MODES.filter((m) => o.modes?.includes(m));
+    custom = true;
+  }
+  if (o.rules || o.workloads) {
+    const levels = o.rules ?? [...new Set(plan.levels.map((l) => l.level))];
+    for (const l of levels) parseFloodLevel(l);
+    const workloads = o.workloads?.map(parseWorkload);
+    plan.levels = levels.map((level) => ({
+      level,
+      workloads:
+        workloads ??
+        plan.levels.find((l) => l.level === level)?.workloads ??
+        plan.levels[0].workloads,
+    }));
+    custom = true;
+  }
+  if (o.rounds !== undefined) {
+    if (!Number.isInteger(o.rounds) || o.rounds < 1 || o.rounds > 100)
+      throw new Error(`--rounds must be 1..100, got ${o.rounds}`);
+    plan.rounds = o.rounds;
+    custom = true;
+  }
+  if (o.durationS !== undefined) {
+    if (!Number.isInteger(o.durationS) || o.durationS < 1 || o.durationS > 600)
+      throw new Error(`--duration must be a whole number of seconds 1..600, got ${o.durationS}`);
+    plan.durations = {
+      ...plan.durations,
+      maxS: o.durationS,
+      rateS: o.durationS,
+      pingpongS: o.durationS,
+    };
+    custom = true;
+  }
+  if (o.bodyBytes !== undefined) {
+    if (!Number.isInteger(o.bodyBytes) || o.bodyBytes < 1 || o.bodyBytes > 65536)
+      throw new Error(`--body-bytes must be 1..65536, got ${o.bodyBytes}`);
+    plan.bodyBytes = o.bodyBytes;
+    custom = true;
+  }
+  if (o.setupSamples !== undefined) {
+    if (!Number.isInteger(o.setupSamples) || o.setupSamples < 0 || o.setupSamples > 1000)
+      throw new Error(`--setup-samples must be 0..1000, got ${o.setupSamples}`);
+    plan.setupSamples = o.setupSamples;
+    custom = true;
+  }
+  if (o.bpfStats !== undefined) plan.bpfStats = o.bpfStats;
+  if (custom) plan.preset = "custom";
+  return plan;
+}
+
+/** Seconds one measured run of a workload takes (tool time only). */
+export function runSeconds(w: Workload, d: Durations): number {
+  switch (w.kind) {
+    case "max":
+      return d.maxS;
+    case "rate":
+      return d.rateS + d.warmupS;
+    case "pingpong":
+      return d.pingpongS;
+  }
+}
+
+/** Per-run overhead (counter snapshots, process starts) measured on this machine, seconds. */
+export const RUN_OVERHEAD_S = 0.6;
+
+/** A rough wall-clock estimate of a plan, seconds (setup and flood loading included). */
+export function estimateSeconds(plan: Plan): number {
+  let total = 10 + 3 * plan.modes.length; // node, CNI ADDs, processes
+  for (const { level, workloads } of plan.levels) {
+    const { services } = parseFloodLevel(level);
+    total += services * 0.015; // loading and removing the flood
+    for (const w of workloads) {
+      // one warm-up run per mode (1 s) and then rounds x modes measured runs
+      total += plan.modes.length * (1 + RUN_OVERHEAD_S);
+      total += plan.rounds * plan.modes.length * (runSeconds(w, plan.durations) + RUN_OVERHEAD_S);
+    }
+  }
+  total += plan.setupSamples * 1.5;
+  if (plan.bpfStats && plan.modes.includes("waggle")) total += 6;
+  return total;
+}

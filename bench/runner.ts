@@ -1,0 +1,153 @@
+// Runs a plan: deploys every mode on one node, then per rule level and workload runs rounds
+// of all modes in rotating order (A B C D, B C D A, ...), then the per-pod setup comparison
+// and waggle's program run times. Everything is torn down at the end, also on failure.
+
+import { cpus, loadavg, release } from "node:os";
+import { type BpfStats, withBpfStats } from "./bpf-stats";
+import { BenchCluster, type ModeDeployment, type Placement, POD_SYSCTLS } from "./cluster";
+import { type FloodApplied, HostFlood } from "./flood";
+import { parseFloodLevel } from "./kube-rules";
+import { Measurer, type RunRecord } from "./measure";
+import { describeWorkload, type Plan, workloadId } from "./plan";
+import { type MapMemory, measureSetup, type SetupCost } from "./setup-cost";
+import { roundOrder } from "./stats";
+
+export interface HostInfo {
+  kernel: string;
+  cpus: number;
+  cpuModel: string;
+  loadavgStart: number[];
+  loadavgEnd: number[];
+}
+
+/** Everything a bench run measured (written as results.json). */
+export interface BenchResults {
+  schema: 1;
+  startedAt: string;
+  finishedAt: string;
+  host: HostInfo;
+  plan: Plan;
+  placement: Placement;
+  podSysctls: Record<string, string | number>;
+  floods: FloodApplied[];
+  runs: RunRecord[];
+  setup: SetupCost | null;
+  mapMemory: MapMemory | null;
+  bpfStats: BpfStats | null;
+  /** Capture setup of the bench pods themselves (ms): iptables-restore / waggle CNI ADD. */
+  benchPodCaptureMs: Record<string, number[]>;
+}
+
+export interface RunOptions {
+  placement: Placement;
+  log: (line: string) => void;
+}
+
+export async function runBench(plan: Plan, opts: RunOptions): Promise<BenchResults> {
+  const { log } = opts;
+  const startedAt = new Date().toISOString();
+  const loadavgStart = loadavg();
+  const cluster = await BenchCluster.create({
+    modes: plan.modes,
+    placement: opts.placement,
+    bodyBytes: plan.bodyBytes,
+    log,
+  });
+  const measurer = new Measurer(
+    cluster,
+    opts.placement.load,
+    plan.durations,
+    plan.wrkConnections,
+    plan.loadgenConnections,
+  );
+  const flood = new HostFlood(cluster.node);
+  const runs: RunRecord[] = [];
+  const floods: FloodApplied[] = [];
+  let setup: SetupCost | null = null;
+  let mapMemory: MapMemory | null = null;
+  let bpfStats: BpfStats | null = null;
+  const benchPodCaptureMs: Record<string, number[]> = {};
+  try {
+    await measurer.prepare();
+    for (const [mode, d] of cluster.deployments as Map<string, ModeDeployment>)
+      if (d.captureSetupMs.length > 0) benchPodCaptureMs[mode] = d.captureSetupMs;
+    for (const { level, workloads } of plan.levels) {
+      const applied = await flood.apply(parseFloodLevel(level));
+      floods.push(applied);
+      log(
+        `rules ${level}: ${applied.rules} rules in ${applied.chains} chains (${applied.saveLines} iptables-save lines) loaded in ${Math.round(applied.applyMs)} ms`,
+      );
+      try {
+        for (const w of workloads) {
+          log(`  ${workloadId(w)}: ${describeWorkload(w)}`);
+          if (w.kind === "max")
+            for (const mode of plan.modes) await measurer.run(mode, w, { level, round: -1 }, true);
+          for (let round = 0; round < plan.rounds; round++) {
+            for (const mode of roundOrder(plan.modes, round)) {
+              const r = await measurer.run(mode, w, { level, round });
+              if (!r) continue;
+              runs.push(r);
+              log(`    round ${round + 1} ${mode.padEnd(8)} ${formatRun(r)}`);
+            }
+          }
+        }
+      } finally {
+        applied.removeMs = await flood.remove();
+      }
+    }
+    if (plan.bpfStats && plan.modes.includes("waggle")) {
+      const w = { kind: "rate", rps: 1000, connection: "new" } as const;
+      bpfStats = await withBpfStats(cluster.bpf.path, workloadId(w), async () => {
+        const r = await measurer.run("waggle", w, { level: "0", round: -1 });
+        return r?.requests ?? 0;
+      });
+      log(`bpf stats: ${bpfStats.nsPerRequest.toFixed(0)} ns of waggle programs per request`);
+    }
+    if (plan.setupSamples > 0) {
+      const waggleAdds = benchPodCaptureMs.waggle ?? [];
+      ({ setup, mapMemory } = await measureSetup(cluster, plan.setupSamples, waggleAdds, log));
+    }
+  } finally {
+    measurer.close();
+    await cluster.destroy();
+  }
+  return {
+    schema: 1,
+    startedAt,
+    finishedAt: new Date().toISOString(),
+    host: {
+      kernel: release(),
+      cpus: cpus().length,
+      cpuModel: cpus()[0]?.model ?? "unknown",
+      loadavgStart,
+      loadavgEnd: loadavg(),
+    },
+    plan,
+    placement: opts.placement,
+    podSysctls: { ...POD_SYSCTLS },
+    floods,
+    runs,
+    setup,
+    mapMemory,
+    bpfStats,
+    benchPodCaptureMs,
+  };
+}
+
+function formatRun(r: RunRecord): string {
+  const ms = (us: number) => (us / 1000).toFixed(3);
+  const parts = [
+    `${r.throughputRps.toFixed(0).padStart(6)} req/s`,
+    `p50 ${ms(r.latencyUs.p50)} p99 ${ms(r.latencyUs.p99)} ms`,
+    `cpu ${r.cpuPer1000.node.toFixed(3)} s/1000`,
+  ];
+  if (r.errorCount > 0)
+    parts.push(
+      `ERRORS ${Object.entries(r.errors)
+        .filter(([, n]) => n > 0)
+        .map(([k, n]) => `${k}=${n}`)
+        .join(",")}`,
+    );
+  if (r.portPressure.exhausted) parts.push(`PORTS EXHAUSTED: ${r.portPressure.reason}`);
+  return parts.join("  ");
+}
