@@ -60,16 +60,14 @@ export function policyCidr(text: string): PolicyCidr {
   return { family, network, prefixLength };
 }
 
-/** Does the CIDR overlap its family's loopback range (127.0.0.0/8, ::1/128)? */
-export function overlapsLoopback(c: PolicyCidr): boolean {
-  if (c.family === 4) {
-    const net = new Address4(`${c.network}/${c.prefixLength}`);
-    return (
-      new Address4("127.0.0.1").isInSubnet(net) ||
-      new Address4(c.network).isInSubnet(new Address4("127.0.0.0/8"))
-    );
-  }
-  return new Address6("::1").isInSubnet(new Address6(`${c.network}/${c.prefixLength}`));
+/**
+ * istio-iptables' HasLoopBackIP: the range's address AS WRITTEN is a loopback address
+ * (127.x.x.x, ::1). Only such a range skips O4; a catch-all that merely contains loopback
+ * (0.0.0.0/0, ::/0) does not.
+ */
+export function isLoopbackRange(text: string): boolean {
+  const { address, family } = parseCidr(text);
+  return family === 4 ? address.startsWith("127.") : new Address6(address).isLoopback();
 }
 
 /**
@@ -153,7 +151,7 @@ export function podPolicy({
           : "outExclude6";
       cidrs.push({ kind, cidr });
       flags |= include ? POLICY.OUT_INCLUDE_CIDRS : POLICY.OUT_EXCLUDE_CIDRS;
-      if (include && overlapsLoopback(cidr)) flags |= POLICY.NO_LOCAL_RULE;
+      if (include && isLoopbackRange(text)) flags |= POLICY.NO_LOCAL_RULE;
     }
   };
 

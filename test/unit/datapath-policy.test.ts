@@ -60,15 +60,22 @@ describe("datapath policy from redirect settings", () => {
     expect(p.flags & POLICY.NO_LOCAL_RULE).to.equal(0);
   });
 
-  it("O4 is skipped when an include range holds loopback (IPv4 or ::1)", () => {
-    for (const range of ["127.0.0.0/8", "127.0.0.5/32", "0.0.0.0/0", "::1/128"]) {
-      const p = podPolicy({
+  it("O4 is skipped when an include range's address is a loopback address (IPv4 or ::1)", () => {
+    const skipsO4 = (range: string) =>
+      (podPolicy({
         settings: settings((s) => {
           s.outbound.includeIPRanges = [range];
         }),
         podIPs: ["10.1.2.3"],
-      });
-      expect(p.flags & POLICY.NO_LOCAL_RULE, range).to.not.equal(0);
+      }).flags &
+        POLICY.NO_LOCAL_RULE) !==
+      0;
+    for (const range of ["127.0.0.0/8", "127.0.0.5/32", "127.1.0.0/4", "::1/128"]) {
+      expect(skipsO4(range), range).to.equal(true);
+    }
+    // a catch-all merely contains loopback: istio-iptables keeps O4 (HasLoopBackIP is false)
+    for (const range of ["0.0.0.0/0", "::/0", "96.0.0.0/3", "10.0.0.0/8"]) {
+      expect(skipsO4(range), range).to.equal(false);
     }
   });
 
