@@ -39,12 +39,19 @@ export class BpfRoot {
 
 export class WaggleMode implements CaptureMode {
   readonly name = "waggle";
-  readonly root = new BpfRoot();
+  readonly root: BpfRoot;
   /** The record of the pod attached by the last setup (for tests that look inside). */
   current: PodRecordData | null = null;
   private containerId: string | null = null;
+  private readonly ownsRoot: boolean;
 
-  constructor() {
+  /**
+   * With `root`, the mode attaches into that (shared) root, as pods of one node share one
+   * datapath; destroy() then leaves the root to its owner.
+   */
+  constructor(root?: BpfRoot) {
+    this.ownsRoot = root === undefined;
+    this.root = root ?? new BpfRoot();
     ensureSharedPrograms(this.root.opts);
   }
 
@@ -72,8 +79,8 @@ export class WaggleMode implements CaptureMode {
     detachPod(id, this.root.opts);
   }
 
-  /** Removes the shared programs and maps of this mode's root. */
+  /** Removes the shared programs and maps of this mode's root (when it made the root). */
   destroy(): void {
-    this.root.destroy();
+    if (this.ownsRoot) this.root.destroy();
   }
 }
