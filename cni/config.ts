@@ -62,8 +62,8 @@ const PROTOCOL_KEYS = new Set([
 ]);
 
 // istio-cni keys with no meaning for waggle: accepted and ignored, so an istio-cni entry can
-// be converted by changing its type.
-const IGNORED_ISTIO_KEYS = new Set([
+// be converted by changing its type. Exported (with the other key lists) for the docs test.
+export const IGNORED_ISTIO_KEYS: ReadonlySet<string> = new Set([
   "cni_agent_run_dir",
   "pod_namespace",
   "log_uds_address",
@@ -72,7 +72,7 @@ const IGNORED_ISTIO_KEYS = new Set([
   "enable_ambient_detection_retry",
   "native_nftables",
 ]);
-const IGNORED_ISTIO_KUBERNETES_KEYS = new Set([
+export const IGNORED_ISTIO_KUBERNETES_KEYS: ReadonlySet<string> = new Set([
   "k8s_api_root",
   "node_name",
   "cni_bin_dir",
@@ -106,11 +106,7 @@ export function parseWaggleConfig(raw: Raw): WaggleConfig {
   }
   const k8s = objectAt(raw, "kubernetes");
   for (const key of Object.keys(k8s)) {
-    if (
-      key !== "kubeconfig" &&
-      key !== "exclude_namespaces" &&
-      !IGNORED_ISTIO_KUBERNETES_KEYS.has(key)
-    ) {
+    if (!KUBERNETES_KEYS.has(key) && !IGNORED_ISTIO_KUBERNETES_KEYS.has(key)) {
       invalid(`kubernetes.${key}`, "unknown key");
     }
   }
@@ -151,7 +147,7 @@ export function parseWaggleConfig(raw: Raw): WaggleConfig {
 }
 
 /** Top-level keys waggle reads. */
-const KNOWN_KEYS = new Set([
+export const KNOWN_KEYS: ReadonlySet<string> = new Set([
   "bpf_root",
   "log_level",
   "plugin_log_level",
@@ -165,6 +161,9 @@ const KNOWN_KEYS = new Set([
   "api_timeout_ms",
   "ambient_enabled",
 ]);
+
+/** Keys waggle reads inside the `kubernetes` block (istio-cni's layout). */
+export const KUBERNETES_KEYS: ReadonlySet<string> = new Set(["kubeconfig", "exclude_namespaces"]);
 
 function invalid(key: string, problem: string): never {
   throw new CniError(ErrorCodes.InvalidConfig, `invalid waggle config: ${key}: ${problem}`);

@@ -158,7 +158,12 @@ function onBpffs(path: string): boolean {
 // The plugin.
 
 /** CNI_ARGS keys waggle reads (containerd and CRI-O send them, with IgnoreUnknown=1). */
-const K8S_ARGS = ["K8S_POD_NAMESPACE", "K8S_POD_NAME", "K8S_POD_INFRA_CONTAINER_ID", "K8S_POD_UID"];
+export const K8S_ARGS = [
+  "K8S_POD_NAMESPACE",
+  "K8S_POD_NAME",
+  "K8S_POD_INFRA_CONTAINER_ID",
+  "K8S_POD_UID",
+];
 
 /** What ADD decided for a pod. */
 type Decision = { skip: Skip } | { settings: RedirectSettings; facts: PodFacts };

@@ -7,6 +7,8 @@ export const ISTIO_INIT = "istio-init";
 export const ISTIO_PROXY = "istio-proxy";
 /** Label (preferred) and annotation turning injection on or off. */
 export const INJECT_KEY = "sidecar.istio.io/inject";
+/** istio-proxy environment variable that leaves the pod alone when true (rule 4). */
+export const DISABLE_ENVOY_ENV = "DISABLE_ENVOY";
 /** Written by the injector; lists the containers it injected. */
 export const SIDECAR_STATUS_ANNOTATION = "sidecar.istio.io/status";
 
@@ -78,7 +80,7 @@ export function skipByPod(facts: PodFacts): Skip | undefined {
       reason: "pod has an istio-init container (it redirects with iptables itself)",
     };
   }
-  const disableEnvoy = facts.proxy?.env.DISABLE_ENVOY;
+  const disableEnvoy = facts.proxy?.env[DISABLE_ENVOY_ENV];
   if (disableEnvoy !== undefined && parseGoBool(disableEnvoy) === true) {
     return { rule: "envoy-disabled", reason: `istio-proxy has DISABLE_ENVOY=${disableEnvoy}` };
   }

@@ -83,6 +83,12 @@ export const TRAFFIC_ANNOTATIONS = {
   excludeInterfaces: "traffic.sidecar.istio.io/excludeInterfaces",
 } as const;
 
+/** istio-proxy environment variables that shape the redirection (Go booleans). */
+export const PROXY_ENV = {
+  dnsCapture: "ISTIO_META_DNS_CAPTURE",
+  dualStack: "ISTIO_DUAL_STACK",
+} as const;
+
 /** What the redirection needs to know about the pod's istio-proxy container. */
 export interface ProxyContainerFacts {
   /** securityContext.runAsUser of istio-proxy, when set. */
@@ -163,8 +169,8 @@ export function parseRedirectSettings(
     },
     excludeInterfaces: interfaceList(a.excludeInterfaces, get(a.excludeInterfaces) ?? ""),
     interceptionMode: mode,
-    dnsCapture: envBool(proxy, "ISTIO_META_DNS_CAPTURE", warn),
-    dualStack: envBool(proxy, "ISTIO_DUAL_STACK", warn),
+    dnsCapture: envBool(proxy, PROXY_ENV.dnsCapture, warn),
+    dualStack: envBool(proxy, PROXY_ENV.dualStack, warn),
   };
   return settings;
 }
