@@ -38,6 +38,8 @@ export type { PodRecordData } from "./record";
 export {
   type DatapathOptions,
   ensureSharedPrograms,
+  loadSharedPrograms,
+  type SharedProgramsOutcome,
   type UpgradeReport,
   upgradePrograms,
 } from "./shared";
@@ -457,6 +459,26 @@ export function listPods(opts: DatapathOptions): PodRecord[] {
   } finally {
     counters.close();
   }
+}
+
+/**
+ * Entries per shared map, by map name (socket storage has no keys to walk and is left out),
+ * for status output and leak checks.
+ */
+export function mapEntryCounts(opts: DatapathOptions): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const name of Object.values(MAP_NAMES)) {
+    if (name === MAP_NAMES.sock) continue;
+    const map = openMap(opts.bpfRoot, name);
+    try {
+      let n = 0;
+      for (const _ of map.keys()) n++;
+      out[name] = n;
+    } finally {
+      map.close();
+    }
+  }
+  return out;
 }
 
 /** Container ids with state under bpfRoot (records or leftover directories), for GC. */

@@ -55,12 +55,23 @@ function sharedComplete(root: string): boolean {
 }
 
 /**
+ * What ensureSharedPrograms did: found them pinned, loaded and pinned them, or loaded them
+ * but another process pinned its set first (this copy was discarded).
+ */
+export type SharedProgramsOutcome = "present" | "loaded" | "lost-race";
+
+/**
  * Makes sure the shared programs and maps are loaded and pinned under bpfRoot. Safe to call
  * from many processes at once: exactly one set ends up pinned, the others are discarded.
  */
 export function ensureSharedPrograms(opts: DatapathOptions): void {
+  loadSharedPrograms(opts);
+}
+
+/** ensureSharedPrograms, saying what it did (for logs and tests). */
+export function loadSharedPrograms(opts: DatapathOptions): SharedProgramsOutcome {
   const root = opts.bpfRoot;
-  if (sharedComplete(root)) return;
+  if (sharedComplete(root)) return "present";
   if (existsSync(paths.datapath(root))) {
     throw new DatapathError(
       "PROGRAMS",
@@ -80,9 +91,10 @@ export function ensureSharedPrograms(opts: DatapathOptions): void {
   } catch (err) {
     removeTree(staging);
     const code = (err as NodeJS.ErrnoException).code;
-    if ((code === "ENOTEMPTY" || code === "EEXIST") && sharedComplete(root)) return; // lost the race
+    if ((code === "ENOTEMPTY" || code === "EEXIST") && sharedComplete(root)) return "lost-race";
     throw new DatapathError("PROGRAMS", `pinning the datapath under ${root} failed`, err);
   }
+  return "loaded";
 }
 
 /** Opens a shared program by name (retrying briefly across an upgrade's directory swap). */

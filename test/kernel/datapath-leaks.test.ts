@@ -4,7 +4,7 @@
 // SO_ORIGINAL_DST, a > 4096-byte one included, get exactly the kernel's answer.
 import { existsSync } from "node:fs";
 import { expect } from "chai";
-import { BpfMap, unpin } from "ebpf-napi";
+import { unpin } from "ebpf-napi";
 import {
   attachPod,
   checkPod,
@@ -12,6 +12,7 @@ import {
   detachPod,
   ensureSharedPrograms,
   listPods,
+  mapEntryCounts,
 } from "../../cni/datapath";
 import { MAP_NAMES } from "../../cni/datapath/layout";
 import { paths } from "../../cni/datapath/programs";
@@ -21,17 +22,7 @@ import { createPod, type Pod } from "../support/pod";
 import { BpfRoot } from "../support/waggle-mode";
 
 function mapSizes(root: string): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const name of Object.values(MAP_NAMES)) {
-    if (name === MAP_NAMES.sock) continue; // socket storage has no keys to walk
-    const m = BpfMap.openPinned(paths.map(root, name));
-    try {
-      out[name] = [...m.keys()].length;
-    } finally {
-      m.close();
-    }
-  }
-  return out;
+  return mapEntryCounts({ bpfRoot: root });
 }
 
 const SHORT_CONNECTIONS = `
