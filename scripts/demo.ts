@@ -12,12 +12,13 @@ import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { styleText } from "node:util";
 import { CniNode, type CniPod, MESHED_ANNOTATIONS } from "../test/support/cni-node";
-import { type CommandResult, run, runChecked } from "../test/support/command";
+import { run, runChecked } from "../test/support/command";
 import {
   type HaproxyLogLine,
   type HaproxySidecar,
   startHaproxySidecar,
 } from "../test/support/haproxy";
+import { diffLeaks, type LeakSnapshot, snapshotLeaks } from "../test/support/leaks";
 import {
   type Invocation,
   k8sArgs,
@@ -27,8 +28,7 @@ import {
 } from "../test/support/libcni";
 import { RUN_TAG } from "../test/support/names";
 import { type NginxAccessLine, type NginxServer, startNginx } from "../test/support/nginx";
-import { liveResources, teardownAll } from "../test/support/resources";
-import { testCgroupParent } from "../test/support/sandbox";
+import { teardownAll } from "../test/support/resources";
 import { httpGet, probe, startListeners } from "../test/support/sockprobe";
 
 const WAGGLE = join(REPO, "dist", "waggle");
@@ -330,8 +330,15 @@ async function sendTraffic(pods: Record<PodName, DemoPod>): Promise<void> {
   expectThat(mark(pods).backend === m.backend, "c: backend's sidecar saw traffic for plain");
 }
 
-/** Runs `waggle status` on the demo's pins; prints its output and returns its JSON (if any). */
-async function waggleStatus({ cni }: DemoNode, heading: string): Promise<CommandResult> {
+/**
+ * Runs `waggle status` on the demo's pins and prints its output as it is, then `legend`
+ * (what to compare it with) when it ran. Returns whether it ran.
+ */
+async function waggleStatus(
+  { cni }: DemoNode,
+  heading: string,
+  legend: string[] = [],
+): Promise<boolean> {
   section(heading);
   const args = ["status", "--bpf-root", cni.bpf.path];
   say(`$ dist/waggle ${args.join(" ")}`);
@@ -339,12 +346,22 @@ async function waggleStatus({ cni }: DemoNode, heading: string): Promise<Command
   if (r.code === 2 && /Unknown (argument|command)|Did you mean/i.test(r.stderr)) {
     say("`waggle status` is not in this build of waggle yet (the command line rejects it):");
     for (const line of r.stderr.trim().split("\n").slice(-1)) detail(line);
-    return r;
+    return false;
   }
   for (const line of `${r.stdout}${r.stderr}`.trimEnd().split("\n")) detail(line);
   expectThat(r.code === 0, `waggle status exited with ${r.code}`);
-  return r;
+  for (const line of legend) say(line);
+  return true;
 }
+
+/** What `waggle status` should show after the traffic above. */
+const COUNTERS_LEGEND = [
+  "Compare with the traffic above: frontend's outbound_redirected should be 2 (requests a",
+  "and c: to its 15001) and local_redirected 1 (the validation probe: to 15006, row O3);",
+  "backend's inbound_captured 2 (requests a and b); orig_dst_answered counts the proxies'",
+  "SO_ORIGINAL_DST calls; passthrough, what the policy let through (e.g. the sidecars'",
+  "own). plain is not listed: waggle has nothing for it.",
+];
 
 async function plainUntouched(pods: Record<PodName, DemoPod>): Promise<void> {
   section("The plain pod was untouched");
@@ -390,21 +407,16 @@ async function deletePods(
   expectThat(left.length === 0, "DEL left per-pod pins behind");
 }
 
-/** What this run left: network namespaces, cgroups, bpffs entries carrying its tag. */
-async function leftovers(): Promise<string[]> {
-  const netns = (await runChecked("ip", ["netns", "list"]))
-    .split("\n")
-    .map((l) => l.split(" ")[0])
-    .filter((n) => n.startsWith(RUN_TAG));
-  const list = (dir: string) => (existsSync(dir) ? readdirSync(dir) : []);
-  const cgroups = list(testCgroupParent()).filter((n) => n.startsWith(RUN_TAG));
-  const pins = list("/sys/fs/bpf").filter((n) => n.startsWith(RUN_TAG));
-  return [
-    ...netns.map((n) => `netns ${n}`),
-    ...cgroups.map((c) => `cgroup ${c}`),
-    ...pins.map((p) => `bpffs /sys/fs/bpf/${p}`),
-    ...liveResources(),
-  ];
+/**
+ * What this run left after cleaning up, as the kernel tests' leak check sees it: network
+ * namespaces, host links, cgroups and processes of this run, and the demo's bpffs root.
+ */
+function leftovers(before: LeakSnapshot, bpfRoot: string | undefined): string[] {
+  const roots = bpfRoot ? [bpfRoot] : [];
+  const left = Object.entries(diffLeaks(before, snapshotLeaks({ bpffsRoots: roots }))).flatMap(
+    ([kind, items]) => items.map((item) => `${kind} ${item}`),
+  );
+  return [...left, ...roots.filter((r) => existsSync(r)).map((r) => `bpffs ${r}`)];
 }
 
 function cleanUp(): string[] {
@@ -421,14 +433,17 @@ async function main(): Promise<number> {
       "waggle demo: a Kubernetes node in network namespaces, two meshed pods and a plain one",
     ),
   );
+  const before = snapshotLeaks();
+  let bpfRoot: string | undefined;
   try {
     await checkMachine();
     const node = await createNode();
+    bpfRoot = node.cni.bpf.path;
     const pods = await addPods(node);
     await validationProbe(pods.frontend);
     await startWorkloads(pods);
     await sendTraffic(pods);
-    await waggleStatus(node, "Counters and policy (waggle status)");
+    await waggleStatus(node, "Counters and policy (waggle status)", COUNTERS_LEGEND);
     await plainUntouched(pods);
     await deletePods(node, pods);
     await waggleStatus(node, "After DEL (waggle status)");
@@ -443,10 +458,10 @@ async function main(): Promise<number> {
   section("Cleaning up");
   const failures = cleanUp();
   for (const f of failures) say(`cleanup failed: ${f}`);
-  const left = await leftovers();
+  const left = leftovers(before, bpfRoot);
   say(
     left.length === 0
-      ? `nothing named ${RUN_TAG}... is left (netns, cgroups, bpffs)`
+      ? `nothing named ${RUN_TAG}... is left (netns, interfaces, cgroups, processes, pins)`
       : `left: ${left.join(", ")}`,
   );
   out();
