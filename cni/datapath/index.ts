@@ -30,7 +30,13 @@ import {
   readRecord,
   writeRecord,
 } from "./record";
-import { type DatapathOptions, ensureSharedPrograms, openProgram } from "./shared";
+import {
+  type DatapathOptions,
+  ensureSharedPrograms,
+  openProgram,
+  swapPodPrograms,
+  withPinnedPrograms,
+} from "./shared";
 import { listDir, removeTree } from "./shared-fs";
 
 export { DatapathError, type DatapathErrorCode } from "./errors";
@@ -239,6 +245,12 @@ export function attachPod(req: AttachRequest, opts: DatapathOptions): PodRecordD
         prog.close();
       }
     }
+    // An upgrade may have swapped the pinned programs while this pod was being attached
+    // (upgradePrograms' second pass covers the opposite order): end on the pinned ones.
+    withPinnedPrograms(root, (progs) => {
+      const problem = swapPodPrograms(root, rec, progs, { linksUpdated: 0, tcUpdated: 0 });
+      if (problem) throw new Error(problem);
+    });
   } catch (err) {
     try {
       detachPod(req.containerId, opts);
@@ -388,6 +400,9 @@ export function checkPod(containerId: string, opts: DatapathOptions): string[] {
           problems.push(`link ${cp.name} is not on ${rec.cgroupPath}`);
         if (info.attachType !== cp.attachType)
           problems.push(`link ${cp.name} has attach type ${info.attachType}`);
+        const pinned = progIds.get(cp.name);
+        if (pinned !== undefined && info.progId !== pinned)
+          problems.push(`link ${cp.name} runs program ${info.progId}, not the pinned ${pinned}`);
       } finally {
         link.close();
       }

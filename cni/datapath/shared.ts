@@ -11,7 +11,7 @@ import { bpfObject } from "../assets";
 import { DatapathError } from "./errors";
 import { MAP_NAMES } from "./layout";
 import { ALL_PROGRAMS, CGROUP_PROGRAMS, OBJECTS, paths, TC_PROGRAM, TC_SLOT } from "./programs";
-import { readAllRecords } from "./record";
+import { type PodRecordData, readAllRecords } from "./record";
 import { removeTree } from "./shared-fs";
 
 export interface DatapathOptions {
@@ -72,7 +72,8 @@ export function ensureSharedPrograms(opts: DatapathOptions): void {
 export function loadSharedPrograms(opts: DatapathOptions): SharedProgramsOutcome {
   const root = opts.bpfRoot;
   if (sharedComplete(root)) return "present";
-  if (existsSync(paths.datapath(root))) {
+  // An upgrade swaps the progs directory by two renames: wait that moment out.
+  if (existsSync(paths.datapath(root)) && !retryBriefly(() => sharedComplete(root))) {
     throw new DatapathError(
       "PROGRAMS",
       `${paths.datapath(root)} exists but is incomplete; run "waggle install" (upgradePrograms) to repair it`,
@@ -97,41 +98,166 @@ export function loadSharedPrograms(opts: DatapathOptions): SharedProgramsOutcome
   return "loaded";
 }
 
+/**
+ * Calls `ready` until it returns true, for at most about half a second (an upgrade's
+ * directory swap takes microseconds); false when it never did.
+ */
+function retryBriefly(ready: () => boolean): boolean {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    if (ready()) return true;
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+  }
+  return ready();
+}
+
 /** Opens a shared program by name (retrying briefly across an upgrade's directory swap). */
 export function openProgram(root: string, name: string): Program {
-  for (let attempt = 0; ; attempt++) {
+  let prog = null as Program | null;
+  let error: unknown;
+  retryBriefly(() => {
     try {
-      return Program.openPinned(paths.prog(root, name));
+      prog = Program.openPinned(paths.prog(root, name));
+      return true;
     } catch (err) {
-      if ((err as { code?: string }).code !== "ENOENT" || attempt >= 50) {
-        throw new DatapathError("PROGRAMS", `shared program ${name} is not pinned`, err);
-      }
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+      error = err;
+      return (err as { code?: string }).code !== "ENOENT"; // only a missing pin is worth a wait
     }
-  }
+  });
+  if (!prog) throw new DatapathError("PROGRAMS", `shared program ${name} is not pinned`, error);
+  return prog;
 }
 
 export interface UpgradeReport {
+  /** "loaded": nothing was pinned, this build's datapath was loaded; "upgraded": swapped in. */
+  action: "loaded" | "upgraded";
+  /** Attached pods looked at. */
   pods: number;
+  /** Cgroup links whose program was swapped (bpf_link_update, atomic per hook). */
   linksUpdated: number;
+  /** TC filters replaced in place. */
   tcUpdated: number;
-  /** Pods whose TC filter could not be replaced (netns gone), by container id. */
+  /** Pods left running their old programs, by container id (see skipReasons). */
   skipped: string[];
+  /** Why each skipped pod was skipped: its cgroup or netns is gone (DEL pending), or an error. */
+  skipReasons: Record<string, string>;
+  /** Programs whose instructions differ from those they replaced (by tag); [] = same code. */
+  changedPrograms: string[];
+  /** The pinned program ids before and after, by name (`bpftool prog show id N`). */
+  programIds: Record<string, { from: number | null; to: number }>;
+  durationMs: number;
+}
+
+/** Id and tag of each pinned shared program (null where a pin is missing). */
+function pinnedPrograms(root: string): Map<string, { id: number; tag: string } | null> {
+  return new Map(
+    ALL_PROGRAMS.map((name) => {
+      try {
+        const p = Program.openPinned(paths.prog(root, name));
+        try {
+          const { id, tag } = p.info();
+          return [name, { id, tag }];
+        } finally {
+          p.close();
+        }
+      } catch {
+        return [name, null];
+      }
+    }),
+  );
+}
+
+/** Opens every pinned shared program, runs fn with them by name, closes them. */
+export function withPinnedPrograms<T>(root: string, fn: (progs: Map<string, Program>) => T): T {
+  const progs = new Map<string, Program>();
+  try {
+    for (const name of ALL_PROGRAMS) progs.set(name, openProgram(root, name));
+    return fn(progs);
+  } finally {
+    for (const p of progs.values()) p.close();
+  }
+}
+
+/**
+ * Puts `progs` into one pod's links and TC filters wherever they run another program,
+ * counting what it swapped; returns why the pod cannot be swapped, or null.
+ */
+export function swapPodPrograms(
+  root: string,
+  rec: PodRecordData,
+  progs: Map<string, Program>,
+  report: { linksUpdated: number; tcUpdated: number },
+): string | null {
+  // A pod whose cgroup is gone has defunct links (bpf_link_update: ENOLINK) and runs nothing.
+  if (!existsSync(rec.cgroupPath)) return `cgroup ${rec.cgroupPath} is gone`;
+  for (const cp of CGROUP_PROGRAMS) {
+    const pin = paths.podLink(root, rec.containerId, cp.name);
+    if (!existsSync(pin)) continue; // checkPod reports it; attachPod restores it
+    const link = Link.openPinned(pin);
+    try {
+      const prog = progs.get(cp.name) as Program;
+      if (link.info().progId !== prog.info().id) {
+        link.update(prog);
+        report.linksUpdated++;
+      }
+    } finally {
+      link.close();
+    }
+  }
+  if (rec.tc.length > 0 && !existsSync(rec.netnsPath)) return `netns ${rec.netnsPath} is gone`;
+  const prog = progs.get(TC_PROGRAM.name) as Program;
+  for (const t of rec.tc) {
+    const slot = {
+      netns: rec.netnsPath,
+      ifname: t.ifname,
+      direction: "ingress" as const,
+      ...TC_SLOT,
+    };
+    if (tcQuery(slot) !== prog.info().id) {
+      tcAttach({ ...slot, prog, replace: true });
+      report.tcUpdated++;
+    }
+  }
+  return null;
 }
 
 /**
  * Loads the programs of this build against the pinned maps (which must be compatible) and
  * swaps them into every pod's links (bpf_link_update, atomic per hook) and TC filters
  * (replace in place); then the new programs take the place of the old pins. Loads the
- * whole datapath when nothing is pinned yet.
+ * whole datapath when nothing is pinned yet. A pod that cannot be swapped (cgroup or netns
+ * gone, an error) is skipped and named in the report; it never stops the others.
  */
 export function upgradePrograms(opts: DatapathOptions): UpgradeReport {
+  const started = performance.now();
   const root = opts.bpfRoot;
-  const report: UpgradeReport = { pods: 0, linksUpdated: 0, tcUpdated: 0, skipped: [] };
-  if (!existsSync(paths.datapath(root))) {
-    ensureSharedPrograms(opts);
+  const report: UpgradeReport = {
+    action: "upgraded",
+    pods: 0,
+    linksUpdated: 0,
+    tcUpdated: 0,
+    skipped: [],
+    skipReasons: {},
+    changedPrograms: [],
+    programIds: {},
+    durationMs: 0,
+  };
+  const finish = (before: ReturnType<typeof pinnedPrograms>) => {
+    for (const [name, now] of pinnedPrograms(root)) {
+      const was = before.get(name) ?? null;
+      if (!now)
+        throw new DatapathError("PROGRAMS", `program ${name} is not pinned after the upgrade`);
+      report.programIds[name] = { from: was?.id ?? null, to: now.id };
+      if (was?.tag !== now.tag) report.changedPrograms.push(name);
+    }
+    report.durationMs = Math.round((performance.now() - started) * 10) / 10;
     return report;
+  };
+  if (!existsSync(paths.datapath(root))) {
+    loadSharedPrograms(opts);
+    report.action = "loaded";
+    return finish(new Map());
   }
+  const before = pinnedPrograms(root);
   const fresh = join(paths.datapath(root), `progs-new-${randomBytes(4).toString("hex")}`);
   try {
     loadInto(paths.maps(root), fresh);
@@ -146,56 +272,33 @@ export function upgradePrograms(opts: DatapathOptions): UpgradeReport {
   const progs = new Map(ALL_PROGRAMS.map((n) => [n, Program.openPinned(join(fresh, n))]));
   try {
     const swapPods = () => {
+      report.pods = 0;
+      report.skipped = [];
+      report.skipReasons = {};
       for (const rec of readAllRecords(root)) {
         report.pods++;
-        for (const cp of CGROUP_PROGRAMS) {
-          const pin = paths.podLink(root, rec.containerId, cp.name);
-          if (!existsSync(pin)) continue;
-          const link = Link.openPinned(pin);
-          try {
-            const prog = progs.get(cp.name) as Program;
-            if (link.info().progId !== prog.info().id) {
-              link.update(prog);
-              report.linksUpdated++;
-            }
-          } finally {
-            link.close();
-          }
+        let reason: string | null;
+        try {
+          reason = swapPodPrograms(root, rec, progs, report);
+        } catch (err) {
+          reason = (err as Error).message;
         }
-        for (const t of rec.tc) {
-          if (!existsSync(rec.netnsPath)) {
-            if (!report.skipped.includes(rec.containerId)) report.skipped.push(rec.containerId);
-            continue;
-          }
-          const prog = progs.get(TC_PROGRAM.name) as Program;
-          const slot = {
-            netns: rec.netnsPath,
-            ifname: t.ifname,
-            direction: "ingress" as const,
-            ...TC_SLOT,
-          };
-          try {
-            if (tcQuery(slot) !== prog.info().id) {
-              tcAttach({ ...slot, prog, replace: true });
-              report.tcUpdated++;
-            }
-          } catch {
-            if (!report.skipped.includes(rec.containerId)) report.skipped.push(rec.containerId);
-          }
+        if (reason !== null) {
+          report.skipped.push(rec.containerId);
+          report.skipReasons[rec.containerId] = reason;
         }
       }
     };
     swapPods();
     const old = join(paths.datapath(root), `progs-old-${randomBytes(4).toString("hex")}`);
-    renameSync(paths.progs(root), old);
+    if (existsSync(paths.progs(root))) renameSync(paths.progs(root), old);
     renameSync(fresh, paths.progs(root));
     removeTree(old);
     // a pod attached with the old programs while we swapped: catch it now
-    report.pods = 0;
     swapPods();
   } finally {
     for (const p of progs.values()) p.close();
     removeTree(fresh);
   }
-  return report;
+  return finish(before);
 }
