@@ -1,13 +1,23 @@
 // `npm run demo` end to end, as a new user runs it (scripts/demo: prepare, build if stale, then
 // the story): twice in a row, each time telling the whole story and leaving nothing behind;
-// and interrupted with Ctrl-C (SIGINT to its process group) while its pods and sidecars run,
-// it still removes everything it made.
+// interrupted with Ctrl-C (SIGINT to its process group) or stopped with SIGTERM while its pods
+// and sidecars run, it still removes everything it made; and without root it says so and
+// does nothing.
 import "../support/hooks";
 import { spawn } from "node:child_process";
-import { existsSync, readdirSync } from "node:fs";
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
-import { runChecked } from "../support/command";
+import { run, runChecked } from "../support/command";
 import { REPO } from "../support/libcni";
 import { cgroupOfPid, commandOfPid, isAlive, listPids } from "../support/procs";
 import { testCgroupParent } from "../support/sandbox";
@@ -21,9 +31,10 @@ interface DemoRun {
 
 /**
  * Runs scripts/demo in its own process group (as a terminal runs a foreground job). With
- * `interruptAt`, sends SIGINT to the whole group once stdout contains that text.
+ * `stopAt`, sends the signal once stdout contains the text: SIGINT to the whole group (what
+ * Ctrl-C does), SIGTERM to the demo alone (what kill does).
  */
-function runDemo(interruptAt?: string): Promise<DemoRun> {
+function runDemo(stopAt?: { text: string; signal: "SIGINT" | "SIGTERM" }): Promise<DemoRun> {
   return new Promise((resolve, reject) => {
     const child = spawn(join(REPO, "scripts", "demo"), [], {
       cwd: REPO,
@@ -32,12 +43,13 @@ function runDemo(interruptAt?: string): Promise<DemoRun> {
     });
     let stdout = "";
     let stderr = "";
-    let interrupted = false;
+    let stopped = false;
     child.stdout.on("data", (d: Buffer) => {
       stdout += d.toString();
-      if (interruptAt && !interrupted && stdout.includes(interruptAt)) {
-        interrupted = true;
-        process.kill(-(child.pid as number), "SIGINT");
+      if (stopAt && !stopped && stdout.includes(stopAt.text)) {
+        stopped = true;
+        const pid = child.pid as number;
+        process.kill(stopAt.signal === "SIGINT" ? -pid : pid, stopAt.signal);
       }
     });
     child.stderr.on("data", (d: Buffer) => {
@@ -152,12 +164,41 @@ describe("npm run demo (scripts/demo) end to end", function () {
     });
   }
 
-  it("Ctrl-C while the pods and sidecars run: exits 130 after removing everything", async () => {
-    const r = await runDemo("Traffic, and what each proxy saw");
-    const story = `${r.stdout}\n--- stderr ---\n${r.stderr}`;
-    expect(r.code, story).to.equal(130);
-    expect(r.stdout, story).to.include("interrupted: cleaning up");
-    expect(r.stdout, story).to.include("done: nothing left behind");
-    expect(await leftovers(runTag(r.stdout))).to.deep.equal([]);
+  for (const [signal, how, code] of [
+    ["SIGINT", "Ctrl-C (SIGINT to its process group)", 130],
+    ["SIGTERM", "SIGTERM to the demo alone", 143],
+  ] as const) {
+    it(`${how} while the pods and sidecars run: exits ${code} after removing everything`, async () => {
+      const r = await runDemo({ text: "Traffic, and what each proxy saw", signal });
+      const story = `${r.stdout}\n--- stderr ---\n${r.stderr}`;
+      expect(r.code, story).to.equal(code);
+      expect(r.stdout, story).to.include(
+        `${signal === "SIGINT" ? "interrupted" : "terminated"}: cleaning up`,
+      );
+      expect(r.stdout, story).to.include("done: nothing left behind");
+      expect(await leftovers(runTag(r.stdout))).to.deep.equal([]);
+    });
+  }
+
+  it("refuses to run without root, saying why, before touching anything", async () => {
+    // A copy in a directory every uid can enter (the checkout may be below /root).
+    const dir = mkdtempSync(join(tmpdir(), "waggle-demo-"));
+    try {
+      chmodSync(dir, 0o755);
+      mkdirSync(join(dir, "scripts"));
+      copyFileSync(join(REPO, "scripts", "demo"), join(dir, "scripts", "demo"));
+      chmodSync(join(dir, "scripts", "demo"), 0o755);
+      const r = await run(
+        "setpriv",
+        ["--reuid", "1000", "--regid", "1000", "--clear-groups", join(dir, "scripts", "demo")],
+        { cwd: "/" },
+      );
+      expect(r.code).to.equal(1);
+      expect(r.stderr).to.include("demo: needs root");
+      expect(r.stdout).to.equal("");
+      expect(readdirSync(dir)).to.deep.equal(["scripts"]); // no node_modules, no build
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
