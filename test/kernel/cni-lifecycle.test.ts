@@ -24,7 +24,7 @@ import {
 } from "../support/cni-node";
 import { runChecked } from "../support/command";
 import { assertNoLeaks, snapshotLeaks } from "../support/leaks";
-import { PluginError } from "../support/libcni";
+import { type Invocation, PluginError } from "../support/libcni";
 
 describe("cni lifecycle: DEL, CHECK, GC and concurrency (real chain and datapath)", function () {
   this.timeout(600_000);
@@ -277,10 +277,30 @@ describe("cni lifecycle: DEL, CHECK, GC and concurrency (real chain and datapath
       const sizes = mapSizes();
       const { sandbox, rt } = await pod();
       const list = cni.chain("1.0.0");
+      const recent: Invocation[] = [];
+      const runtime = cni.libcni({
+        onInvocation: (inv) => {
+          recent.push(inv);
+          if (recent.length > 8) recent.shift();
+        },
+      });
       for (let i = 0; i < 200; i++) {
         const cycle = { ...rt, containerId: `${rt.containerId}-${i}` };
-        await cni.runtime.addNetworkList(list, cycle);
-        await cni.runtime.delNetworkList(list, cycle);
+        try {
+          await runtime.addNetworkList(list, cycle);
+          await runtime.delNetworkList(list, cycle);
+        } catch (e) {
+          const links = await runChecked("ip", ["-n", sandbox.name, "-br", "link"]).catch((x) =>
+            String(x),
+          );
+          const trail = recent.map(
+            (v) =>
+              `${v.type} ${v.command} ${v.env.CNI_CONTAINERID} exit ${v.exitCode} ${v.ms.toFixed(0)} ms ${JSON.stringify(v.stdout.slice(0, 160))} ${JSON.stringify(v.stderr.slice(0, 200))}`,
+          );
+          throw new Error(
+            `cycle ${i}: ${(e as Error).message}\nlinks in the pod: ${links}\nlast plugin runs:\n${trail.join("\n")}`,
+          );
+        }
       }
       expect(ids()).to.deep.equal([]);
       expect(mapSizes()).to.deep.equal(sizes);

@@ -18,7 +18,6 @@ import {
   readFileSync,
   rmSync,
   statSync,
-  symlinkSync,
   unlinkSync,
   writeFileSync,
 } from "node:fs";
@@ -535,10 +534,10 @@ export function preparePluginDir(opts: PluginDirOptions = {}): {
 }
 
 /**
- * A private copy of the compiled plugin (out/cni, out/ebpf-napi and the test entry) under
- * build/, so tsc rewriting out/ while a long test runs (other work in the same checkout) never
- * hands a plugin process a half-written module. Dependencies still resolve from the
- * repository's node_modules; the addon and BPF objects are linked, not copied.
+ * A private copy of the compiled plugin (out/cni, out/ebpf-napi, the test entry, the addon
+ * and the BPF objects) under build/, so a rebuild while a long test runs (other work in the
+ * same checkout) never hands a plugin process a half-written file. Other dependencies resolve
+ * from the repository's node_modules.
  */
 function snapshotOut(): { root: string; entry: string } {
   mkdirSync(join(REPO, "build"), { recursive: true });
@@ -547,8 +546,11 @@ function snapshotOut(): { root: string; entry: string } {
   copy("out/cni");
   copy("out/ebpf-napi");
   copy("out/test/support/cni-plugin-entry.js");
-  symlinkSync(join(REPO, "ebpf-napi"), join(root, "ebpf-napi"));
-  symlinkSync(join(REPO, "bpf"), join(root, "bpf"));
+  // the addon with its libraries, and the BPF objects: rebuilt in place by other work too
+  for (const f of readdirSync(join(REPO, "ebpf-napi", "build", "Release"))) {
+    if (f.endsWith(".node") || f.includes(".so")) copy(join("ebpf-napi", "build", "Release", f));
+  }
+  copy("bpf/build");
   mkdirSync(join(root, "node_modules", "ebpf-napi"), { recursive: true });
   writeFileSync(
     join(root, "node_modules", "ebpf-napi", "index.js"),

@@ -1,7 +1,7 @@
 // The plugin's decisions (cni/plugin.ts) through runCni, with an in-memory datapath fake and a
 // memory logger. This tests the plugin logic only; test/kernel/cni-*.test.ts run the real
 // datapath through the real binary.
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
@@ -10,6 +10,7 @@ import { PodLookupError, podFactsFromPod, readPod } from "../../cni/k8s-pod";
 import {
   type Datapath,
   type DatapathOptions,
+  defaultDeps,
   type PluginDeps,
   type PodAttachRequest,
   type PodRecord,
@@ -671,5 +672,44 @@ describe("cni plugin with the fake API server (fail closed)", () => {
     });
     expect(api.requests).to.have.length(3);
     expect(datapath.calls).to.deep.equal([]);
+  });
+});
+
+describe("cni plugin log (winston, as the binary opens it)", () => {
+  it("writes JSON lines to a file in directories it creates, and flushes on close", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "waggle-log-"));
+    try {
+      const file = join(dir, "a", "b", "cni.log");
+      const { log, close } = defaultDeps.openLog(
+        { level: "debug", file, maxSizeMB: 1, maxFiles: 2 },
+        { command: "ADD", containerId: "c1" },
+      );
+      log.debug("decided", { rule: "x" });
+      await close();
+      const [line] = readFileSync(file, "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l));
+      expect(line).to.include({
+        level: "debug",
+        message: "decided",
+        rule: "x",
+        command: "ADD",
+        containerId: "c1",
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("a log file that cannot be created neither fails nor hangs (e.g. under /proc)", async () => {
+    const { log, close } = defaultDeps.openLog(
+      { level: "error", file: "/proc/waggle-nope/cni.log", maxSizeMB: 1, maxFiles: 1 },
+      {},
+    );
+    log.info("not written");
+    const t0 = Date.now();
+    await close();
+    expect(Date.now() - t0).to.be.below(1500);
   });
 });
