@@ -152,6 +152,8 @@ describe("npm run demo (scripts/demo) end to end", function () {
       expect(status).to.include("shop/frontend");
       expect(status).to.include("shop/backend");
       expect(status).to.not.include("shop/plain");
+      const afterDel = r.stdout.split("After DEL (waggle status)")[1].split("\n11. ")[0];
+      expect(afterDel).to.not.include("shop/");
       // the plain pod untouched
       expect(r.stdout).to.match(/plain +0 BPF programs on its cgroup, no TC filter on eth0/);
       expect(r.stdout).to.match(/frontend +\d+ BPF programs on its cgroup, a TC ingress program/);
