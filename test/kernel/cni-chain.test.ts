@@ -55,7 +55,7 @@ describe("cni chain: ptp + portmap + waggle through the libcni harness (real dat
           const eth0 = result.interfaces?.findIndex((i) => i.sandbox === pod.netnsPath);
           expect(eth0).to.be.at.least(0);
           const address = result.ips?.find((ip) => ip.interface === eth0)?.address ?? "";
-          expect(address).to.match(/^10\.250\.0\.\d+\/24$/);
+          expect(address).to.match(/^10\.250\.\d+\.\d+\/16$/);
 
           const [record] = listPods(bpf.opts).filter((p) => p.containerId === rt.containerId);
           expect(record, "waggle's record").to.not.equal(undefined);
