@@ -67,6 +67,8 @@ export interface RunRecord {
   startedAt: string;
   /** Successful requests (sockperf: round trips) measured. */
   requests: number;
+  /** Every request the tool made, warm-up included (what the BPF run-time stats count). */
+  allRequests: number;
   /** The measured interval, seconds. */
   durationS: number;
   throughputRps: number;
@@ -259,6 +261,7 @@ export class Measurer {
     const startedAt = new Date().toISOString();
     const before = await this.snapshot(d);
     let requests: number;
+    let allRequests: number;
     let durationS: number;
     let latency: LatencySummary;
     let histogram: Histogram | null = null;
@@ -281,6 +284,7 @@ export class Measurer {
       );
       const r = parseWrkOutput(out);
       requests = r.requests;
+      allRequests = r.requests;
       durationS = r.durationUs / 1e6;
       histogram = r.latencyUs;
       latency = summarizeHistogram(r.latencyUs);
@@ -304,6 +308,7 @@ export class Measurer {
       );
       const r: LoadgenResult = parseLoadgenOutput(out);
       requests = r.recorded;
+      allRequests = r.completed;
       durationS = this.durations.rateS;
       histogram = r.latencyUs;
       latency = summarizeHistogram(r.latencyUs);
@@ -329,6 +334,7 @@ export class Measurer {
       );
       const r = parseSockperfOutput(out);
       requests = r.observations;
+      allRequests = r.received;
       durationS = r.validS;
       latency = r.rttUs;
       errors = { lost: Math.max(0, r.sent - r.received) };
@@ -343,6 +349,7 @@ export class Measurer {
       before,
       after,
       requests,
+      allRequests,
       durationS,
       latency,
       histogram,
@@ -361,6 +368,7 @@ export class Measurer {
     before: Snapshot;
     after: Snapshot;
     requests: number;
+    allRequests: number;
     durationS: number;
     latency: LatencySummary;
     histogram: Histogram | null;
@@ -406,6 +414,7 @@ export class Measurer {
       round: x.meta.round,
       startedAt: x.startedAt,
       requests: x.requests,
+      allRequests: x.allRequests,
       durationS: x.durationS,
       throughputRps: x.requests / x.durationS,
       latencyUs: x.latency,

@@ -220,8 +220,8 @@ export function estimateSeconds(plan: Plan): number {
     const { services } = parseFloodLevel(level);
     total += services * 0.015; // loading and removing the flood
     for (const w of workloads) {
-      // one warm-up run per mode (1 s) and then rounds x modes measured runs
-      total += plan.modes.length * (1 + RUN_OVERHEAD_S);
+      // wrk runs get a 1 s warm-up per mode first; then rounds x modes measured runs
+      if (w.kind === "max") total += plan.modes.length * (1 + RUN_OVERHEAD_S);
       total += plan.rounds * plan.modes.length * (runSeconds(w, plan.durations) + RUN_OVERHEAD_S);
     }
   }

@@ -99,7 +99,7 @@ export async function runBench(plan: Plan, opts: RunOptions): Promise<BenchResul
       const w = { kind: "rate", rps: 1000, connection: "new" } as const;
       bpfStats = await withBpfStats(cluster.bpf.path, workloadId(w), async () => {
         const r = await measurer.run("waggle", w, { level: "0", round: -1 });
-        return r?.requests ?? 0;
+        return r?.allRequests ?? 0;
       });
       log(`bpf stats: ${bpfStats.nsPerRequest.toFixed(0)} ns of waggle programs per request`);
     }

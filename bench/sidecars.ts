@@ -20,6 +20,7 @@ import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { COMMAND_PATH } from "../test/support/command";
+import { RUN_TAG } from "../test/support/names";
 import { track } from "../test/support/resources";
 import {
   killCgroupSync,
@@ -29,6 +30,7 @@ import {
   sandboxArgv,
 } from "../test/support/sandbox";
 import { waitForTcpListener } from "../test/support/sockprobe";
+import { benchTmpPrefix } from "./cleanup";
 
 export const APP_PORT = 8080;
 export const SOCKPERF_PORT = 11111;
@@ -126,7 +128,7 @@ http {
 
 /** A private directory for a process's files, removed with the run (or at exit). */
 export function processDir(label: string, owner?: number): { path: string; remove(): void } {
-  const path = mkdtempSync(join(tmpdir(), `waggle-bench-${label}-`));
+  const path = mkdtempSync(join(tmpdir(), `${benchTmpPrefix(RUN_TAG)}${label}-`));
   const tracked = track(`bench dir ${path}`, () => rmSync(path, { recursive: true, force: true }));
   if (owner !== undefined) chownSync(path, owner, owner);
   return { path, remove: () => tracked.release() };

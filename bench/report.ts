@@ -1,0 +1,465 @@
+// The markdown report and the charts of a bench run, rendered from results.json alone (so a
+// report can be re-rendered from saved results: waggle-bench --report-only).
+
+import {
+  type CellSummary,
+  evaluateTargets,
+  type Metric,
+  ratio,
+  summarizeCells,
+  type TargetResult,
+} from "./analysis";
+import { describeWorkload, parseWorkload } from "./plan";
+import type { BenchResults } from "./runner";
+import type { Spread } from "./stats";
+import { type BarGroup, type BoxGroup, barChartSvg, boxPlotSvg } from "./svg";
+
+export interface Chart {
+  /** File name without extension ("latency-rate1000-new"). */
+  name: string;
+  title: string;
+  svg: string;
+}
+
+export interface RenderedReport {
+  markdown: string;
+  charts: Chart[];
+  cells: CellSummary[];
+  targets: TargetResult[];
+}
+
+const ms = (us: number) => (Number.isFinite(us) ? (us / 1000).toFixed(3) : "–");
+const pct = (x: number) => (Number.isFinite(x) ? `${(x * 100).toFixed(1)}%` : "–");
+const fixed = (x: number, d = 3) => (Number.isFinite(x) ? x.toFixed(d) : "–");
+
+/** A load average above this means the figures are indicative only. */
+export const BUSY_LOAD = 0.5;
+
+function table(head: string[], rows: string[][]): string {
+  return [
+    `| ${head.join(" | ")} |`,
+    `| ${head.map(() => "---").join(" | ")} |`,
+    ...rows.map((r) => `| ${r.join(" | ")} |`),
+  ].join("\n");
+}
+
+function cellsOf(cells: CellSummary[], level: string, workload: string): CellSummary[] {
+  return cells.filter((c) => c.level === level && c.workload === workload);
+}
+
+function targetRow(t: TargetResult): string[] {
+  const verdict = t.met === null ? "not measured" : t.met ? "**met**" : "**not met**";
+  const measured = t.measured === null ? "–" : fixed(t.measured);
+  return [
+    t.description,
+    `${t.comparison} ${t.threshold}`,
+    measured,
+    verdict,
+    [t.detail, ...t.warnings.map((w) => `⚠ ${w}`)].join("; "),
+  ];
+}
+
+/** Builds the charts: a latency box plot per workload, throughput bars, CPU bars, setup bars. */
+export function renderCharts(results: BenchResults, cells: CellSummary[]): Chart[] {
+  const charts: Chart[] = [];
+  const modes = results.plan.modes;
+  const levels = [...new Set(cells.map((c) => c.level))];
+  const workloads = [...new Set(cells.map((c) => c.workload))];
+  for (const workload of workloads) {
+    const groups: BoxGroup[] = levels
+      .filter((level) => cellsOf(cells, level, workload).length > 0)
+      .map((level) => ({
+        label: `rules ${level}`,
+        boxes: modes.map((mode) => {
+          const c = cells.find(
+            (x) => x.level === level && x.workload === workload && x.mode === mode,
+          );
+          return {
+            series: mode,
+            stats: c
+              ? {
+                  p1: c.box.p1 / 1000,
+                  p25: c.box.p25 / 1000,
+                  p50: c.box.p50 / 1000,
+                  p75: c.box.p75 / 1000,
+                  p99: c.box.p99 / 1000,
+                  max: c.box.max / 1000,
+                }
+              : null,
+          };
+        }),
+      }));
+    const w = parseWorkload(workload);
+    const isPingpong = w.kind === "pingpong";
+    charts.push({
+      name: `latency-${workload}`,
+      title: `Latency: ${describeWorkload(w)}`,
+      svg: boxPlotSvg(groups, {
+        title: `${isPingpong ? "Round trip" : "Latency"}: ${workload}`,
+        yLabel: isPingpong ? "round trip (ms, log)" : "latency (ms, log)",
+        unit: "",
+        log: true,
+        note: `box p25-p75, line p50, whiskers ${isPingpong ? "p25-p99 (sockperf)" : "p1-p99"}, dot max; all rounds pooled`,
+      }),
+    });
+  }
+  const maxCells = cells.filter((c) => c.workload.startsWith("max-"));
+  if (maxCells.length > 0) {
+    const groups: BarGroup[] = [...new Set(maxCells.map((c) => `${c.workload}@${c.level}`))].map(
+      (key) => {
+        const [workload, level] = key.split("@");
+        return {
+          label: `${workload} (rules ${level})`,
+          bars: cellsOf(cells, level, workload).map((c) => ({
+            series: c.mode,
+            parts: [{ name: "throughput", value: c.figures.throughput.median }],
+            range: [c.figures.throughput.min, c.figures.throughput.max] as [number, number],
+          })),
+        };
+      },
+    );
+    charts.push({
+      name: "throughput",
+      title: "Maximum throughput",
+      svg: barChartSvg(groups, {
+        title: "Maximum throughput (requests/s)",
+        yLabel: "requests/s",
+        note: "median over rounds, whiskers min-max",
+      }),
+    });
+  }
+  const cpuGroups: BarGroup[] = [...new Set(cells.map((c) => `${c.workload}@${c.level}`))]
+    .filter((key) => !key.startsWith("pingpong"))
+    .map((key) => {
+      const [workload, level] = key.split("@");
+      return {
+        label: `${workload} @${level}`,
+        bars: cellsOf(cells, level, workload).map((c) => ({
+          series: c.mode,
+          parts: [
+            { name: "load generator", value: c.cpuByRole.loadgen },
+            { name: "sidecars", value: c.cpuByRole.sidecars },
+            { name: "app", value: c.cpuByRole.app },
+          ],
+          range: [c.figures.cpu.min, c.figures.cpu.max] as [number, number],
+        })),
+      };
+    });
+  if (cpuGroups.length > 0)
+    charts.push({
+      name: "cpu",
+      title: "CPU seconds per 1000 requests",
+      svg: barChartSvg(cpuGroups, {
+        title: "CPU seconds per 1000 requests, by role",
+        yLabel: "CPU s / 1000 requests",
+        note: "medians by role; whiskers: node total (with ksoftirqd), min-max",
+      }),
+    });
+  if (results.setup) {
+    const s = results.setup;
+    const bar = (series: string, xs: { median: number; min: number; max: number }) => ({
+      series,
+      parts: [{ name: "ms", value: xs.median }],
+      range: [xs.min, xs.max] as [number, number],
+    });
+    charts.push({
+      name: "setup",
+      title: "Per-pod setup time",
+      svg: barChartSvg(
+        [
+          {
+            label: "per-pod capture setup",
+            bars: [
+              bar("iptables", s.iptables),
+              bar("waggle", s.waggleAttach),
+              ...(s.waggleCniAdd.n > 0 ? [bar("waggle CNI ADD", s.waggleCniAdd)] : []),
+            ],
+          },
+        ],
+        {
+          title: "Per-pod setup (ms)",
+          yLabel: "milliseconds",
+          note: "iptables-restore of the istio rules vs waggle attachPod (and waggle's whole CNI ADD process)",
+        },
+      ),
+    });
+  }
+  return charts;
+}
+
+/** The report. imageExt: "png" when PNGs were made next to the SVGs, else "svg". */
+export function renderReport(results: BenchResults, imageExt: "png" | "svg"): RenderedReport {
+  const cells = summarizeCells(results.runs);
+  const targets = evaluateTargets(
+    results.runs,
+    results.setup
+      ? {
+          iptablesRestoreMs: results.setup.iptablesRestoreMs,
+          waggleAttachMs: results.setup.waggleAttachMs,
+        }
+      : null,
+    cells,
+  );
+  const charts = renderCharts(results, cells);
+  const h = results.host;
+  const busy = Math.max(h.loadavgStart[0] ?? 0, h.loadavgEnd[0] ?? 0) > BUSY_LOAD;
+  const md: string[] = [];
+  md.push(
+    "# waggle benchmark report",
+    "",
+    `Run ${results.startedAt} – ${results.finishedAt}, preset **${results.plan.preset}**, ${results.plan.rounds} round(s) per cell, modes ${results.plan.modes.join(", ")}.`,
+    "",
+    `Host: Linux ${h.kernel}, ${h.cpus} CPUs (${h.cpuModel}); load average ${h.loadavgStart.map((x) => x.toFixed(2)).join(" ")} at the start, ${h.loadavgEnd.map((x) => x.toFixed(2)).join(" ")} at the end.`,
+    "",
+  );
+  if (busy)
+    md.push(
+      `> **The machine was busy** (1-minute load average above ${BUSY_LOAD}): other work shared the CPUs, so absolute figures and ratios are indicative only. Run on a quiet machine for numbers to record.`,
+      "",
+    );
+  md.push(
+    `Placement: load generator on CPU ${results.placement.load ?? "any"}, sidecars and apps on CPU ${results.placement.mesh ?? "any"}. Pod sysctls (every mode): ${Object.entries(
+      results.podSysctls,
+    )
+      .map(([k, v]) => `\`${k}=${v}\``)
+      .join(
+        ", ",
+      )}. Response body ${results.plan.bodyBytes} bytes. How to read this: docs/benchmarks.md.`,
+    "",
+    "## Targets",
+    "",
+    table(["target", "threshold", "measured", "verdict", "how"], targets.map(targetRow)),
+    "",
+  );
+  // Per level and workload.
+  md.push("## Results by rule level and workload", "");
+  md.push(
+    "Medians over rounds; `±` is the coefficient of variation over rounds; ratios are medians of per-round ratios against `explicit` (the floor) and `iptables`. Latency of fixed-rate runs counts from each request's intended start (open loop); wrk's (max) from when it wrote the request; ping-pong is sockperf's round trip.",
+    "",
+  );
+  const levels = [...new Set(cells.map((c) => c.level))];
+  for (const level of levels) {
+    for (const workload of new Set(cells.filter((c) => c.level === level).map((c) => c.workload))) {
+      const rows = cellsOf(cells, level, workload).map((c) => {
+        const vs = (metric: Metric, baseline: "explicit" | "iptables") => {
+          if (c.mode === baseline) return "1";
+          const r = ratio(results.runs, { level, workload }, metric, c.mode, baseline);
+          return r ? fixed(r.summary.median) : "–";
+        };
+        const f = c.figures;
+        return [
+          c.mode,
+          String(c.runs),
+          `${fixed(f.throughput.median, 0)} ±${pct(f.throughput.cv)}`,
+          `${ms(f.p50.median)} ±${pct(f.p50.cv)}`,
+          ms(f.p90.median),
+          ms(f.p99.median),
+          ms(f.max.max),
+          fixed(f.cpu.median, 4),
+          `${vs("throughput", "explicit")} / ${vs("p99", "explicit")} / ${vs("cpu", "explicit")}`,
+          `${vs("throughput", "iptables")} / ${vs("p99", "iptables")} / ${vs("cpu", "iptables")}`,
+          c.errors > 0 || c.exhaustedRuns > 0
+            ? `⚠ ${c.errors} errors${c.exhaustedRuns ? `, ${c.exhaustedRuns} runs out of ports` : ""}`
+            : "0",
+        ];
+      });
+      md.push(
+        `### rules ${level}: ${workload} — ${describeWorkload(parseWorkload(workload))}`,
+        "",
+        table(
+          [
+            "mode",
+            "runs",
+            "req/s",
+            "p50 ms",
+            "p90 ms",
+            "p99 ms",
+            "max ms",
+            "CPU s/1000 req",
+            "vs explicit: thr / p99 / CPU",
+            "vs iptables: thr / p99 / CPU",
+            "errors",
+          ],
+          rows,
+        ),
+        "",
+      );
+    }
+  }
+  // CPU split.
+  md.push(
+    "## CPU per 1000 requests by role",
+    "",
+    "Seconds of CPU per 1000 requests (medians). Each role runs in its own cgroup; kernel work done in a process's context (loopback and veth delivery happen in the sender's softirq) is charged to that process, so `system` is the kernel share of all roles together. `node` = all pod cgroups + ksoftirqd; `machine` = every CPU of the host from /proc/stat (meaningful on a quiet machine only).",
+    "",
+    table(
+      [
+        "rules",
+        "workload",
+        "mode",
+        "load generator",
+        "sidecars",
+        "app",
+        "of which system",
+        "node",
+        "machine",
+      ],
+      cells
+        .filter((c) => c.workload !== "pingpong")
+        .map((c) => {
+          const machine = results.runs
+            .filter((r) => r.level === c.level && r.workload === c.workload && r.mode === c.mode)
+            .map((r) => r.cpuPer1000.machine);
+          return [
+            c.level,
+            c.workload,
+            c.mode,
+            fixed(c.cpuByRole.loadgen, 4),
+            fixed(c.cpuByRole.sidecars, 4),
+            fixed(c.cpuByRole.app, 4),
+            fixed(c.cpuByRole.system, 4),
+            fixed(c.figures.cpu.median, 4),
+            fixed(machine.sort((a, b) => a - b)[Math.floor(machine.length / 2)] ?? Number.NaN, 4),
+          ];
+        }),
+    ),
+    "",
+  );
+  // Ports.
+  const exhausted = results.runs.filter((r) => r.portPressure.exhausted);
+  const maxTw = Math.max(0, ...results.runs.map((r) => r.portPressure.maxTimeWait));
+  const retrans = results.runs.filter(
+    (r) => r.net.client["Tcp.RetransSegs"] + r.net.server["Tcp.RetransSegs"] > 0,
+  );
+  md.push(
+    "## Ephemeral ports and TCP health",
+    "",
+    exhausted.length === 0
+      ? `No run hit ephemeral-port exhaustion: no connect failed with EADDRNOTAVAIL, and at most ${maxTw} sockets were in TIME_WAIT in any pod (port range ${results.runs[0]?.portPressure.portRange ?? "?"} ports, tcp_tw_reuse=1).`
+      : `**${exhausted.length} run(s) hit ephemeral-port exhaustion:** ${exhausted
+          .map(
+            (r) =>
+              `${r.mode} ${r.workload} rules ${r.level} round ${r.round + 1}: ${r.portPressure.reason}`,
+          )
+          .join("; ")}`,
+    "",
+    retrans.length === 0
+      ? "No run retransmitted a TCP segment."
+      : `Runs with TCP retransmissions (a stalled connection costs a 1 s SYN or RTO timeout): ${retrans
+          .map(
+            (r) =>
+              `${r.mode} ${r.workload} rules ${r.level} round ${r.round + 1}: ${r.net.client["Tcp.RetransSegs"] + r.net.server["Tcp.RetransSegs"]} segments, ${r.net.client["Tcp.EstabResets"] + r.net.server["Tcp.EstabResets"]} resets`,
+          )
+          .join("; ")}.`,
+    "",
+  );
+  // Flood.
+  if (results.floods.length > 0)
+    md.push(
+      "## Host rule flood",
+      "",
+      "kube-proxy-shaped rules (services x endpoints, KUBE-SERVICES / KUBE-SVC-* / KUBE-SEP-* with random-probability endpoint selection) loaded with iptables-restore into the bench's node netns, removed after each level.",
+      "",
+      table(
+        [
+          "level",
+          "services x endpoints",
+          "rules",
+          "chains",
+          "iptables-save lines",
+          "load ms",
+          "remove ms",
+        ],
+        results.floods.map((f) => [
+          f.label,
+          `${f.services} x ${f.endpointsPerService}`,
+          String(f.rules),
+          String(f.chains),
+          String(f.saveLines),
+          fixed(f.applyMs, 0),
+          fixed(f.removeMs ?? Number.NaN, 0),
+        ]),
+      ),
+      "",
+    );
+  // Setup and memory.
+  if (results.setup) {
+    const s = results.setup;
+    md.push(
+      "## Per-pod setup",
+      "",
+      table(
+        ["what", "pods", "median ms", "min ms", "max ms"],
+        (
+          [
+            ["iptables-restore of the istio rules (istio-cni's way)", s.iptables],
+            ["waggle attachPod (what waggle's ADD does)", s.waggleAttach],
+            ["waggle's whole CNI ADD (plugin process)", s.waggleCniAdd],
+          ] as [string, Spread][]
+        ).map(([what, sp]) => [
+          what,
+          String(sp.n),
+          fixed(sp.median, 2),
+          fixed(sp.min, 2),
+          fixed(sp.max, 2),
+        ]),
+      ),
+      "",
+    );
+  }
+  if (results.mapMemory) {
+    const m = results.mapMemory;
+    md.push(
+      "## Map memory per pod",
+      "",
+      `One pod adds ${m.memlockBytesPerPod} bytes to the shared maps (kernel memlock accounting, before/after attaching one pod); the shared maps hold ${(m.sharedMemlockBytes / 1024 / 1024).toFixed(1)} MiB whatever the pod count (mostly preallocated).`,
+      "",
+      table(
+        [
+          "map",
+          "type",
+          "key/value bytes",
+          "max entries",
+          "memlock bytes",
+          "entries per pod",
+          "bytes per pod",
+        ],
+        m.maps.map((x) => [
+          x.name,
+          x.type,
+          `${x.keySize}/${x.valueSize}`,
+          String(x.maxEntries),
+          String(x.memlockBytes),
+          x.entriesPerPod === null ? "per socket" : String(x.entriesPerPod),
+          String(x.memlockBytesPerPod),
+        ]),
+      ),
+      "",
+    );
+  }
+  if (results.bpfStats) {
+    const b = results.bpfStats;
+    md.push(
+      "## waggle's programs: run time",
+      "",
+      `kernel.bpf_stats_enabled for one extra ${b.workload} run in the waggle mode (${b.requests} requests): ${fixed(b.nsPerRequest, 0)} ns of BPF per request in total.`,
+      "",
+      table(
+        ["program", "runs", "avg ns/run", "runs/request", "ns/request"],
+        b.programs
+          .filter((p) => p.runs > 0)
+          .map((p) => [
+            p.name,
+            String(p.runs),
+            fixed(p.avgNs, 0),
+            fixed(p.runsPerRequest, 2),
+            fixed(p.nsPerRequest, 0),
+          ]),
+      ),
+      "",
+    );
+  }
+  md.push("## Plots", "");
+  for (const c of charts) md.push(`![${c.title}](plots/${c.name}.${imageExt})`, "");
+  return { markdown: `${md.join("\n")}\n`, charts, cells, targets };
+}

@@ -1,0 +1,382 @@
+import { expect } from "chai";
+import { evaluateTargets, type RunFigures, ratio, summarizeCells } from "../../bench/analysis";
+import { MODES, type ModeName } from "../../bench/modes";
+import {
+  applyOverrides,
+  estimateSeconds,
+  fullPlan,
+  parseWorkload,
+  quickPlan,
+  workloadId,
+} from "../../bench/plan";
+import { renderReport } from "../../bench/report";
+import type { BenchResults } from "../../bench/runner";
+import { barChartSvg, boxPlotSvg, escapeXml, linearTicks, logTicks } from "../../bench/svg";
+
+/** A synthetic run: throughput, p50/p99 (us) and node CPU per 1000 requests. */
+function run(
+  mode: ModeName,
+  round: number,
+  workload: string,
+  level: string,
+  thr: number,
+  p50: number,
+  p99: number,
+  cpu: number,
+): RunFigures {
+  const figures = {
+    level,
+    workload,
+    mode,
+    round,
+    throughputRps: thr,
+    latencyUs: {
+      count: 100,
+      min: p50 / 2,
+      p1: p50 / 2,
+      p25: p50 * 0.8,
+      p50,
+      p75: p50 * 1.2,
+      p90: p99 * 0.8,
+      p99,
+      p999: p99,
+      max: p99 * 2,
+      mean: p50,
+    },
+    histogram: [
+      [Math.round(p50), 98],
+      [Math.round(p99), 2],
+    ] as [number, number][],
+    errorCount: 0,
+    cpuPer1000: {
+      node: cpu,
+      loadgen: cpu / 4,
+      sidecars: cpu / 2,
+      app: cpu / 4,
+      system: cpu / 3,
+      machine: cpu,
+    },
+    portPressure: {
+      exhausted: false,
+      maxTimeWait: 10,
+      addrNotAvail: 0,
+      portRange: 64512,
+      timeWaitOverflow: 0,
+      attemptFails: 0,
+      reason: "ok",
+    },
+    net: {
+      client: { "Tcp.RetransSegs": 0, "Tcp.EstabResets": 0 },
+      server: { "Tcp.RetransSegs": 0, "Tcp.EstabResets": 0 },
+    },
+  };
+  return figures;
+}
+
+/** Three rounds where waggle and explicit are within the targets and iptables costs 20%. */
+function goodRuns() {
+  const runs: RunFigures[] = [];
+  for (let r = 0; r < 3; r++) {
+    const jitter = 1 + (r - 1) * 0.01;
+    runs.push(
+      run("explicit", r, "max-new", "0", 5000 * jitter, 500, 2000, 0.2),
+      run("waggle", r, "max-new", "0", 4950 * jitter, 505, 2000, 0.202),
+      run("iptables", r, "max-new", "0", 4000 * jitter, 600, 3000, 0.236),
+      run("explicit", r, "max-keepalive", "0", 20000 * jitter, 300, 900, 0.05),
+      run("waggle", r, "max-keepalive", "0", 19900 * jitter, 301, 900, 0.05),
+      run("iptables", r, "rate1000-new", "100k", 1000, 800, 10000, 0.4),
+      run("waggle", r, "rate1000-new", "100k", 1000, 700, 8000 * jitter, 0.35),
+    );
+  }
+  return runs;
+}
+
+describe("bench analysis, plan, plots and report (bench/analysis.ts, plan.ts, svg.ts, report.ts)", () => {
+  describe("cells and ratios", () => {
+    it("summarises each rule level x workload x mode over its rounds, pooling the histograms", () => {
+      const cells = summarizeCells(goodRuns());
+      const c = cells.find((x) => x.mode === "waggle" && x.workload === "max-new");
+      expect(c?.runs).to.equal(3);
+      expect(c?.figures.throughput.median).to.equal(4950);
+      expect(c?.pooled?.count).to.equal(300);
+      expect(c?.pooled?.p50).to.equal(505);
+      expect(c?.box.p99).to.equal(2000);
+    });
+
+    it("ratios are paired by round: a slow round moves both sides", () => {
+      const runs = goodRuns();
+      const r = ratio(
+        runs,
+        { level: "0", workload: "max-new" },
+        "throughput",
+        "waggle",
+        "explicit",
+      );
+      expect(r?.perRound).to.have.length(3);
+      for (const x of r?.perRound ?? []) expect(x).to.be.closeTo(0.99, 1e-9);
+      expect(
+        ratio(runs, { level: "10k", workload: "max-new" }, "throughput", "waggle", "explicit"),
+      ).to.equal(null);
+    });
+  });
+
+  describe("targets", () => {
+    const setup = { iptablesRestoreMs: [10, 12, 11], waggleAttachMs: [3, 4, 5] };
+
+    it("all met when waggle is within 1% of explicit, 30% under iptables at p99, and attaches fast", () => {
+      const targets = evaluateTargets(goodRuns(), setup);
+      expect(targets.map((t) => [t.id, t.met])).to.deep.equal([
+        ["newconn-throughput", true],
+        ["newconn-cpu", true],
+        ["keepalive-throughput", true],
+        ["flood-p99", true],
+        ["setup", true],
+        ["variance", true],
+      ]);
+      const flood = targets.find((t) => t.id === "flood-p99");
+      expect(flood?.measured).to.be.closeTo(0.8, 1e-9);
+    });
+
+    it("new-connection throughput below 0.97 x explicit is not met, and says so with the ratio", () => {
+      const runs = goodRuns().map((r) =>
+        r.mode === "waggle" && r.workload === "max-new"
+          ? { ...r, throughputRps: r.throughputRps * 0.9 }
+          : r,
+      );
+      const t = evaluateTargets(runs, setup).find((x) => x.id === "newconn-throughput");
+      expect(t?.met).to.equal(false);
+      expect(t?.measured).to.be.closeTo(0.891, 1e-3);
+      expect(t?.detail).to.match(/waggle\/explicit/);
+    });
+
+    it("CPU above 1.03 x explicit, a slow attach and p50 spread above 5% each fail their target", () => {
+      const runs = goodRuns().map((r) => {
+        if (r.mode === "waggle" && r.workload === "max-new")
+          return { ...r, cpuPer1000: { ...r.cpuPer1000, node: 0.25 } };
+        if (r.mode === "explicit" && r.workload === "max-keepalive" && r.round === 2)
+          return { ...r, latencyUs: { ...r.latencyUs, p50: 400 } };
+        return r;
+      });
+      const targets = evaluateTargets(runs, { iptablesRestoreMs: [10], waggleAttachMs: [6] });
+      const met = Object.fromEntries(targets.map((t) => [t.id, t.met]));
+      expect(met).to.include({ "newconn-cpu": false, setup: false, variance: false });
+      expect(targets.find((t) => t.id === "variance")?.detail).to.match(/explicit max-keepalive/);
+    });
+
+    it("a target without its runs is reported as not measured, never as met", () => {
+      const runs = goodRuns().filter((r) => r.level !== "100k");
+      const targets = evaluateTargets(runs, null);
+      expect(targets.find((t) => t.id === "flood-p99")?.met).to.equal(null);
+      expect(targets.find((t) => t.id === "setup")?.met).to.equal(null);
+      expect(evaluateTargets([], null).every((t) => t.met === null)).to.equal(true);
+    });
+
+    it("errors and port exhaustion in the runs behind a target are attached as warnings", () => {
+      const runs = goodRuns().map((r) =>
+        r.mode === "waggle" && r.workload === "max-new" && r.round === 0
+          ? { ...r, errorCount: 5, portPressure: { ...r.portPressure, exhausted: true } }
+          : r,
+      );
+      const t = evaluateTargets(runs, setup).find((x) => x.id === "newconn-throughput");
+      expect(t?.warnings.join(" ")).to.match(/5 request errors/);
+      expect(t?.warnings.join(" ")).to.match(/port exhaustion/);
+    });
+  });
+
+  describe("plan", () => {
+    it("quick fits in 5 minutes here; full covers every workload at 0, 10k and 100k", () => {
+      expect(estimateSeconds(quickPlan())).to.be.below(300);
+      const full = fullPlan();
+      expect(full.levels.map((l) => l.level)).to.deep.equal(["0", "10k", "100k"]);
+      expect(full.levels[0].workloads.map(workloadId)).to.include.members([
+        "max-keepalive",
+        "max-new",
+        "rate200-new",
+        "rate1000-keepalive",
+        "rate1500-new",
+        "pingpong",
+      ]);
+      expect(full.modes).to.deep.equal([...MODES]);
+      // the 100k rule target needs rate1000-new at 100k, in both presets
+      for (const p of [quickPlan(), full])
+        expect(p.levels.find((l) => l.level === "100k")?.workloads.map(workloadId)).to.include(
+          "rate1000-new",
+        );
+    });
+
+    it("workload ids round-trip and bad ones are refused", () => {
+      for (const id of [
+        "max-keepalive",
+        "max-new",
+        "rate200-keepalive",
+        "rate1500-new",
+        "pingpong",
+      ])
+        expect(workloadId(parseWorkload(id))).to.equal(id);
+      for (const bad of ["max", "rate-new", "rate0-new", "rate1000-close", "ping"])
+        expect(() => parseWorkload(bad), bad).to.throw(/workload|rate/);
+    });
+
+    it("overrides replace the matrix and refuse bad values; any override makes the preset custom", () => {
+      const p = applyOverrides(quickPlan(), {
+        modes: ["waggle", "explicit"],
+        rules: ["0", "500x50"],
+        workloads: ["max-new"],
+        rounds: 3,
+      });
+      expect(p.preset).to.equal("custom");
+      expect(p.modes).to.deep.equal(["explicit", "waggle"]);
+      expect(p.levels).to.deep.equal([
+        { level: "0", workloads: [{ kind: "max", connection: "new" }] },
+        { level: "500x50", workloads: [{ kind: "max", connection: "new" }] },
+      ]);
+      expect(() => applyOverrides(quickPlan(), { modes: ["ebpf"] })).to.throw(/unknown mode/);
+      expect(() => applyOverrides(quickPlan(), { rules: ["lots"] })).to.throw(/rule level/);
+      expect(() => applyOverrides(quickPlan(), { rounds: 0 })).to.throw(/rounds/);
+      expect(() => applyOverrides(quickPlan(), { durationS: 1.5 })).to.throw(/duration/);
+      expect(applyOverrides(quickPlan(), { bpfStats: false }).preset).to.equal("quick");
+    });
+  });
+
+  describe("SVG plots", () => {
+    it("axis ticks: 1-2-5 steps covering the data, decades on a log axis", () => {
+      expect(linearTicks(9)).to.deep.equal([0, 2, 4, 6, 8, 10]);
+      expect(linearTicks(0)).to.deep.equal([0, 1]);
+      expect(logTicks(0.3, 40)).to.deep.equal([0.2, 0.5, 1, 2, 5, 10, 20, 50]);
+      expect(logTicks(0.5, 5.57)).to.deep.equal([0.5, 1, 2, 5, 10]);
+      expect(logTicks(3, 3)).to.deep.equal([2, 5]);
+    });
+
+    it("one box per mode and level, whiskers inside the plot, and escaped labels", () => {
+      const stats = { p1: 0.1, p25: 0.2, p50: 0.3, p75: 0.4, p99: 2, max: 9 };
+      const svg = boxPlotSvg(
+        [
+          {
+            label: "rules 0",
+            boxes: [
+              { series: "explicit", stats },
+              { series: "waggle", stats },
+            ],
+          },
+          {
+            label: "rules <100k>",
+            boxes: [
+              { series: "explicit", stats: null },
+              { series: "waggle", stats },
+            ],
+          },
+        ],
+        { title: "Latency & more", yLabel: "ms", log: true },
+      );
+      expect(svg.startsWith("<svg ")).to.equal(true);
+      expect(svg.trim().endsWith("</svg>")).to.equal(true);
+      expect(svg.match(/<g class="box"/g)).to.have.length(3);
+      expect(svg).to.contain("rules &lt;100k&gt;");
+      expect(svg).to.contain("Latency &amp; more");
+      expect(svg).to.not.contain("NaN");
+      // the median line sits between the box's top and bottom
+      const box =
+        /<rect x="[\d.]+" y="([\d.]+)" width="[\d.]+" height="([\d.]+)"[^>]*fill-opacity/.exec(svg);
+      const median =
+        /<line x1="[\d.]+" y1="([\d.]+)" x2="[\d.]+" y2="[\d.]+" stroke="[^"]+" stroke-width="2"/.exec(
+          svg,
+        );
+      const [top, height, mid] = [Number(box?.[1]), Number(box?.[2]), Number(median?.[1])];
+      expect(mid).to.be.within(top, top + height);
+    });
+
+    it("stacked bars: one rect per non-zero part, and a whisker per range", () => {
+      const svg = barChartSvg(
+        [
+          {
+            label: "max-new",
+            bars: [
+              {
+                series: "explicit",
+                parts: [
+                  { name: "sidecars", value: 1 },
+                  { name: "app", value: 0.5 },
+                ],
+                range: [1.4, 1.6],
+              },
+              {
+                series: "waggle",
+                parts: [
+                  { name: "sidecars", value: 1 },
+                  { name: "app", value: 0 },
+                ],
+              },
+            ],
+          },
+        ],
+        { title: "CPU", yLabel: "s" },
+      );
+      expect(svg.match(/<g class="bar"/g)).to.have.length(2);
+      // the background, 3 parts and 2 legend swatches
+      expect(svg.match(/<rect x=/g)).to.have.length(1 + 3 + 2);
+      expect(escapeXml('"a"<b>&')).to.equal("&quot;a&quot;&lt;b&gt;&amp;");
+    });
+  });
+
+  describe("report", () => {
+    function results(): BenchResults {
+      return {
+        schema: 1,
+        startedAt: "2026-01-01T00:00:00Z",
+        finishedAt: "2026-01-01T00:04:00Z",
+        host: {
+          kernel: "6.18",
+          cpus: 2,
+          cpuModel: "test cpu",
+          loadavgStart: [0.1, 0, 0],
+          loadavgEnd: [0.2, 0, 0],
+        },
+        plan: quickPlan(),
+        placement: { load: "0", mesh: "1" },
+        podSysctls: { "net.ipv4.tcp_tw_reuse": 1 },
+        floods: [
+          {
+            label: "100k",
+            services: 500,
+            endpointsPerService: 50,
+            rules: 76020,
+            chains: 25510,
+            saveLines: 101545,
+            applyMs: 3300,
+            removeMs: 800,
+          },
+        ],
+        runs: goodRuns() as unknown as BenchResults["runs"],
+        setup: null,
+        mapMemory: null,
+        bpfStats: null,
+        benchPodCaptureMs: {},
+      };
+    }
+
+    it("renders the targets, a table per cell, the port verdict and the plots", () => {
+      const r = renderReport(results(), "png");
+      expect(r.markdown).to.contain("## Targets");
+      expect(r.markdown).to.contain(
+        "| new connection per request, max throughput: waggle >= 0.97 x explicit | >= 0.97 | 0.990 | **met**",
+      );
+      expect(r.markdown).to.contain("### rules 100k: rate1000-new");
+      expect(r.markdown).to.contain("No run hit ephemeral-port exhaustion");
+      expect(r.markdown).to.contain("| 100k | 500 x 50 | 76020 | 25510 | 101545 |");
+      expect(r.markdown).to.contain("![Maximum throughput](plots/throughput.png)");
+      expect(r.charts.map((c) => c.name)).to.include.members([
+        "latency-max-new",
+        "latency-rate1000-new",
+        "throughput",
+        "cpu",
+      ]);
+      expect(r.markdown).to.not.contain("machine was busy");
+    });
+
+    it("warns when the machine was busy", () => {
+      const busy = results();
+      busy.host.loadavgEnd = [3.5, 2, 1];
+      expect(renderReport(busy, "svg").markdown).to.contain("The machine was busy");
+    });
+  });
+});
