@@ -500,3 +500,32 @@ export function mapEntryCounts(opts: DatapathOptions): Record<string, number> {
 export function attachedContainerIds(opts: DatapathOptions): string[] {
   return listDir(paths.pods(opts.bpfRoot)).map(containerIdOfDir);
 }
+
+/**
+ * Removes everything waggle holds under bpfRoot: every pod's attachment (links, TC filters,
+ * map entries, records), then the shared programs and maps, then the emptied root.
+ * Keeps the shared pins (and throws) when a pod could not be detached, so no attached pod
+ * is left pointing at programs that are gone. Used by `waggle uninstall`.
+ */
+export function removeDatapath(opts: DatapathOptions): { pods: number } {
+  const ids = attachedContainerIds(opts);
+  const failures: string[] = [];
+  for (const id of ids) {
+    try {
+      detachPod(id, opts);
+    } catch (err) {
+      failures.push(`${id}: ${(err as Error).message}`);
+    }
+  }
+  if (failures.length > 0) {
+    throw new DatapathError(
+      "ATTACH",
+      `could not detach every pod (shared programs kept): ${failures.join("; ")}`,
+    );
+  }
+  removeTree(paths.datapath(opts.bpfRoot));
+  for (const dir of [paths.pods(opts.bpfRoot), opts.bpfRoot]) {
+    if (listDir(dir).length === 0) removeTree(dir);
+  }
+  return { pods: ids.length };
+}
