@@ -127,10 +127,10 @@ export const defaultDeps: PluginDeps = {
   cgroupRoot: () => cgroup2Root(),
   readPodFacts: async (opts) => podFactsFromPod(await readPod(opts)),
   openLog: (config, meta) => {
+    if (config.level === "none") return { log: SILENT_LOG, close: async () => {} };
     // Required here, not at the top, so VERSION never loads winston.
     const { createLogger, closeLogger } = require("./log") as typeof import("./log");
-    const off = config.level === "none";
-    let file = off || config.file === "" ? undefined : config.file;
+    let file = config.file === "" ? undefined : config.file;
     let fileProblem: string | undefined;
     if (file) {
       // A log file that cannot be written must not fail (or hang) the pod's ADD or DEL.
@@ -143,11 +143,11 @@ export const defaultDeps: PluginDeps = {
       }
     }
     const logger = createLogger({
-      level: config.level === "none" ? "error" : config.level,
+      level: config.level,
       file,
       maxSizeBytes: config.maxSizeMB * 1024 * 1024,
       maxFiles: config.maxFiles,
-      stderr: !off,
+      stderr: true,
       defaultMeta: meta,
     });
     logger.on("error", () => {}); // a transport failing later is not the pod's failure
@@ -176,6 +176,8 @@ function makeDirectories(dir: string): void {
     }
   }
 }
+
+const SILENT_LOG: PluginLog = { error() {}, warn() {}, info() {}, debug() {} };
 
 /** Flushing the log never holds the runtime up for more than this. */
 const LOG_CLOSE_TIMEOUT_MS = 2000;
@@ -472,6 +474,8 @@ export function createPlugin(deps: PluginDeps, closers: (() => Promise<void>)[] 
     async gc(req: GcRequest) {
       const inv = begin(req);
       try {
+        // waggle keeps one attachment per container (the pod's interface), so an attachment
+        // is valid when its container is listed, whatever the ifname.
         const valid = new Set(req.validAttachments.map((a) => a.containerID));
         const datapath = await deps.loadDatapath();
         const failures: string[] = [];

@@ -1,6 +1,7 @@
 // The plugin's decisions (cni/plugin.ts) through runCni, with an in-memory datapath fake and a
 // memory logger. This tests the plugin logic only; test/kernel/cni-*.test.ts run the real
 // datapath through the real binary.
+import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -711,5 +712,26 @@ describe("cni plugin log (winston, as the binary opens it)", () => {
     const t0 = Date.now();
     await close();
     expect(Date.now() - t0).to.be.below(1500);
+  });
+});
+
+describe("cni plugin cold path", () => {
+  it("VERSION, and an unmeshed pod's ADD with logging off, load no winston, addon, API client or ip-address", () => {
+    const plugin = join(__dirname, "..", "..", "cni", "plugin.js");
+    const script = `
+      const { runCni } = require(${JSON.stringify(plugin)});
+      const heavy = () => Object.keys(require.cache).filter((k) => /node_modules\\/(ip-address|@kubernetes|winston)|ebpf-napi|cni\\/datapath/.test(k));
+      runCni({ CNI_COMMAND: "VERSION" }, '{"cniVersion":"1.0.0"}').then(async (v) => {
+        const afterVersion = heavy().length;
+        const add = await runCni(
+          { CNI_COMMAND: "ADD", CNI_CONTAINERID: "c1", CNI_NETNS: "/var/run/netns/x", CNI_IFNAME: "eth0",
+            CNI_ARGS: "IgnoreUnknown=1;K8S_POD_NAMESPACE=a;K8S_POD_NAME=b" },
+          JSON.stringify({ cniVersion: "1.0.0", name: "n", type: "waggle", log_level: "none",
+            runtimeConfig: { "io.kubernetes.cri.pod-annotations": {} },
+            prevResult: { cniVersion: "1.0.0", ips: [{ address: "10.0.0.2/32" }] } }));
+        console.log(JSON.stringify({ version: v.exitCode, afterVersion, add: add.exitCode, afterAdd: heavy() }));
+      });`;
+    const out = execFileSync(process.execPath, ["-e", script], { encoding: "utf8" });
+    expect(JSON.parse(out)).to.deep.equal({ version: 0, afterVersion: 0, add: 0, afterAdd: [] });
   });
 });
