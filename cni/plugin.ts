@@ -25,6 +25,7 @@ import {
   parseWaggleConfig,
   type WaggleConfig,
 } from "./config";
+import type { DatapathOptions, AttachRequest as PodAttachRequest } from "./datapath";
 import { PodLookupError, podFactsFromPod, readPod } from "./k8s-pod";
 import { PodCgroupError, resolvePodCgroup } from "./pod-cgroup";
 import {
@@ -57,23 +58,8 @@ import {
 // ---------------------------------------------------------------------------------------------
 // The datapath, as the plugin uses it (implemented by cni/datapath).
 
-export interface DatapathOptions {
-  /** bpffs directory of waggle's pins. */
-  bpfRoot: string;
-}
-
-export interface PodAttachRequest {
-  containerId: string;
-  netnsPath: string;
-  /** The pod's interface inside its netns. */
-  ifname: string;
-  /** The pod cgroup's directory under the cgroup2 mount. */
-  cgroupPath: string;
-  /** The pod's addresses without prefix length ("10.244.9.10", "fd00::a"). */
-  podIPs: string[];
-  settings: RedirectSettings;
-  pod?: { namespace: string; name: string; uid?: string };
-}
+/** bpffs root of waggle's pins, and the attach request (cni/datapath's types). */
+export type { AttachRequest as PodAttachRequest, DatapathOptions } from "./datapath";
 
 /** What the datapath keeps per attached pod (the plugin only needs its container ID). */
 export interface PodRecord {

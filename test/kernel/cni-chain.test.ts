@@ -98,14 +98,20 @@ describe("cni chain: ptp + portmap + waggle through the libcni harness (real dat
     });
   }
 
-  it("0.3.1: DEL runs without prevResult and CHECK is not offered", async () => {
-    const { pod, rt } = await sandbox();
+  /** A runtime over the node that records what waggle got on stdin for each DEL. */
+  function watchingDels(): { runtime: CniNode["runtime"]; dels: Record<string, unknown>[] } {
     const dels: Record<string, unknown>[] = [];
     const watcher = cni.libcni({
       onInvocation: (inv) => {
         if (inv.command === "DEL" && inv.type === "waggle") dels.push(inv.stdin);
       },
     });
+    return { runtime: watcher, dels };
+  }
+
+  it("0.3.1: DEL runs without prevResult and CHECK is not offered", async () => {
+    const { pod, rt } = await sandbox();
+    const { runtime: watcher, dels } = watchingDels();
     try {
       const list = chain("0.3.1");
       await watcher.addNetworkList(list, rt);
@@ -121,12 +127,7 @@ describe("cni chain: ptp + portmap + waggle through the libcni harness (real dat
 
   it("1.0.0: DEL gets the cached result as prevResult", async () => {
     const { pod, rt } = await sandbox();
-    const dels: Record<string, unknown>[] = [];
-    const watcher = cni.libcni({
-      onInvocation: (inv) => {
-        if (inv.command === "DEL" && inv.type === "waggle") dels.push(inv.stdin);
-      },
-    });
+    const { runtime: watcher, dels } = watchingDels();
     try {
       const list = chain("1.0.0");
       const result = await watcher.addNetworkList(list, rt);
