@@ -1,7 +1,7 @@
 // Kernel tests of the ebpf-napi addon: real BPF objects, maps, cgroup links, TC filters,
 // namespaces and probes on this machine (root). Every test creates uniquely named netns,
 // cgroups and bpffs pin dirs and removes them in afterEach, also when it fails.
-import { execFile, execFileSync } from "node:child_process";
+import { execFile, execFileSync, spawn } from "node:child_process";
 import {
   copyFileSync,
   existsSync,
@@ -876,6 +876,47 @@ describe("ebpf-napi: shipped libraries", () => {
     const result = withoutSystemLibbpf(script);
     expect(result.code).to.not.equal(0);
     expect(result.out).to.match(/libbpf\.so\.1: file too short/); // the masked system file
+  });
+
+  // A rebuild (npm run build, npm test, the demo, the bench; often another user of the same
+  // checkout) must not pull the libraries out from under a process that loaded them. Writing a
+  // library in place truncates the very file such a process has mapped: the kernel drops that
+  // process's relocated (copy-on-write) pages, the GOT reads back unrelocated from the file,
+  // and its next libbpf call jumps to an address like 0xa096: SIGSEGV.
+  it("scripts/build-addon run while a process uses the addon leaves that process working", async function () {
+    this.timeout(300_000);
+    const script = `
+      const e = require(${JSON.stringify(INDEX_JS)});
+      const elf = require("fs").readFileSync(${JSON.stringify(join(repoRoot(), "bpf", "build", "selftest.bpf.o"))});
+      const load = () => { const o = e.BpfObject.open(elf, { name: "selftest" }); o.load(); o.close(); };
+      load();
+      console.log("loaded");
+      process.stdin.once("data", () => { load(); console.log("loaded again"); process.exit(0); });`;
+    const child = spawn(NODE, ["-e", script], { stdio: ["pipe", "pipe", "pipe"] });
+    onTeardown("kill the addon user", () => child.kill("SIGKILL"));
+    let out = "";
+    const loaded = new Promise<void>((resolve) => {
+      const collect = (d: Buffer) => {
+        out += d.toString();
+        if (out.includes("loaded\n")) resolve();
+      };
+      child.stdout.on("data", collect);
+      child.stderr.on("data", collect);
+      child.on("exit", () => resolve());
+    });
+    const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
+      child.on("exit", (code, signal) => resolve({ code, signal })),
+    );
+    await loaded;
+    expect(out, "the child loaded the addon").to.contain("loaded\n");
+
+    await execFileAsync(join(repoRoot(), "scripts", "build-addon"), [], {
+      env: { ...process.env, PATH },
+    });
+    child.stdin.write("go\n");
+    const { code, signal } = await exited;
+    expect({ code, signal }, out).to.deep.equal({ code: 0, signal: null });
+    expect(out).to.contain("loaded again");
   });
 
   it("the addon's dynamic section: DT_RPATH $ORIGIN, no libstdc++, glibc 2.34 at most, N-API exports only", () => {
