@@ -162,8 +162,11 @@ export function counterDelta(after: NetCounters, before: NetCounters): NetCounte
 export interface PortPressure {
   /** Size of the pods' ip_local_port_range. */
   portRange: number;
-  /** Most sockets in TIME_WAIT in any pod netns at the end of the run. */
-  maxTimeWait: number;
+  /**
+   * Most TIME_WAIT sockets holding an ephemeral port (local port not a listener's: the side
+   * that connected and closed first) in any pod netns at the end of the run.
+   */
+  maxEphemeralTimeWait: number;
   /** Connect failures for want of a free port (EADDRNOTAVAIL) the load generator saw. */
   addrNotAvail: number;
   /** TIME_WAIT sockets dropped for want of buckets (TcpExt.TCPTimeWaitOverflow). */
@@ -181,9 +184,9 @@ export interface PortPressure {
 export function judgePortPressure(p: Omit<PortPressure, "exhausted" | "reason">): PortPressure {
   const reasons: string[] = [];
   if (p.addrNotAvail > 0) reasons.push(`${p.addrNotAvail} connects failed with EADDRNOTAVAIL`);
-  if (p.maxTimeWait > p.portRange / 2 && p.attemptFails > 0)
+  if (p.maxEphemeralTimeWait > p.portRange / 2 && p.attemptFails > 0)
     reasons.push(
-      `${p.maxTimeWait} sockets in TIME_WAIT (over half of ${p.portRange} ports) with ${p.attemptFails} failed connects`,
+      `${p.maxEphemeralTimeWait} ephemeral ports held in TIME_WAIT (over half of ${p.portRange}) with ${p.attemptFails} failed connects`,
     );
   return {
     ...p,
@@ -195,7 +198,22 @@ export function judgePortPressure(p: Omit<PortPressure, "exhausted" | "reason">)
   };
 }
 
-/** Counts sockets in TIME_WAIT in `ss -Htan state time-wait` output (one line per socket). */
+/**
+ * `ss` arguments listing the TIME_WAIT sockets that hold an ephemeral port: every TCP socket
+ * in TIME_WAIT whose local port is none of the listeners' (those are the accepting side's).
+ */
+export function ephemeralTimeWaitArgs(listenerPorts: readonly number[]): string[] {
+  if (listenerPorts.length === 0) return ["-Htan", "state", "time-wait"];
+  const clauses = listenerPorts.flatMap((p, i) => [
+    ...(i > 0 ? ["or"] : []),
+    "sport",
+    "=",
+    `:${p}`,
+  ]);
+  return ["-Htan", "state", "time-wait", "not", "(", ...clauses, ")"];
+}
+
+/** Sockets in `ss -H` output (one line per socket). */
 export function countSsLines(text: string): number {
   return text.split("\n").filter((l) => l.trim() !== "").length;
 }

@@ -22,7 +22,7 @@ export interface RunFigures {
   histogram: Histogram | null;
   errorCount: number;
   cpuPer1000: { node: number; loadgen: number; sidecars: number; app: number; system: number };
-  portPressure: { exhausted: boolean; maxTimeWait: number; addrNotAvail: number };
+  portPressure: { exhausted: boolean; maxEphemeralTimeWait: number; addrNotAvail: number };
 }
 
 export type Metric = "throughput" | "p50" | "p90" | "p99" | "max" | "cpu";
@@ -55,7 +55,7 @@ export interface CellSummary {
   box: { p1: number; p25: number; p50: number; p75: number; p99: number; max: number };
   errors: number;
   exhaustedRuns: number;
-  maxTimeWait: number;
+  maxEphemeralTimeWait: number;
 }
 
 function cellKey(r: { level: string; workload: string; mode: string }): string {
@@ -112,7 +112,7 @@ export function summarizeCells(runs: readonly RunFigures[]): CellSummary[] {
       box,
       errors: rs.reduce((s, r) => s + r.errorCount, 0),
       exhaustedRuns: rs.filter((r) => r.portPressure.exhausted).length,
-      maxTimeWait: Math.max(...rs.map((r) => r.portPressure.maxTimeWait)),
+      maxEphemeralTimeWait: Math.max(...rs.map((r) => r.portPressure.maxEphemeralTimeWait)),
     };
   });
 }

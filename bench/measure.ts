@@ -8,6 +8,8 @@ import type { Sandbox } from "../test/support/sandbox";
 import {
   type CgroupCpu,
   counterDelta,
+  countSsLines,
+  ephemeralTimeWaitArgs,
   judgePortPressure,
   type MachineCpu,
   type MachineCpuDelta,
@@ -34,6 +36,7 @@ import {
   APP_UID,
   combineSidecarErrors,
   haproxyCommand,
+  LISTENER_PORTS,
   parseHaproxyStat,
   placedArgv,
   processDir,
@@ -98,6 +101,7 @@ export interface RunRecord {
     machine: number;
   };
   net: { client: NetCounters; server: NetCounters };
+  /** Sockets in TIME_WAIT per pod at the end of the run (all of them). */
   timeWait: { client: number; server: number };
   sidecars: SidecarErrors | null;
   portPressure: PortPressure;
@@ -109,6 +113,7 @@ interface Snapshot {
   ksoftirqdTicks: number;
   net: { client: NetCounters; server: NetCounters };
   timeWait: { client: number; server: number };
+  ephemeralTimeWait: { client: number; server: number };
   sidecars: SidecarErrors | null;
 }
 
@@ -140,7 +145,14 @@ function ticksOf(pids: number[]): number {
   return ticks;
 }
 
-async function netOf(pod: Sandbox): Promise<{ counters: NetCounters; timeWait: number }> {
+interface PodNet {
+  counters: NetCounters;
+  /** Sockets in TIME_WAIT, all / holding an ephemeral port. */
+  timeWait: number;
+  ephemeralTimeWait: number;
+}
+
+async function netOf(pod: Sandbox, withSockets: boolean): Promise<PodNet> {
   const r = await run("nsenter", [
     `--net=${pod.netnsPath}`,
     "sh",
@@ -149,7 +161,21 @@ async function netOf(pod: Sandbox): Promise<{ counters: NetCounters; timeWait: n
   ]);
   if (r.code !== 0) throw new Error(`reading TCP counters of ${pod.label}: ${r.stderr}`);
   const [counters, sockstat] = r.stdout.split("@@\n");
-  return { counters: parseNetCounters(counters), timeWait: parseSockstatTimeWait(sockstat) };
+  let ephemeralTimeWait = 0;
+  if (withSockets) {
+    const ss = await run("nsenter", [
+      `--net=${pod.netnsPath}`,
+      "ss",
+      ...ephemeralTimeWaitArgs(LISTENER_PORTS),
+    ]);
+    if (ss.code !== 0) throw new Error(`ss in ${pod.label}: ${ss.stderr}`);
+    ephemeralTimeWait = countSsLines(ss.stdout);
+  }
+  return {
+    counters: parseNetCounters(counters),
+    timeWait: parseSockstatTimeWait(sockstat),
+    ephemeralTimeWait,
+  };
 }
 
 export class Measurer {
@@ -176,7 +202,8 @@ export class Measurer {
     this.toolDir.remove();
   }
 
-  private async snapshot(d: ModeDeployment): Promise<Snapshot> {
+  /** Counters of a deployment; the TIME_WAIT socket list only after a run. */
+  private async snapshot(d: ModeDeployment, after = false): Promise<Snapshot> {
     const roles = new Map<string, CgroupCpu>();
     for (const [side, pod] of [
       ["client", d.client],
@@ -187,7 +214,10 @@ export class Measurer {
         if (existsSync(dir)) roles.set(`${side}/${role}`, readCgroupCpu(dir));
       }
     }
-    const [client, server] = await Promise.all([netOf(d.client.sandbox), netOf(d.server.sandbox)]);
+    const [client, server] = await Promise.all([
+      netOf(d.client.sandbox, after),
+      netOf(d.server.sandbox, after),
+    ]);
     let sidecars: SidecarErrors | null = null;
     for (const s of d.sidecars) {
       if (!s.statsSocket) continue;
@@ -200,6 +230,7 @@ export class Measurer {
       ksoftirqdTicks: ticksOf(this.ksoftirqd),
       net: { client: client.counters, server: server.counters },
       timeWait: { client: client.timeWait, server: server.timeWait },
+      ephemeralTimeWait: { client: client.ephemeralTimeWait, server: server.ephemeralTimeWait },
       sidecars,
     };
   }
@@ -340,7 +371,7 @@ export class Measurer {
       errors = { lost: Math.max(0, r.sent - r.received) };
       errorCount = errors.lost;
     }
-    const after = await this.snapshot(d);
+    const after = await this.snapshot(d, true);
     return this.record({
       d,
       w,
@@ -402,7 +433,10 @@ export class Measurer {
         : null;
     const portPressure = judgePortPressure({
       portRange: PORT_RANGE_SIZE,
-      maxTimeWait: Math.max(x.after.timeWait.client, x.after.timeWait.server),
+      maxEphemeralTimeWait: Math.max(
+        x.after.ephemeralTimeWait.client,
+        x.after.ephemeralTimeWait.server,
+      ),
       addrNotAvail: x.addrNotAvail,
       timeWaitOverflow: client["TcpExt.TCPTimeWaitOverflow"] + server["TcpExt.TCPTimeWaitOverflow"],
       attemptFails: client["Tcp.AttemptFails"] + server["Tcp.AttemptFails"],

@@ -327,7 +327,11 @@ export function renderReport(results: BenchResults, imageExt: "png" | "svg"): Re
   );
   // Ports.
   const exhausted = results.runs.filter((r) => r.portPressure.exhausted);
-  const maxTw = Math.max(0, ...results.runs.map((r) => r.portPressure.maxTimeWait));
+  const maxTw = Math.max(0, ...results.runs.map((r) => r.portPressure.maxEphemeralTimeWait));
+  const maxTwAll = Math.max(
+    0,
+    ...results.runs.map((r) => Math.max(r.timeWait.client, r.timeWait.server)),
+  );
   const retrans = results.runs.filter(
     (r) => r.net.client["Tcp.RetransSegs"] + r.net.server["Tcp.RetransSegs"] > 0,
   );
@@ -335,7 +339,7 @@ export function renderReport(results: BenchResults, imageExt: "png" | "svg"): Re
     "## Ephemeral ports and TCP health",
     "",
     exhausted.length === 0
-      ? `No run hit ephemeral-port exhaustion: no connect failed with EADDRNOTAVAIL, and at most ${maxTw} sockets were in TIME_WAIT in any pod (port range ${results.runs[0]?.portPressure.portRange ?? "?"} ports, tcp_tw_reuse=1).`
+      ? `No run hit ephemeral-port exhaustion: no connect failed with EADDRNOTAVAIL, and at the end of a run at most ${maxTw} ephemeral ports of ${results.runs[0]?.portPressure.portRange ?? "?"} were held in TIME_WAIT in any pod (tcp_tw_reuse=1; ${maxTwAll} TIME_WAIT sockets in all, mostly on the accepting side, which holds no ephemeral port).`
       : `**${exhausted.length} run(s) hit ephemeral-port exhaustion:** ${exhausted
           .map(
             (r) =>

@@ -39,6 +39,15 @@ export const INBOUND_PORT = 15006;
 /** explicit mode's second static route, for the sockperf probe. */
 export const OUTBOUND_SOCKPERF_PORT = 15002;
 export const INBOUND_SOCKPERF_PORT = 15007;
+/** Every port something listens on in a bench pod. */
+export const LISTENER_PORTS = [
+  APP_PORT,
+  SOCKPERF_PORT,
+  OUTBOUND_PORT,
+  INBOUND_PORT,
+  OUTBOUND_SOCKPERF_PORT,
+  INBOUND_SOCKPERF_PORT,
+] as const;
 export const PROXY_UID = 1337;
 export const APP_UID = 1000;
 export const PASSTHROUGH_SOURCE = "127.0.0.6";

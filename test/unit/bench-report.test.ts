@@ -58,13 +58,14 @@ function run(
     },
     portPressure: {
       exhausted: false,
-      maxTimeWait: 10,
+      maxEphemeralTimeWait: 10,
       addrNotAvail: 0,
       portRange: 64512,
       timeWaitOverflow: 0,
       attemptFails: 0,
       reason: "ok",
     },
+    timeWait: { client: 5, server: 40 },
     net: {
       client: { "Tcp.RetransSegs": 0, "Tcp.EstabResets": 0 },
       server: { "Tcp.RetransSegs": 0, "Tcp.EstabResets": 0 },

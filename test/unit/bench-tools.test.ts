@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -7,6 +7,7 @@ import { expect } from "chai";
 import {
   counterDelta,
   countSsLines,
+  ephemeralTimeWaitArgs,
   judgePortPressure,
   machineCpuDelta,
   parseCgroupCpuStat,
@@ -14,6 +15,7 @@ import {
   parseProcStat,
   parseSockstatTimeWait,
 } from "../../bench/accounting";
+import { benchTmpPrefix, cleanupByTag } from "../../bench/cleanup";
 import {
   haproxyBenchConfig,
   nginxBenchConfig,
@@ -428,10 +430,28 @@ WAGGLE-WRK {"requests":706,"durationUs":1007944,"bytes":878971,"errors":{"connec
       expect(countSsLines("a\nb\n\n")).to.equal(2);
     });
 
+    it("ss lists only TIME_WAIT sockets holding an ephemeral port: not the listeners' side", () => {
+      expect(ephemeralTimeWaitArgs([8080, 15001])).to.deep.equal([
+        "-Htan",
+        "state",
+        "time-wait",
+        "not",
+        "(",
+        "sport",
+        "=",
+        ":8080",
+        "or",
+        "sport",
+        "=",
+        ":15001",
+        ")",
+      ]);
+    });
+
     it("port exhaustion is judged from EADDRNOTAVAIL and from TIME_WAIT filling the range while connects fail", () => {
       const base = {
         portRange: 64512,
-        maxTimeWait: 1000,
+        maxEphemeralTimeWait: 1000,
         addrNotAvail: 0,
         timeWaitOverflow: 0,
         attemptFails: 0,
@@ -439,9 +459,9 @@ WAGGLE-WRK {"requests":706,"durationUs":1007944,"bytes":878971,"errors":{"connec
       expect(judgePortPressure(base).exhausted).to.equal(false);
       expect(judgePortPressure({ ...base, addrNotAvail: 3 })).to.include({ exhausted: true });
       expect(
-        judgePortPressure({ ...base, maxTimeWait: 40000, attemptFails: 0 }).exhausted,
+        judgePortPressure({ ...base, maxEphemeralTimeWait: 40000, attemptFails: 0 }).exhausted,
       ).to.equal(false);
-      const full = judgePortPressure({ ...base, maxTimeWait: 40000, attemptFails: 5 });
+      const full = judgePortPressure({ ...base, maxEphemeralTimeWait: 40000, attemptFails: 5 });
       expect(full.exhausted).to.equal(true);
       expect(full.reason).to.match(/TIME_WAIT/);
     });
@@ -493,6 +513,31 @@ WAGGLE-WRK {"requests":706,"durationUs":1007944,"bytes":878971,"errors":{"connec
         serverAborts: 1,
       });
       expect(() => parseHaproxyStat("Unknown command")).to.throw(/no header/);
+    });
+  });
+
+  describe("cleanup after a dead worker (bench/cleanup.ts)", () => {
+    it("removes only what carries the worker's run tag", () => {
+      const tag = `wg${Date.now().toString(36)}`;
+      const mine = join(tmpdir(), `${benchTmpPrefix(tag)}haproxy-abc`);
+      const other = join(tmpdir(), `${benchTmpPrefix("wgzzzzzzz")}nginx-abc`);
+      mkdirSync(mine, { recursive: true });
+      mkdirSync(other, { recursive: true });
+      try {
+        const { removed, failed } = cleanupByTag(tag);
+        expect(failed).to.deep.equal([]);
+        expect(removed).to.deep.equal([`dir ${benchTmpPrefix(tag)}haproxy-abc`]);
+        expect(existsSync(mine)).to.equal(false);
+        expect(existsSync(other)).to.equal(true);
+      } finally {
+        rmSync(mine, { recursive: true, force: true });
+        rmSync(other, { recursive: true, force: true });
+      }
+    });
+
+    it("refuses a tag that could match other runs' names", () => {
+      for (const bad of ["", "wg", "w", "wg*", "../x", "wgAB"])
+        expect(() => cleanupByTag(bad), bad).to.throw(/refusing/);
     });
   });
 });
