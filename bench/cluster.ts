@@ -68,6 +68,7 @@ export interface ModeDeployment {
   client: BenchPod;
   server: BenchPod;
   processes: StartedProcess[];
+  /** Client sidecar then server sidecar (none in mode none). */
   sidecars: StartedProcess[];
   /** host:port the client app calls for HTTP, and for the sockperf probe. */
   httpTarget: string;

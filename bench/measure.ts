@@ -256,6 +256,47 @@ export class Measurer {
     return `${r.stdout}\n${r.stderr}`;
   }
 
+  /**
+   * Proves the path of a mode before measuring it: 20 new connections from the client app
+   * must each pass the client sidecar's outbound proxy and the server sidecar's inbound one
+   * (HAProxy's per-backend session counters), so an interception that silently let traffic
+   * bypass the sidecars can never be measured as a cheap mesh. Mode none has no sidecars.
+   */
+  async verifyPath(mode: ModeName): Promise<void> {
+    const d = this.cluster.deployment(mode);
+    if (d.sidecars.length === 0) return;
+    if (!this.loadgenBinary) throw new Error("Measurer.prepare() was not called");
+    const [client, server] = d.sidecars;
+    const sessions = async (s: typeof client, backend: string) => {
+      const rows = parseHaproxyStat(await haproxyCommand(s.statsSocket as string, "show stat"));
+      const row = rows.find((r) => r.pxname === backend && r.svname === "BACKEND");
+      if (!row) throw new Error(`sidecar has no backend ${backend}`);
+      return Number(row.stot);
+    };
+    const before = [await sessions(client, "outbound"), await sessions(server, "inbound")];
+    const out = await this.tool(
+      d,
+      this.loadgenBinary,
+      loadgenArgv({
+        target: d.httpTarget,
+        rate: 100,
+        durationS: 0.2,
+        warmupS: 0,
+        connections: 4,
+        newConnection: true,
+        timeoutMs: 2000,
+      }),
+      1,
+    );
+    const r = parseLoadgenOutput(out);
+    const after = [await sessions(client, "outbound"), await sessions(server, "inbound")];
+    const passed = after.map((a, i) => a - before[i]);
+    if (r.recorded !== 20 || passed[0] !== 20 || passed[1] !== 20)
+      throw new Error(
+        `mode ${mode} does not route through its sidecars: of 20 requests ${r.recorded} succeeded, ${passed[0]} passed the client sidecar's outbound proxy, ${passed[1]} the server sidecar's inbound proxy`,
+      );
+  }
+
   /** Runs a workload once (unmeasured when warmupOnly: a short run to warm the path). */
   async run(
     mode: ModeName,

@@ -69,6 +69,10 @@ export async function runBench(plan: Plan, opts: RunOptions): Promise<BenchResul
   const benchPodCaptureMs: Record<string, number[]> = {};
   try {
     await measurer.prepare();
+    for (const mode of plan.modes) await measurer.verifyPath(mode);
+    log(
+      `paths verified: every request of ${plan.modes.filter((m) => m !== "none").join(", ")} passed both sidecars`,
+    );
     for (const [mode, d] of cluster.deployments as Map<string, ModeDeployment>)
       if (d.captureSetupMs.length > 0) benchPodCaptureMs[mode] = d.captureSetupMs;
     for (const { level, workloads } of plan.levels) {
