@@ -418,6 +418,15 @@ export class Libcni {
   }
 }
 
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
 function listVersion(list: NetworkConfigList): SupportedVersion {
   if (!isSupportedVersion(list.cniVersion))
     throw new Error(`unsupported list version ${list.cniVersion}`);
@@ -540,8 +549,15 @@ export function preparePluginDir(opts: PluginDirOptions = {}): {
  * from the repository's node_modules.
  */
 function snapshotOut(): { root: string; entry: string } {
-  mkdirSync(join(REPO, "build"), { recursive: true });
-  const root = mkdtempSync(join(REPO, "build", "cni-test-"));
+  const parent = join(REPO, "build");
+  mkdirSync(parent, { recursive: true });
+  // Snapshots of runs that were killed (no exit handler ran) go first: named by their pid.
+  for (const name of readdirSync(parent)) {
+    const pid = /^cni-test-(\d+)-/.exec(name)?.[1];
+    if (pid && !processAlive(Number(pid)))
+      rmSync(join(parent, name), { recursive: true, force: true });
+  }
+  const root = mkdtempSync(join(parent, `cni-test-${process.pid}-`));
   const copy = (rel: string) => cpSync(join(REPO, rel), join(root, rel), { recursive: true });
   copy("out/cni");
   copy("out/ebpf-napi");
