@@ -88,6 +88,31 @@ export function encodeCidrKey(netns: bigint, cidr: PolicyCidr, kind: CidrKind): 
   return b;
 }
 
+/** A waggle_ports key back to its parts (for status output). */
+export function decodePortKey(b: Buffer): { netns: bigint; port: number; kind: PortKind } {
+  const L = STRUCTS.port_key.fields;
+  const code = b.readUInt8(L.kind.offset);
+  const kind = (Object.keys(PORT_KIND) as PortKind[]).find((k) => PORT_KIND[k] === code);
+  if (kind === undefined) throw new Error(`port key kind ${code} is unknown`);
+  return { netns: b.readBigUInt64LE(L.netns.offset), port: b.readUInt16LE(L.port.offset), kind };
+}
+
+/** A waggle_cidrs key back to its parts (for status output). */
+export function decodeCidrKey(b: Buffer): { netns: bigint; cidr: PolicyCidr; kind: CidrKind } {
+  const L = STRUCTS.cidr_key.fields;
+  const code = b.readUInt32LE(L.kind.offset);
+  const kind = (Object.keys(CIDR_KIND) as CidrKind[]).find((k) => CIDR_KIND[k] === code);
+  if (kind === undefined) throw new Error(`CIDR key kind ${code} is unknown`);
+  const family = kind.endsWith("4") ? 4 : 6;
+  const addrBits = b.readUInt32LE(L.prefixlen.offset) - CIDR_KEY_FIXED_BITS;
+  const network = bytesAddr(b.subarray(L.addr.offset, L.addr.offset + L.addr.size));
+  return {
+    netns: b.readBigUInt64LE(L.netns.offset),
+    cidr: { family, network, prefixLength: family === 4 ? addrBits - 96 : addrBits },
+    kind,
+  };
+}
+
 export function encodeIpKey(ip: string): Buffer {
   return addrBytes(ip);
 }

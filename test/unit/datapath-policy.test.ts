@@ -3,6 +3,8 @@ import { expect } from "chai";
 import {
   addrBytes,
   bytesAddr,
+  decodeCidrKey,
+  decodePortKey,
   encodeCidrKey,
   encodePolicy,
   encodePortKey,
@@ -202,6 +204,34 @@ describe("datapath map encodings", () => {
     const v6 = encodeCidrKey(NETNS, { family: 6, network: "::", prefixLength: 0 }, "outInclude6");
     expect(v6.readUInt32LE(0)).to.equal(CIDR_KEY_FIXED_BITS);
     expect(v6.readUInt32LE(4)).to.equal(3);
+  });
+
+  it("port and CIDR keys decode back to netns, port or network/prefix, and kind", () => {
+    for (const kind of ["outInclude", "outExclude", "inInclude", "inExclude"] as const) {
+      expect(decodePortKey(encodePortKey(NETNS, 15020, kind))).to.deep.equal({
+        netns: NETNS,
+        port: 15020,
+        kind,
+      });
+    }
+    const cases = [
+      [{ family: 4, network: "10.0.0.0", prefixLength: 8 }, "outExclude4"],
+      [{ family: 4, network: "0.0.0.0", prefixLength: 0 }, "outInclude4"],
+      [{ family: 4, network: "192.168.1.7", prefixLength: 32 }, "outInclude4"],
+      [{ family: 6, network: "fd00::", prefixLength: 8 }, "outExclude6"],
+      [{ family: 6, network: "::", prefixLength: 0 }, "outInclude6"],
+      [{ family: 6, network: "2001:db8::1", prefixLength: 128 }, "outExclude6"],
+    ] as const;
+    for (const [cidr, kind] of cases) {
+      expect(decodeCidrKey(encodeCidrKey(NETNS, cidr, kind))).to.deep.equal({
+        netns: NETNS,
+        cidr,
+        kind,
+      });
+    }
+    const bad = encodePortKey(NETNS, 1, "inInclude");
+    bad.writeUInt8(9, STRUCTS.port_key.fields.kind.offset);
+    expect(() => decodePortKey(bad)).to.throw(/kind 9 is unknown/);
   });
 
   it("the policy entry is written last, after every set it refers to", () => {
