@@ -185,6 +185,7 @@ export function attachPod(req: AttachRequest, opts: DatapathOptions): PodRecordD
       proxyGid: policy.proxyGid,
       ports: policy.ports.length,
       cidrs: policy.cidrs.length,
+      excludeInterfaces: [...req.settings.excludeInterfaces],
       excludedInterfaceCidrs: extraExcludes,
     },
     tc: tcIfnames.map((ifname) => ({ ifname, ...TC_SLOT })),

@@ -26,6 +26,9 @@ export interface PodRecordData {
     proxyGid: number;
     ports: number;
     cidrs: number;
+    /** excludeInterfaces of the settings (absent in records written before it was kept). */
+    excludeInterfaces?: string[];
+    /** Destinations routed through those interfaces, excluded from outbound capture. */
     excludedInterfaceCidrs: string[];
   };
   /**
