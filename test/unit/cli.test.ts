@@ -1,26 +1,6 @@
 import { expect } from "chai";
-import {
-  type CliArgs,
-  type CliCommand,
-  type CliIo,
-  commands,
-  runCli,
-  usageExitCode,
-} from "../../cni/cli";
-
-function capture(): CliIo & { stdout: string; stderr: string } {
-  const io = {
-    stdout: "",
-    stderr: "",
-    out(text: string) {
-      io.stdout += text;
-    },
-    err(text: string) {
-      io.stderr += text;
-    },
-  };
-  return io;
-}
+import { type CliArgs, type CliCommand, commands, runCli, usageExitCode } from "../../cni/cli";
+import { captureIo } from "../support/cli-io";
 
 /** A registry of one command that records what it was called with and exits with `code`. */
 function fakeRegistry(code: number, calls: CliArgs[]): CliCommand[] {
@@ -41,7 +21,7 @@ function fakeRegistry(code: number, calls: CliArgs[]): CliCommand[] {
 describe("cli: command line dispatch", () => {
   it("runs the named command with its parsed options and returns its exit code", async () => {
     const calls: CliArgs[] = [];
-    const io = capture();
+    const io = captureIo();
     const code = await runCli(["probe", "host-a", "--json"], io, fakeRegistry(3, calls));
     expect(code).to.equal(3);
     expect(io.stdout).to.equal("ran\n");
@@ -52,7 +32,7 @@ describe("cli: command line dispatch", () => {
 
   it("an unknown command is a usage error (exit 2) that names it; nothing runs", async () => {
     const calls: CliArgs[] = [];
-    const io = capture();
+    const io = captureIo();
     const code = await runCli(["bogus"], io, fakeRegistry(0, calls));
     expect(code).to.equal(usageExitCode);
     expect(io.stderr).to.contain("bogus");
@@ -62,7 +42,7 @@ describe("cli: command line dispatch", () => {
 
   it("an unknown option is a usage error and the command does not run", async () => {
     const calls: CliArgs[] = [];
-    const io = capture();
+    const io = captureIo();
     const code = await runCli(["probe", "x", "--frobnicate"], io, fakeRegistry(0, calls));
     expect(code).to.equal(usageExitCode);
     expect(io.stderr).to.contain("Unknown argument: frobnicate").and.contain("probe <target>");
@@ -72,14 +52,14 @@ describe("cli: command line dispatch", () => {
 
   it("a missing positional is a usage error", async () => {
     const calls: CliArgs[] = [];
-    const io = capture();
+    const io = captureIo();
     expect(await runCli(["probe"], io, fakeRegistry(0, calls))).to.equal(usageExitCode);
     expect(calls).to.deep.equal([]);
     expect(io.stderr).to.match(/Not enough non-option arguments|target/);
   });
 
   it("no command at all is a usage error that asks for one", async () => {
-    const io = capture();
+    const io = captureIo();
     expect(await runCli([], io, fakeRegistry(0, []))).to.equal(usageExitCode);
     expect(io.stderr).to.contain("Name a command.");
     expect(io.stderr, "usage lists the commands").to.contain("probe <target>");
@@ -87,7 +67,7 @@ describe("cli: command line dispatch", () => {
 
   it("--help lists the commands on stdout and exits 0 without running any", async () => {
     const calls: CliArgs[] = [];
-    const io = capture();
+    const io = captureIo();
     const code = await runCli(["--help"], io, fakeRegistry(1, calls));
     expect(code).to.equal(0);
     expect(io.stdout).to.contain("probe <target>").and.contain("A test command");
@@ -106,7 +86,7 @@ describe("cli: command line dispatch", () => {
     ];
     let error: unknown;
     try {
-      await runCli(["boom"], capture(), failing);
+      await runCli(["boom"], captureIo(), failing);
     } catch (e) {
       error = e;
     }
@@ -121,12 +101,12 @@ describe("cli: command line dispatch", () => {
   });
 
   it("waggle version prints the version, commit and Node version", async () => {
-    const io = capture();
+    const io = captureIo();
     expect(await runCli(["version"], io)).to.equal(0);
     const [first, second] = io.stdout.trimEnd().split("\n");
     expect(first).to.match(/^waggle \d+\.\d+\.\d+ \(commit ([0-9a-f]{12}(-dirty)?|unknown)\)$/);
     expect(second).to.equal(`node ${process.version}`);
-    const json = capture();
+    const json = captureIo();
     expect(await runCli(["version", "--json"], json)).to.equal(0);
     expect(JSON.parse(json.stdout)).to.have.keys(["version", "commit", "node"]);
   });
