@@ -55,6 +55,34 @@ export const commands: CliCommand[] = [
     run: (args, io) => (require("./doctor") as typeof import("./doctor")).runDoctor(args, io),
   },
   {
+    command: "status [pod]",
+    describe:
+      "List the meshed pods on this node: policy, attachments and their health, counters (from the pins)",
+    options: (y) =>
+      y
+        .positional("pod", {
+          type: "string",
+          describe: "Only this pod, in detail: container id (or its start), namespace/name or name",
+        })
+        .option("bpf-root", {
+          type: "string",
+          default: (require("./config") as typeof import("./config")).DEFAULT_CONFIG.bpfRoot,
+          describe: "bpffs directory waggle pins under (the plugin's bpf_root)",
+        })
+        .option("json", {
+          type: "boolean",
+          default: false,
+          describe: "Print JSON: { bpfRoot, datapath, pods: [...] }",
+        })
+        .option("verbose", {
+          alias: "v",
+          type: "boolean",
+          default: false,
+          describe: "Each pod's detail after the table (policy, attachments, every counter)",
+        }),
+    run: (args, io) => (require("./status") as typeof import("./status")).runStatus(args, io),
+  },
+  {
     command: "install",
     describe:
       "Install container main loop: copy the binary, write the kubeconfig, chain into the CNI config and keep it there",
