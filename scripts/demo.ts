@@ -332,15 +332,16 @@ async function sendTraffic(pods: Record<PodName, DemoPod>): Promise<void> {
 
 /**
  * Runs `waggle status` on the demo's pins and prints its output as it is, then `legend`
- * (what to compare it with) when it ran. Returns whether it ran.
+ * (what to compare it with) when it ran. `verbose`: each pod's policy and every counter
+ * after the table. Returns whether it ran.
  */
 async function waggleStatus(
   { cni }: DemoNode,
   heading: string,
-  legend: string[] = [],
+  { legend = [], verbose = false }: { legend?: string[]; verbose?: boolean } = {},
 ): Promise<boolean> {
   section(heading);
-  const args = ["status", "--bpf-root", cni.bpf.path];
+  const args = ["status", "--bpf-root", cni.bpf.path, ...(verbose ? ["--verbose"] : [])];
   say(`$ dist/waggle ${args.join(" ")}`);
   const r = await run(WAGGLE, args);
   if (r.code === 2 && /Unknown (argument|command)|Did you mean/i.test(r.stderr)) {
@@ -443,7 +444,10 @@ async function main(): Promise<number> {
     await validationProbe(pods.frontend);
     await startWorkloads(pods);
     await sendTraffic(pods);
-    await waggleStatus(node, "Counters and policy (waggle status)", COUNTERS_LEGEND);
+    await waggleStatus(node, "Counters and policy (waggle status)", {
+      legend: COUNTERS_LEGEND,
+      verbose: true,
+    });
     await plainUntouched(pods);
     await deletePods(node, pods);
     await waggleStatus(node, "After DEL (waggle status)");
