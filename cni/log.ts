@@ -1,5 +1,7 @@
 // waggle's logger: winston, one JSON object per line, to a file and/or stderr (never stdout,
 // which belongs to the CNI result and to command output).
+import { closeSync, existsSync, mkdirSync, openSync } from "node:fs";
+import { dirname } from "node:path";
 import winston from "winston";
 
 export type LogLevel = "error" | "warn" | "info" | "debug";
@@ -9,7 +11,10 @@ export const logLevels: readonly LogLevel[] = ["error", "warn", "info", "debug"]
 export interface LoggerOptions {
   /** Lowest level written. */
   level: LogLevel;
-  /** Append JSON lines to this file. */
+  /**
+   * Append JSON lines to this file (its directories are created). When it cannot be created
+   * or opened, the lines go to stderr instead, after a warning that names the problem.
+   */
   file?: string;
   /** Rotate the file when it reaches this many bytes (winston File maxsize). */
   maxSizeBytes?: number;
@@ -45,26 +50,59 @@ const errorFields = winston.format((info) => {
   return info;
 });
 
-/** A JSON-lines logger. With neither a file nor stderr it drops everything. */
+/**
+ * mkdir -p, one level at a time. Node's recursive mkdir (which winston's File transport calls
+ * for a missing directory) never returns for a path under /proc, where mkdir fails with ENOENT.
+ */
+function makeDirectories(dir: string): void {
+  const missing: string[] = [];
+  for (let d = dir; !existsSync(d) && d !== dirname(d); d = dirname(d)) missing.unshift(d);
+  for (const d of missing) {
+    try {
+      mkdirSync(d);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+    }
+  }
+}
+
+/** Creates the log file (and its directories) for appending; what went wrong, if anything. */
+function logFileProblem(file: string): string | undefined {
+  try {
+    makeDirectories(dirname(file));
+    closeSync(openSync(file, "a"));
+    return undefined;
+  } catch (e) {
+    return `${file}: ${(e as Error).message}`;
+  }
+}
+
+/**
+ * A JSON-lines logger. With neither a file nor stderr it drops everything. A file that cannot
+ * be written never fails or hangs this: the logger falls back to stderr.
+ */
 export function createLogger(options: LoggerOptions): Logger {
   if (!isLogLevel(options.level)) {
     throw new Error(
       `invalid log level ${JSON.stringify(options.level)}: use one of ${logLevels.join(", ")}`,
     );
   }
+  const fileProblem = options.file === undefined ? undefined : logFileProblem(options.file);
+  const file = fileProblem === undefined ? options.file : undefined;
   const transports: winston.transport[] = [];
-  if (options.file !== undefined)
+  if (file !== undefined)
     transports.push(
       new winston.transports.File({
-        filename: options.file,
+        filename: file,
         maxsize: options.maxSizeBytes,
         maxFiles: options.maxFiles,
         // the newest lines stay in `file`; older ones move to file1, file2 ...
         tailable: options.maxFiles !== undefined,
       }),
     );
-  if (options.stderr) transports.push(new winston.transports.Stream({ stream: process.stderr }));
-  return winston.createLogger({
+  if (options.stderr || fileProblem !== undefined)
+    transports.push(new winston.transports.Stream({ stream: process.stderr }));
+  const logger = winston.createLogger({
     level: options.level,
     levels: { error: 0, warn: 1, info: 2, debug: 3 },
     format: winston.format.combine(
@@ -77,6 +115,9 @@ export function createLogger(options: LoggerOptions): Logger {
     transports,
     silent: transports.length === 0,
   });
+  if (fileProblem !== undefined)
+    logger.warn("cannot write the log file; logging to stderr only", { error: fileProblem });
+  return logger;
 }
 
 /** Ends the logger and resolves once every transport has written what it was given. */

@@ -13,7 +13,7 @@
 // 3. No kubeconfig: facts come from the runtime's annotations alone (podFactsFromAnnotations:
 //    containers from the status annotation, istio-proxy defaults).
 // 4. Neither annotations nor a kubeconfig: ADD fails with code 7 (nothing to decide with).
-import { closeSync, existsSync, mkdirSync, openSync, statfsSync } from "node:fs";
+import { statfsSync } from "node:fs";
 import { dirname } from "node:path";
 import { buildInfo } from "./build-info";
 import { cgroup2Root } from "./cgroup2";
@@ -116,52 +116,21 @@ export const defaultDeps: PluginDeps = {
     if (config.level === "none") return { log: SILENT_LOG, close: async () => {} };
     // Required here, not at the top, so VERSION never loads winston.
     const { createLogger, closeLogger } = require("./log") as typeof import("./log");
-    let file = config.file === "" ? undefined : config.file;
-    let fileProblem: string | undefined;
-    if (file) {
-      // A log file that cannot be written must not fail (or hang) the pod's ADD or DEL.
-      try {
-        makeDirectories(dirname(file));
-        closeSync(openSync(file, "a"));
-      } catch (e) {
-        fileProblem = `${file}: ${(e as Error).message}`;
-        file = undefined;
-      }
-    }
+    // A log file that cannot be written must not fail (or hang) the pod's ADD or DEL:
+    // createLogger then logs to stderr only, saying why.
     const logger = createLogger({
       level: config.level,
-      file,
+      file: config.file === "" ? undefined : config.file,
       maxSizeBytes: config.maxSizeMB * 1024 * 1024,
       maxFiles: config.maxFiles,
       stderr: true,
       defaultMeta: meta,
     });
     logger.on("error", () => {}); // a transport failing later is not the pod's failure
-    if (fileProblem)
-      logger.warn("cannot write the log file; logging to stderr only", { error: fileProblem });
     return { log: logger, close: () => boundedClose(closeLogger(logger)) };
   },
   onBpffs,
 };
-
-/**
- * mkdir -p, one level at a time. (Node's recursive mkdir never returns for a path under /proc,
- * where mkdir fails with ENOENT; winston's File transport would call it for a missing dir.)
- */
-function makeDirectories(dir: string): void {
-  const missing: string[] = [];
-  for (let d = dir; !existsSync(d); d = dirname(d)) {
-    if (d === dirname(d)) break;
-    missing.unshift(d);
-  }
-  for (const d of missing) {
-    try {
-      mkdirSync(d);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
-    }
-  }
-}
 
 const SILENT_LOG: PluginLog = { error() {}, warn() {}, info() {}, debug() {} };
 

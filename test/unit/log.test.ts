@@ -1,4 +1,5 @@
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
@@ -73,6 +74,63 @@ describe("log: JSON-lines logger", () => {
     );
     expect(isLogLevel("debug")).to.equal(true);
     expect(isLogLevel("trace")).to.equal(false);
+  });
+
+  /**
+   * Logs one line to `file` (stderr off) in a child process, so a hang cannot stall the test
+   * run: returns how long that took and what reached stderr, as JSON objects.
+   */
+  function logInChild(file: string): { ms: number; status: number | null; stderr: object[] } {
+    const log = join(__dirname, "..", "..", "cni", "log.js");
+    const script = `
+      const { createLogger, closeLogger } = require(${JSON.stringify(log)});
+      const logger = createLogger({ level: "info", file: ${JSON.stringify(file)} });
+      logger.info("still logged", { n: 1 });
+      closeLogger(logger).then(() => process.exit(0));`;
+    const t0 = Date.now();
+    const r = spawnSync(process.execPath, ["-e", script], { encoding: "utf8", timeout: 10_000 });
+    return {
+      ms: Date.now() - t0,
+      status: r.status,
+      stderr: r.stderr
+        .split("\n")
+        .filter((l) => l !== "")
+        .map((l) => JSON.parse(l)),
+    };
+  }
+
+  it("a file whose directory cannot be created (under /proc) neither hangs nor fails: stderr instead", () => {
+    // Node's recursive mkdir never returns there; winston's File transport would call it.
+    const file = "/proc/waggle-log-test/a/cni.log";
+    const r = logInChild(file);
+    expect(r.status, "the child hung (killed after 10 s) or failed").to.equal(0);
+    expect(r.ms).to.be.below(5000);
+    expect(r.stderr).to.have.length(2);
+    expect(r.stderr[0]).to.include({
+      level: "warn",
+      message: "cannot write the log file; logging to stderr only",
+    });
+    expect((r.stderr[0] as { error: string }).error).to.match(
+      new RegExp(`^${file.replaceAll("/", "\\/")}: ENOENT`),
+    );
+    expect(r.stderr[1]).to.include({ level: "info", message: "still logged", n: 1 });
+  });
+
+  it("a file that cannot be opened (a directory there) falls back to stderr the same way", () => {
+    const file = join(dir, "taken");
+    mkdirSync(file);
+    const r = logInChild(file);
+    expect(r.status).to.equal(0);
+    expect((r.stderr[0] as { error: string }).error).to.include(`${file}: EISDIR`);
+    expect(r.stderr[1]).to.include({ message: "still logged" });
+  });
+
+  it("creates the file's missing directories", async () => {
+    const file = join(dir, "a", "b", "waggle.log");
+    const logger = createLogger({ level: "info", file });
+    logger.info("deep");
+    await closeLogger(logger);
+    expect(lines(file).map((l) => l.message)).to.deep.equal(["deep"]);
   });
 
   it("with no destination it is silent and still closes", async () => {
