@@ -22,6 +22,9 @@ export interface OptionSpec {
 
 export const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
 
+/** The namespace conf/waggle.yaml installs waggle into (the default of --pod-namespace). */
+export const WAGGLE_NAMESPACE = "waggle-system";
+
 /** The option table. conf/README.md documents each row; test/unit/manifest.test.ts checks it. */
 export const OPTION_SPECS: readonly OptionSpec[] = [
   {
@@ -182,6 +185,14 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     describe: "Comma-separated namespaces the plugin never meshes (entry: exclude_namespaces)",
   },
   {
+    flag: "pod-namespace",
+    env: "POD_NAMESPACE",
+    type: "string",
+    default: WAGGLE_NAMESPACE,
+    describe:
+      "The namespace waggle runs in (downward API metadata.namespace); always added to exclude_namespaces, so the plugin never meshes waggle's own pods",
+  },
+  {
     flag: "repair-warn-count",
     env: "WAGGLE_REPAIR_WARN_COUNT",
     type: "number",
@@ -219,6 +230,9 @@ export interface InstallOptions {
   healthPort: number;
   healthAddress: string;
   logLevel: LogLevel;
+  /** The namespace waggle itself runs in. */
+  podNamespace: string;
+  /** excludeNamespaces: the configured list, and always podNamespace. */
   plugin: { logLevel: LogLevel; logFile: string; excludeNamespaces: string[] };
   repairWarn: { count: number; windowSeconds: number };
 }
@@ -338,6 +352,17 @@ function plainFileName(raw: Raw, flag: string): string {
   return v;
 }
 
+/** A namespace name: an RFC 1123 label, as Kubernetes requires. */
+function namespaceName(raw: Raw, flag: string): string {
+  const v = str(raw, flag);
+  if (v.length > 63 || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(v)) {
+    throw new OptionError(
+      `${where(flag)} must be a namespace name (lower-case letters, digits and '-', at most 63), got ${JSON.stringify(v)}`,
+    );
+  }
+  return v;
+}
+
 function level(raw: Raw, flag: string): LogLevel {
   const v = str(raw, flag);
   if (!isLogLevel(v))
@@ -356,6 +381,11 @@ export function resolveInstallOptions(
   const confName = str(raw, "conf-name");
   const binary = str(raw, "binary");
   const nodeName = str(raw, "node-name");
+  const podNamespace = namespaceName(raw, "pod-namespace");
+  const excluded = str(raw, "exclude-namespaces")
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
   return {
     cniBinDir: absolutePath(raw, "cni-bin-dir"),
     cniNetDir: absolutePath(raw, "cni-net-dir"),
@@ -375,13 +405,11 @@ export function resolveInstallOptions(
     healthPort: num(raw, "health-port", 0, 65535),
     healthAddress: String(raw.get("health-address") ?? ""),
     logLevel: level(raw, "log-level"),
+    podNamespace,
     plugin: {
       logLevel: level(raw, "plugin-log-level"),
       logFile: absolutePath(raw, "plugin-log-file"),
-      excludeNamespaces: str(raw, "exclude-namespaces")
-        .split(",")
-        .map((s) => s.trim())
-        .filter((s) => s !== ""),
+      excludeNamespaces: [...new Set([...excluded, podNamespace])],
     },
     repairWarn: {
       count: num(raw, "repair-warn-count", 1, 1_000_000),

@@ -37,10 +37,11 @@ describe("install: options (flags, environment twins, defaults)", () => {
       healthPort: 9821,
       logLevel: "info",
     });
+    expect(o.podNamespace).to.equal("waggle-system");
     expect(o.plugin).to.deep.equal({
       logLevel: "info",
       logFile: "/var/log/waggle/cni.log",
-      excludeNamespaces: ["kube-system"],
+      excludeNamespaces: ["kube-system", "waggle-system"],
     });
   });
 
@@ -62,7 +63,7 @@ describe("install: options (flags, environment twins, defaults)", () => {
       bpfRoot: "/e/bpf",
       healthPort: 8080,
     });
-    expect(fromEnv.plugin.excludeNamespaces).to.deep.equal(["a", "b", "c"]);
+    expect(fromEnv.plugin.excludeNamespaces).to.deep.equal(["a", "b", "c", "waggle-system"]);
     const args = parse(["--cni-bin-dir", "/f/bin", "--conf-name", "auto", "--health-port", "0"]);
     const both = resolveInstallOptions(args, env);
     expect(both).to.deep.include({
@@ -130,7 +131,7 @@ describe("install: options (flags, environment twins, defaults)", () => {
       log_level: "info",
       log_file: "/var/log/waggle/cni.log",
       bpf_root: "/sys/fs/bpf/waggle",
-      exclude_namespaces: ["kube-system", "infra"],
+      exclude_namespaces: ["kube-system", "infra", "waggle-system"],
       kubernetes: { kubeconfig: "/etc/cni/net.d/waggle-kubeconfig" },
       capabilities: { "io.kubernetes.cri.pod-annotations": true, cgroupPath: true },
     });
@@ -140,8 +141,32 @@ describe("install: options (flags, environment twins, defaults)", () => {
       bpfRoot: o.bpfRoot,
       logLevel: o.plugin.logLevel,
       logFile: o.plugin.logFile,
-      excludeNamespaces: ["kube-system", "infra"],
+      excludeNamespaces: ["kube-system", "infra", "waggle-system"],
       kubeconfig: "/etc/cni/net.d/waggle-kubeconfig",
     });
   });
+
+  it("waggle's own namespace (POD_NAMESPACE) is always excluded, once, even with an empty list", () => {
+    const own = (env: NodeJS.ProcessEnv, args: Record<string, unknown> = {}) =>
+      pluginEntry(resolveInstallOptions(args, { ...apiEnv, ...env })).exclude_namespaces;
+    expect(own({ POD_NAMESPACE: "mesh-infra" })).to.deep.equal(["kube-system", "mesh-infra"]);
+    expect(
+      own({ POD_NAMESPACE: "mesh-infra", WAGGLE_EXCLUDE_NAMESPACES: "mesh-infra,a" }),
+    ).to.deep.equal(["mesh-infra", "a"]);
+    // "," is an explicitly empty list: waggle's own namespace is still excluded.
+    expect(own({ WAGGLE_EXCLUDE_NAMESPACES: "," })).to.deep.equal(["waggle-system"]);
+    expect(own({ POD_NAMESPACE: "x" }, { "pod-namespace": "y" })).to.deep.equal([
+      "kube-system",
+      "y",
+    ]);
+  });
+
+  for (const bad of ["Waggle", "-x", "a_b", "a".repeat(64), "a/b"]) {
+    it(`rejects the namespace ${JSON.stringify(bad.length > 20 ? `${bad.slice(0, 8)}...` : bad)} naming flag and variable`, () => {
+      expect(() => resolveInstallOptions({}, { ...apiEnv, POD_NAMESPACE: bad })).to.throw(
+        OptionError,
+        /--pod-namespace \(POD_NAMESPACE\) must be a namespace name/,
+      );
+    });
+  }
 });

@@ -177,6 +177,8 @@ describe("conf/waggle.yaml (the manifest against the code)", () => {
     for (const key of Object.keys(cm.data)) expect(twins.has(key), key).to.equal(true);
     const node = container.env.find((e: Doc) => e.name === "WAGGLE_NODE_NAME");
     expect(node.valueFrom).to.deep.equal({ fieldRef: { fieldPath: "spec.nodeName" } });
+    const namespace = container.env.find((e: Doc) => e.name === "POD_NAMESPACE");
+    expect(namespace.valueFrom).to.deep.equal({ fieldRef: { fieldPath: "metadata.namespace" } });
     // The ConfigMap's values are valid settings.
     expect(() =>
       resolveInstallOptions(
@@ -184,6 +186,23 @@ describe("conf/waggle.yaml (the manifest against the code)", () => {
         { ...cm.data, KUBERNETES_SERVICE_HOST: "h", KUBERNETES_SERVICE_PORT: "443" },
       ),
     ).to.not.throw();
+  });
+
+  it("the plugin entry excludes waggle's own namespace (the default is the manifest's, too)", () => {
+    expect(optionDefault("pod-namespace")).to.equal(ds.metadata.namespace);
+    const cm = one("ConfigMap");
+    // What the installer resolves in the DaemonSet's pod: the ConfigMap, plus the downward API.
+    const options = resolveInstallOptions(
+      {},
+      {
+        ...cm.data,
+        POD_NAMESPACE: ds.metadata.namespace,
+        KUBERNETES_SERVICE_HOST: "h",
+        KUBERNETES_SERVICE_PORT: "443",
+      },
+    );
+    expect(pluginEntry(options).exclude_namespaces).to.include(ds.metadata.namespace);
+    expect(cm.data.WAGGLE_EXCLUDE_NAMESPACES.split(",")).to.not.include(ds.metadata.namespace);
   });
 
   it("capabilities instead of privileged; node-critical; tolerates every taint", () => {
