@@ -2,9 +2,11 @@
 // fresh directory, first runs racing to extract the addon, /tmp mounted noexec, bpffs missing.
 // Needs root (mount namespaces, bpffs, BPF probes). Every directory it makes is removed after.
 import {
+  chmodSync,
   copyFileSync,
   existsSync,
   mkdirSync,
+  mkdtempSync,
   readdirSync,
   readFileSync,
   rmSync,
@@ -241,12 +243,23 @@ describe("binary: dist/waggle as a single executable", function () {
   });
 
   it("works with /tmp mounted noexec (it never uses /tmp)", async () => {
-    const runtime = freshDir("runtime");
-    const r = await inPrivateMounts(
-      `mount -t tmpfs -o noexec,nosuid,nodev tmpfs /tmp; exec "${WAGGLE}" version --verbose --json`,
-      { WAGGLE_RUNTIME_DIR: runtime, TMPDIR: "/tmp" },
-    );
-    expect(versionJson(r).addon.startsWith(`${runtime}/`)).to.equal(true);
+    // The binary and its runtime dir live outside /tmp whatever the checkout's location (a CI
+    // clone may itself sit under /tmp, which the noexec mount would hide).
+    const dir = mkdtempSync("/var/lib/waggle-test-");
+    try {
+      const bin = join(dir, "waggle");
+      copyFileSync(WAGGLE, bin);
+      chmodSync(bin, 0o755);
+      const runtime = join(dir, "runtime");
+      mkdirSync(runtime, { mode: 0o755 });
+      const r = await inPrivateMounts(
+        `mount -t tmpfs -o noexec,nosuid,nodev tmpfs /tmp; exec "${bin}" version --verbose --json`,
+        { WAGGLE_RUNTIME_DIR: runtime, TMPDIR: "/tmp" },
+      );
+      expect(versionJson(r).addon.startsWith(`${runtime}/`)).to.equal(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("skips a noexec $WAGGLE_RUNTIME_DIR and a read-only /var/lib/waggle for the dir beside the binary", async () => {
