@@ -231,6 +231,17 @@ function checkRoot(root: string): void {
   }
 }
 
+/** Reading `what` under root failed: the error to report (with a hint when not allowed). */
+export function readFailure(what: string, root: string, err: unknown): StatusError {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  const hint =
+    code === "EACCES" || code === "EPERM"
+      ? " (opening waggle's pins needs root: they are mode 0600)"
+      : "";
+  const message = err instanceof Error ? err.message : String(err);
+  return new StatusError(`reading ${what} under ${root} failed: ${message}${hint}`);
+}
+
 /** The shared pins missing under <root>/datapath, relative to it. */
 function missingSharedPins(root: string): string[] {
   return [
@@ -256,7 +267,7 @@ export function gatherStatus(bpfRoot: string, query?: string): StatusReport {
     try {
       return fn();
     } catch (err) {
-      throw new StatusError(`reading ${what} under ${bpfRoot} failed: ${(err as Error).message}`);
+      throw readFailure(what, bpfRoot, err);
     }
   };
   const records: PodRecord[] = reading("the pod records", () =>

@@ -22,6 +22,8 @@ import {
   podMatches,
   podStatus,
   policySummary,
+  readFailure,
+  StatusError,
   type StatusReport,
 } from "../../cni/status";
 import { captureIo } from "../support/cli-io";
@@ -462,6 +464,23 @@ describe("status: a root it cannot use (exit 1, a clear error, nothing on stdout
     expect(io.stdout).to.equal("");
     expect(io.stderr).to.match(
       new RegExp(`^waggle status: ${dir} is not on a bpffs \\(filesystem 0x[0-9a-f]+\\)`),
+    );
+  });
+});
+
+describe("status: pins it may not read", () => {
+  it("EACCES/EPERM say that reading the pins needs root; other errors are reported as they are", () => {
+    const denied = Object.assign(new Error("bpf_obj_get: Permission denied (EACCES): /r/x"), {
+      code: "EACCES",
+    });
+    const e = readFailure("the shared maps", "/r", denied);
+    expect(e).to.be.instanceOf(StatusError);
+    expect(e.message).to.equal(
+      "reading the shared maps under /r failed: bpf_obj_get: Permission denied (EACCES): /r/x (opening waggle's pins needs root: they are mode 0600)",
+    );
+    const other = Object.assign(new Error("bpf_obj_get: Invalid argument"), { code: "EINVAL" });
+    expect(readFailure("the pod records", "/r", other).message).to.equal(
+      "reading the pod records under /r failed: bpf_obj_get: Invalid argument",
     );
   });
 });
