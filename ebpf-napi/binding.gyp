@@ -11,6 +11,8 @@
         "src/links.cc",
         "src/maps.cc",
         "src/names.cc",
+        "src/netns_bpf.cc",
+        "src/netns_interfaces.cc",
         "src/netns_thread.cc",
         "src/object.cc",
         "src/probes.cc",

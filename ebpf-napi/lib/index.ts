@@ -10,6 +10,8 @@
 //   unpin(path)
 //   tcAttach / tcQuery / tcDetach / tcDestroyHook   (netns by path, native thread)
 //   netnsCookie(netnsPath), cgroupId(cgroupDir)
+//   attachNetns(prog, netnsPath) -> Link; netnsLinkInfo(link); netnsQuery; testRun(prog, data, { netns })
+//   netnsInterfaces(netnsPath), netnsReplaceAddress(netnsPath, ifname, address, prefixLength)
 //   probeProgType / probeMapType / probeHelper / probeAttachType, possibleCpus, libbpfVersion
 //   setAddonPath(path) before first use; BpfError { op, errno, code, log? }
 export { BpfError } from "./errors";
@@ -18,6 +20,20 @@ export { cgroupId, netnsCookie } from "./ids";
 export { attachCgroup, cgroupQuery, Link } from "./link";
 export { BpfMap, type MapCreateOptions, possibleCpus, type UpdateMode } from "./map";
 export { addonLocation, setAddonPath } from "./native";
+export {
+  ADDRESS_SCOPE,
+  attachNetns,
+  type NetnsAddress,
+  type NetnsAttachType,
+  type NetnsInterface,
+  type NetnsLinkInfo,
+  netnsInterfaces,
+  netnsLinkInfo,
+  netnsQuery,
+  netnsReplaceAddress,
+  type TestRunResult,
+  testRun,
+} from "./netns";
 export { BpfObject, type OpenOptions } from "./object";
 export { libbpfVersion, probeAttachType, probeHelper, probeMapType, probeProgType } from "./probe";
 export { Program } from "./program";

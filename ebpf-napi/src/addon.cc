@@ -49,6 +49,8 @@ Napi::Object Register(Napi::Env env, Napi::Object exports) {
   InitTc(env, exports);
   InitIds(env, exports);
   InitProbes(env, exports);
+  InitNetnsBpf(env, exports);
+  InitNetnsInterfaces(env, exports);
   return exports;
 }
 

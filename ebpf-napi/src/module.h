@@ -12,6 +12,8 @@ void InitLinks(Napi::Env env, Napi::Object exports);    // links.cc
 void InitTc(Napi::Env env, Napi::Object exports);       // tc.cc
 void InitIds(Napi::Env env, Napi::Object exports);      // ids.cc
 void InitProbes(Napi::Env env, Napi::Object exports);   // probes.cc
+void InitNetnsBpf(Napi::Env env, Napi::Object exports);         // netns_bpf.cc
+void InitNetnsInterfaces(Napi::Env env, Napi::Object exports);  // netns_interfaces.cc
 
 // Registers exports[name] = Guard<F>.
 template <Napi::Value (*F)(const Napi::CallbackInfo&)>
