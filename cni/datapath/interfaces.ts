@@ -1,8 +1,15 @@
-// X1 outbound: traffic leaving through an excluded interface is never captured. The cgroup
-// hooks run before routing, so at attach time the destinations the pod routes through each
-// excluded interface are read from its netns and excluded like excludeOutboundIPRanges.
-// Routes added to the pod later are not followed (documented in docs/datapath.md).
+// What attachPod reads from and puts into the pod's netns: its interfaces and addresses
+// (rtnetlink, in-process), ::6 on lo for IPv6 passthrough, and for X1 outbound the
+// destinations routed through each excluded interface: the cgroup hooks run before routing,
+// so those routes are read at attach time and excluded like excludeOutboundIPRanges. Routes
+// added to the pod later are not followed (documented in docs/datapath.md).
 import { execFileSync } from "node:child_process";
+import {
+  ADDRESS_SCOPE,
+  type NetnsInterface,
+  netnsInterfaces,
+  netnsReplaceAddress,
+} from "ebpf-napi";
 
 interface IpRoute {
   dst: string;
@@ -47,46 +54,33 @@ export function routeCidr(dst: string, family: 4 | 6): string {
  */
 export function addPassthroughV6(netnsPath: string): void {
   try {
-    execFileSync(
-      "nsenter",
-      [`--net=${netnsPath}`, "ip", "-6", "addr", "replace", "::6/128", "dev", "lo"],
-      {
-        stdio: ["ignore", "pipe", "pipe"],
-      },
-    );
+    netnsReplaceAddress(netnsPath, "lo", "::6", 128);
   } catch (err) {
-    const stderr = String((err as { stderr?: unknown }).stderr ?? "").trim();
-    throw new Error(`adding ::6/128 to lo in ${netnsPath} failed: ${stderr}`);
+    throw new Error(`adding ::6/128 to lo in ${netnsPath} failed: ${(err as Error).message}`);
   }
 }
 
 export interface PodInterface {
   ifname: string;
+  ifindex: number;
   /** Global-scope addresses (no prefix length). */
   addresses: string[];
 }
 
-interface IpAddrJson {
-  ifname: string;
-  addr_info?: { family: string; local: string; scope: string }[];
-}
-
-/** The interfaces of the pod's netns and their global addresses (loopback included). */
+/**
+ * The interfaces of the pod's netns and their global addresses (loopback included), read
+ * over rtnetlink inside the netns (no process per attach).
+ */
 export function podInterfaces(netnsPath: string): PodInterface[] {
-  let text: string;
+  let interfaces: NetnsInterface[];
   try {
-    text = execFileSync("nsenter", [`--net=${netnsPath}`, "ip", "-j", "addr", "show"], {
-      encoding: "utf8",
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    interfaces = netnsInterfaces(netnsPath);
   } catch (err) {
-    const stderr = String((err as { stderr?: unknown }).stderr ?? "").trim();
-    throw new Error(`listing interfaces in ${netnsPath} failed: ${stderr}`);
+    throw new Error(`listing interfaces in ${netnsPath} failed: ${(err as Error).message}`);
   }
-  return (JSON.parse(text || "[]") as IpAddrJson[]).map((i) => ({
+  return interfaces.map((i) => ({
     ifname: i.ifname,
-    addresses: (i.addr_info ?? [])
-      .filter((a) => a.scope === "global" && (a.family === "inet" || a.family === "inet6"))
-      .map((a) => a.local),
+    ifindex: i.ifindex,
+    addresses: i.addresses.filter((a) => a.scope === ADDRESS_SCOPE.global).map((a) => a.address),
   }));
 }
