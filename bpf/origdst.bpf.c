@@ -13,10 +13,14 @@
  * So no waggle_redirect entry outlives the client socket, and the per-socket records die
  * with their sockets.
  *
+ * TCP_LISTEN_CB: a socket listening on the pod's inbound port (not on localhost) is the
+ * proxy's inbound listener; it goes into waggle_listeners for inbound capture
+ * (inbound.bpf.c) and leaves it when it closes.
+ *
  * getsockopt answers (SOL_IP, SO_ORIGINAL_DST) and (SOL_IPV6, IP6T_SO_ORIGINAL_DST) on TCP
  * sockets the way conntrack would under iptables: the recorded original destination, else
  * for a connected socket with no record (an accepted one, e.g. inbound captured by
- * bpf_sk_assign, whose local address IS the original destination) the local address.
+ * sk_lookup, whose local address IS the original destination) the local address.
  * Every other call is left exactly as the kernel answered it.
  */
 #include <linux/bpf.h>
@@ -27,6 +31,7 @@
 #include "waggle/addr.h"
 #include "waggle/counters.h"
 #include "waggle/maps.h"
+#include "waggle/policy.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -141,6 +146,25 @@ static __always_inline void adopt(struct bpf_sock_ops *s)
 	bpf_map_delete_elem(&waggle_redirect, &k);
 }
 
+/* A socket listening on the pod's inbound port becomes its inbound capture target. */
+static __always_inline void remember_listener(struct bpf_sock_ops *s)
+{
+	struct listener_key k = {};
+	const struct pod_policy *p;
+	struct addr a;
+
+	k.netns = bpf_get_netns_cookie(s);
+	p = policy_of(k.netns);
+	if (!p || s->local_port != p->inbound_port)
+		return;
+	sock_local(s, &a);
+	if (addr_is_loopback(&a))
+		return; /* e.g. istio-validation's 127.0.0.1:15006: never an inbound target */
+	k.family = s->family;
+	if (bpf_sock_hash_update(s, &waggle_listeners, &k, BPF_ANY))
+		COUNT(k.netns, errors);
+}
+
 SEC("sockops")
 int waggle_sockops(struct bpf_sock_ops *s)
 {
@@ -154,6 +178,9 @@ int waggle_sockops(struct bpf_sock_ops *s)
 	case BPF_SOCK_OPS_STATE_CB:
 		if (s->args[1] == BPF_TCP_CLOSE)
 			unpublish(s);
+		break;
+	case BPF_SOCK_OPS_TCP_LISTEN_CB:
+		remember_listener(s);
 		break;
 	}
 	return 1;

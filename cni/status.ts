@@ -10,7 +10,7 @@ import type { PodRecord } from "./datapath";
 import { decodeCidrKey, decodePortKey } from "./datapath/encode";
 import { COUNTER_NAMES, type CounterName, MAP_NAMES } from "./datapath/layout";
 import { policyCidr } from "./datapath/policy";
-import { ALL_PROGRAMS, paths } from "./datapath/programs";
+import { ALL_PROGRAMS, NETNS_PROGRAM, paths } from "./datapath/programs";
 import { BPF_FS_MAGIC } from "./prerequisites";
 
 /** What the pod's policy does, decoded from the map keys attachPod recorded. */
@@ -57,8 +57,10 @@ export interface PodStatus {
   attachments: {
     /** The cgroup programs linked (one pinned bpf_link each). */
     cgroupLinks: string[];
-    /** TC ingress filters, one per captured interface. */
-    tcIngress: { ifname: string; priority: number; handle: number }[];
+    /** The programs linked to the pod's netns (inbound capture, sk_lookup). */
+    netnsLinks: string[];
+    /** The interfaces whose arriving connections are captured inbound (X1 leaves some out). */
+    inboundInterfaces: { ifname: string; ifindex: number }[];
   } | null;
   /** checkPod: ok when nothing is missing, else the problems it names. */
   health: { ok: boolean; problems: string[] };
@@ -171,7 +173,11 @@ export function podStatus(f: PodFacts): PodStatus {
     cgroup: { path: r.cgroupPath, exists: f.exists(r.cgroupPath) },
     attachedAt: r.attachedAt,
     policy: policySummary(r),
-    attachments: { cgroupLinks: [...r.links], tcIngress: r.tc.map((t) => ({ ...t })) },
+    attachments: {
+      cgroupLinks: r.links.filter((l) => l !== NETNS_PROGRAM.name),
+      netnsLinks: r.links.filter((l) => l === NETNS_PROGRAM.name),
+      inboundInterfaces: r.inboundInterfaces.map((i) => ({ ...i })),
+    },
     health,
     counters: r.counters === null ? null : { ...r.counters },
   };
@@ -436,7 +442,6 @@ export function formatDetail(p: PodStatus): string[] {
     lines.push(...kv(policyLines(p.policy), "    "));
   }
   if (p.attachments) {
-    const hex = (n: number) => `0x${n.toString(16)}`;
     lines.push("  attachments");
     lines.push(
       ...kv(
@@ -445,13 +450,10 @@ export function formatDetail(p: PodStatus): string[] {
             "cgroup links",
             `${p.attachments.cgroupLinks.length}: ${list(p.attachments.cgroupLinks)}`,
           ],
+          ["netns link", list(p.attachments.netnsLinks)],
           [
-            "TC ingress",
-            list(
-              p.attachments.tcIngress.map(
-                (t) => `${t.ifname} (pref ${hex(t.priority)}, handle ${hex(t.handle)})`,
-              ),
-            ),
+            "inbound on",
+            list(p.attachments.inboundInterfaces.map((i) => `${i.ifname} (ifindex ${i.ifindex})`)),
           ],
         ],
         "    ",

@@ -8,7 +8,7 @@
 // runtime harness, pods, sidecars, nginx, sockprobe. Everything it creates is registered in
 // their teardown registry and removed at the end, on failure, and on SIGINT/SIGTERM.
 
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { styleText } from "node:util";
 import { CniNode, type CniPod, MESHED_ANNOTATIONS } from "../test/support/cni-node";
@@ -370,20 +370,22 @@ async function plainUntouched(pods: Record<PodName, DemoPod>): Promise<void> {
     const programs = (await runChecked("bpftool", ["cgroup", "show", pod.cni.sandbox.cgroupDir]))
       .split("\n")
       .filter((l) => /^\s*\d+\s/.test(l)).length;
-    const filters = await runChecked("tc", [
-      "-n",
-      pod.cni.sandbox.name,
-      "filter",
-      "show",
-      "dev",
-      "eth0",
-      "ingress",
-    ]);
-    const tc = /\bbpf\b/.test(filters) ? "a TC ingress program on eth0" : "no TC filter on eth0";
-    say(`${pod.name.padEnd(9)} ${String(programs).padStart(2)} BPF programs on its cgroup, ${tc}`);
+    const netnsIno = statSync(pod.cni.sandbox.netnsPath).ino;
+    const links = JSON.parse(await runChecked("bpftool", ["link", "show", "--json"])) as {
+      netns_ino?: number;
+      attach_type?: string;
+    }[];
+    const inbound = links.some((l) => l.netns_ino === netnsIno && l.attach_type === "sk_lookup");
+    const netns = inbound
+      ? "the sk_lookup inbound program on its netns"
+      : "no sk_lookup program on its netns";
+    say(
+      `${pod.name.padEnd(9)} ${String(programs).padStart(2)} BPF programs on its cgroup, ${netns}`,
+    );
     expectThat(programs > 0 === pod.meshed, `${pod.name}: unexpected cgroup programs`);
+    expectThat(inbound === pod.meshed, `${pod.name}: unexpected sk_lookup link`);
   }
-  say("(bpftool cgroup show <pod cgroup>; tc filter show dev eth0 ingress in the pod)");
+  say("(bpftool cgroup show <pod cgroup>; bpftool link show: netns_ino of the pod's netns)");
   say("plain: skipped at ADD, nothing attached; its connections went out as they were (b)");
   say("and came in as they were (c)");
 }

@@ -1,6 +1,7 @@
 // PodPolicy -> the exact map keys and values the programs read (layouts from layout.ts).
 import { Address4, Address6 } from "ip-address";
 import {
+  AF,
   CIDR_KEY_FIXED_BITS,
   CIDR_KIND,
   type CidrKind,
@@ -113,6 +114,42 @@ export function decodeCidrKey(b: Buffer): { netns: bigint; cidr: PolicyCidr; kin
   };
 }
 
+/** Key of waggle_ifaces: an interface of a pod with inbound capture. */
+export function encodeIfaceKey(netns: bigint, ifindex: number): Buffer {
+  const L = STRUCTS.iface_key.fields;
+  const b = Buffer.alloc(STRUCTS.iface_key.size);
+  b.writeBigUInt64LE(netns, L.netns.offset);
+  b.writeUInt32LE(ifindex, L.ifindex.offset);
+  return b;
+}
+
+/** Key of waggle_listeners: a pod's inbound listener of one socket family. */
+export function encodeListenerKey(netns: bigint, family: 4 | 6): Buffer {
+  const L = STRUCTS.listener_key.fields;
+  const b = Buffer.alloc(STRUCTS.listener_key.size);
+  b.writeBigUInt64LE(netns, L.netns.offset);
+  b.writeUInt32LE(family === 4 ? AF.inet : AF.inet6, L.family.offset);
+  return b;
+}
+
+/** Size of the Ethernet header waggle_listener's test-run input starts with. */
+const ETH_HLEN = 14;
+
+/**
+ * The test-run input of waggle_listener: an Ethernet header (zero addresses, the local
+ * experimental ethertype: the kernel reads nothing into it) and a struct listener_query asking
+ * for the listener on `port` for `ip` of the pod.
+ */
+export function encodeListenerQuery(netns: bigint, ip: string, port: number): Buffer {
+  const L = STRUCTS.listener_query.fields;
+  const b = Buffer.alloc(ETH_HLEN + STRUCTS.listener_query.size);
+  b.writeUInt16BE(0x88b5, 12);
+  b.writeBigUInt64LE(netns, ETH_HLEN + L.netns.offset);
+  addrBytes(ip).copy(b, ETH_HLEN + L.addr.offset);
+  b.writeUInt16LE(port, ETH_HLEN + L.port.offset);
+  return b;
+}
+
 export function encodeIpKey(ip: string): Buffer {
   return addrBytes(ip);
 }
@@ -172,6 +209,11 @@ export function policyEntries(netns: bigint, p: PodPolicy): MapEntry[] {
       map: MAP_NAMES.podIps,
       key: encodeIpKey(ip),
       value: encodeNetnsValue(netns),
+    })),
+    ...p.inboundIfindexes.map((ifindex) => ({
+      map: MAP_NAMES.ifaces,
+      key: encodeIfaceKey(netns, ifindex),
+      value: one,
     })),
     { map: MAP_NAMES.policy, key: netnsKey(netns), value: encodePolicy(p) },
   ];

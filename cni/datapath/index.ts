@@ -1,19 +1,18 @@
 // The datapath's per-pod API: attach a meshed pod (policy into the shared maps, cgroup
-// programs as pinned bpf_links, TC ingress in its netns), detach it, check it, list pods.
+// programs and the netns inbound program as pinned bpf_links), detach it, check it, list pods.
 // Design and map list: docs/datapath.md. Used by the CNI plugin, `waggle status`, GC and
 // the installer (upgradePrograms).
 import { existsSync, mkdirSync, statSync } from "node:fs";
 import {
   attachCgroup,
+  attachNetns,
   BpfMap,
   cgroupId,
   Link,
   netnsCookie,
+  netnsLinkInfo,
   Program,
   possibleCpus,
-  tcAttach,
-  tcDetach,
-  tcQuery,
   unpin,
 } from "ebpf-napi";
 import type { RedirectSettings } from "../redirect-settings";
@@ -21,8 +20,16 @@ import { decodeNetns, netnsKey, policyEntries, sumCounters, zeroCounters } from 
 import { DatapathError } from "./errors";
 import { addPassthroughV6, podInterfaces, routedCidrs } from "./interfaces";
 import { type CounterName, MAP_NAMES, POLICY } from "./layout";
+import { forgetListeners, recordExistingListeners } from "./listeners";
 import { flagNames, podPolicy } from "./policy";
-import { CGROUP_PROGRAMS, containerIdOfDir, paths, TC_PROGRAM, TC_SLOT } from "./programs";
+import {
+  ALL_PROGRAMS,
+  CGROUP_PROGRAMS,
+  containerIdOfDir,
+  NETNS_PROGRAM,
+  POD_LINKS,
+  paths,
+} from "./programs";
 import {
   type PodRecordData,
   RECORD_VERSION,
@@ -139,10 +146,6 @@ export function attachPod(req: AttachRequest, opts: DatapathOptions): PodRecordD
   if (!interfaces.some((i) => i.ifname === req.ifname)) {
     throw new DatapathError("NETNS", `interface ${req.ifname} does not exist in ${req.netnsPath}`);
   }
-  // Inbound capture on every interface but lo and the excluded ones, as PREROUTING does.
-  const tcIfnames = interfaces
-    .map((i) => i.ifname)
-    .filter((n) => n !== "lo" && !req.settings.excludeInterfaces.includes(n));
   // Every global address of the pod is a "local destination" and an inbound key.
   const localAddresses = interfaces.flatMap((i) => i.addresses);
   let policy: ReturnType<typeof podPolicy>;
@@ -150,6 +153,7 @@ export function attachPod(req: AttachRequest, opts: DatapathOptions): PodRecordD
     policy = podPolicy({
       settings: req.settings,
       podIPs: req.podIPs,
+      interfaces,
       localAddresses,
       extraExcludeCidrs: extraExcludes,
     });
@@ -188,14 +192,17 @@ export function attachPod(req: AttachRequest, opts: DatapathOptions): PodRecordD
       excludeInterfaces: [...req.settings.excludeInterfaces],
       excludedInterfaceCidrs: extraExcludes,
     },
-    tc: tcIfnames.map((ifname) => ({ ifname, ...TC_SLOT })),
+    inboundInterfaces: interfaces
+      .filter((i) => policy.inboundIfindexes.includes(i.ifindex))
+      .map(({ ifname, ifindex }) => ({ ifname, ifindex })),
     localAddresses: policy.localAddresses,
     keys: {
-      ports: entries.filter((e) => e.map === MAP_NAMES.ports).map((e) => e.key.toString("hex")),
-      cidrs: entries.filter((e) => e.map === MAP_NAMES.cidrs).map((e) => e.key.toString("hex")),
-      podIps: entries.filter((e) => e.map === MAP_NAMES.podIps).map((e) => e.key.toString("hex")),
+      ports: keysOf(entries, MAP_NAMES.ports),
+      cidrs: keysOf(entries, MAP_NAMES.cidrs),
+      podIps: keysOf(entries, MAP_NAMES.podIps),
+      ifaces: keysOf(entries, MAP_NAMES.ifaces),
     },
-    links: CGROUP_PROGRAMS.map((p) => p.name),
+    links: [...POD_LINKS],
     attachedAt: new Date().toISOString(),
   };
 
@@ -229,27 +236,29 @@ export function attachPod(req: AttachRequest, opts: DatapathOptions): PodRecordD
       }
     }
     if (policy.flags & POLICY.IPV6) addPassthroughV6(req.netnsPath);
-    if (rec.tc.length > 0) {
-      const prog = openProgram(root, TC_PROGRAM.name);
+    // sockops records the proxy's inbound listener from now on; one that listens already
+    // (a pod meshed in place) is looked up once, before inbound capture starts.
+    recordExistingListeners(root, {
+      netns,
+      netnsPath: req.netnsPath,
+      addresses: policy.localAddresses,
+      port: policy.inboundPort,
+    });
+    const prog = openProgram(root, NETNS_PROGRAM.name);
+    try {
+      const link = attachNetns(prog, req.netnsPath, NETNS_PROGRAM.attachType);
       try {
-        for (const t of rec.tc) {
-          tcAttach({
-            netns: req.netnsPath,
-            ifname: t.ifname,
-            direction: "ingress",
-            prog,
-            ...TC_SLOT,
-            replace: true,
-          });
-        }
+        link.pin(paths.podLink(root, req.containerId, NETNS_PROGRAM.name));
       } finally {
-        prog.close();
+        link.close();
       }
+    } finally {
+      prog.close();
     }
     // An upgrade may have swapped the pinned programs while this pod was being attached
     // (upgradePrograms' second pass covers the opposite order): end on the pinned ones.
     withPinnedPrograms(root, (progs) => {
-      const problem = swapPodPrograms(root, rec, progs, { linksUpdated: 0, tcUpdated: 0 });
+      const problem = swapPodPrograms(root, rec, progs, { linksUpdated: 0 });
       if (problem) throw new Error(problem);
     });
   } catch (err) {
@@ -267,22 +276,15 @@ export function attachPod(req: AttachRequest, opts: DatapathOptions): PodRecordD
   return rec;
 }
 
-/** The filter in waggle's TC slot is ours (so detach never removes someone else's). */
-function tcSlotIsOurs(rec: PodRecordData, ifname: string): boolean | null {
-  const id = tcQuery({ netns: rec.netnsPath, ifname, direction: "ingress", ...TC_SLOT });
-  if (id === null) return null;
-  const prog = Program.fromId(id);
-  try {
-    return prog.info().name === TC_PROGRAM.name.slice(0, 15);
-  } finally {
-    prog.close();
-  }
+/** The hex keys of a pod's entries in one map. */
+function keysOf(entries: { map: string; key: Buffer }[], map: string): string[] {
+  return entries.filter((e) => e.map === map).map((e) => e.key.toString("hex"));
 }
 
 /**
- * Removes everything attachPod did for the container: links, TC filter (when the netns
- * still exists), map entries, pins. Idempotent; succeeds for unknown containers and vanished
- * netns. Throws only when something that exists could not be removed.
+ * Removes everything attachPod did for the container: links, map entries, pins. Idempotent;
+ * succeeds for unknown containers and vanished netns. Throws only when something that
+ * exists could not be removed.
  */
 export function detachPod(containerId: string, opts: DatapathOptions): void {
   const root = opts.bpfRoot;
@@ -316,21 +318,6 @@ export function detachPod(containerId: string, opts: DatapathOptions): void {
     }
   }
 
-  if (rec && existsSync(rec.netnsPath)) {
-    for (const t of rec.tc) {
-      try {
-        if (tcSlotIsOurs(rec, t.ifname)) {
-          tcDetach({ netns: rec.netnsPath, ifname: t.ifname, direction: "ingress", ...TC_SLOT });
-        }
-      } catch (err) {
-        const code = errorCode(err);
-        if (code !== "ENOENT" && code !== "ENODEV" && code !== "EINVAL") {
-          problems.push(`TC filter on ${t.ifname}: ${(err as Error).message}`);
-        }
-      }
-    }
-  }
-
   if (rec && existsSync(paths.maps(root))) {
     const r = rec;
     try {
@@ -347,6 +334,9 @@ export function detachPod(containerId: string, opts: DatapathOptions): void {
           (maps.get(MAP_NAMES.ports) as BpfMap).delete(Buffer.from(hex, "hex"));
         for (const hex of r.keys.cidrs)
           (maps.get(MAP_NAMES.cidrs) as BpfMap).delete(Buffer.from(hex, "hex"));
+        for (const hex of r.keys.ifaces)
+          (maps.get(MAP_NAMES.ifaces) as BpfMap).delete(Buffer.from(hex, "hex"));
+        forgetListeners(maps.get(MAP_NAMES.listeners) as BpfMap, netns);
         (maps.get(MAP_NAMES.counters) as BpfMap).delete(netnsKey(netns));
       });
     } catch (err) {
@@ -363,7 +353,7 @@ export function detachPod(containerId: string, opts: DatapathOptions): void {
   removeTree(dir);
 }
 
-/** Problems with a pod's attachment (missing program, link, TC filter, map entry); [] when healthy. */
+/** Problems with a pod's attachment (missing program, link, map entry); [] when healthy. */
 export function checkPod(containerId: string, opts: DatapathOptions): string[] {
   const root = opts.bpfRoot;
   checkContainerId(containerId);
@@ -376,7 +366,7 @@ export function checkPod(containerId: string, opts: DatapathOptions): string[] {
   if (!rec) return [`container ${containerId} is not attached (no record under ${root})`];
   const problems: string[] = [];
   const progIds = new Map<string, number>();
-  for (const name of [...CGROUP_PROGRAMS.map((p) => p.name), TC_PROGRAM.name]) {
+  for (const name of ALL_PROGRAMS) {
     try {
       const p = Program.openPinned(paths.prog(root, name));
       progIds.set(name, p.info().id);
@@ -411,19 +401,7 @@ export function checkPod(containerId: string, opts: DatapathOptions): string[] {
       problems.push(`link ${cp.name} is missing`);
     }
   }
-  if (rec.tc.length > 0 && !existsSync(rec.netnsPath)) {
-    problems.push(`network namespace ${rec.netnsPath} is gone`);
-  } else {
-    for (const t of rec.tc) {
-      try {
-        const ours = tcSlotIsOurs(rec, t.ifname);
-        if (ours === null) problems.push(`TC ingress filter on ${t.ifname} is missing`);
-        else if (!ours) problems.push(`TC ingress filter on ${t.ifname} runs another program`);
-      } catch (err) {
-        problems.push(`TC ingress filter on ${t.ifname}: ${(err as Error).message}`);
-      }
-    }
-  }
+  problems.push(...checkNetnsLink(root, rec, progIds.get(NETNS_PROGRAM.name)));
   try {
     const r = rec;
     withMaps(root, (maps) => {
@@ -443,11 +421,50 @@ export function checkPod(containerId: string, opts: DatapathOptions): string[] {
       if (ports > 0) problems.push(`${ports} port entries are missing`);
       const cidrs = missing(MAP_NAMES.cidrs, r.keys.cidrs);
       if (cidrs > 0) problems.push(`${cidrs} CIDR entries are missing`);
+      const ifaces = missing(MAP_NAMES.ifaces, r.keys.ifaces);
+      if (ifaces > 0) problems.push(`${ifaces} interface entries are missing`);
     });
   } catch (err) {
     problems.push(`shared maps: ${(err as Error).message}`);
   }
   return problems;
+}
+
+/** Problems with the pod's netns link (inbound capture): [] when it runs `pinnedProg` there. */
+function checkNetnsLink(
+  root: string,
+  rec: PodRecordData,
+  pinnedProg: number | undefined,
+): string[] {
+  const name = NETNS_PROGRAM.name;
+  let netnsIno: number;
+  try {
+    netnsIno = statSync(rec.netnsPath).ino;
+  } catch {
+    return [`network namespace ${rec.netnsPath} is gone`];
+  }
+  let link: Link;
+  try {
+    link = Link.openPinned(paths.podLink(root, rec.containerId, name));
+  } catch {
+    return [`link ${name} is missing`];
+  }
+  try {
+    const problems: string[] = [];
+    const info = link.info();
+    const netns = netnsLinkInfo(link);
+    if (netns.netnsIno === 0) problems.push(`link ${name} is detached from its network namespace`);
+    else if (netns.netnsIno !== netnsIno) problems.push(`link ${name} is not on ${rec.netnsPath}`);
+    if (netns.attachType !== NETNS_PROGRAM.attachType)
+      problems.push(`link ${name} has attach type ${netns.attachType}`);
+    if (pinnedProg !== undefined && info.progId !== pinnedProg)
+      problems.push(`link ${name} runs program ${info.progId}, not the pinned ${pinnedProg}`);
+    return problems;
+  } catch (err) {
+    return [`link ${name}: ${(err as Error).message}`];
+  } finally {
+    link.close();
+  }
 }
 
 /** Every attached pod with its policy summary and counters. */

@@ -77,6 +77,22 @@ export const STRUCTS = {
     ["port", 16, 2],
     ["pad", 18, 6],
   ]),
+  iface_key: layout(16, [
+    ["netns", 0, 8],
+    ["ifindex", 8, 4],
+    ["pad", 12, 4],
+  ]),
+  listener_key: layout(16, [
+    ["netns", 0, 8],
+    ["family", 8, 4],
+    ["pad", 12, 4],
+  ]),
+  listener_query: layout(32, [
+    ["netns", 0, 8],
+    ["addr", 8, 16],
+    ["port", 24, 2],
+    ["pad", 26, 6],
+  ]),
 } as const satisfies Record<string, StructLayout>;
 
 /** struct pod_policy.flags (POLICY_* in abi.h). */
@@ -117,9 +133,17 @@ export const MAP_NAMES = {
   ports: "waggle_ports",
   cidrs: "waggle_cidrs",
   counters: "waggle_counters",
+  ifaces: "waggle_ifaces",
+  listeners: "waggle_listeners",
   sock: "waggle_sock",
   redirect: "waggle_redirect",
 } as const;
+
+/** waggle_listener's return values (LISTENER_* in abi.h). */
+export const LISTENER_RESULT = { stored: 0, none: 1, failed: 2, badRun: 3 } as const;
+
+/** Socket families as the kernel numbers them (listener_key.family). */
+export const AF = { inet: 2, inet6: 10 } as const;
 
 /** Counter names in struct order. */
 export const COUNTER_NAMES = Object.keys(STRUCTS.pod_counters.fields) as CounterName[];

@@ -28,6 +28,11 @@ export interface PodPolicy {
   sourceV6: string;
   ports: { kind: PortKind; port: number }[];
   cidrs: { kind: CidrKind; cidr: PolicyCidr }[];
+  /**
+   * X1 inbound: the interfaces (ifindex) whose arriving traffic is captured: every interface
+   * of the pod but lo and excludeInterfaces, as istio-iptables' PREROUTING rules see them.
+   */
+  inboundIfindexes: number[];
   /** The pod's addresses from CNI (no prefix length). */
   podIPs: string[];
   /**
@@ -91,6 +96,8 @@ export function isLoopbackLike(ip: string): boolean {
 export interface PolicyInput {
   settings: RedirectSettings;
   podIPs: readonly string[];
+  /** The pod's interfaces at attach time (inbound capture per interface, X1). */
+  interfaces?: readonly { ifname: string; ifindex: number }[];
   /** Other global addresses of the pod's interfaces. */
   localAddresses?: readonly string[];
   /**
@@ -104,6 +111,7 @@ export interface PolicyInput {
 export function podPolicy({
   settings: s,
   podIPs,
+  interfaces = [],
   localAddresses = [],
   extraExcludeCidrs = [],
 }: PolicyInput): PodPolicy {
@@ -189,10 +197,16 @@ export function podPolicy({
     sourceV6: v6[0] ?? "",
     ports,
     cidrs,
+    inboundIfindexes: interfaces
+      .filter((i) => i.ifname !== LOOPBACK_IFNAME && !s.excludeInterfaces.includes(i.ifname))
+      .map((i) => i.ifindex),
     podIPs: ips,
     localAddresses: locals,
   };
 }
+
+/** Loopback traffic is the pod's own: never inbound capture (PREROUTING never sees it). */
+const LOOPBACK_IFNAME = "lo";
 
 /** The flags as names, for status output. */
 export function flagNames(flags: number): string[] {

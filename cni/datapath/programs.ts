@@ -1,6 +1,6 @@
 // Which program lives in which object and where it attaches, and where everything is pinned.
 import { join } from "node:path";
-import type { CgroupAttachType } from "ebpf-napi";
+import type { CgroupAttachType, NetnsAttachType } from "ebpf-napi";
 
 /** The BPF objects (bpf/<name>.bpf.c), in load order. */
 export const OBJECTS = ["outbound", "origdst", "inbound"] as const;
@@ -26,13 +26,27 @@ export const CGROUP_PROGRAMS: readonly CgroupProgram[] = [
   { name: "waggle_getsockopt", object: "origdst", attachType: "cgroup_getsockopt" },
 ];
 
-/** The TC ingress program, attached on the pod's interface inside its netns. */
-export const TC_PROGRAM = { name: "waggle_ingress", object: "inbound" as ObjectName };
+/** Inbound capture: attached to each meshed pod's netns (sk_lookup), one bpf_link each. */
+export const NETNS_PROGRAM = {
+  name: "waggle_inbound",
+  object: "inbound" as ObjectName,
+  attachType: "sk_lookup" as NetnsAttachType,
+};
 
-/** The clsact filter slot waggle uses (fixed, so detach and upgrade find it again). */
-export const TC_SLOT = { priority: 0x5747, handle: 0x5747 } as const;
+/**
+ * Run, never attached: finds the proxy's inbound listener of a pod that listened before the
+ * pod was attached (BPF_PROG_TEST_RUN inside the pod's netns).
+ */
+export const LISTENER_FINDER = { name: "waggle_listener", object: "inbound" as ObjectName };
 
-export const ALL_PROGRAMS = [...CGROUP_PROGRAMS.map((p) => p.name), TC_PROGRAM.name];
+export const ALL_PROGRAMS = [
+  ...CGROUP_PROGRAMS.map((p) => p.name),
+  NETNS_PROGRAM.name,
+  LISTENER_FINDER.name,
+];
+
+/** The links pinned in each pod's directory, by program name. */
+export const POD_LINKS = [...CGROUP_PROGRAMS.map((p) => p.name), NETNS_PROGRAM.name];
 
 /**
  * A container id as a bpffs directory name. bpffs refuses names with a dot (EPERM), and CNI

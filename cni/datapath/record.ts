@@ -1,13 +1,13 @@
 // Per-pod state that outlives the plugin process and lives with the pins: a one-element
 // array map pinned at <bpfRoot>/pods/<containerId>/record whose value is the JSON of what
-// attachPod did (netns cookie, paths, every map key it wrote, the TC slot). detachPod undoes
-// exactly that, even when the netns is long gone.
+// attachPod did (netns cookie, paths, every map key it wrote, the links it pinned). detachPod
+// undoes exactly that, even when the netns is long gone.
 import { existsSync } from "node:fs";
 import { BpfMap } from "ebpf-napi";
 import { containerIdOfDir, paths } from "./programs";
 import { listDir } from "./shared-fs";
 
-export const RECORD_VERSION = 2;
+export const RECORD_VERSION = 3;
 
 /** What attachPod wrote for one container. Keys are hex strings of the exact key bytes. */
 export interface PodRecordData {
@@ -32,18 +32,19 @@ export interface PodRecordData {
     excludedInterfaceCidrs: string[];
   };
   /**
-   * The TC ingress filters: every interface of the pod at attach time but lo and the
-   * excludeInterfaces (X1: no inbound capture there).
+   * The interfaces whose arriving traffic is captured inbound: every interface of the pod at
+   * attach time but lo and the excludeInterfaces (X1: no inbound capture there).
    */
-  tc: { ifname: string; priority: number; handle: number }[];
+  inboundInterfaces: { ifname: string; ifindex: number }[];
   /** Every local address of the pod at attach time (inbound lookup, "local destination"). */
   localAddresses: string[];
   keys: {
     ports: string[];
     cidrs: string[];
     podIps: string[];
+    ifaces: string[];
   };
-  /** The cgroup programs linked (pinned as pods/<id>/<name>). */
+  /** The programs linked: the cgroup ones and the netns one (pinned as pods/<id>/<name>). */
   links: string[];
   attachedAt: string;
 }

@@ -19,7 +19,8 @@ export const DATAPATH_PROG_TYPES: readonly ProgTypeNeed[] = [
   {
     progType: "sock_ops",
     since: "4.13",
-    usedFor: "carrying the original destination to the proxy's socket",
+    usedFor:
+      "carrying the original destination to the proxy's socket; the proxy's inbound listener",
     config: "CONFIG_CGROUP_BPF",
   },
   {
@@ -29,13 +30,20 @@ export const DATAPATH_PROG_TYPES: readonly ProgTypeNeed[] = [
     config: "CONFIG_CGROUP_BPF",
   },
   {
+    progType: "sk_lookup",
+    since: "5.9",
+    usedFor: "inbound capture: the proxy's listener takes the connection (netns link per pod)",
+    config: "CONFIG_BPF_SYSCALL and CONFIG_INET",
+  },
+  {
     progType: "sched_cls",
     since: "4.1",
-    usedFor: "inbound capture at TC ingress",
-    config: "CONFIG_NET_CLS_BPF and CONFIG_NET_SCH_INGRESS",
+    usedFor: "finding a proxy listener older than the pod's attachment (test run, never attached)",
+    config: "CONFIG_NET",
   },
 ];
 
+/** The cgroup hooks (the netns hook comes with its program type, sk_lookup). */
 export const DATAPATH_ATTACH_TYPES: readonly AttachTypeNeed[] = [
   {
     attachType: "cgroup_inet4_connect",
@@ -68,13 +76,17 @@ export const DATAPATH_ATTACH_TYPES: readonly AttachTypeNeed[] = [
   {
     attachType: "cgroup_sock_ops",
     since: "4.13",
-    usedFor: "connection callbacks (connect, passive established, close)",
+    usedFor: "connection callbacks (connect, established, close, listen)",
   },
   { attachType: "cgroup_getsockopt", since: "5.3", usedFor: "SO_ORIGINAL_DST" },
 ];
 
 export const DATAPATH_MAP_TYPES: readonly MapTypeNeed[] = [
-  { mapType: "hash", since: "3.19", usedFor: "per-pod policy, pod addresses, port sets" },
+  {
+    mapType: "hash",
+    since: "3.19",
+    usedFor: "per-pod policy, pod addresses, port sets, interfaces",
+  },
   { mapType: "lpm_trie", since: "4.11", usedFor: "per-pod include/exclude CIDRs" },
   { mapType: "percpu_hash", since: "4.6", usedFor: "per-pod counters" },
   {
@@ -87,7 +99,16 @@ export const DATAPATH_MAP_TYPES: readonly MapTypeNeed[] = [
     since: "5.2",
     usedFor: "per-socket original destination, freed with the socket",
   },
-  { mapType: "array", since: "3.19", usedFor: "per-pod records pinned with the pod's links" },
+  {
+    mapType: "sockhash",
+    since: "4.18",
+    usedFor: "each pod's inbound listener, which leaves the map when it closes",
+  },
+  {
+    mapType: "array",
+    since: "3.19",
+    usedFor: "per-pod records pinned with the pod's links; the objects' read-only data",
+  },
 ];
 
 export const DATAPATH_HELPERS: readonly HelperNeed[] = [
@@ -96,18 +117,6 @@ export const DATAPATH_HELPERS: readonly HelperNeed[] = [
     progType: "cgroup_sock_addr",
     since: "5.7",
     usedFor: "the pod of a socket",
-  },
-  {
-    helper: "get_netns_cookie",
-    progType: "sock_ops",
-    since: "5.15",
-    usedFor: "the pod of an accepted socket",
-  },
-  {
-    helper: "get_netns_cookie",
-    progType: "cgroup_sockopt",
-    since: "5.8",
-    usedFor: "the pod of the proxy's socket",
   },
   {
     helper: "get_current_uid_gid",
@@ -122,22 +131,22 @@ export const DATAPATH_HELPERS: readonly HelperNeed[] = [
     usedFor: "recording the original destination",
   },
   {
-    helper: "sk_storage_get",
-    progType: "sock_ops",
-    since: "5.3",
-    usedFor: "handing it to the accepted socket",
-  },
-  {
-    helper: "sk_storage_get",
-    progType: "cgroup_sockopt",
-    since: "5.3",
-    usedFor: "answering SO_ORIGINAL_DST",
-  },
-  {
     helper: "bind",
     progType: "cgroup_sock_addr",
     since: "4.17",
     usedFor: "redirected sockets keep the source iptables would give them",
+  },
+  {
+    helper: "get_netns_cookie",
+    progType: "sock_ops",
+    since: "5.15",
+    usedFor: "the pod of an accepted or listening socket",
+  },
+  {
+    helper: "sk_storage_get",
+    progType: "sock_ops",
+    since: "5.3",
+    usedFor: "handing the original destination to the accepted socket",
   },
   {
     helper: "sock_ops_cb_flags_set",
@@ -146,37 +155,69 @@ export const DATAPATH_HELPERS: readonly HelperNeed[] = [
     usedFor: "close callbacks that remove in-flight entries",
   },
   {
-    helper: "skc_lookup_tcp",
-    progType: "sched_cls",
-    since: "5.2",
-    usedFor: "segments of existing connections pass untouched",
+    helper: "sock_hash_update",
+    progType: "sock_ops",
+    since: "4.18",
+    usedFor: "recording the proxy's inbound listener when it listens",
   },
+  {
+    helper: "get_netns_cookie",
+    progType: "cgroup_sockopt",
+    since: "5.15",
+    usedFor: "the pod of the proxy's socket",
+  },
+  {
+    helper: "sk_storage_get",
+    progType: "cgroup_sockopt",
+    since: "5.3",
+    usedFor: "answering SO_ORIGINAL_DST",
+  },
+  {
+    helper: "sk_assign",
+    progType: "sk_lookup",
+    since: "5.9",
+    usedFor: "handing inbound connections to the proxy's listener without NAT",
+  },
+  { helper: "sk_release", progType: "sk_lookup", since: "5.9", usedFor: "the listener lookup" },
   {
     helper: "sk_lookup_tcp",
     progType: "sched_cls",
     since: "4.20",
-    usedFor: "finding the proxy's inbound listener",
+    usedFor: "finding a proxy listener older than the pod's attachment",
   },
-  { helper: "sk_release", progType: "sched_cls", since: "4.20", usedFor: "socket lookups" },
-  {
-    helper: "sk_assign",
-    progType: "sched_cls",
-    since: "5.7",
-    usedFor: "delivering inbound connections to the proxy without NAT",
-  },
+  { helper: "sk_release", progType: "sched_cls", since: "4.20", usedFor: "that lookup" },
 ];
 
 export const DATAPATH_VERSION_ONLY: readonly VersionOnlyFeature[] = [
+  {
+    feature: "`ingress_ifindex` in sk_lookup programs",
+    since: "5.17",
+    usedFor: "X1: no inbound capture on excludeInterfaces (the interface a connection arrived on)",
+  },
+  {
+    feature: "sockhash updates with a socket from sched_cls programs",
+    since: "5.10",
+    usedFor: "recording a proxy listener older than the pod's attachment",
+  },
+  {
+    feature: "sk_lookup netns bpf_link",
+    since: "5.9",
+    usedFor: "per-pod inbound capture pinned with the pod's links",
+  },
+  {
+    feature: "listening sockets in a sockhash, added from sock_ops at listen()",
+    since: "5.7",
+    usedFor: "the proxy's inbound listener per pod",
+  },
   {
     feature: "cgroup bpf_link and link pinning",
     since: "5.7",
     usedFor: "per-pod attachments that outlive the plugin",
   },
   {
-    feature: "bpf_sk_assign to SO_REUSEPORT listeners",
-    since: "6.5",
-    usedFor:
-      "inbound capture when the proxy's 15006 listener uses SO_REUSEPORT (Envoy's default); older kernels count sk_assign errors and drop",
+    feature: "read-only global data (.rodata maps)",
+    since: "5.2",
+    usedFor: "constants in the objects",
   },
 ];
 

@@ -6,11 +6,11 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, renameSync } from "node:fs";
 import { join } from "node:path";
-import { BpfObject, Link, Program, tcAttach, tcQuery } from "ebpf-napi";
+import { BpfObject, Link, Program } from "ebpf-napi";
 import { bpfObject } from "../assets";
 import { DatapathError } from "./errors";
 import { MAP_NAMES } from "./layout";
-import { ALL_PROGRAMS, CGROUP_PROGRAMS, OBJECTS, paths, TC_PROGRAM, TC_SLOT } from "./programs";
+import { ALL_PROGRAMS, OBJECTS, POD_LINKS, paths } from "./programs";
 import { type PodRecordData, readAllRecords } from "./record";
 import { removeTree } from "./shared-fs";
 
@@ -132,9 +132,12 @@ export interface UpgradeReport {
   action: "loaded" | "upgraded";
   /** Attached pods looked at. */
   pods: number;
-  /** Cgroup links whose program was swapped (bpf_link_update, atomic per hook). */
+  /** Pod links (cgroup and netns) whose program was swapped (bpf_link_update, atomic per hook). */
   linksUpdated: number;
-  /** TC filters replaced in place. */
+  /**
+   * Always 0: inbound capture has no TC filters any more (it is the netns link, counted in
+   * linksUpdated). Kept while the installer's report (install/datapath-port.ts) names it.
+   */
   tcUpdated: number;
   /** Pods left running their old programs, by container id (see skipReasons). */
   skipped: string[];
@@ -178,23 +181,25 @@ export function withPinnedPrograms<T>(root: string, fn: (progs: Map<string, Prog
 }
 
 /**
- * Puts `progs` into one pod's links and TC filters wherever they run another program,
- * counting what it swapped; returns why the pod cannot be swapped, or null.
+ * Puts `progs` into one pod's links wherever they run another program, counting what it
+ * swapped; returns why the pod cannot be swapped, or null.
  */
 export function swapPodPrograms(
   root: string,
   rec: PodRecordData,
   progs: Map<string, Program>,
-  report: { linksUpdated: number; tcUpdated: number },
+  report: { linksUpdated: number },
 ): string | null {
-  // A pod whose cgroup is gone has defunct links (bpf_link_update: ENOLINK) and runs nothing.
+  // A pod whose cgroup or netns is gone has defunct links (bpf_link_update: ENOLINK) and
+  // runs nothing.
   if (!existsSync(rec.cgroupPath)) return `cgroup ${rec.cgroupPath} is gone`;
-  for (const cp of CGROUP_PROGRAMS) {
-    const pin = paths.podLink(root, rec.containerId, cp.name);
+  if (!existsSync(rec.netnsPath)) return `netns ${rec.netnsPath} is gone`;
+  for (const name of POD_LINKS) {
+    const pin = paths.podLink(root, rec.containerId, name);
     if (!existsSync(pin)) continue; // checkPod reports it; attachPod restores it
     const link = Link.openPinned(pin);
     try {
-      const prog = progs.get(cp.name) as Program;
+      const prog = progs.get(name) as Program;
       if (link.info().progId !== prog.info().id) {
         link.update(prog);
         report.linksUpdated++;
@@ -203,29 +208,15 @@ export function swapPodPrograms(
       link.close();
     }
   }
-  if (rec.tc.length > 0 && !existsSync(rec.netnsPath)) return `netns ${rec.netnsPath} is gone`;
-  const prog = progs.get(TC_PROGRAM.name) as Program;
-  for (const t of rec.tc) {
-    const slot = {
-      netns: rec.netnsPath,
-      ifname: t.ifname,
-      direction: "ingress" as const,
-      ...TC_SLOT,
-    };
-    if (tcQuery(slot) !== prog.info().id) {
-      tcAttach({ ...slot, prog, replace: true });
-      report.tcUpdated++;
-    }
-  }
   return null;
 }
 
 /**
  * Loads the programs of this build against the pinned maps (which must be compatible) and
- * swaps them into every pod's links (bpf_link_update, atomic per hook) and TC filters
- * (replace in place); then the new programs take the place of the old pins. Loads the
- * whole datapath when nothing is pinned yet. A pod that cannot be swapped (cgroup or netns
- * gone, an error) is skipped and named in the report; it never stops the others.
+ * swaps them into every pod's links (bpf_link_update, atomic per hook); then the new programs
+ * take the place of the old pins. Loads the whole datapath when nothing is pinned yet. A pod
+ * that cannot be swapped (cgroup or netns gone, an error) is skipped and named in the report;
+ * it never stops the others.
  */
 export function upgradePrograms(opts: DatapathOptions): UpgradeReport {
   const started = performance.now();

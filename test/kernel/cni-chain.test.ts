@@ -4,6 +4,7 @@
 // host's interfaces and routes are never touched.
 import "../support/hooks";
 import { expect } from "chai";
+import { netnsQuery } from "ebpf-napi";
 import { checkPod, listPods } from "../../cni/datapath";
 import { CniNode } from "../support/cni-node";
 import { runChecked } from "../support/command";
@@ -35,9 +36,8 @@ describe("cni chain: ptp + portmap + waggle through the libcni harness (real dat
   const leakOpts = () => ({ bpffsRoots: [`${bpf.path}/pods`], netns: [cni.node.name] });
   const attachedIds = () => listPods(bpf.opts).map((p) => p.containerId);
 
-  async function tcFilters(pod: PodSandbox): Promise<string> {
-    return runChecked("tc", ["-n", pod.name, "filter", "show", "dev", "eth0", "ingress"]);
-  }
+  /** Programs of the pod netns's sk_lookup hook (inbound capture): [] when none. */
+  const inboundPrograms = (pod: PodSandbox) => netnsQuery(pod.netnsPath, "sk_lookup");
 
   /** Programs attached to the pod cgroup, as bpftool lists them ("" when none). */
   async function cgroupPrograms(pod: PodSandbox): Promise<string> {
@@ -63,7 +63,7 @@ describe("cni chain: ptp + portmap + waggle through the libcni harness (real dat
           expect(record.ifname).to.equal("eth0");
           expect(record.cgroupPath).to.equal(pod.cgroupDir);
           expect(checkPod(rt.containerId, bpf.opts)).to.deep.equal([]);
-          expect(await tcFilters(pod)).to.contain("bpf");
+          expect(inboundPrograms(pod)).to.have.length(1);
 
           if (version !== "0.3.1") await runtime.checkNetworkList(list, rt);
           if (version === "1.1.0") await runtime.getStatusNetworkList(list);
@@ -71,7 +71,7 @@ describe("cni chain: ptp + portmap + waggle through the libcni harness (real dat
           // waggle's DEL alone (a one-plugin list of the same network) while eth0 still exists
           await runtime.delNetworkList({ ...list, plugins: list.plugins.slice(2) }, rt);
           expect(attachedIds()).to.not.include(rt.containerId);
-          expect(await tcFilters(pod)).to.not.contain("bpf");
+          expect(inboundPrograms(pod)).to.deep.equal([]);
           expect(await cgroupPrograms(pod)).to.equal("");
           // then the whole list (the cache went with the first DEL: no prevResult this time)
           await runtime.delNetworkList(list, rt);

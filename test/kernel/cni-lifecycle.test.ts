@@ -1,11 +1,11 @@
 // The attachment lifecycle through the libcni harness with the real chain and datapath: DEL
 // idempotence (twice, empty or vanished netns, after a half-done ADD, never-seen containers),
-// CHECK catching missing links, map entries and filters, GC of attachments whose DEL never
+// CHECK catching missing links and map entries, GC of attachments whose DEL never
 // came, 20 ADDs in parallel, and 200 ADD/DEL cycles that leave nothing behind.
 import "../support/hooks";
 import { rmSync, unlinkSync } from "node:fs";
 import { expect } from "chai";
-import { BpfMap } from "ebpf-napi";
+import { BpfMap, unpin } from "ebpf-napi";
 import {
   attachedContainerIds,
   checkPod,
@@ -15,7 +15,7 @@ import {
 } from "../../cni/datapath";
 import { netnsKey } from "../../cni/datapath/encode";
 import { MAP_NAMES } from "../../cni/datapath/layout";
-import { CGROUP_PROGRAMS, paths } from "../../cni/datapath/programs";
+import { CGROUP_PROGRAMS, NETNS_PROGRAM, paths } from "../../cni/datapath/programs";
 import {
   CniNode,
   type CniNode as CniNodeType,
@@ -188,13 +188,13 @@ describe("cni lifecycle: DEL, CHECK, GC and concurrency (real chain and datapath
       await cni.runtime.delNetworkList(cni.chain("1.0.0"), rt);
     });
 
-    it("fails with code 105 when the TC ingress filter is gone", async () => {
-      const { sandbox, rt } = await attached();
-      await runChecked("tc", ["-n", sandbox.name, "filter", "del", "dev", "eth0", "ingress"]);
+    it("fails with code 105 when the inbound capture link (netns) is gone", async () => {
+      const { rt } = await attached();
+      unpin(paths.podLink(cni.bpf.path, rt.containerId, NETNS_PROGRAM.name));
       await expectPluginError(
         cni.runtime.checkNetworkList(cni.chain("1.0.0"), rt),
         105,
-        "TC ingress filter on eth0 is missing",
+        `link ${NETNS_PROGRAM.name} is missing`,
       );
       await cni.runtime.delNetworkList(cni.chain("1.0.0"), rt);
     });

@@ -8,7 +8,7 @@ import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { expect } from "chai";
-import { cgroupQuery, tcQuery } from "ebpf-napi";
+import { cgroupQuery, netnsQuery } from "ebpf-napi";
 import {
   type AttachRequest,
   attachedContainerIds,
@@ -17,7 +17,7 @@ import {
   mapEntryCounts,
 } from "../../cni/datapath";
 import { MAP_NAMES } from "../../cni/datapath/layout";
-import { ALL_PROGRAMS, CGROUP_PROGRAMS, paths, TC_SLOT } from "../../cni/datapath/programs";
+import { ALL_PROGRAMS, CGROUP_PROGRAMS, paths } from "../../cni/datapath/programs";
 import { defaultRedirectSettings } from "../../cni/redirect-settings";
 import "../support/hooks";
 import { uniqueName } from "../support/names";
@@ -248,10 +248,7 @@ describe("kernel: the datapath under concurrent callers", function () {
           [],
         );
       }
-      expect(
-        tcQuery({ netns: pod.netnsPath, ifname: "eth0", direction: "ingress", ...TC_SLOT }),
-        `${pod.label} TC filter`,
-      ).to.equal(null);
+      expect(netnsQuery(pod.netnsPath, "sk_lookup"), `${pod.label} sk_lookup`).to.deep.equal([]);
     }
   });
 });

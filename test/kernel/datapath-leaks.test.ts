@@ -124,7 +124,7 @@ describe("datapath state and getsockopt in a real pod", function () {
     }
   });
 
-  it("detach removes links, TC filter, entries and pins; is idempotent; works with the record's netns gone", () => {
+  it("detach removes links, entries and pins; is idempotent; works with the record's netns gone", () => {
     const baseline = mapSizes(root.path);
     const rec = attach();
     expect(checkPod(rec.containerId, root.opts)).to.deep.equal([]);

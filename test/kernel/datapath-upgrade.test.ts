@@ -1,12 +1,12 @@
 // upgradePrograms (what `waggle install` runs when it finds an earlier build's datapath)
-// under live traffic: every pod link and TC filter gets the new program in place while
+// under live traffic: every pod link (cgroup and netns) gets the new program in place while
 // connections keep flowing; connections made before the swap, accepted before or after it,
 // and connections made after it all land where they should with the right SO_ORIGINAL_DST;
 // pods whose cgroup and netns are already gone do not stop the upgrade.
 
 import { spawn } from "node:child_process";
 import { expect } from "chai";
-import { Link, Program, tcQuery } from "ebpf-napi";
+import { Link, Program } from "ebpf-napi";
 import {
   attachPod,
   checkPod,
@@ -16,13 +16,7 @@ import {
   type UpgradeReport,
   upgradePrograms,
 } from "../../cni/datapath";
-import {
-  ALL_PROGRAMS,
-  CGROUP_PROGRAMS,
-  paths,
-  TC_PROGRAM,
-  TC_SLOT,
-} from "../../cni/datapath/programs";
+import { ALL_PROGRAMS, LISTENER_FINDER, POD_LINKS, paths } from "../../cni/datapath/programs";
 import { defaultRedirectSettings } from "../../cni/redirect-settings";
 import "../support/hooks";
 import { uniqueName } from "../support/names";
@@ -185,30 +179,27 @@ class EchoProxy {
   }
 }
 
-/** The program id each pod link and the TC filter run, by program name. */
-function podProgramIds(root: string, containerId: string, pod: Pod): Record<string, number> {
+/** The program id each pod link runs, by program name. */
+function podProgramIds(root: string, containerId: string): Record<string, number> {
   const ids: Record<string, number> = {};
-  for (const cp of CGROUP_PROGRAMS) {
-    const link = Link.openPinned(paths.podLink(root, containerId, cp.name));
+  for (const name of POD_LINKS) {
+    const link = Link.openPinned(paths.podLink(root, containerId, name));
     try {
-      ids[cp.name] = link.info().progId;
+      ids[name] = link.info().progId;
     } finally {
       link.close();
     }
   }
-  ids[TC_PROGRAM.name] = tcQuery({
-    netns: pod.netnsPath,
-    ifname: "eth0",
-    direction: "ingress",
-    ...TC_SLOT,
-  }) as number;
   return ids;
 }
 
-/** The ids of the pinned shared programs, by name. */
-function pinnedProgramIds(root: string): Record<string, number> {
+/** The ids of the pinned shared programs (those pods link, or all), by name. */
+function pinnedProgramIds(
+  root: string,
+  names: readonly string[] = POD_LINKS,
+): Record<string, number> {
   return Object.fromEntries(
-    ALL_PROGRAMS.map((name) => {
+    names.map((name) => {
       const p = Program.openPinned(paths.prog(root, name));
       try {
         return [name, p.info().id];
@@ -280,7 +271,7 @@ describe("kernel: upgradePrograms under live traffic", function () {
     root?.destroy();
   });
 
-  it("swaps every pod link's and TC filter's program in place: live and queued connections keep working, new ones are captured by the new programs", async () => {
+  it("swaps every pod link's program in place: live and queued connections keep working, new ones are captured by the new programs", async () => {
     const proxy = await EchoProxy.start(pod, ["127.0.0.1:15001", "0.0.0.0:15006"]);
     const inbound = `${pod.address(4)}:8080`;
 
@@ -296,25 +287,30 @@ describe("kernel: upgradePrograms under live traffic", function () {
     expect((await out.flowing(50)).error).to.equal(null);
     expect((await inb.flowing(50)).error).to.equal(null);
 
-    const before = podProgramIds(root.path, containerId, pod);
+    const before = podProgramIds(root.path, containerId);
     expect(before).to.deep.equal(pinnedProgramIds(root.path));
+    const pinnedBefore = pinnedProgramIds(root.path, ALL_PROGRAMS);
     const report: UpgradeReport = upgradePrograms(root.opts);
-    const after = podProgramIds(root.path, containerId, pod);
+    const after = podProgramIds(root.path, containerId);
+    const pinnedAfter = pinnedProgramIds(root.path, ALL_PROGRAMS);
 
     expect(report).to.deep.include({
       action: "upgraded",
       pods: 1,
-      linksUpdated: CGROUP_PROGRAMS.length,
-      tcUpdated: 1,
+      linksUpdated: POD_LINKS.length,
+      tcUpdated: 0,
       skipped: [],
       skipReasons: {},
       changedPrograms: [], // the same build: same instructions, new programs
     });
     expect(report.programIds).to.deep.equal(
-      Object.fromEntries(ALL_PROGRAMS.map((n) => [n, { from: before[n], to: after[n] }])),
+      Object.fromEntries(
+        ALL_PROGRAMS.map((n) => [n, { from: pinnedBefore[n], to: pinnedAfter[n] }]),
+      ),
     );
     expect(after, "the pod runs the pinned programs").to.deep.equal(pinnedProgramIds(root.path));
-    for (const name of ALL_PROGRAMS) expect(after[name], name).to.not.equal(before[name]);
+    for (const name of ALL_PROGRAMS)
+      expect(pinnedAfter[name], name).to.not.equal(pinnedBefore[name]);
 
     // The live connections did not notice: round trips go on after the swap.
     const outAfter = await out.flowing(100);
@@ -342,9 +338,10 @@ describe("kernel: upgradePrograms under live traffic", function () {
     expect(counters).to.include({ outbound_redirected: 3, inbound_captured: 2, errors: 0 });
 
     // Nothing holds the old programs any more.
-    expect(await waitUnloaded(Object.values(before)), "old programs still loaded").to.deep.equal(
-      [],
-    );
+    expect(
+      await waitUnloaded(Object.values(pinnedBefore)),
+      "old programs still loaded",
+    ).to.deep.equal([]);
   });
 
   it("checkPod names a link left on another program; the next upgrade puts the pinned one back", () => {
@@ -367,7 +364,7 @@ describe("kernel: upgradePrograms under live traffic", function () {
       old.close();
     }
     const report = upgradePrograms(root.opts);
-    expect(report).to.deep.include({ linksUpdated: CGROUP_PROGRAMS.length, skipped: [] });
+    expect(report).to.deep.include({ linksUpdated: POD_LINKS.length, skipped: [] });
     expect(checkPod(containerId, root.opts)).to.deep.equal([]);
   });
 
@@ -377,20 +374,22 @@ describe("kernel: upgradePrograms under live traffic", function () {
     await gone.destroy();
     let detached = false;
     try {
-      const before = podProgramIds(root.path, containerId, pod);
+      const before = podProgramIds(root.path, containerId);
+      const finderBefore = pinnedProgramIds(root.path, [LISTENER_FINDER.name]);
       const report = upgradePrograms(root.opts);
       expect(report).to.deep.include({
         pods: 2,
-        linksUpdated: CGROUP_PROGRAMS.length,
-        tcUpdated: 1,
+        linksUpdated: POD_LINKS.length,
+        tcUpdated: 0,
         skipped: [goneId],
       });
       expect(report.skipReasons[goneId]).to.match(/cgroup .* is gone/);
-      const after = podProgramIds(root.path, containerId, pod);
-      for (const name of ALL_PROGRAMS) expect(after[name], name).to.not.equal(before[name]);
-      // The deleted pod's defunct links still hold the old cgroup programs, until its DEL.
-      expect(await waitUnloaded([before[TC_PROGRAM.name]]), "old TC program").to.deep.equal([]);
-      const held = CGROUP_PROGRAMS.map((cp) => before[cp.name]);
+      const after = podProgramIds(root.path, containerId);
+      for (const name of POD_LINKS) expect(after[name], name).to.not.equal(before[name]);
+      // Only the pinned copy held the listener finder: gone with the swap.
+      expect(await waitUnloaded(Object.values(finderBefore)), "old finder").to.deep.equal([]);
+      // The deleted pod's defunct links still hold the old programs, until its DEL.
+      const held = POD_LINKS.map((name) => before[name]);
       expect(loaded(held), "old programs held by the deleted pod's links").to.deep.equal(held);
       detachPod(goneId, root.opts);
       detached = true;
@@ -441,7 +440,7 @@ describe("kernel: upgradePrograms under live traffic", function () {
       expect(failures, "failed ADDs").to.deep.equal([]);
       const pinned = pinnedProgramIds(root.path);
       ids.forEach((id, i) => {
-        expect(podProgramIds(root.path, id, pods[i]), `${pods[i].label}`).to.deep.equal(pinned);
+        expect(podProgramIds(root.path, id), `${pods[i].label}`).to.deep.equal(pinned);
       });
     } finally {
       for (const id of ids) detachPod(id, root.opts);
@@ -453,7 +452,7 @@ describe("kernel: upgradePrograms under live traffic", function () {
     const fresh = new BpfRoot();
     try {
       const report = upgradePrograms(fresh.opts);
-      const ids = pinnedProgramIds(fresh.path);
+      const ids = pinnedProgramIds(fresh.path, ALL_PROGRAMS);
       expect(report).to.deep.include({
         action: "loaded",
         pods: 0,

@@ -155,8 +155,8 @@ describe("npm run demo (scripts/demo) end to end", function () {
       const afterDel = r.stdout.split("After DEL (waggle status)")[1].split("\n11. ")[0];
       expect(afterDel).to.not.include("shop/");
       // the plain pod untouched
-      expect(r.stdout).to.match(/plain +0 BPF programs on its cgroup, no TC filter on eth0/);
-      expect(r.stdout).to.match(/frontend +\d+ BPF programs on its cgroup, a TC ingress program/);
+      expect(r.stdout).to.match(/plain +0 BPF programs on its cgroup, no sk_lookup program/);
+      expect(r.stdout).to.match(/frontend +\d+ BPF programs on its cgroup, the sk_lookup inbound/);
       // cleanup, as the demo says and as the machine shows
       const tag = runTag(r.stdout);
       expect(r.stdout).to.include(`nothing named ${tag}... is left`);

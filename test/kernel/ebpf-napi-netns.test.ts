@@ -1,8 +1,25 @@
-// Kernel tests of ebpf-napi's network namespace functions (lib/netns.ts,
-// src/netns_interfaces.cc): the interfaces and addresses of a netns read and changed over
-// rtnetlink.
+// Kernel tests of ebpf-napi's network namespace functions (lib/netns.ts, src/netns_bpf.cc,
+// src/netns_interfaces.cc): netns bpf_links (sk_lookup), their info and query, test runs
+// inside a netns, and the interfaces and addresses read and changed over rtnetlink. The
+// programs come from waggle's inbound object (an sk_lookup program and a tc one).
+import { statSync } from "node:fs";
 import { expect } from "chai";
-import { ADDRESS_SCOPE, BpfError, netnsInterfaces, netnsReplaceAddress } from "ebpf-napi";
+import {
+  ADDRESS_SCOPE,
+  attachCgroup,
+  attachNetns,
+  BpfError,
+  BpfObject,
+  type Link,
+  netnsInterfaces,
+  netnsLinkInfo,
+  netnsQuery,
+  netnsReplaceAddress,
+  type Program,
+  testRun,
+} from "ebpf-napi";
+import { bpfObject } from "../../cni/assets";
+import { LISTENER_RESULT } from "../../cni/datapath/layout";
 import "../support/hooks";
 import { createPod, type Pod } from "../support/pod";
 
@@ -20,17 +37,87 @@ function expectBpfError(fn: () => unknown, code: string, op?: RegExp): void {
 
 describe("ebpf-napi: network namespaces", function () {
   this.timeout(30_000);
+  let obj: BpfObject;
+  let lookup: Program;
+  let tc: Program;
   let pod: Pod;
+  const links: Link[] = [];
 
   before(async () => {
+    obj = BpfObject.open(bpfObject("inbound"), { name: "inbound" });
+    obj.load();
+    lookup = obj.program("waggle_inbound");
+    tc = obj.program("waggle_listener");
     pod = await createPod({
       label: "netns api",
       ipv6: true,
       extraInterfaces: [{ name: "net1", ipv4: { pod: "10.201.0.2/24", node: "10.201.0.1/24" } }],
     });
   });
+  afterEach(() => {
+    for (const l of links.splice(0)) l.close();
+  });
   after(async () => {
+    lookup?.close();
+    tc?.close();
+    obj?.close();
     await pod?.destroy();
+  });
+
+  it("attachNetns links an sk_lookup program to the netns; info, query and detach agree", () => {
+    const link = attachNetns(lookup, pod.netnsPath);
+    links.push(link);
+    expect(link.info()).to.include({ type: "netns", progId: lookup.info().id });
+    expect(netnsLinkInfo(link)).to.deep.equal({
+      netnsIno: statSync(pod.netnsPath).ino,
+      attachType: "sk_lookup",
+    });
+    expect(netnsQuery(pod.netnsPath, "sk_lookup")).to.deep.equal([lookup.info().id]);
+    link.detach();
+    expect(netnsQuery(pod.netnsPath)).to.deep.equal([]);
+    expect(netnsLinkInfo(link).netnsIno, "a detached link names no netns").to.equal(0);
+  });
+
+  it("closing an unpinned netns link detaches it", () => {
+    attachNetns(lookup, pod.netnsPath).close();
+    expect(netnsQuery(pod.netnsPath)).to.deep.equal([]);
+  });
+
+  it("bad input: a program of another type, a missing netns, a cgroup attach type, a cgroup link", () => {
+    expectBpfError(() => attachNetns(tc, pod.netnsPath), "EINVAL", /bpf_link_create/);
+    expectBpfError(() => attachNetns(lookup, "/run/netns/no-such-netns-here"), "ENOENT");
+    expectBpfError(
+      () => netnsQuery(pod.netnsPath, "cgroup_inet4_connect" as "sk_lookup"),
+      "EINVAL",
+      /does not attach to a network namespace/,
+    );
+    const sockopsObj = BpfObject.open(bpfObject("origdst"), { name: "origdst" });
+    try {
+      sockopsObj.load();
+      const sockops = sockopsObj.program("waggle_sockops");
+      try {
+        const cgroupLink = attachCgroup(sockops, pod.cgroupDir, "cgroup_sock_ops");
+        try {
+          expectBpfError(() => netnsLinkInfo(cgroupLink), "EINVAL", /cgroup link, not netns/);
+        } finally {
+          cgroupLink.close();
+        }
+      } finally {
+        sockops.close();
+      }
+    } finally {
+      sockopsObj.close();
+    }
+  });
+
+  it("testRun runs a program once on the data, inside the netns when asked", () => {
+    // waggle_listener refuses input shorter than an Ethernet header plus its query
+    expect(testRun(tc, Buffer.alloc(20)).retval).to.equal(LISTENER_RESULT.badRun);
+    const out = testRun(tc, Buffer.alloc(20, 7), { netns: pod.netnsPath });
+    expect(out.retval).to.equal(LISTENER_RESULT.badRun);
+    expect(out.dataOut).to.deep.equal(Buffer.alloc(20, 7));
+    expectBpfError(() => testRun(tc, Buffer.alloc(20), { netns: "/run/netns/nope" }), "ENOENT");
+    expectBpfError(() => testRun(tc, "x" as unknown as Buffer), "EINVAL", /must be a Buffer/);
   });
 
   it("netnsInterfaces lists every interface with its index and addresses, scope included", () => {

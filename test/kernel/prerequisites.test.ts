@@ -29,6 +29,7 @@ const SECTION_TYPES: Record<string, { progType: ProgType; attachType?: CgroupAtt
   sockops: { progType: "sock_ops", attachType: "cgroup_sock_ops" },
   "cgroup/getsockopt": { progType: "cgroup_sockopt", attachType: "cgroup_getsockopt" },
   "cgroup/setsockopt": { progType: "cgroup_sockopt", attachType: "cgroup_setsockopt" },
+  sk_lookup: { progType: "sk_lookup" }, // a netns hook: its attach type comes with the type
   tc: { progType: "sched_cls" },
   classifier: { progType: "sched_cls" },
 };

@@ -134,7 +134,8 @@ describe("waggle status on real pods", function () {
       expect(a?.counters?.errors).to.equal(0);
       expect(b?.counters?.outbound_redirected).to.equal(0);
       expect(a?.policy?.outbound.excludePorts).to.deep.equal([15020]);
-      expect(a?.attachments?.tcIngress.map((t) => t.ifname)).to.deep.equal(["eth0"]);
+      expect(a?.attachments?.inboundInterfaces.map((i) => i.ifname)).to.deep.equal(["eth0"]);
+      expect(a?.attachments?.netnsLinks).to.deep.equal(["waggle_inbound"]);
       expect(doc.datapath.mapEntries?.waggle_policy).to.be.at.least(2);
 
       const table = await status([]);

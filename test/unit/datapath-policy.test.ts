@@ -6,6 +6,9 @@ import {
   decodeCidrKey,
   decodePortKey,
   encodeCidrKey,
+  encodeIfaceKey,
+  encodeListenerKey,
+  encodeListenerQuery,
   encodePolicy,
   encodePortKey,
   policyEntries,
@@ -122,6 +125,32 @@ describe("datapath policy from redirect settings", () => {
     expect(flagNames(dns.flags)).to.include.members(["IPV6", "DNS", "DNS_IPV6"]);
   });
 
+  it("X1 inbound: every interface is captured but lo and excludeInterfaces", () => {
+    const interfaces = [
+      { ifname: "lo", ifindex: 1 },
+      { ifname: "eth0", ifindex: 3 },
+      { ifname: "net1", ifindex: 70000 },
+      { ifname: "net2", ifindex: 9 },
+    ];
+    const all = podPolicy({ settings: settings(), podIPs: ["10.1.2.3"], interfaces });
+    expect(all.inboundIfindexes).to.deep.equal([3, 70000, 9]);
+    const excluded = podPolicy({
+      settings: settings((s) => {
+        s.excludeInterfaces = ["net1", "absent"];
+      }),
+      podIPs: ["10.1.2.3"],
+      interfaces,
+    });
+    expect(excluded.inboundIfindexes).to.deep.equal([3, 9]);
+    expect(
+      policyEntries(NETNS, excluded)
+        .filter((e) => e.map === MAP_NAMES.ifaces)
+        .map((e) => e.key.toString("hex")),
+    ).to.deep.equal(
+      [encodeIfaceKey(NETNS, 3), encodeIfaceKey(NETNS, 9)].map((k) => k.toString("hex")),
+    );
+  });
+
   it("local addresses: CNI IPs plus interface addresses, never loopback-like ones", () => {
     const p = podPolicy({
       settings: settings(),
@@ -234,6 +263,28 @@ describe("datapath map encodings", () => {
     expect(() => decodePortKey(bad)).to.throw(/kind 9 is unknown/);
   });
 
+  it("interface and listener keys and the listener query follow their struct layouts", () => {
+    const iface = encodeIfaceKey(NETNS, 70000);
+    expect(iface.length).to.equal(STRUCTS.iface_key.size);
+    expect(iface.toString("hex")).to.equal("887766554433221170110100" + "00000000");
+    expect(encodeListenerKey(NETNS, 4).toString("hex")).to.equal(
+      "8877665544332211" + "02000000" + "00000000",
+    );
+    expect(
+      encodeListenerKey(NETNS, 6).readUInt32LE(STRUCTS.listener_key.fields.family.offset),
+    ).to.equal(10);
+    const q = encodeListenerQuery(NETNS, "fd00::10", 15006);
+    expect(q.length).to.equal(14 + STRUCTS.listener_query.size);
+    const body = q.subarray(14);
+    const L = STRUCTS.listener_query.fields;
+    expect(body.readBigUInt64LE(L.netns.offset)).to.equal(NETNS);
+    expect(bytesAddr(body.subarray(L.addr.offset, L.addr.offset + 16))).to.equal("fd00::10");
+    expect(body.readUInt16LE(L.port.offset)).to.equal(15006);
+    expect(
+      bytesAddr(encodeListenerQuery(NETNS, "10.0.0.10", 1).subarray(14 + 8, 14 + 24)),
+    ).to.equal("10.0.0.10");
+  });
+
   it("the policy entry is written last, after every set it refers to", () => {
     const p = podPolicy({ settings: settings(), podIPs: ["10.1.2.3"] });
     const entries = policyEntries(NETNS, p);
@@ -274,8 +325,8 @@ describe("datapath records and names", () => {
         cidrs: 0,
         excludedInterfaceCidrs: [],
       },
-      tc: [{ ifname: "eth0", priority: 1, handle: 1 }],
-      keys: { ports: [], cidrs: [], podIps: [] },
+      inboundInterfaces: [{ ifname: "eth0", ifindex: 3 }],
+      keys: { ports: [], cidrs: [], podIps: [], ifaces: ["887766554433221103000000000000"] },
       links: [],
       attachedAt: "2025-01-01T00:00:00.000Z",
     };

@@ -62,15 +62,12 @@ describe("doctor: judging the host's facts", () => {
     for (const r of results) expect(r.remedy).to.equal(undefined);
   });
 
-  it("the kernel floor is the newest feature minimum: 5.15, for netns cookies in sockops and getsockopt", () => {
+  it("the kernel floor is the newest feature minimum: 5.17, for the arrival interface in sk_lookup", () => {
     const floor = kernelFloor();
-    expect(floor.version).to.equal("5.15");
+    expect(floor.version).to.equal("5.17");
     const newest = allKernelFeatures().filter((f) => f.since === floor.version);
     expect(floor.setBy).to.have.members([...new Set(newest.map((f) => f.name))]);
-    expect(floor.setBy).to.have.members([
-      "bpf_get_netns_cookie in sock_ops",
-      "bpf_get_netns_cookie in cgroup_sockopt",
-    ]);
+    expect(floor.setBy).to.have.members(["`ingress_ifindex` in sk_lookup programs"]);
   });
 
   it("an old kernel fails the kernel check with the floor in the remedy", () => {
@@ -78,17 +75,17 @@ describe("doctor: judging the host's facts", () => {
     const kernel = check(evaluate(facts), "kernel");
     expect(kernel.ok).to.equal(false);
     expect(kernel.found).to.equal("5.10.0-28-amd64");
-    expect(kernel.what).to.contain(">= 5.15");
-    expect(kernel.remedy).to.contain("5.15");
+    expect(kernel.what).to.contain(">= 5.17");
+    expect(kernel.remedy).to.contain("5.17");
   });
 
   it("a kernel exactly at the floor passes; below it or unparsable fails", () => {
     const kernelOk = (release: string) =>
       check(evaluate({ ...healthyHost(), kernelRelease: release }), "kernel").ok;
-    expect(kernelOk("5.15.0")).to.equal(true);
-    expect(kernelOk("5.15")).to.equal(true);
+    expect(kernelOk("5.17.0")).to.equal(true);
+    expect(kernelOk("5.17")).to.equal(true);
     expect(kernelOk("6.18.44-fc-v657")).to.equal(true);
-    expect(kernelOk("5.14.21")).to.equal(false);
+    expect(kernelOk("5.15.21")).to.equal(false);
     expect(kernelOk("linux")).to.equal(false);
   });
 
@@ -185,21 +182,21 @@ describe("doctor: judging the host's facts", () => {
 
   it("a helper the kernel lacks fails that helper with its kernel minimum", () => {
     const facts = healthyHost();
-    facts.probes["helper:sched_cls:sk_assign"] = { value: false };
+    facts.probes["helper:sk_lookup:sk_assign"] = { value: false };
     const results = evaluate(facts);
-    const r = check(results, "helper:sched_cls:sk_assign");
+    const r = check(results, "helper:sk_lookup:sk_assign");
     expect(r.ok).to.equal(false);
     expect(r.found).to.equal("not supported by this kernel");
-    expect(r.remedy).to.contain("5.7");
-    expect(failedIds(results)).to.deep.equal(["helper:sched_cls:sk_assign"]);
+    expect(r.remedy).to.contain("5.9");
+    expect(failedIds(results)).to.deep.equal(["helper:sk_lookup:sk_assign"]);
   });
 
   it("a program type the kernel lacks names the kernel configuration that provides it", () => {
     const facts = healthyHost();
-    facts.probes["prog:sched_cls"] = { value: false };
-    const r = check(evaluate(facts), "prog:sched_cls");
+    facts.probes["prog:cgroup_sockopt"] = { value: false };
+    const r = check(evaluate(facts), "prog:cgroup_sockopt");
     expect(r.ok).to.equal(false);
-    expect(r.remedy).to.contain("CONFIG_NET_CLS_BPF");
+    expect(r.remedy).to.contain("CONFIG_CGROUP_BPF");
   });
 
   it("a probe that errors (e.g. EPERM) fails with the error", () => {

@@ -10,7 +10,12 @@ import type { PodRecord } from "../../cni/datapath";
 import { policyEntries } from "../../cni/datapath/encode";
 import { COUNTER_NAMES, type CounterName, MAP_NAMES } from "../../cni/datapath/layout";
 import { flagNames, podPolicy } from "../../cni/datapath/policy";
-import { CGROUP_PROGRAMS, TC_SLOT } from "../../cni/datapath/programs";
+import {
+  ALL_PROGRAMS,
+  CGROUP_PROGRAMS,
+  NETNS_PROGRAM,
+  POD_LINKS,
+} from "../../cni/datapath/programs";
 import { RECORD_VERSION } from "../../cni/datapath/record";
 import { defaultRedirectSettings, type RedirectSettings } from "../../cni/redirect-settings";
 import {
@@ -81,14 +86,15 @@ function record(f: Fixture): PodRecord {
       excludeInterfaces: s.excludeInterfaces,
       excludedInterfaceCidrs: f.interfaceCidrs ?? [],
     },
-    tc: [{ ifname: "eth0", ...TC_SLOT }],
+    inboundInterfaces: [{ ifname: "eth0", ifindex: 3 }],
     localAddresses: policy.localAddresses,
     keys: {
       ports: keys(MAP_NAMES.ports),
       cidrs: keys(MAP_NAMES.cidrs),
       podIps: keys(MAP_NAMES.podIps),
+      ifaces: keys(MAP_NAMES.ifaces),
     },
-    links: CGROUP_PROGRAMS.map((p) => p.name),
+    links: [...POD_LINKS],
     attachedAt: "2025-06-01T12:00:00.000Z",
     counters: f.counters === undefined ? counters() : f.counters,
   };
@@ -124,7 +130,7 @@ const backend = (): PodStatus =>
       podIPs: ["10.250.0.4", "fd00::4"],
       counters: null,
     }),
-    problems: ["link waggle_connect4 is missing", "TC ingress filter on eth0 is missing"],
+    problems: ["link waggle_connect4 is missing", `link ${NETNS_PROGRAM.name} is missing`],
     exists: (path) => !path.startsWith("/var/run/netns/"),
   });
 
@@ -253,11 +259,12 @@ describe("status: one pod from its record and facts", () => {
     expect(b.cgroup).to.deep.equal({ path: "/sys/fs/cgroup/kubepods/pod-9c1d2e3f", exists: true });
     expect(b.health).to.deep.equal({
       ok: false,
-      problems: ["link waggle_connect4 is missing", "TC ingress filter on eth0 is missing"],
+      problems: ["link waggle_connect4 is missing", `link ${NETNS_PROGRAM.name} is missing`],
     });
     expect(b.counters).to.equal(null);
     expect(b.attachments?.cgroupLinks).to.have.length(CGROUP_PROGRAMS.length);
-    expect(b.attachments?.tcIngress).to.deep.equal([{ ifname: "eth0", ...TC_SLOT }]);
+    expect(b.attachments?.netnsLinks).to.deep.equal([NETNS_PROGRAM.name]);
+    expect(b.attachments?.inboundInterfaces).to.deep.equal([{ ifname: "eth0", ifindex: 3 }]);
   });
 
   it("a pod directory without a readable record: every field present, null, and its problem", () => {
@@ -316,7 +323,7 @@ describe("status: human output", () => {
         "",
         "problems:",
         "  shop/backend (9c1d2e3f4a5b): link waggle_connect4 is missing",
-        "  shop/backend (9c1d2e3f4a5b): TC ingress filter on eth0 is missing",
+        `  shop/backend (9c1d2e3f4a5b): link ${NETNS_PROGRAM.name} is missing`,
         "",
       ].join("\n"),
     );
@@ -333,16 +340,20 @@ describe("status: human output", () => {
 
   it("shared programs not loaded, or some pins missing: says which and who loads them", () => {
     const none = formatStatus(
-      report([], { loaded: false, missing: Array(18).fill("x"), mapEntries: null }),
+      report([], {
+        loaded: false,
+        missing: Array(ALL_PROGRAMS.length + Object.values(MAP_NAMES).length).fill("x"),
+        mapEntries: null,
+      }),
     );
     expect(none).to.match(
       /^datapath: shared programs NOT loaded \(nothing pinned under \/sys\/fs\/bpf\/waggle\/datapath\); `waggle install`/,
     );
     const some = formatStatus(
-      report([], { loaded: false, missing: ["progs/waggle_ingress"], mapEntries: null }),
+      report([], { loaded: false, missing: ["progs/waggle_inbound"], mapEntries: null }),
     );
     expect(some).to.include(
-      "incomplete (missing under /sys/fs/bpf/waggle/datapath: progs/waggle_ingress)",
+      "incomplete (missing under /sys/fs/bpf/waggle/datapath: progs/waggle_inbound)",
     );
   });
 
@@ -369,7 +380,8 @@ describe("status: human output", () => {
       "    IPv6                 not captured",
       "  attachments",
       `    cgroup links  10: ${CGROUP_PROGRAMS.map((p) => p.name).join(", ")}`,
-      "    TC ingress    eth0 (pref 0x5747, handle 0x5747)",
+      `    netns link    ${NETNS_PROGRAM.name}`,
+      "    inbound on    eth0 (ifindex 3)",
       "  counters",
       "    outbound_redirected   2",
       "    local_redirected      1",
@@ -386,7 +398,7 @@ describe("status: human output", () => {
     const text = formatDetail(backend()).join("\n");
     expect(text).to.include("(GONE, cookie 4242)");
     expect(text).to.include(
-      "  health       2 problems\n    - link waggle_connect4 is missing\n    - TC ingress filter on eth0 is missing",
+      `  health       2 problems\n    - link waggle_connect4 is missing\n    - link ${NETNS_PROGRAM.name} is missing`,
     );
     expect(text).to.include("  counters\n    (no counters entry)");
   });

@@ -85,14 +85,53 @@ struct ip_key {
 	__u8 addr[16];
 };
 
+/*
+ * Map waggle_ifaces: presence of {netns, ifindex} means inbound TCP arriving on that interface
+ * of the pod is captured (every interface at attach time but lo and excludeInterfaces, X1).
+ */
+struct iface_key {
+	__u64 netns;
+	__u32 ifindex;
+	__u32 pad;
+};
+
+/*
+ * Map waggle_listeners (SOCKHASH): the proxy's socket listening on the inbound port, per pod
+ * and socket family (an AF_INET6 socket without IPV6_V6ONLY takes IPv4 too). sockops puts it
+ * there when the proxy listens; waggle_listener finds listeners older than the pod's
+ * attachment. The kernel removes a socket from the map when it closes.
+ */
+struct listener_key {
+	__u64 netns;
+	__u32 family;
+	__u32 pad;
+};
+
+/*
+ * The input of waggle_listener (BPF_PROG_TEST_RUN inside the pod's netns), after a 14-byte
+ * Ethernet header: the pod and one of its addresses whose inbound listener to look up.
+ */
+struct listener_query {
+	__u64 netns;
+	__u8 addr[16];
+	__u16 port;
+	__u16 pad[3];
+};
+
+/* waggle_listener's return values */
+#define LISTENER_STORED  0 /* found and put into waggle_listeners */
+#define LISTENER_NONE    1 /* nothing listens on the inbound port for that address */
+#define LISTENER_FAILED  2 /* found, but the map update failed */
+#define LISTENER_BAD_RUN 3 /* the input was not a struct listener_query */
+
 /* Per-pod per-CPU counters: map waggle_counters, key = netns cookie. */
 struct pod_counters {
 	__u64 outbound_redirected;  /* O8/O9 TCP connects sent to the outbound port */
 	__u64 local_redirected;     /* O3 connects sent to the inbound port */
 	__u64 dns_redirected;       /* D1 connects and D2 datagrams sent to the DNS port */
-	__u64 inbound_captured;     /* I4/I5 SYNs assigned to the proxy's inbound listener */
-	__u64 passthrough;          /* connects, DNS-port datagrams and SYNs left untouched */
-	__u64 inbound_no_listener;  /* captured SYNs dropped: no proxy listener yet */
+	__u64 inbound_captured;     /* I4/I5 connections handed to the proxy's inbound listener */
+	__u64 passthrough;          /* connects, DNS-port datagrams and inbound connections left untouched */
+	__u64 inbound_no_listener;  /* captured connections refused: no proxy listener (yet) */
 	__u64 orig_dst_answered;    /* SO_ORIGINAL_DST answered */
 	__u64 errors;               /* helper failures (storage, map update, sk_assign) */
 };

@@ -57,6 +57,23 @@ struct {
 	__type(value, struct pod_counters);
 } waggle_counters SEC(".maps");
 
+/* {netns, ifindex} -> 1: the interfaces of every pod with inbound capture */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 65536);
+	__type(key, struct iface_key);
+	__type(value, __u8);
+} waggle_ifaces SEC(".maps");
+
+/* {netns, family} -> the proxy's listening socket on the inbound port (leaves when closed) */
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, 32768);
+	__type(key, struct listener_key);
+	__type(value, __u64);
+} waggle_listeners SEC(".maps");
+
 /* per-socket original destination; freed with the socket */
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);

@@ -154,7 +154,15 @@ static __always_inline enum verdict outbound_verdict(const struct pod_policy *p,
 	return VERDICT_PASS;
 }
 
-/* The inbound rows for a TCP segment to one of the pod's IPs on port (host order). */
+/* X1: inbound traffic arriving on this interface of the pod is captured */
+static __always_inline bool inbound_interface(__u64 netns, __u32 ifindex)
+{
+	struct iface_key k = { .netns = netns, .ifindex = ifindex };
+
+	return bpf_map_lookup_elem(&waggle_ifaces, &k) != NULL;
+}
+
+/* The inbound rows for a TCP connection to one of the pod's IPs on port (host order). */
 static __always_inline bool inbound_captures(const struct pod_policy *p, __u64 netns, __u16 port)
 {
 	/* I2 */
