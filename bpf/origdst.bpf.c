@@ -4,24 +4,30 @@
  *
  * sockops carries a redirected connection's original destination from the client socket
  * (recorded by connect, outbound.bpf.c) to the proxy's accepted socket:
- *   TCP_CONNECT_CB (client, source port now known): publish {netns, 4-tuple as the
- *     accepted socket will see it} -> original destination in waggle_redirect, and ask
- *     for state callbacks on the client socket;
+ *   TCP_CONNECT_CB (client to localhost, source port now known): publish {netns, 4-tuple as
+ *     the accepted socket will see it} -> original destination in waggle_redirect, and ask
+ *     for state callbacks on the client socket until its handshake completes;
  *   PASSIVE_ESTABLISHED_CB (accepted socket on localhost): move the entry into the
  *     accepted socket's storage and delete it;
- *   STATE_CB -> TCP_CLOSE (client): delete the entry if nobody adopted it.
- * So no waggle_redirect entry outlives the client socket, and the per-socket records die
- * with their sockets.
+ *   STATE_CB -> TCP_CLOSE (client, handshake failed): delete the entry nobody will adopt;
+ *   ACTIVE_ESTABLISHED_CB (client): the proxy's side adopts the entry as it completes the
+ *     same handshake, so the state callbacks it asked for stop here.
+ * A waggle_redirect entry outlives its client socket only when the proxy's kernel side never
+ * completes an established handshake (an accept queue that never drains); the LRU bounds
+ * those. The per-socket records die with their sockets. Every other callback returns at
+ * once: sockops runs for every TCP event of every socket in the pod.
  *
  * TCP_LISTEN_CB: a socket listening on the pod's inbound port (not on localhost) is the
  * proxy's inbound listener; it goes into waggle_listeners for inbound capture
  * (inbound.bpf.c) and leaves it when it closes.
  *
  * getsockopt answers (SOL_IP, SO_ORIGINAL_DST) and (SOL_IPV6, IP6T_SO_ORIGINAL_DST) on TCP
- * sockets the way conntrack would under iptables: the recorded original destination, else
- * for a connected socket with no record (an accepted one, e.g. inbound captured by
- * sk_lookup, whose local address IS the original destination) the local address.
- * Every other call is left exactly as the kernel answered it.
+ * sockets the way conntrack would under iptables for the sockets a proxy asks about: the
+ * recorded original destination (redirected connections), else for a connected socket the
+ * local address (an accepted one, e.g. inbound captured by sk_lookup, whose local address IS
+ * the original destination). Conntrack would name the peer for a socket the pod connected
+ * itself without redirection; such sockets carry no record (docs/datapath.md).
+ * Every other call is left exactly as the kernel answered it, at the cost of two compares.
  */
 #include <linux/bpf.h>
 #include <linux/in.h>
@@ -78,9 +84,11 @@ static __always_inline void publish(struct bpf_sock_ops *s)
 	struct redirect_key k = {};
 	struct bpf_sock *sk = s->sk;
 	struct sock_orig *o;
+	struct addr a;
 
-	if (!sk)
-		return;
+	sock_remote(s, &a);
+	if (!sk || !addr_is_localhost(&a))
+		return; /* redirected sockets connect to a capture port on localhost */
 	o = bpf_sk_storage_get(&waggle_sock, sk, 0, 0);
 	if (!o || !(o->flags & ORIG_REDIRECTED))
 		return;
@@ -92,7 +100,24 @@ static __always_inline void publish(struct bpf_sock_ops *s)
 		return;
 	}
 	o->flags |= ORIG_PUBLISHED;
-	bpf_sock_ops_cb_flags_set(s, s->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+	if (!(s->bpf_sock_ops_cb_flags & BPF_SOCK_OPS_STATE_CB_FLAG) &&
+	    !bpf_sock_ops_cb_flags_set(s, s->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG))
+		o->flags |= ORIG_STATE_CB;
+}
+
+/* The handshake completed: the proxy's side adopts the entry now; no more state callbacks. */
+static __always_inline void established(struct bpf_sock_ops *s)
+{
+	struct bpf_sock *sk = s->sk;
+	struct sock_orig *o;
+
+	if (!(s->bpf_sock_ops_cb_flags & BPF_SOCK_OPS_STATE_CB_FLAG) || !sk)
+		return; /* nothing asked for by publish */
+	o = bpf_sk_storage_get(&waggle_sock, sk, 0, 0);
+	if (!o || !(o->flags & ORIG_STATE_CB))
+		return; /* another program's state callbacks: leave them */
+	o->flags &= ~ORIG_STATE_CB;
+	bpf_sock_ops_cb_flags_set(s, s->bpf_sock_ops_cb_flags & ~BPF_SOCK_OPS_STATE_CB_FLAG);
 }
 
 static __always_inline void unpublish(struct bpf_sock_ops *s)
@@ -172,6 +197,9 @@ int waggle_sockops(struct bpf_sock_ops *s)
 	case BPF_SOCK_OPS_TCP_CONNECT_CB:
 		publish(s);
 		break;
+	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
+		established(s);
+		break;
 	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
 		adopt(s);
 		break;
@@ -205,7 +233,7 @@ static __always_inline bool original_destination(struct bpf_sock *sk, struct add
 		*netns = o->netns;
 		return true;
 	}
-	/* no record: a connected socket we did not see connect is an accepted one */
+	/* no record: a connected socket is taken for an accepted one */
 	if (sk->state == BPF_TCP_LISTEN || sk->state == BPF_TCP_CLOSE)
 		return false;
 	pick_addr(a, CTX32(sk->family), CTX32(sk->src_ip4), CTX32(sk->src_ip6[0]),

@@ -137,11 +137,12 @@ struct pod_counters {
 };
 
 /* struct sock_orig.flags */
-#define ORIG_ACTIVE     (1u << 0) /* set by connect: this socket connected out */
+#define ORIG_ACTIVE     (1u << 0) /* set by connect: this socket connected out, redirected */
 #define ORIG_REDIRECTED (1u << 1) /* addr/port is the destination before our rewrite */
 #define ORIG_PUBLISHED  (1u << 2) /* a waggle_redirects entry names this socket */
 #define ORIG_ADOPTED    (1u << 3) /* an accepted socket that took over a redirect record */
 #define ORIG_DNS_UDP    (1u << 4) /* UDP socket whose last DNS datagram was redirected */
+#define ORIG_STATE_CB   (1u << 5) /* publish asked for this socket's state callbacks */
 
 /*
  * Socket storage waggle_sock: what this socket's "original destination" is. Freed by the
