@@ -16,6 +16,7 @@ import { join } from "node:path";
 import { expect } from "chai";
 import { type CommandResult, run } from "../support/command";
 import { RUN_TAG } from "../support/names";
+import { BpfRoot } from "../support/waggle-mode";
 
 const ROOT = join(__dirname, "..", "..", "..");
 const WAGGLE = join(ROOT, "dist", "waggle");
@@ -120,13 +121,21 @@ describe("binary: dist/waggle as a single executable", function () {
 
   it("CNI commands other than VERSION extract the addon before the plugin runs", async () => {
     const runtime = freshDir("runtime");
-    const conf = JSON.stringify({ cniVersion: "1.1.0", name: "k8s-pod-network", type: "waggle" });
-    const r = await waggle(
-      WAGGLE,
-      [],
-      { CNI_COMMAND: "STATUS", WAGGLE_RUNTIME_DIR: runtime },
-      conf,
-    );
+    // STATUS may load and pin the shared programs: into a root of this test's own, never the
+    // node's default /sys/fs/bpf/waggle (whatever is or isn't there must not decide this test).
+    const bpfRoot = new BpfRoot();
+    const conf = JSON.stringify({
+      cniVersion: "1.1.0",
+      name: "k8s-pod-network",
+      type: "waggle",
+      bpf_root: bpfRoot.path,
+    });
+    let r: CommandResult;
+    try {
+      r = await waggle(WAGGLE, [], { CNI_COMMAND: "STATUS", WAGGLE_RUNTIME_DIR: runtime }, conf);
+    } finally {
+      bpfRoot.destroy();
+    }
     expectOk(r, "CNI STATUS");
     const [id] = entries(runtime);
     expect(entries(join(runtime, id))).to.include.members([
