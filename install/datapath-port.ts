@@ -6,13 +6,11 @@
 import type { AttachRequest, PodRecord } from "../cni/datapath";
 
 export interface ProgramsReport {
-  /** Pods whose links and filters were looked at. */
+  /** Pods whose links were looked at. */
   pods: number;
-  /** Cgroup links whose program was swapped (bpf_link_update, atomic per hook). */
+  /** Cgroup and netns links whose program was swapped (bpf_link_update, atomic per hook). */
   linksUpdated: number;
-  /** TC filters replaced in place. */
-  tcUpdated: number;
-  /** Pods whose filter could not be replaced (netns gone), by container id. */
+  /** Pods whose links could not be updated (cgroup or netns gone), by container id. */
   skipped: string[];
 }
 
@@ -32,6 +30,6 @@ export interface InstallDatapath {
   attachPod(bpfRoot: string, req: AttachRequest): Promise<void>;
   /** The cookie of a network namespace (decimal), to match records. */
   netnsCookie(netnsPath: string): string;
-  /** Detaches every pod (links, TC filters, map entries) and removes all pins. */
+  /** Detaches every pod (links, map entries) and removes all pins. */
   removeAll(bpfRoot: string): Promise<{ pods: number }>;
 }

@@ -134,11 +134,6 @@ export interface UpgradeReport {
   pods: number;
   /** Pod links (cgroup and netns) whose program was swapped (bpf_link_update, atomic per hook). */
   linksUpdated: number;
-  /**
-   * Always 0: inbound capture has no TC filters any more (it is the netns link, counted in
-   * linksUpdated). Kept while the installer's report (install/datapath-port.ts) names it.
-   */
-  tcUpdated: number;
   /** Pods left running their old programs, by container id (see skipReasons). */
   skipped: string[];
   /** Why each skipped pod was skipped: its cgroup or netns is gone (DEL pending), or an error. */
@@ -225,7 +220,6 @@ export function upgradePrograms(opts: DatapathOptions): UpgradeReport {
     action: "upgraded",
     pods: 0,
     linksUpdated: 0,
-    tcUpdated: 0,
     skipped: [],
     skipReasons: {},
     changedPrograms: [],

@@ -298,7 +298,6 @@ describe("kernel: upgradePrograms under live traffic", function () {
       action: "upgraded",
       pods: 1,
       linksUpdated: POD_LINKS.length,
-      tcUpdated: 0,
       skipped: [],
       skipReasons: {},
       changedPrograms: [], // the same build: same instructions, new programs
@@ -380,7 +379,6 @@ describe("kernel: upgradePrograms under live traffic", function () {
       expect(report).to.deep.include({
         pods: 2,
         linksUpdated: POD_LINKS.length,
-        tcUpdated: 0,
         skipped: [goneId],
       });
       expect(report.skipReasons[goneId]).to.match(/cgroup .* is gone/);
@@ -457,7 +455,6 @@ describe("kernel: upgradePrograms under live traffic", function () {
         action: "loaded",
         pods: 0,
         linksUpdated: 0,
-        tcUpdated: 0,
         skipped: [],
       });
       expect(report.programIds).to.deep.equal(

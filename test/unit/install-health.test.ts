@@ -23,7 +23,7 @@ function fakeDatapath(over: Partial<InstallDatapath> = {}): InstallDatapath & { 
     calls,
     loadPrograms: async (root) => {
       calls.push(`load ${root}`);
-      return { pods: 0, linksUpdated: 0, tcUpdated: 0, skipped: [] };
+      return { pods: 0, linksUpdated: 0, skipped: [] };
     },
     listPods: async () => [
       {
@@ -152,7 +152,7 @@ describe("install: health server and the installer's readiness", () => {
     const datapath = fakeDatapath({
       loadPrograms: async () => {
         await programsGate;
-        return { pods: 0, linksUpdated: 0, tcUpdated: 0, skipped: [] };
+        return { pods: 0, linksUpdated: 0, skipped: [] };
       },
     });
     installer = new Installer(options, { log: capturingLogger().log, datapath });

@@ -164,7 +164,7 @@ function datapath(
   const attached: string[] = [];
   return {
     attached,
-    loadPrograms: async () => ({ pods: 0, linksUpdated: 0, tcUpdated: 0, skipped: [] }),
+    loadPrograms: async () => ({ pods: 0, linksUpdated: 0, skipped: [] }),
     listPods: async () => records,
     attachPod: async (_root, req) => {
       attached.push(req.containerId);
