@@ -1,23 +1,14 @@
 // waggle-loadgen (bench/loadgen/loadgen.c): the open-loop fixed-rate HTTP load generator.
-// Built on first use with the host C compiler into out/bench/bin (rebuilt when the source is
-// newer); its JSON result is parsed and checked here.
+// Built on first use (./c-program.ts); its JSON result is parsed and checked here.
 
-import { existsSync, mkdirSync, statSync } from "node:fs";
-import { join } from "node:path";
-import { runChecked } from "../../test/support/command";
 import { type Histogram, normalizeHistogram } from "../histogram";
+import { benchSource, buildCProgram } from "./c-program";
 
-const SOURCE = join(__dirname, "..", "..", "..", "bench", "loadgen", "loadgen.c");
-const BINARY_DIR = join(__dirname, "..", "bin");
+const SOURCE = benchSource("loadgen", "loadgen.c");
 
 /** Compiles loadgen.c when the binary is missing or older; returns the binary's path. */
-export async function buildLoadgen(source = SOURCE, outDir = BINARY_DIR): Promise<string> {
-  const binary = join(outDir, "waggle-loadgen");
-  if (!existsSync(source)) throw new Error(`loadgen source ${source} is missing`);
-  if (existsSync(binary) && statSync(binary).mtimeMs >= statSync(source).mtimeMs) return binary;
-  mkdirSync(outDir, { recursive: true });
-  await runChecked("cc", ["-O2", "-Wall", "-Wextra", "-Werror", "-o", binary, source]);
-  return binary;
+export function buildLoadgen(source = SOURCE, outDir?: string): Promise<string> {
+  return buildCProgram(source, "waggle-loadgen", outDir);
 }
 
 export interface LoadgenArgs {
