@@ -8,8 +8,10 @@ import {
   mergeHistograms,
   summarizeHistogram,
 } from "./histogram";
+import { probeNsPerStep, type RunSpeed } from "./machine-speed";
 import type { ModeName } from "./modes";
 import { type ByRound, median, pairedRatios, type Spread, spread } from "./stats";
+import { PROBE_KINDS, type ProbeKind } from "./tools/speedprobe";
 
 /** The parts of a run the analysis reads (RunRecord satisfies it). */
 export interface RunFigures {
@@ -23,9 +25,19 @@ export interface RunFigures {
   errorCount: number;
   cpuPer1000: { node: number; loadgen: number; sidecars: number; app: number; system: number };
   portPressure: { exhausted: boolean; maxEphemeralTimeWait: number; addrNotAvail: number };
+  /** The machine's speed around the run (absent from results of older benches). */
+  machineSpeed?: RunSpeed;
 }
 
-export type Metric = "throughput" | "p50" | "p90" | "p99" | "max" | "cpu";
+export type Metric =
+  | "throughput"
+  | "p50"
+  | "p90"
+  | "p99"
+  | "max"
+  | "cpu"
+  | "probeAlu"
+  | "probeMemory";
 
 export const METRICS: Record<Metric, { label: string; of: (r: RunFigures) => number }> = {
   throughput: { label: "throughput", of: (r) => r.throughputRps },
@@ -34,7 +46,16 @@ export const METRICS: Record<Metric, { label: string; of: (r: RunFigures) => num
   p99: { label: "p99 latency", of: (r) => num(r.latencyUs.p99) },
   max: { label: "max latency", of: (r) => num(r.latencyUs.max) },
   cpu: { label: "node CPU per 1000 requests", of: (r) => num(r.cpuPer1000.node) },
+  probeAlu: { label: "CPU probe time per step", of: (r) => probeOf(r, "alu") },
+  probeMemory: { label: "memory probe time per step", of: (r) => probeOf(r, "memory") },
 };
+
+/** The metric of each kind of machine probe. */
+export const PROBE_METRIC: Record<ProbeKind, Metric> = { alu: "probeAlu", memory: "probeMemory" };
+
+function probeOf(r: RunFigures, kind: ProbeKind): number {
+  return r.machineSpeed ? probeNsPerStep(r.machineSpeed, kind) : Number.NaN;
+}
 
 /** JSON turns NaN into null: read either as a number or NaN. */
 function num(v: number | null | undefined): number {
@@ -147,6 +168,42 @@ export function ratio(
   return { ...where, metric, mode, baseline, perRound, summary: spread(perRound) };
 }
 
+/** Paired runs further apart than this in machine speed get a warning. */
+export const SPEED_TOLERANCE = 0.1;
+
+/**
+ * How far the machine (either probe around each run) moved between the two runs of each
+ * paired round: |1 - probe(mode) / probe(baseline)|. Null without probes in both.
+ */
+export function speedMismatch(
+  runs: readonly RunFigures[],
+  where: { level: string; workload: string },
+  mode: ModeName,
+  baseline: ModeName,
+): { rounds: number; mismatched: number; worst: number; worstKind: ProbeKind } | null {
+  const off = new Map<number, number>();
+  let worst = 0;
+  let worstKind: ProbeKind = "alu";
+  for (const kind of PROBE_KINDS) {
+    const r = ratio(runs, where, PROBE_METRIC[kind], mode, baseline);
+    if (!r) return null;
+    r.perRound.forEach((x, i) => {
+      const d = Math.abs(1 - x);
+      off.set(i, Math.max(off.get(i) ?? 0, d));
+      if (d > worst) {
+        worst = d;
+        worstKind = kind;
+      }
+    });
+  }
+  return {
+    rounds: off.size,
+    mismatched: [...off.values()].filter((d) => d > SPEED_TOLERANCE).length,
+    worst,
+    worstKind,
+  };
+}
+
 export interface TargetResult {
   id: string;
   description: string;
@@ -220,6 +277,11 @@ function ratioTarget(
   const exhausted = involved.filter((x) => x.portPressure.exhausted).length;
   if (exhausted > 0) warnings.push(`${exhausted} runs hit ephemeral port exhaustion`);
   if (r.perRound.length < 3) warnings.push(`only ${r.perRound.length} paired round(s)`);
+  const speed = speedMismatch(runs, r, spec.mode, spec.baseline);
+  if (speed && speed.mismatched > 0)
+    warnings.push(
+      `the machine itself (probes) differed by more than ${SPEED_TOLERANCE * 100}% between the paired runs in ${speed.mismatched} of ${speed.rounds} rounds (worst ${(speed.worst * 100).toFixed(0)}%, ${speed.worstKind} probe)`,
+    );
   return {
     ...base,
     measured,
@@ -324,6 +386,17 @@ export function evaluateTargets(
     variance.measured = worst.figures.p50.maxDeviation;
     variance.met = variance.measured <= 0.05;
     variance.detail = `${within} of ${repeated.length} cells within 5%; worst ${worst.mode} ${worst.workload} at rules ${worst.level}: ${(worst.figures.p50.maxDeviation * 100).toFixed(1)}% off its median p50`;
+    const probes = PROBE_KINDS.map((kind) => ({
+      kind,
+      s: spread(runs.map(METRICS[PROBE_METRIC[kind]].of)),
+    })).filter((p) => p.s.n > 1);
+    if (probes.length > 0)
+      variance.detail += `; the machine itself, probed around each run: ${probes
+        .map(
+          (p) =>
+            `${p.kind} CV ${(p.s.cv * 100).toFixed(1)}% (slowest +${((p.s.max / p.s.min - 1) * 100).toFixed(0)}%)`,
+        )
+        .join(", ")}`;
   }
   targets.push(variance);
   return targets;

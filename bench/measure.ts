@@ -30,6 +30,7 @@ import {
   type LatencySummary,
   summarizeHistogram,
 } from "./histogram";
+import { type RunSpeed, runSpeed } from "./machine-speed";
 import type { ModeName } from "./modes";
 import { type Durations, type Workload, workloadId } from "./plan";
 import {
@@ -52,6 +53,7 @@ import {
   parseLoadgenOutput,
 } from "./tools/loadgen";
 import { parseSockperfOutput, sockperfClientArgv } from "./tools/sockperf";
+import { buildSpeedprobe, PROBE_KINDS, probeCpu, type SpeedSample } from "./tools/speedprobe";
 import { parseWrkOutput, WRK_LUA, wrkArgv, wrkErrorCount } from "./tools/wrk";
 
 const ROLES: Role[] = ["loadgen", "sidecar", "app"];
@@ -105,6 +107,8 @@ export interface RunRecord {
   timeWait: { client: number; server: number };
   sidecars: SidecarErrors | null;
   portPressure: PortPressure;
+  /** The machine's speed on the mesh's CPU just before and just after the tool ran (absent in results of benches before 2026-11-26). */
+  machineSpeed?: RunSpeed;
 }
 
 interface Snapshot {
@@ -178,9 +182,13 @@ async function netOf(pod: Sandbox, withSockets: boolean): Promise<PodNet> {
   };
 }
 
+/** Probe samples of each kind (about 5 ms each) just before and just after every measured run. */
+export const RUN_PROBE_SAMPLES = 10;
+
 export class Measurer {
   private readonly ksoftirqd = ksoftirqdPids();
   private loadgenBinary: string | undefined;
+  private speedprobeBinary: string | undefined;
   private readonly toolDir = processDir("tools", APP_UID);
   private readonly wrkScript = join(this.toolDir.path, "waggle.lua");
 
@@ -190,12 +198,24 @@ export class Measurer {
     private readonly durations: Durations,
     private readonly wrkConnections: number,
     private readonly loadgenConnections: number,
+    /** The CPU whose speed is probed around each run (the mesh's); null: unpinned. */
+    private readonly probedCpu: string | null,
   ) {
     writeFileSync(this.wrkScript, WRK_LUA, { mode: 0o644 });
   }
 
   async prepare(): Promise<void> {
     this.loadgenBinary = await buildLoadgen();
+    this.speedprobeBinary = await buildSpeedprobe();
+  }
+
+  private async probe(): Promise<SpeedSample[]> {
+    const binary = this.speedprobeBinary;
+    if (!binary) throw new Error("Measurer.prepare() was not called");
+    const samples: SpeedSample[] = [];
+    for (const kind of PROBE_KINDS)
+      samples.push(await probeCpu(binary, this.probedCpu, kind, RUN_PROBE_SAMPLES));
+    return samples;
   }
 
   close(): void {
@@ -330,6 +350,7 @@ export class Measurer {
       }
       return null;
     }
+    const speedBefore = await this.probe();
     const startedAt = new Date().toISOString();
     const before = await this.snapshot(d);
     let requests: number;
@@ -413,6 +434,7 @@ export class Measurer {
       errorCount = errors.lost;
     }
     const after = await this.snapshot(d, true);
+    const machineSpeed = runSpeed(speedBefore, await this.probe());
     return this.record({
       d,
       w,
@@ -429,6 +451,7 @@ export class Measurer {
       errorCount,
       addrNotAvail,
       loadgen,
+      machineSpeed,
     });
   }
 
@@ -448,6 +471,7 @@ export class Measurer {
     errorCount: number;
     addrNotAvail: number;
     loadgen: RunRecord["loadgen"];
+    machineSpeed: RunSpeed;
   }): RunRecord {
     const byRole = Object.fromEntries(
       ROLES.map((r) => [r, { usageS: 0, userS: 0, systemS: 0 }]),
@@ -510,6 +534,7 @@ export class Measurer {
       timeWait: x.after.timeWait,
       sidecars,
       portPressure,
+      machineSpeed: x.machineSpeed,
     };
   }
 }

@@ -210,12 +210,15 @@ export function runSeconds(w: Workload, d: Durations): number {
   }
 }
 
-/** Per-run overhead (counter snapshots, process starts) measured on this machine, seconds. */
-export const RUN_OVERHEAD_S = 0.6;
+/**
+ * Per-run overhead (counter snapshots, process starts, the machine probes before and after:
+ * 2 x 2 x 50 ms) measured on this machine, seconds.
+ */
+export const RUN_OVERHEAD_S = 0.85;
 
 /** A rough wall-clock estimate of a plan, seconds (setup and flood loading included). */
 export function estimateSeconds(plan: Plan): number {
-  let total = 10 + 3 * plan.modes.length; // node, CNI ADDs, processes
+  let total = 18 + 3 * plan.modes.length; // idle machine probes, node, CNI ADDs, processes
   for (const { level, workloads } of plan.levels) {
     const { services } = parseFloodLevel(level);
     total += services * 0.015; // loading and removing the flood

@@ -4,15 +4,19 @@
 import {
   type CellSummary,
   evaluateTargets,
+  METRICS,
   type Metric,
+  PROBE_METRIC,
   ratio,
   summarizeCells,
   type TargetResult,
 } from "./analysis";
+import { driftWithin, type RunSpeed, summarizeStability } from "./machine-speed";
 import { describeWorkload, parseWorkload } from "./plan";
 import type { BenchResults } from "./runner";
-import type { Spread } from "./stats";
+import { correlation, type Spread, spread } from "./stats";
 import { type BarGroup, type BoxGroup, barChartSvg, boxPlotSvg } from "./svg";
+import { PROBE_KINDS, type ProbeKind } from "./tools/speedprobe";
 
 export interface Chart {
   /** File name without extension ("latency-rate1000-new"). */
@@ -57,6 +61,93 @@ function targetRow(t: TargetResult): string[] {
     verdict,
     [t.detail, ...t.warnings.map((w) => `⚠ ${w}`)].join("; "),
   ];
+}
+
+/** How far the machine itself moved, and how the repeated runs followed it. */
+function machineStabilitySection(results: BenchResults, cells: CellSummary[]): string[] {
+  const probed = results.runs.filter((r) => r.machineSpeed);
+  if (!results.machineStability && probed.length === 0) return [];
+  const slower = (sp: Spread) => `+${pct(sp.max / sp.min - 1)}`;
+  const md = [
+    "## Machine stability",
+    "",
+    "The machine itself, measured by waggle-speedprobe pinned to one CPU, with two fixed chains of dependent work of about 5 ms per sample: `alu` (xorshift steps: only the CPU's own speed moves it) and `memory` (loads from a 64 MiB buffer in an order no prefetcher guesses: the latency of the shared cache and memory, where the network stack lives). Idle on every CPU before the first run and after the last; on the mesh's CPU just before and just after every run. On a virtual machine both move with the host's other tenants, which no load average shows; no figure of the bench can be steadier than the machine, so read a run-to-run spread against these.",
+    "",
+  ];
+  if (results.machineStability)
+    md.push(
+      table(
+        ["when", "probe", "CPU", "samples", "median ns per step", "CV", "slowest sample"],
+        summarizeStability(results.machineStability).map((row) => [
+          row.when === "start" ? "before the first run" : "after the last run",
+          row.kind,
+          row.cpu ?? "any",
+          String(row.nsPerStep.n),
+          fixed(row.nsPerStep.median, 2),
+          pct(row.nsPerStep.cv),
+          slower(row.nsPerStep),
+        ]),
+      ),
+      "",
+    );
+  if (probed.length > 0) {
+    const speeds = probed.map((r) => r.machineSpeed as RunSpeed);
+    md.push(
+      `Around the runs (CPU ${speeds[0].cpu ?? "any"}, ${probed.length} runs): ${PROBE_KINDS.map(
+        (kind) => {
+          const around = spread(probed.map(METRICS[PROBE_METRIC[kind]].of));
+          const drift = spread(speeds.map((s) => driftWithin(s, kind)));
+          return `the ${kind} probe's CV over runs ${pct(around.cv)} (slowest run ${slower(around)}), moving ${pct(drift.median)} (median) and up to ${pct(drift.max)} from just before a run to just after it`;
+        },
+      ).join("; ")}.`,
+      "",
+    );
+    const maxCells = cells.filter((c) => c.workload.startsWith("max-") && c.runs >= 3);
+    if (maxCells.length > 0)
+      md.push(
+        "Maximum-throughput cells, where the mesh's CPU is saturated: the spread of repeated runs' throughput beside the probes', and their correlation with the machine's speed (1 / probe time) around each run. A correlation near 1 with a similar spread says the runs' spread is the machine's; a large spread that follows neither probe has another cause.",
+        "",
+        table(
+          [
+            "rules",
+            "workload",
+            "mode",
+            "runs",
+            "throughput CV",
+            "alu CV",
+            "memory CV",
+            "correlation with alu",
+            "correlation with memory",
+          ],
+          maxCells.map((c) => {
+            const rs = probed.filter(
+              (r) => r.level === c.level && r.workload === c.workload && r.mode === c.mode,
+            );
+            const corr = (kind: ProbeKind) =>
+              fixed(
+                correlation(
+                  rs.map((r) => r.throughputRps),
+                  rs.map((r) => 1 / METRICS[PROBE_METRIC[kind]].of(r)),
+                ),
+                2,
+              );
+            return [
+              c.level,
+              c.workload,
+              c.mode,
+              String(c.runs),
+              pct(c.figures.throughput.cv),
+              pct(c.figures.probeAlu.cv),
+              pct(c.figures.probeMemory.cv),
+              corr("alu"),
+              corr("memory"),
+            ];
+          }),
+        ),
+        "",
+      );
+  }
+  return md;
 }
 
 /** Builds the charts: a latency box plot per workload, throughput bars, CPU bars, setup bars. */
@@ -325,6 +416,7 @@ export function renderReport(results: BenchResults, imageExt: "png" | "svg"): Re
     ),
     "",
   );
+  md.push(...machineStabilitySection(results, cells));
   // Ports.
   const exhausted = results.runs.filter((r) => r.portPressure.exhausted);
   const maxTw = Math.max(0, ...results.runs.map((r) => r.portPressure.maxEphemeralTimeWait));

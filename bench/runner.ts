@@ -7,10 +7,12 @@ import { type BpfStats, withBpfStats } from "./bpf-stats";
 import { BenchCluster, type ModeDeployment, type Placement, POD_SYSCTLS } from "./cluster";
 import { type FloodApplied, HostFlood } from "./flood";
 import { parseFloodLevel } from "./kube-rules";
+import type { MachineStability } from "./machine-speed";
 import { Measurer, type RunRecord } from "./measure";
 import { describeWorkload, type Plan, workloadId } from "./plan";
 import { type MapMemory, measureSetup, type SetupCost } from "./setup-cost";
 import { roundOrder } from "./stats";
+import { buildSpeedprobe, PROBE_KINDS, probeCpu, type SpeedSample } from "./tools/speedprobe";
 
 export interface HostInfo {
   kernel: string;
@@ -36,6 +38,28 @@ export interface BenchResults {
   bpfStats: BpfStats | null;
   /** Capture setup of the bench pods themselves (ms): iptables-restore / waggle CNI ADD. */
   benchPodCaptureMs: Record<string, number[]>;
+  /** Idle probes of every CPU before the first run and after the last (absent before 2026-11-26). */
+  machineStability?: MachineStability;
+}
+
+/** Idle probe samples per CPU and kind (about 5 ms each) before the first run and after the last. */
+export const STABILITY_SAMPLES = 200;
+
+/** The first CPU of a cpuset list ("1-3,5" -> "1"); null when unpinned. */
+export function firstCpu(list: string | undefined): string | null {
+  if (list === undefined || list.trim() === "") return null;
+  const first = list.split(/[,-]/)[0].trim();
+  if (!/^\d+$/.test(first)) throw new Error(`not a CPU list: ${list}`);
+  return first;
+}
+
+/** Probes every CPU of the machine in turn, each pinned, with every kind of probe. */
+async function probeEveryCpu(binary: string): Promise<SpeedSample[]> {
+  const samples: SpeedSample[] = [];
+  for (let cpu = 0; cpu < cpus().length; cpu++)
+    for (const kind of PROBE_KINDS)
+      samples.push(await probeCpu(binary, String(cpu), kind, STABILITY_SAMPLES));
+  return samples;
 }
 
 export interface RunOptions {
@@ -47,6 +71,9 @@ export async function runBench(plan: Plan, opts: RunOptions): Promise<BenchResul
   const { log } = opts;
   const startedAt = new Date().toISOString();
   const loadavgStart = loadavg();
+  const speedprobe = await buildSpeedprobe();
+  const stabilityStart = await probeEveryCpu(speedprobe);
+  log(`machine speed probed on ${stabilityStart.length} CPU(s)`);
   const cluster = await BenchCluster.create({
     modes: plan.modes,
     placement: opts.placement,
@@ -59,6 +86,7 @@ export async function runBench(plan: Plan, opts: RunOptions): Promise<BenchResul
     plan.durations,
     plan.wrkConnections,
     plan.loadgenConnections,
+    firstCpu(opts.placement.mesh),
   );
   const flood = new HostFlood(cluster.node);
   const runs: RunRecord[] = [];
@@ -115,6 +143,7 @@ export async function runBench(plan: Plan, opts: RunOptions): Promise<BenchResul
     measurer.close();
     await cluster.destroy();
   }
+  const stabilityEnd = await probeEveryCpu(speedprobe);
   return {
     schema: 1,
     startedAt,
@@ -135,6 +164,7 @@ export async function runBench(plan: Plan, opts: RunOptions): Promise<BenchResul
     mapMemory,
     bpfStats,
     benchPodCaptureMs,
+    machineStability: { start: stabilityStart, end: stabilityEnd },
   };
 }
 

@@ -85,3 +85,27 @@ export function roundOrder<T>(modes: readonly T[], round: number): T[] {
   const k = ((round % modes.length) + modes.length) % modes.length;
   return [...modes.slice(k), ...modes.slice(0, k)];
 }
+
+/**
+ * Pearson's correlation of two equally long series (pairs with a non-finite side dropped);
+ * NaN with fewer than 3 pairs or when either side does not vary.
+ */
+export function correlation(xs: readonly number[], ys: readonly number[]): number {
+  if (xs.length !== ys.length) throw new Error("correlation needs two series of one length");
+  const pairs = xs
+    .map((x, i) => [x, ys[i]] as const)
+    .filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
+  if (pairs.length < 3) return Number.NaN;
+  const mean = (k: 0 | 1) => pairs.reduce((s, p) => s + p[k], 0) / pairs.length;
+  const mx = mean(0);
+  const my = mean(1);
+  let sxy = 0;
+  let sxx = 0;
+  let syy = 0;
+  for (const [x, y] of pairs) {
+    sxy += (x - mx) * (y - my);
+    sxx += (x - mx) ** 2;
+    syy += (y - my) ** 2;
+  }
+  return sxx === 0 || syy === 0 ? Number.NaN : sxy / Math.sqrt(sxx * syy);
+}

@@ -172,6 +172,33 @@ describe("bench analysis, plan, plots and report (bench/analysis.ts, plan.ts, sv
       expect(evaluateTargets([], null).every((t) => t.met === null)).to.equal(true);
     });
 
+    it("paired runs on a machine that itself moved over 10% carry a warning; variance names the machine's spread", () => {
+      const runs = goodRuns().map((r) => {
+        const slow = r.mode === "waggle" && r.workload === "max-new" && r.round === 1;
+        return {
+          ...r,
+          machineSpeed: {
+            cpu: "1",
+            alu: { beforeNs: 2, afterNs: 2 },
+            memory: { beforeNs: 100, afterNs: slow ? 150 : 100 },
+          },
+        };
+      });
+      const targets = evaluateTargets(runs, setup);
+      const byId = (id: string) => targets.find((t) => t.id === id);
+      expect(byId("newconn-throughput")?.warnings.join(" ")).to.contain(
+        "the machine itself (probes) differed by more than 10% between the paired runs in 1 of 3 rounds (worst 25%, memory probe)",
+      );
+      expect(byId("keepalive-throughput")?.warnings).to.deep.equal([]);
+      expect(byId("variance")?.detail).to.match(
+        /the machine itself, probed around each run: alu CV 0\.0% \(slowest \+0%\), memory CV [\d.]+% \(slowest \+25%\)/,
+      );
+      // results without probes (benches before the probes) get neither
+      const plain = evaluateTargets(goodRuns(), setup);
+      expect(plain.flatMap((t) => t.warnings).join(" ")).to.not.contain("machine");
+      expect(plain.find((t) => t.id === "variance")?.detail).to.not.contain("machine");
+    });
+
     it("errors and port exhaustion in the runs behind a target are attached as warnings", () => {
       const runs = goodRuns().map((r) =>
         r.mode === "waggle" && r.workload === "max-new" && r.round === 0
@@ -372,6 +399,42 @@ describe("bench analysis, plan, plots and report (bench/analysis.ts, plan.ts, sv
         "cpu",
       ]);
       expect(r.markdown).to.not.contain("machine was busy");
+    });
+
+    it("reports the machine's stability: idle probes per CPU and kind, probes around runs, max runs against them", () => {
+      const r = results();
+      // the memory probe moves with each round exactly as the throughput does; alu stays put
+      r.runs = r.runs.map((x) => {
+        const ns = 100 / (1 + (x.round - 1) * 0.01);
+        return {
+          ...x,
+          machineSpeed: {
+            cpu: "1",
+            alu: { beforeNs: 2, afterNs: 2 },
+            memory: { beforeNs: ns, afterNs: ns },
+          },
+        };
+      });
+      const sample = (kind: "alu" | "memory", cpu: string, ns: number[]) => ({
+        kind,
+        cpu,
+        iterations: 1000,
+        ns,
+      });
+      r.machineStability = {
+        start: [sample("alu", "0", [2000, 2000, 2400]), sample("memory", "0", [1e5, 1e5, 1e5])],
+        end: [sample("alu", "0", [2000, 2000, 2000]), sample("memory", "0", [1e5, 1.1e5, 1e5])],
+      };
+      const md = renderReport(r, "png").markdown;
+      expect(md).to.contain("## Machine stability");
+      expect(md).to.contain("| before the first run | alu | 0 | 3 | 2.00 | 10.8% | +20.0% |");
+      expect(md).to.contain("| after the last run | memory | 0 | 3 | 100.00 | 5.6% | +10.0% |");
+      expect(md).to.match(
+        /Around the runs \(CPU 1, 21 runs\): the alu probe's CV over runs 0\.0% \(slowest run \+0\.0%\), moving 0\.0% \(median\) and up to 0\.0% from just before a run to just after it; the memory probe's CV over runs 0\.8%/,
+      );
+      expect(md).to.contain("| 0 | max-new | explicit | 3 | 1.0% | 0.0% | 1.0% | – | 1.00 |");
+      // results of older benches have no probes: no section
+      expect(renderReport(results(), "png").markdown).to.not.contain("## Machine stability");
     });
 
     it("warns when the machine was busy", () => {

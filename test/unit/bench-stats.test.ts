@@ -7,7 +7,7 @@ import {
   normalizeHistogram,
   summarizeHistogram,
 } from "../../bench/histogram";
-import { median, pairedRatios, quantile, roundOrder, spread } from "../../bench/stats";
+import { correlation, median, pairedRatios, quantile, roundOrder, spread } from "../../bench/stats";
 
 describe("bench statistics (bench/stats.ts, bench/histogram.ts)", () => {
   describe("histograms", () => {
@@ -106,6 +106,18 @@ describe("bench statistics (bench/stats.ts, bench/histogram.ts)", () => {
       expect(spread([5]).maxDeviation).to.equal(0);
       expect(spread([]).median).to.be.NaN;
       expect(spread([Number.NaN, 4, Number.POSITIVE_INFINITY]).n).to.equal(1);
+    });
+
+    it("correlation: +1 and -1 for straight lines, NaN without variation or with under 3 pairs", () => {
+      expect(correlation([1, 2, 3, 4], [10, 20, 30, 40])).to.be.closeTo(1, 1e-12);
+      expect(correlation([1, 2, 3, 4], [8, 6, 4, 2])).to.be.closeTo(-1, 1e-12);
+      // a known value: x = 1..5, y = 2,4,5,4,5 gives r = 0.7746
+      expect(correlation([1, 2, 3, 4, 5], [2, 4, 5, 4, 5])).to.be.closeTo(0.7746, 1e-4);
+      expect(correlation([1, 2, 3], [5, 5, 5])).to.be.NaN;
+      expect(correlation([1, 2], [1, 2])).to.be.NaN;
+      // a pair with a non-finite side is dropped, not counted as zero
+      expect(correlation([1, 2, 3, Number.NaN], [2, 4, 6, 100])).to.be.closeTo(1, 1e-12);
+      expect(() => correlation([1, 2, 3], [1, 2])).to.throw(/one length/);
     });
 
     it("quantile interpolates between ranks and refuses q outside [0, 1]", () => {
