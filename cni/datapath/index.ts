@@ -520,8 +520,8 @@ export function attachedContainerIds(opts: DatapathOptions): string[] {
 }
 
 /**
- * Removes everything waggle holds under bpfRoot: every pod's attachment (links, TC filters,
- * map entries, records), then the shared programs and maps, then the emptied root.
+ * Removes everything waggle holds under bpfRoot: every pod's attachment (links, map entries,
+ * records), then the shared programs and maps, then the emptied root.
  * Keeps the shared pins (and throws) when a pod could not be detached, so no attached pod
  * is left pointing at programs that are gone. Used by `waggle uninstall`.
  */

@@ -76,11 +76,11 @@ export const ErrorCodes = {
   NoPodAddress: 103,
   /**
    * Attaching the pod failed (loading or pinning programs, writing its maps, attaching its
-   * cgroup links or TC filter). Everything done for this pod was rolled back.
+   * cgroup links or netns link). Everything done for this pod was rolled back.
    */
   AttachFailed: 104,
   /**
-   * CHECK found the pod's redirection incomplete: a pinned program, link, TC filter or map
+   * CHECK found the pod's redirection incomplete: a pinned program, link or map
    * entry is missing or different. The message lists what is wrong.
    */
   CheckFailed: 105,

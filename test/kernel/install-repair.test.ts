@@ -236,7 +236,7 @@ describe("install (kernel): early-pod repair", function () {
     const pass = await installer.waitForLog("early-pod repair pass");
     expect(pass).to.deep.include({ attached: ["shop/early"], skipped: 1, failed: [] });
 
-    // Attached for real: links, TC filter, map entries; recorded under the sandbox ID, so the
+    // Attached for real: links, map entries; recorded under the sandbox ID, so the
     // runtime's DEL for this pod will find it.
     expect(checkPod(SANDBOX, { bpfRoot: host.bpfRoot })).to.deep.equal([]);
     const record = listPods({ bpfRoot: host.bpfRoot }).find((r) => r.containerId === SANDBOX);
