@@ -36,8 +36,24 @@ const ms = (us: number) => (Number.isFinite(us) ? (us / 1000).toFixed(3) : "–"
 const pct = (x: number) => (Number.isFinite(x) ? `${(x * 100).toFixed(1)}%` : "–");
 const fixed = (x: number, d = 3) => (Number.isFinite(x) ? x.toFixed(d) : "–");
 
-/** A load average above this means the figures are indicative only. */
+/** A load average above this means the figures are indicative only (results without CPU data). */
 export const BUSY_LOAD = 0.5;
+
+/** Work outside the bench's pods above this many CPUs while the runs ran: a busy machine. */
+export const BUSY_OUTSIDE_CPUS = 0.1;
+
+/**
+ * CPUs' worth of work outside the bench's pods (and ksoftirqd) while each run ran: the whole
+ * machine's busy time from /proc/stat minus the pods' cgroups, over the run's duration. This
+ * is what competed with the runs; the load average also counts the bench's own build and
+ * report. Null for results without CPU data.
+ */
+export function outsideLoad(runs: BenchResults["runs"]): Spread | null {
+  const per = runs
+    .filter((r) => r.cpu?.machine && r.durationS > 0)
+    .map((r) => Math.max(0, r.cpu.machine.busyS - r.cpu.podsS - r.cpu.ksoftirqdS) / r.durationS);
+  return per.length > 0 ? spread(per) : null;
+}
 
 function table(head: string[], rows: string[][]): string {
   return [
@@ -293,19 +309,28 @@ export function renderReport(results: BenchResults, imageExt: "png" | "svg"): Re
   );
   const charts = renderCharts(results, cells);
   const h = results.host;
-  const busy = Math.max(h.loadavgStart[0] ?? 0, h.loadavgEnd[0] ?? 0) > BUSY_LOAD;
+  const outside = outsideLoad(results.runs);
+  const busy = outside
+    ? outside.median > BUSY_OUTSIDE_CPUS
+    : Math.max(h.loadavgStart[0] ?? 0, h.loadavgEnd[0] ?? 0) > BUSY_LOAD;
   const md: string[] = [];
   md.push(
     "# waggle benchmark report",
     "",
     `Run ${results.startedAt} – ${results.finishedAt}, preset **${results.plan.preset}**, ${results.plan.rounds} round(s) per cell, modes ${results.plan.modes.join(", ")}.`,
     "",
-    `Host: Linux ${h.kernel}, ${h.cpus} CPUs (${h.cpuModel}); load average ${h.loadavgStart.map((x) => x.toFixed(2)).join(" ")} at the start, ${h.loadavgEnd.map((x) => x.toFixed(2)).join(" ")} at the end.`,
+    `Host: Linux ${h.kernel}, ${h.cpus} CPUs (${h.cpuModel}); load average ${h.loadavgStart.map((x) => x.toFixed(2)).join(" ")} at the start, ${h.loadavgEnd.map((x) => x.toFixed(2)).join(" ")} at the end (the bench's own build and report included).${
+      outside
+        ? ` Work outside the bench's pods while the runs ran: ${fixed(outside.median, 3)} CPUs (median over runs), at most ${fixed(outside.max, 3)}.`
+        : ""
+    }`,
     "",
   );
   if (busy)
     md.push(
-      `> **The machine was busy** (1-minute load average above ${BUSY_LOAD}): other work shared the CPUs, so absolute figures and ratios are indicative only. Run on a quiet machine for numbers to record.`,
+      outside
+        ? `> **The machine was busy**: work outside the bench's pods used ${fixed(outside.median, 2)} CPUs (median over runs, above ${BUSY_OUTSIDE_CPUS}) while they ran, so absolute figures and ratios are indicative only. Run on a quiet machine for numbers to record.`
+        : `> **The machine was busy** (1-minute load average above ${BUSY_LOAD}): other work shared the CPUs, so absolute figures and ratios are indicative only. Run on a quiet machine for numbers to record.`,
       "",
     );
   md.push(

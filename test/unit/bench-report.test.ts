@@ -437,6 +437,39 @@ describe("bench analysis, plan, plots and report (bench/analysis.ts, plan.ts, sv
       expect(renderReport(results(), "png").markdown).to.not.contain("## Machine stability");
     });
 
+    it("judges a busy machine by the work outside its pods while the runs ran, not by its own build's load", () => {
+      const withCpu = (outsideS: number) => {
+        const r = results();
+        r.host.loadavgStart = [1.2, 0.5, 0.2]; // the bench's own build just before the runs
+        r.runs = r.runs.map((x) => ({
+          ...x,
+          durationS: 10,
+          cpu: {
+            byRole: {} as never,
+            podsS: 9,
+            ksoftirqdS: 0.5,
+            machine: {
+              busyS: 9.5 + outsideS,
+              userS: 0,
+              systemS: 0,
+              softirqS: 0,
+              irqS: 0,
+              idleS: 0,
+            },
+          },
+        }));
+        return renderReport(r, "png").markdown;
+      };
+      const quiet = withCpu(0.2);
+      expect(quiet).to.contain(
+        "Work outside the bench's pods while the runs ran: 0.020 CPUs (median over runs), at most 0.020.",
+      );
+      expect(quiet).to.not.contain("machine was busy");
+      expect(withCpu(3)).to.contain(
+        "> **The machine was busy**: work outside the bench's pods used 0.30 CPUs",
+      );
+    });
+
     it("warns when the machine was busy", () => {
       const busy = results();
       busy.host.loadavgEnd = [3.5, 2, 1];
