@@ -39,19 +39,24 @@ const fixed = (x: number, d = 3) => (Number.isFinite(x) ? x.toFixed(d) : "–");
 /** A load average above this means the figures are indicative only (results without CPU data). */
 export const BUSY_LOAD = 0.5;
 
-/** Work outside the bench's pods above this many CPUs while the runs ran: a busy machine. */
+/** User time outside the bench's pods above this many CPUs (median over runs): a busy machine. */
 export const BUSY_OUTSIDE_CPUS = 0.1;
 
 /**
- * CPUs' worth of work outside the bench's pods (and ksoftirqd) while each run ran: the whole
- * machine's busy time from /proc/stat minus the pods' cgroups, over the run's duration. This
- * is what competed with the runs; the load average also counts the bench's own build and
- * report. Null for results without CPU data.
+ * CPUs' worth of user time outside the bench's pods while each run ran: the whole machine's
+ * user time from /proc/stat minus the pods' cgroups, over the run's duration. Other work (a
+ * build, a test run) shows here; the runs' own kernel work does not (timers and softirqs on an
+ * idle CPU are charged to no process, so the machine's system time cannot tell them apart),
+ * nor does the load average's count of the bench's own build and report. Null for results
+ * without CPU data.
  */
 export function outsideLoad(runs: BenchResults["runs"]): Spread | null {
   const per = runs
-    .filter((r) => r.cpu?.machine && r.durationS > 0)
-    .map((r) => Math.max(0, r.cpu.machine.busyS - r.cpu.podsS - r.cpu.ksoftirqdS) / r.durationS);
+    .filter((r) => r.cpu?.machine && r.cpu.byRole && r.durationS > 0)
+    .map((r) => {
+      const podsUser = Object.values(r.cpu.byRole).reduce((s, c) => s + c.userS, 0);
+      return Math.max(0, r.cpu.machine.userS - podsUser) / r.durationS;
+    });
   return per.length > 0 ? spread(per) : null;
 }
 
@@ -321,7 +326,7 @@ export function renderReport(results: BenchResults, imageExt: "png" | "svg"): Re
     "",
     `Host: Linux ${h.kernel}, ${h.cpus} CPUs (${h.cpuModel}); load average ${h.loadavgStart.map((x) => x.toFixed(2)).join(" ")} at the start, ${h.loadavgEnd.map((x) => x.toFixed(2)).join(" ")} at the end (the bench's own build and report included).${
       outside
-        ? ` Work outside the bench's pods while the runs ran: ${fixed(outside.median, 3)} CPUs (median over runs), at most ${fixed(outside.max, 3)}.`
+        ? ` User time outside the bench's pods while the runs ran: ${fixed(outside.median, 3)} CPUs (median over runs), at most ${fixed(outside.max, 3)}.`
         : ""
     }`,
     "",
@@ -329,7 +334,7 @@ export function renderReport(results: BenchResults, imageExt: "png" | "svg"): Re
   if (busy)
     md.push(
       outside
-        ? `> **The machine was busy**: work outside the bench's pods used ${fixed(outside.median, 2)} CPUs (median over runs, above ${BUSY_OUTSIDE_CPUS}) while they ran, so absolute figures and ratios are indicative only. Run on a quiet machine for numbers to record.`
+        ? `> **The machine was busy**: processes outside the bench's pods used ${fixed(outside.median, 2)} CPUs of user time (median over runs, above ${BUSY_OUTSIDE_CPUS}) while they ran, so absolute figures and ratios are indicative only. Run on a quiet machine for numbers to record.`
         : `> **The machine was busy** (1-minute load average above ${BUSY_LOAD}): other work shared the CPUs, so absolute figures and ratios are indicative only. Run on a quiet machine for numbers to record.`,
       "",
     );

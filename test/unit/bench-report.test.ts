@@ -437,7 +437,7 @@ describe("bench analysis, plan, plots and report (bench/analysis.ts, plan.ts, sv
       expect(renderReport(results(), "png").markdown).to.not.contain("## Machine stability");
     });
 
-    it("judges a busy machine by the work outside its pods while the runs ran, not by its own build's load", () => {
+    it("judges a busy machine by user time outside its pods while the runs ran, not by its own build's load", () => {
       const withCpu = (outsideS: number) => {
         const r = results();
         r.host.loadavgStart = [1.2, 0.5, 0.2]; // the bench's own build just before the runs
@@ -445,16 +445,21 @@ describe("bench analysis, plan, plots and report (bench/analysis.ts, plan.ts, sv
           ...x,
           durationS: 10,
           cpu: {
-            byRole: {} as never,
+            byRole: {
+              loadgen: { usageS: 2, userS: 0.5, systemS: 1.5 },
+              sidecar: { usageS: 6, userS: 1, systemS: 5 },
+              app: { usageS: 1, userS: 0.5, systemS: 0.5 },
+            },
             podsS: 9,
             ksoftirqdS: 0.5,
+            // /proc/stat: the pods' user time plus whatever else ran; kernel time not compared
             machine: {
-              busyS: 9.5 + outsideS,
-              userS: 0,
-              systemS: 0,
-              softirqS: 0,
+              busyS: 12 + outsideS,
+              userS: 2 + outsideS,
+              systemS: 7,
+              softirqS: 3,
               irqS: 0,
-              idleS: 0,
+              idleS: 8,
             },
           },
         }));
@@ -462,11 +467,11 @@ describe("bench analysis, plan, plots and report (bench/analysis.ts, plan.ts, sv
       };
       const quiet = withCpu(0.2);
       expect(quiet).to.contain(
-        "Work outside the bench's pods while the runs ran: 0.020 CPUs (median over runs), at most 0.020.",
+        "User time outside the bench's pods while the runs ran: 0.020 CPUs (median over runs), at most 0.020.",
       );
       expect(quiet).to.not.contain("machine was busy");
       expect(withCpu(3)).to.contain(
-        "> **The machine was busy**: work outside the bench's pods used 0.30 CPUs",
+        "> **The machine was busy**: processes outside the bench's pods used 0.30 CPUs of user time",
       );
     });
 
