@@ -69,6 +69,7 @@ function header(f: Frame, title: string, yLabel: string): string[] {
   const midY = f.top + (f.height - f.top - f.bottom) / 2;
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${f.width}" height="${f.height}" viewBox="0 0 ${f.width} ${f.height}" font-family="DejaVu Sans, Arial, sans-serif" font-size="11">`,
+    `<title>${escapeXml(title)}</title>`,
     `<rect x="0" y="0" width="${f.width}" height="${f.height}" fill="#ffffff"/>`,
     `<text x="${f.width / 2}" y="18" text-anchor="middle" font-size="14" font-weight="bold">${escapeXml(title)}</text>`,
     `<text x="14" y="${midY}" text-anchor="middle" transform="rotate(-90 14 ${midY})">${escapeXml(yLabel)}</text>`,

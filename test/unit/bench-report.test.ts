@@ -301,6 +301,8 @@ describe("bench analysis, plan, plots and report (bench/analysis.ts, plan.ts, sv
       expect(svg.match(/<g class="box"/g)).to.have.length(3);
       expect(svg).to.contain("rules &lt;100k&gt;");
       expect(svg).to.contain("Latency &amp; more");
+      // a title element right after <svg> names the chart for screen readers (and Biome's a11y lint)
+      expect(svg.split("\n")[1]).to.equal("<title>Latency &amp; more</title>");
       expect(svg).to.not.contain("NaN");
       // the median line sits between the box's top and bottom
       const box =
