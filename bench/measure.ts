@@ -53,7 +53,7 @@ import {
   parseLoadgenOutput,
 } from "./tools/loadgen";
 import { parseSockperfOutput, sockperfClientArgv } from "./tools/sockperf";
-import { buildSpeedprobe, PROBE_KINDS, probeCpu, type SpeedSample } from "./tools/speedprobe";
+import { buildSpeedprobe, probeEveryKind, type SpeedSample } from "./tools/speedprobe";
 import { parseWrkOutput, WRK_LUA, wrkArgv, wrkErrorCount } from "./tools/wrk";
 
 const ROLES: Role[] = ["loadgen", "sidecar", "app"];
@@ -209,13 +209,9 @@ export class Measurer {
     this.speedprobeBinary = await buildSpeedprobe();
   }
 
-  private async probe(): Promise<SpeedSample[]> {
-    const binary = this.speedprobeBinary;
-    if (!binary) throw new Error("Measurer.prepare() was not called");
-    const samples: SpeedSample[] = [];
-    for (const kind of PROBE_KINDS)
-      samples.push(await probeCpu(binary, this.probedCpu, kind, RUN_PROBE_SAMPLES));
-    return samples;
+  private probe(): Promise<SpeedSample[]> {
+    if (!this.speedprobeBinary) throw new Error("Measurer.prepare() was not called");
+    return probeEveryKind(this.speedprobeBinary, this.probedCpu, RUN_PROBE_SAMPLES);
   }
 
   close(): void {

@@ -12,7 +12,7 @@ import { Measurer, type RunRecord } from "./measure";
 import { describeWorkload, type Plan, workloadId } from "./plan";
 import { type MapMemory, measureSetup, type SetupCost } from "./setup-cost";
 import { roundOrder } from "./stats";
-import { buildSpeedprobe, PROBE_KINDS, probeCpu, type SpeedSample } from "./tools/speedprobe";
+import { buildSpeedprobe, probeEveryKind, type SpeedSample } from "./tools/speedprobe";
 
 export interface HostInfo {
   kernel: string;
@@ -57,8 +57,7 @@ export function firstCpu(list: string | undefined): string | null {
 async function probeEveryCpu(binary: string): Promise<SpeedSample[]> {
   const samples: SpeedSample[] = [];
   for (let cpu = 0; cpu < cpus().length; cpu++)
-    for (const kind of PROBE_KINDS)
-      samples.push(await probeCpu(binary, String(cpu), kind, STABILITY_SAMPLES));
+    samples.push(...(await probeEveryKind(binary, String(cpu), STABILITY_SAMPLES)));
   return samples;
 }
 
@@ -73,7 +72,7 @@ export async function runBench(plan: Plan, opts: RunOptions): Promise<BenchResul
   const loadavgStart = loadavg();
   const speedprobe = await buildSpeedprobe();
   const stabilityStart = await probeEveryCpu(speedprobe);
-  log(`machine speed probed on ${stabilityStart.length} CPU(s)`);
+  log(`machine probed idle on ${cpus().length} CPU(s)`);
   const cluster = await BenchCluster.create({
     modes: plan.modes,
     placement: opts.placement,

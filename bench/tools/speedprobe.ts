@@ -68,6 +68,17 @@ export function parseSpeedprobeOutput(
   return { kind, cpu, iterations: raw.iterations as number, ns: raw.ns as number[] };
 }
 
+/** Every kind of probe on one CPU in turn, one sample set each. */
+export async function probeEveryKind(
+  binary: string,
+  cpu: string | null,
+  samples: number,
+): Promise<SpeedSample[]> {
+  const out: SpeedSample[] = [];
+  for (const kind of PROBE_KINDS) out.push(await probeCpu(binary, cpu, kind, samples));
+  return out;
+}
+
 /** Runs the probe on one CPU (taskset) or unpinned (cpu null) on the host. */
 export async function probeCpu(
   binary: string,
