@@ -2,9 +2,9 @@
 // at the END of each list, under waggle (no small fixed caps).
 import { expect } from "chai";
 import { defaultRedirectSettings } from "../../cni/redirect-settings";
-import { CaptureLab, describeFailures, runScenario } from "../support/capture-lab";
+import { describeFailures, runScenario } from "../support/capture-lab";
 import { type CaptureScenario, type Family, LAB_ADDRESSES } from "../support/capture-scenarios";
-import { WaggleMode } from "../support/waggle-mode";
+import { useWaggleLab } from "../support/waggle-mode";
 
 const N = 70;
 
@@ -83,20 +83,11 @@ function scenario(family: Family): CaptureScenario {
 
 describe("per-pod lists of realistic size under waggle", function () {
   this.timeout(60_000);
-  let lab: CaptureLab;
-  let mode: WaggleMode;
-  before(async () => {
-    mode = new WaggleMode();
-    lab = await CaptureLab.create();
-  });
-  after(async () => {
-    await lab?.destroy();
-    mode?.destroy();
-  });
+  const fx = useWaggleLab();
   for (const family of [4, 6] as const) {
     const sc = scenario(family);
     it(sc.name, async () => {
-      const result = await runScenario(mode, sc, lab);
+      const result = await runScenario(fx.waggle, sc, fx.lab);
       expect(result.ok, describeFailures(result)).to.equal(true);
     });
   }

@@ -2,27 +2,17 @@
 // sockets in netns pods, clients as app (1000), root, the proxy uid/gid, checking which
 // listener accepted and what SO_ORIGINAL_DST returned.
 import { expect } from "chai";
-import { CaptureLab, describeFailures, runScenario } from "../support/capture-lab";
+import { describeFailures, runScenario } from "../support/capture-lab";
 import { CAPTURE_SCENARIOS } from "../support/capture-scenarios";
-import { WaggleMode } from "../support/waggle-mode";
+import { useWaggleLab } from "../support/waggle-mode";
 
 describe("capture contract under waggle", function () {
   this.timeout(60_000);
-  let lab: CaptureLab;
-  let mode: WaggleMode;
-
-  before(async () => {
-    mode = new WaggleMode();
-    lab = await CaptureLab.create();
-  });
-  after(async () => {
-    await lab?.destroy();
-    mode?.destroy();
-  });
+  const fx = useWaggleLab();
 
   for (const scenario of CAPTURE_SCENARIOS) {
     it(scenario.name, async () => {
-      const result = await runScenario(mode, scenario, lab);
+      const result = await runScenario(fx.waggle, scenario, fx.lab);
       expect(result.ok, describeFailures(result)).to.equal(true);
     });
   }

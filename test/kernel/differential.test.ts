@@ -3,16 +3,11 @@
 // reply source, the same peer as the client sees it, the same client address as the
 // listener sees it). Real iptables is the arbiter.
 import { expect } from "chai";
-import {
-  CaptureLab,
-  describeProbe,
-  runScenario,
-  type ScenarioResult,
-} from "../support/capture-lab";
+import { describeProbe, runScenario, type ScenarioResult } from "../support/capture-lab";
 import { CAPTURE_SCENARIOS, type ScenarioProbe } from "../support/capture-scenarios";
 import { IptablesCaptureMode } from "../support/istio-iptables";
 import type { ProbeResult } from "../support/sockprobe";
-import { WaggleMode } from "../support/waggle-mode";
+import { useWaggleLab } from "../support/waggle-mode";
 
 /** "[fd00::10]:41234" / "10.0.0.10:41234" -> the host part. */
 function host(endpoint: string | undefined): string | undefined {
@@ -64,23 +59,13 @@ function differences(iptables: ScenarioResult, waggle: ScenarioResult): string[]
 
 describe("differential: istio-iptables vs waggle", function () {
   this.timeout(90_000);
-  let lab: CaptureLab;
-  let waggle: WaggleMode;
+  const fx = useWaggleLab();
   const iptables = new IptablesCaptureMode();
-
-  before(async () => {
-    waggle = new WaggleMode();
-    lab = await CaptureLab.create();
-  });
-  after(async () => {
-    await lab?.destroy();
-    waggle?.destroy();
-  });
 
   for (const scenario of CAPTURE_SCENARIOS) {
     it(`${scenario.name}: same listener, original destination, reply source and peers`, async () => {
-      const a = await runScenario(iptables, scenario, lab);
-      const b = await runScenario(waggle, scenario, lab);
+      const a = await runScenario(iptables, scenario, fx.lab);
+      const b = await runScenario(fx.waggle, scenario, fx.lab);
       expect(differences(a, b), "iptables vs waggle").to.deep.equal([]);
     });
   }

@@ -8,7 +8,7 @@ import { attachNetns, Link, netnsLinkInfo, Program, unpin } from "ebpf-napi";
 import { checkPod, listPods, mapEntryCounts } from "../../cni/datapath";
 import { MAP_NAMES } from "../../cni/datapath/layout";
 import { NETNS_PROGRAM, paths } from "../../cni/datapath/programs";
-import { CaptureLab, type CaptureMode, labAddress } from "../support/capture-lab";
+import { type CaptureLab, type CaptureMode, labAddress } from "../support/capture-lab";
 import type { Family } from "../support/capture-scenarios";
 import "../support/hooks";
 import { APP_PORT, INBOUND_PORT, PROXY, withInboundPod } from "../support/inbound-pod";
@@ -16,7 +16,7 @@ import { IptablesCaptureMode } from "../support/istio-iptables";
 import { createPod, type Pod } from "../support/pod";
 import type { SandboxProcess } from "../support/sandbox";
 import { hostPort, type ProbeResult, PYTHON, probe } from "../support/sockprobe";
-import { WaggleMode } from "../support/waggle-mode";
+import { useWaggleLab } from "../support/waggle-mode";
 
 /**
  * A proxy listener on 15006 with the socket options under test. argv: name host reuseport
@@ -88,17 +88,7 @@ function expectCaptured(r: ProbeResult, family: Family, listener?: string): void
 
 describe("inbound capture: the proxy's listener on 15006", function () {
   this.timeout(60_000);
-  let lab: CaptureLab;
-  let waggle: WaggleMode;
-
-  before(async () => {
-    waggle = new WaggleMode();
-    lab = await CaptureLab.create();
-  });
-  after(async () => {
-    await lab?.destroy();
-    waggle?.destroy();
-  });
+  const fx = useWaggleLab();
 
   /** A fresh meshed pod with the app on 8080 and no sockprobe proxy (the tests start theirs). */
   const withPod = (
@@ -107,19 +97,19 @@ describe("inbound capture: the proxy's listener on 15006", function () {
     fn: (pod: Pod, appRecords: () => unknown[]) => Promise<void>,
     beforeSetup?: (pod: Pod) => Promise<void>,
   ) =>
-    withInboundPod(lab, mode, family, { proxy: false, beforeSetup }, ({ pod, app }) =>
+    withInboundPod(fx.lab, mode, family, { proxy: false, beforeSetup }, ({ pod, app }) =>
       fn(pod, () => app.records()),
     );
 
   for (const { name, mode } of [
     { name: "iptables", mode: () => new IptablesCaptureMode() as CaptureMode },
-    { name: "waggle", mode: () => waggle as CaptureMode },
+    { name: "waggle", mode: () => fx.waggle as CaptureMode },
   ]) {
     for (const family of [4, 6] as const) {
       it(`${name} (IPv${family}): no proxy listening on 15006: a captured connection is refused at once, never delivered to the app`, async () => {
         await withPod(mode(), family, async (_pod, appRecords) => {
           const started = Date.now();
-          const [r] = await connect(lab, family);
+          const [r] = await connect(fx.lab, family);
           expect(r.result).to.equal("refused");
           expect(Date.now() - started).to.be.below(1000);
           expect(appRecords()).to.deep.equal([]);
@@ -132,10 +122,10 @@ describe("inbound capture: the proxy's listener on 15006", function () {
     it(`(IPv${family}) the proxy listening before its pod is attached (meshed in place) takes the captured connections`, async () => {
       let proxy: SandboxProcess | undefined;
       await withPod(
-        waggle,
+        fx.waggle,
         family,
         async (_pod, appRecords) => {
-          for (const r of await connect(lab, family, 3)) expectCaptured(r, family, "early");
+          for (const r of await connect(fx.lab, family, 3)) expectCaptured(r, family, "early");
           expect(appRecords()).to.deep.equal([]);
         },
         async (pod) => {
@@ -147,33 +137,33 @@ describe("inbound capture: the proxy's listener on 15006", function () {
   }
 
   it("a restarted proxy: while none listens connections are refused, then the new listener takes them; detach forgets it", async () => {
-    await withPod(waggle, 4, async (pod, appRecords) => {
+    await withPod(fx.waggle, 4, async (pod, appRecords) => {
       const first = await startProxy(pod, "first", "0.0.0.0");
-      expectCaptured((await connect(lab, 4))[0], 4, "first");
-      expect(mapEntryCounts(waggle.root.opts)[MAP_NAMES.listeners]).to.equal(1);
+      expectCaptured((await connect(fx.lab, 4))[0], 4, "first");
+      expect(mapEntryCounts(fx.waggle.root.opts)[MAP_NAMES.listeners]).to.equal(1);
       await first.kill("SIGKILL");
-      expect(mapEntryCounts(waggle.root.opts)[MAP_NAMES.listeners], "closed: gone").to.equal(0);
-      expect((await connect(lab, 4))[0].result).to.equal("refused");
+      expect(mapEntryCounts(fx.waggle.root.opts)[MAP_NAMES.listeners], "closed: gone").to.equal(0);
+      expect((await connect(fx.lab, 4))[0].result).to.equal("refused");
       const second = await startProxy(pod, "second", "0.0.0.0");
-      expectCaptured((await connect(lab, 4))[0], 4, "second");
+      expectCaptured((await connect(fx.lab, 4))[0], 4, "second");
       expect(appRecords()).to.deep.equal([]);
-      const counters = listPods(waggle.root.opts)[0]?.counters;
+      const counters = listPods(fx.waggle.root.opts)[0]?.counters;
       expect(counters).to.include({ inbound_captured: 2, inbound_no_listener: 1, errors: 0 });
-      const open = mapEntryCounts(waggle.root.opts)[MAP_NAMES.listeners];
-      await waggle.teardown(); // detach with the proxy still listening
+      const open = mapEntryCounts(fx.waggle.root.opts)[MAP_NAMES.listeners];
+      await fx.waggle.teardown(); // detach with the proxy still listening
       expect(open).to.equal(1);
-      expect(mapEntryCounts(waggle.root.opts)[MAP_NAMES.listeners]).to.equal(0);
+      expect(mapEntryCounts(fx.waggle.root.opts)[MAP_NAMES.listeners]).to.equal(0);
       await second.kill("SIGKILL");
     });
   });
 
   it("SO_REUSEPORT listeners (Envoy's default: one per worker) share the captured connections", async () => {
-    await withPod(waggle, 4, async (pod) => {
+    await withPod(fx.waggle, 4, async (pod) => {
       const workers = [
         await startProxy(pod, "worker0", "0.0.0.0", { reuseport: true }),
         await startProxy(pod, "worker1", "0.0.0.0", { reuseport: true }),
       ];
-      const results = await connect(lab, 4, 40);
+      const results = await connect(fx.lab, 4, 40);
       for (const r of results) expectCaptured(r, 4);
       const by = new Set(results.map((r) => (r.reply as { listener: string }).listener));
       expect([...by].sort(), "the kernel spreads them over the group").to.deep.equal([
@@ -185,28 +175,28 @@ describe("inbound capture: the proxy's listener on 15006", function () {
   });
 
   it("an IPv4 connection goes to a dual-stack IPv6 listener ([::]:15006 without IPV6_V6ONLY)", async () => {
-    await withPod(waggle, 4, async (pod) => {
+    await withPod(fx.waggle, 4, async (pod) => {
       const proxy = await startProxy(pod, "dual", "::", { v6only: false });
-      expectCaptured((await connect(lab, 4))[0], 4, "dual");
+      expectCaptured((await connect(fx.lab, 4))[0], 4, "dual");
       await proxy.kill("SIGKILL");
     });
   });
 
   it("a listener on 127.0.0.1:15006 only (istio-validation's) is never an inbound target", async () => {
-    await withPod(waggle, 4, async (pod, appRecords) => {
+    await withPod(fx.waggle, 4, async (pod, appRecords) => {
       const validation = await startProxy(pod, "validation", "127.0.0.1");
-      expect((await connect(lab, 4))[0].result).to.equal("refused");
+      expect((await connect(fx.lab, 4))[0].result).to.equal("refused");
       expect(appRecords()).to.deep.equal([]);
       await validation.kill("SIGKILL");
     });
   });
 
   it("checkPod names a missing netns link and one attached elsewhere", async () => {
-    await withPod(waggle, 4, async () => {
-      const rec = waggle.current;
+    await withPod(fx.waggle, 4, async () => {
+      const rec = fx.waggle.current;
       if (!rec) throw new Error("no record");
-      const pin = paths.podLink(waggle.root.path, rec.containerId, NETNS_PROGRAM.name);
-      expect(checkPod(rec.containerId, waggle.root.opts)).to.deep.equal([]);
+      const pin = paths.podLink(fx.waggle.root.path, rec.containerId, NETNS_PROGRAM.name);
+      expect(checkPod(rec.containerId, fx.waggle.root.opts)).to.deep.equal([]);
       const other = await createPod({ label: "another pod" });
       try {
         const link = Link.openPinned(pin);
@@ -214,7 +204,7 @@ describe("inbound capture: the proxy's listener on 15006", function () {
         expect(netnsLinkInfo(link).attachType).to.equal("sk_lookup");
         link.close();
         unpin(pin);
-        expect(checkPod(rec.containerId, waggle.root.opts)).to.deep.equal([
+        expect(checkPod(rec.containerId, fx.waggle.root.opts)).to.deep.equal([
           `link ${NETNS_PROGRAM.name} is missing`,
         ]);
         const prog = Program.fromId(progId);
@@ -222,14 +212,14 @@ describe("inbound capture: the proxy's listener on 15006", function () {
         prog.close();
         elsewhere.pin(pin);
         elsewhere.close();
-        expect(checkPod(rec.containerId, waggle.root.opts)).to.deep.equal([
+        expect(checkPod(rec.containerId, fx.waggle.root.opts)).to.deep.equal([
           `link ${NETNS_PROGRAM.name} is not on ${rec.netnsPath}`,
         ]);
         await other.destroy();
         // the kernel destroys a netns asynchronously once its last reference is gone
         let problems: string[] = [];
         for (let i = 0; i < 100; i++) {
-          problems = checkPod(rec.containerId, waggle.root.opts);
+          problems = checkPod(rec.containerId, fx.waggle.root.opts);
           if (problems[0]?.includes("detached")) break;
           await new Promise((resolve) => setTimeout(resolve, 20));
         }

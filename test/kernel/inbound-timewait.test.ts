@@ -9,14 +9,14 @@
 // same scenarios here.
 
 import { expect } from "chai";
-import { CaptureLab, type CaptureMode, labAddress } from "../support/capture-lab";
+import { type CaptureLab, type CaptureMode, labAddress } from "../support/capture-lab";
 import type { Family } from "../support/capture-scenarios";
 import "../support/hooks";
 import { APP_PORT, withInboundPod } from "../support/inbound-pod";
 import { IptablesCaptureMode } from "../support/istio-iptables";
 import type { Pod } from "../support/pod";
 import { hostPort, PYTHON } from "../support/sockprobe";
-import { WaggleMode } from "../support/waggle-mode";
+import { useWaggleLab } from "../support/waggle-mode";
 
 /** The client runs as the proxy uid of another pod, as a sidecar's outbound connection does. */
 const CLIENT = { uid: 1337, gid: 1337 };
@@ -131,21 +131,11 @@ function expectAllCaptured(result: RunResult, family: Family, count: number): vo
 
 describe("inbound capture: a SYN on a 4-tuple in TIME_WAIT (server closed first)", function () {
   this.timeout(120_000);
-  let lab: CaptureLab;
-  let waggle: WaggleMode;
+  const fx = useWaggleLab();
   const modes: { name: string; mode: () => CaptureMode }[] = [
     { name: "iptables", mode: () => new IptablesCaptureMode() },
-    { name: "waggle", mode: () => waggle },
+    { name: "waggle", mode: () => fx.waggle },
   ];
-
-  before(async () => {
-    waggle = new WaggleMode();
-    lab = await CaptureLab.create();
-  });
-  after(async () => {
-    await lab?.destroy();
-    waggle?.destroy();
-  });
 
   // Distinct source ports per test, so no test meets another's leftover sockets.
   let nextPort = 42000;
@@ -158,46 +148,58 @@ describe("inbound capture: a SYN on a 4-tuple in TIME_WAIT (server closed first)
   for (const { name, mode } of modes) {
     for (const family of [4, 6] as const) {
       it(`${name} (IPv${family}): the same source port again 0.2 s later connects at once to 15006 with SO_ORIGINAL_DST, three times`, async () => {
-        await withInboundPod(lab, mode(), family, { proxy: true }, async ({ pod, proxy, app }) => {
-          const firstPort = ports(1);
-          const first = await connectRepeatedly(lab, family, {
-            firstPort,
-            pool: 1,
-            count: 1,
-            delay: 0.2,
-          });
-          expectAllCaptured(first, family, 1);
-          // the scenario really is the TIME_WAIT one: the server's side waits on this tuple
-          const client = hostPort(labAddress("peer", family), firstPort);
-          expect(await timeWaitsFrom(pod, client), "server-side TIME_WAIT").to.have.length(1);
-          const again = await connectRepeatedly(lab, family, {
-            firstPort,
-            pool: 1,
-            count: 3,
-            delay: 0.2,
-          });
-          expectAllCaptured(again, family, 3);
-          expect(proxy?.records()).to.have.length(4);
-          expect(app.records(), "the app is never reached directly").to.deep.equal([]);
-        });
+        await withInboundPod(
+          fx.lab,
+          mode(),
+          family,
+          { proxy: true },
+          async ({ pod, proxy, app }) => {
+            const firstPort = ports(1);
+            const first = await connectRepeatedly(fx.lab, family, {
+              firstPort,
+              pool: 1,
+              count: 1,
+              delay: 0.2,
+            });
+            expectAllCaptured(first, family, 1);
+            // the scenario really is the TIME_WAIT one: the server's side waits on this tuple
+            const client = hostPort(labAddress("peer", family), firstPort);
+            expect(await timeWaitsFrom(pod, client), "server-side TIME_WAIT").to.have.length(1);
+            const again = await connectRepeatedly(fx.lab, family, {
+              firstPort,
+              pool: 1,
+              count: 3,
+              delay: 0.2,
+            });
+            expectAllCaptured(again, family, 3);
+            expect(proxy?.records()).to.have.length(4);
+            expect(app.records(), "the app is never reached directly").to.deep.equal([]);
+          },
+        );
       });
 
       it(`${name} (IPv${family}): 300 sequential new connections from 8 source ports, server closing first: no timeouts`, async () => {
-        await withInboundPod(lab, mode(), family, { proxy: true }, async ({ pod, proxy, app }) => {
-          const firstPort = ports(8);
-          const result = await connectRepeatedly(lab, family, {
-            firstPort,
-            pool: 8,
-            count: 300,
-            delay: 0,
-          });
-          expectAllCaptured(result, family, 300);
-          // every port but the first use of each met its own TIME_WAIT: 292 reuses
-          const client = hostPort(labAddress("peer", family), firstPort);
-          expect(await timeWaitsFrom(pod, client)).to.have.length(1);
-          expect(proxy?.records()).to.have.length(300);
-          expect(app.records()).to.deep.equal([]);
-        });
+        await withInboundPod(
+          fx.lab,
+          mode(),
+          family,
+          { proxy: true },
+          async ({ pod, proxy, app }) => {
+            const firstPort = ports(8);
+            const result = await connectRepeatedly(fx.lab, family, {
+              firstPort,
+              pool: 8,
+              count: 300,
+              delay: 0,
+            });
+            expectAllCaptured(result, family, 300);
+            // every port but the first use of each met its own TIME_WAIT: 292 reuses
+            const client = hostPort(labAddress("peer", family), firstPort);
+            expect(await timeWaitsFrom(pod, client)).to.have.length(1);
+            expect(proxy?.records()).to.have.length(300);
+            expect(app.records()).to.deep.equal([]);
+          },
+        );
       });
     }
   }

@@ -12,7 +12,7 @@ import {
 } from "../../cni/datapath";
 import { removeTree } from "../../cni/datapath/shared-fs";
 import type { RedirectSettings } from "../../cni/redirect-settings";
-import type { CaptureMode } from "./capture-lab";
+import { CaptureLab, type CaptureMode } from "./capture-lab";
 import { uniqueName } from "./names";
 import type { Pod } from "./pod";
 import { type TrackedResource, track } from "./resources";
@@ -83,4 +83,33 @@ export class WaggleMode implements CaptureMode {
   destroy(): void {
     if (this.ownsRoot) this.root.destroy();
   }
+}
+
+/**
+ * The lab and the waggle mode one describe block shares: made in its before hook, destroyed in
+ * its after hook (also when a test failed). Read them from the returned object inside tests.
+ */
+export function useWaggleLab(): { readonly lab: CaptureLab; readonly waggle: WaggleMode } {
+  let lab: CaptureLab | undefined;
+  let waggle: WaggleMode | undefined;
+  before(async () => {
+    waggle = new WaggleMode();
+    lab = await CaptureLab.create();
+  });
+  after(async () => {
+    await lab?.destroy();
+    waggle?.destroy();
+  });
+  const made = <T>(x: T | undefined, what: string): T => {
+    if (x === undefined) throw new Error(`${what} is used before the describe block's before hook`);
+    return x;
+  };
+  return {
+    get lab() {
+      return made(lab, "the capture lab");
+    },
+    get waggle() {
+      return made(waggle, "the waggle mode");
+    },
+  };
 }
