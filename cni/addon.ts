@@ -37,6 +37,27 @@ export function prepareAddon(): string {
   return preparedPath;
 }
 
+/** The addon cannot be made loadable (no usable runtime directory, or none in this build). */
+export class AddonUnavailableError extends Error {
+  constructor(cause: Error) {
+    super(`the eBPF addon cannot be used: ${cause.message}`);
+    this.name = "AddonUnavailableError";
+  }
+}
+
+/**
+ * In the single executable, extracts the addon before ebpf-napi's first use (cheap once done:
+ * a few stats); in a checkout does nothing. Throws AddonUnavailableError when it cannot.
+ */
+export function prepareBundledAddon(): void {
+  if (!isBundled()) return;
+  try {
+    prepareAddon();
+  } catch (err) {
+    throw new AddonUnavailableError(err as Error);
+  }
+}
+
 export interface LoadedAddon {
   /** The file the addon was loaded from. */
   path: string;

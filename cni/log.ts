@@ -1,8 +1,9 @@
 // waggle's logger: winston, one JSON object per line, to a file and/or stderr (never stdout,
 // which belongs to the CNI result and to command output).
-import { closeSync, existsSync, mkdirSync, openSync } from "node:fs";
+import { closeSync, openSync } from "node:fs";
 import { dirname } from "node:path";
 import winston from "winston";
+import { makeDirectories } from "./make-directories";
 
 export type LogLevel = "error" | "warn" | "info" | "debug";
 
@@ -50,27 +51,11 @@ const errorFields = winston.format((info) => {
   return info;
 });
 
-/**
- * mkdir -p, one level at a time. Node's recursive mkdir (which winston's File transport calls
- * for a missing directory) never returns for a path under /proc, where mkdir fails with ENOENT.
- */
-function makeDirectories(dir: string): void {
-  const missing: string[] = [];
-  for (let d = dir; !existsSync(d) && d !== dirname(d); d = dirname(d)) missing.unshift(d);
-  for (const d of missing) {
-    try {
-      mkdirSync(d);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
-    }
-  }
-}
-
 /** Creates the log file (and its directories) for appending; what went wrong, if anything. */
 function logFileProblem(file: string): string | undefined {
   try {
-    makeDirectories(dirname(file));
-    closeSync(openSync(file, "a"));
+    makeDirectories(dirname(file), 0o755);
+    closeSync(openSync(file, "a", 0o640)); // explicit: a umask of 000 must not make it 0666
     return undefined;
   } catch (e) {
     return `${file}: ${(e as Error).message}`;

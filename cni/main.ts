@@ -22,63 +22,21 @@ async function readStdin(): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-/**
- * In the single executable the addon must be extracted before ebpf-napi's first use; this does
- * it (cheap once done: a few stats) for the paths that may use it. A checkout needs nothing.
- */
-function prepareEmbeddedAddon(): void {
-  const { isBundled } = require("./build-info") as typeof import("./build-info");
-  if (!isBundled()) return;
-  (require("./addon") as typeof import("./addon")).prepareAddon();
-}
-
+// The plugin prepares the addon itself, only on the paths that need the kernel (cni/plugin.ts):
+// an unmeshed ADD, a DEL with nothing pinned and VERSION work where it cannot be extracted.
 async function runCniMode(env: NodeJS.ProcessEnv): Promise<number> {
   const stdin = await readStdin();
-  let unusable: Error | undefined;
-  if (env.CNI_COMMAND !== "VERSION") {
-    try {
-      prepareEmbeddedAddon();
-    } catch (err) {
-      unusable = err as Error;
-    }
-  }
-  const outcome =
-    unusable === undefined
-      ? await (require("./plugin") as typeof import("./plugin")).runCni(env, stdin)
-      : await (require("./skel/skel") as typeof import("./skel/skel")).runSkel(
-          unavailablePlugin(unusable),
-          env,
-          stdin,
-        );
+  const outcome = await (require("./plugin") as typeof import("./plugin")).runCni(env, stdin);
   process.stdout.write(outcome.stdout);
   process.stderr.write(outcome.stderr);
   return outcome.exitCode;
 }
 
-/** A plugin whose every operation fails with `why` (the skeleton turns that into spec errors). */
-function unavailablePlugin(why: Error): import("./skel/skel").CniPlugin {
-  const { CniError, ErrorCodes } = require("./skel/errors") as typeof import("./skel/errors");
-  const fail = async (): Promise<never> => {
-    throw new CniError(ErrorCodes.Internal, `the eBPF addon cannot be used: ${why.message}`);
-  };
-  return {
-    about: "waggle CNI plugin",
-    add: fail,
-    del: fail,
-    check: fail,
-    gc: fail,
-    status: async () => {
-      throw new CniError(
-        ErrorCodes.PluginNotAvailable,
-        `the eBPF addon cannot be used: ${why.message}`,
-      );
-    },
-  };
-}
-
 async function runCliMode(argv: string[]): Promise<number> {
   const command = argv.find((a) => !a.startsWith("-"));
-  if (command !== undefined && !commandsLoadingAddonThemselves.has(command)) prepareEmbeddedAddon();
+  if (command !== undefined && !commandsLoadingAddonThemselves.has(command)) {
+    (require("./addon") as typeof import("./addon")).prepareBundledAddon();
+  }
   const { runCli } = require("./cli") as typeof import("./cli");
   return runCli(argv);
 }

@@ -13,8 +13,6 @@
 // 3. No kubeconfig: facts come from the runtime's annotations alone (podFactsFromAnnotations:
 //    containers from the status annotation, istio-proxy defaults).
 // 4. Neither annotations nor a kubeconfig: ADD fails with code 7 (nothing to decide with).
-import { statfsSync } from "node:fs";
-import { dirname } from "node:path";
 import { buildInfo } from "./build-info";
 import { cgroup2Root } from "./cgroup2";
 import {
@@ -48,6 +46,7 @@ import {
   type CniPlugin,
   type CniRequest,
   type CniResult,
+  type ErrorCode,
   ErrorCodes,
   type GcRequest,
   parseCniArgs,
@@ -76,8 +75,18 @@ export interface Datapath {
   /** Problems with an attached pod's programs, links, filter and map entries; [] when healthy. */
   checkPod(containerId: string, opts: DatapathOptions): string[] | Promise<string[]>;
   listPods(opts: DatapathOptions): PodRecord[] | Promise<PodRecord[]>;
+}
+
+/** What the plugin reads and undoes of the pins with plain file calls (cni/datapath/pins). */
+export interface Pins {
+  /** True when `path` (or its nearest existing ancestor) is on a bpffs. */
+  onBpffs(path: string): boolean;
+  /** True when the container has any pinned state. */
+  hasPodState(bpfRoot: string, containerId: string): boolean;
   /** Container IDs with any state (records or leftovers of a half-done ADD), for GC and CHECK. */
-  attachedContainerIds(opts: DatapathOptions): string[] | Promise<string[]>;
+  attachedContainerIds(bpfRoot: string): string[];
+  /** Degraded teardown without the addon: unlinks the pod's link pins, keeps its record. */
+  unlinkPodLinks(bpfRoot: string, containerId: string): string[];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -92,7 +101,10 @@ export interface PluginLog {
 }
 
 export interface PluginDeps {
+  /** The datapath, its addon made loadable first; throws AddonUnavailableError when it cannot be. */
   loadDatapath(): Promise<Datapath>;
+  /** The pins, read without the addon. */
+  pins(): Pins;
   /** The cgroup2 mount point; throws when there is none. */
   cgroupRoot(): string;
   /** Reads the pod from the API server (see readPod) and returns its facts. */
@@ -102,13 +114,16 @@ export interface PluginDeps {
     config: { level: LogLevelSetting; file: string; maxSizeMB: number; maxFiles: number },
     meta: Record<string, unknown>,
   ): { log: PluginLog; close(): Promise<void> };
-  /** True when `path` (or its nearest existing ancestor) is on a bpffs. */
-  onBpffs(path: string): boolean;
 }
 
 export const defaultDeps: PluginDeps = {
-  // Required on first use: VERSION and unmeshed pods' ADD never load the addon.
-  loadDatapath: async () => require("./datapath") as typeof import("./datapath"),
+  // Required on first use: VERSION and unmeshed pods' ADD never load the addon. The single
+  // executable extracts the addon here, so only commands that need the kernel can fail on it.
+  loadDatapath: async () => {
+    (require("./addon") as typeof import("./addon")).prepareBundledAddon();
+    return require("./datapath") as typeof import("./datapath");
+  },
+  pins: () => require("./datapath/pins") as typeof import("./datapath/pins"),
 
   cgroupRoot: () => cgroup2Root(),
   readPodFacts: async (opts) => podFactsFromPod(await readPod(opts)),
@@ -129,7 +144,6 @@ export const defaultDeps: PluginDeps = {
     logger.on("error", () => {}); // a transport failing later is not the pod's failure
     return { log: logger, close: () => boundedClose(closeLogger(logger)) };
   },
-  onBpffs,
 };
 
 const SILENT_LOG: PluginLog = { error() {}, warn() {}, info() {}, debug() {} };
@@ -146,16 +160,47 @@ function boundedClose(closing: Promise<void>): Promise<void> {
   return Promise.race([closing, timeout]).finally(() => clearTimeout(timer));
 }
 
-const BPF_FS_MAGIC = 0xcafe4a11;
-
-function onBpffs(path: string): boolean {
-  for (let p = path; ; p = dirname(p)) {
-    try {
-      return statfsSync(p).type === BPF_FS_MAGIC;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "ENOENT" || p === "/") return false;
+/**
+ * The datapath for a command that cannot do without it: an addon that cannot be made
+ * loadable is the node's problem, not the pod's (code 50, as STATUS says it).
+ */
+async function requireDatapath(deps: PluginDeps): Promise<Datapath> {
+  try {
+    return await deps.loadDatapath();
+  } catch (e) {
+    if ((e as Error).name === "AddonUnavailableError") {
+      throw new CniError(ErrorCodes.PluginNotAvailable, (e as Error).message);
     }
+    throw e;
   }
+}
+
+/**
+ * Removes a container's state (DEL, GC): through the datapath, or, when its addon cannot be
+ * loaded, by unlinking the pod's link pins so it runs none of waggle's programs (its map
+ * entries wait for a DEL or GC that can load it). DEL must never block a pod's teardown on
+ * the node's problem. Returns whether the removal was degraded.
+ */
+async function removePodState(
+  deps: PluginDeps,
+  inv: Invocation,
+  containerId: string,
+): Promise<"removed" | "links-unlinked"> {
+  let datapath: Datapath;
+  try {
+    datapath = await deps.loadDatapath();
+  } catch (e) {
+    if ((e as Error).name !== "AddonUnavailableError") throw e;
+    const unlinked = deps.pins().unlinkPodLinks(inv.opts.bpfRoot, containerId);
+    inv.log.warn("the eBPF addon cannot be used: unlinked the pod's links, its map entries stay", {
+      containerId,
+      unlinked,
+      error: (e as Error).message,
+    });
+    return "links-unlinked";
+  }
+  await datapath.detachPod(containerId, inv.opts);
+  return "removed";
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -329,7 +374,7 @@ export function createPlugin(deps: PluginDeps, closers: (() => Promise<void>)[] 
         }
         const { ifname, podIPs } = podInterface(prev, req.env.netns, req.env.ifname);
         const cgroupPath = podCgroup(req.conf.runtimeConfig, inv.pod.uid, deps);
-        const datapath = await deps.loadDatapath();
+        const datapath = await requireDatapath(deps);
         try {
           await datapath.ensureSharedPrograms(inv.opts);
           await datapath.attachPod(
@@ -350,10 +395,8 @@ export function createPlugin(deps: PluginDeps, closers: (() => Promise<void>)[] 
           );
         } catch (e) {
           if (e instanceof CniError) throw e;
-          // The datapath reports a cgroup it cannot use with code "CGROUP" (DatapathError).
-          const cgroup = (e as { code?: unknown }).code === "CGROUP";
           throw new CniError(
-            cgroup ? ErrorCodes.PodCgroupNotFound : ErrorCodes.AttachFailed,
+            attachErrorCode((e as { code?: unknown }).code),
             `attaching the pod failed: ${(e as Error).message}`,
           );
         }
@@ -376,9 +419,12 @@ export function createPlugin(deps: PluginDeps, closers: (() => Promise<void>)[] 
     async del(req) {
       const inv = begin(req, true);
       try {
-        const datapath = await deps.loadDatapath();
+        if (!deps.pins().hasPodState(inv.opts.bpfRoot, req.env.containerId)) {
+          inv.log.debug("nothing attached", { netns: req.env.netns || undefined });
+          return;
+        }
         try {
-          await datapath.detachPod(req.env.containerId, inv.opts);
+          await removePodState(deps, inv, req.env.containerId);
         } catch (e) {
           throw new CniError(
             ErrorCodes.DetachFailed,
@@ -397,11 +443,8 @@ export function createPlugin(deps: PluginDeps, closers: (() => Promise<void>)[] 
         if (!req.conf.prevResult) {
           throw new CniError(ErrorCodes.InvalidConfig, "CHECK needs a prevResult");
         }
-        const datapath = await deps.loadDatapath();
-        const attached = (await datapath.attachedContainerIds(inv.opts)).includes(
-          req.env.containerId,
-        );
-        if (attached) {
+        if (deps.pins().hasPodState(inv.opts.bpfRoot, req.env.containerId)) {
+          const datapath = await requireDatapath(deps);
           const problems = await datapath.checkPod(req.env.containerId, inv.opts);
           if (problems.length > 0) {
             throw new CniError(
@@ -432,13 +475,12 @@ export function createPlugin(deps: PluginDeps, closers: (() => Promise<void>)[] 
         // waggle keeps one attachment per container (the pod's interface), so an attachment
         // is valid when its container is listed, whatever the ifname.
         const valid = new Set(req.validAttachments.map((a) => a.containerID));
-        const datapath = await deps.loadDatapath();
         const failures: string[] = [];
         let removed = 0;
-        for (const containerId of await datapath.attachedContainerIds(inv.opts)) {
+        for (const containerId of deps.pins().attachedContainerIds(inv.opts.bpfRoot)) {
           if (valid.has(containerId)) continue;
           try {
-            await datapath.detachPod(containerId, inv.opts);
+            await removePodState(deps, inv, containerId);
             removed++;
             inv.log.info("removed by GC", { containerId });
           } catch (e) {
@@ -461,7 +503,7 @@ export function createPlugin(deps: PluginDeps, closers: (() => Promise<void>)[] 
     async status(req) {
       const inv = begin(req);
       try {
-        if (!deps.onBpffs(inv.config.bpfRoot)) {
+        if (!deps.pins().onBpffs(inv.config.bpfRoot)) {
           throw new CniError(
             ErrorCodes.LimitedConnectivity,
             `no bpffs at ${inv.config.bpfRoot}: meshed pods' pinned state is gone and new pods cannot be attached`,
@@ -590,6 +632,16 @@ function fallbackConfig(raw: Record<string, unknown>): WaggleConfig {
     bpfRoot: typeof root === "string" && root.startsWith("/") ? root : DEFAULT_CONFIG.bpfRoot,
     logFile: "",
   };
+}
+
+/**
+ * The CNI code of a failed attach, by the DatapathError code: a cgroup it cannot use is the
+ * pod's (102); a bpf root that is no bpffs is the node's (50, as STATUS says); anything else 104.
+ */
+function attachErrorCode(datapathCode: unknown): ErrorCode {
+  if (datapathCode === "CGROUP") return ErrorCodes.PodCgroupNotFound;
+  if (datapathCode === "BPFFS") return ErrorCodes.PluginNotAvailable;
+  return ErrorCodes.AttachFailed;
 }
 
 function annotationError<T>(fn: () => T): T {

@@ -2,9 +2,12 @@
 
 import { netnsCookie } from "ebpf-napi";
 import { attachPod, listPods, removeDatapath, upgradePrograms } from "../cni/datapath";
+import { requireBpffs } from "../cni/datapath/pins";
 import type { InstallDatapath } from "./datapath-port";
 
 export const datapath: InstallDatapath = {
+  checkBpfRoot: requireBpffs,
+
   loadPrograms: async (bpfRoot) => upgradePrograms({ bpfRoot }),
 
   listPods: async (bpfRoot) =>

@@ -18,6 +18,8 @@ export interface ProgramsReport {
 export type AttachedPod = Pick<PodRecord, "containerId" | "netnsCookie" | "pod" | "counters">;
 
 export interface InstallDatapath {
+  /** Throws, saying what to do, unless `bpfRoot` is (or would be created) on a bpffs. */
+  checkBpfRoot(bpfRoot: string): void;
   /**
    * Loads and pins the shared programs under `bpfRoot`; when an earlier build's are pinned,
    * swaps this build's programs into every existing pod's links and filters, so running

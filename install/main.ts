@@ -102,8 +102,10 @@ export class Installer {
       serviceHost: options.kubernetesServiceHost,
       servicePort: options.kubernetesServicePort,
     };
-    // Inputs first: a missing token or CA fails here, before anything on the host changes.
+    // Inputs first: a missing token or CA, or a bpf root that is no bpffs, fails here, before
+    // anything on the host changes.
     await readCredentials(source);
+    deps.datapath.checkBpfRoot(options.bpfRoot);
 
     if (this.stopping) return;
     this.binaryKeeper = new BinaryKeeper({

@@ -6,6 +6,7 @@ export type DatapathErrorCode =
   | "NETNS" // the network namespace cannot be used
   | "CGROUP" // the cgroup cannot be used
   | "CONFLICT" // another container already owns this netns
+  | "BPFFS" // the bpf root is not on a bpffs: nothing was done
   | "PROGRAMS" // loading/pinning the shared programs failed
   | "ATTACH"; // a kernel attach or map write failed (everything done was rolled back)
 

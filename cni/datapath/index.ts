@@ -2,7 +2,7 @@
 // programs and the netns inbound program as pinned bpf_links), detach it, check it, list pods.
 // Design and map list: docs/datapath.md. Used by the CNI plugin, `waggle status`, GC and
 // the installer (upgradePrograms).
-import { existsSync, mkdirSync, statSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import {
   attachCgroup,
   attachNetns,
@@ -15,21 +15,16 @@ import {
   possibleCpus,
   unpin,
 } from "ebpf-napi";
+import { makeDirectories } from "../make-directories";
 import type { RedirectSettings } from "../redirect-settings";
 import { decodeNetns, netnsKey, policyEntries, sumCounters, zeroCounters } from "./encode";
 import { DatapathError } from "./errors";
 import { addPassthroughV6, podInterfaces, routedCidrs } from "./interfaces";
 import { type CounterName, MAP_NAMES, POLICY } from "./layout";
 import { forgetListeners, recordExistingListeners } from "./listeners";
+import { attachedContainerIds as pinnedContainerIds } from "./pins";
 import { flagNames, podPolicy } from "./policy";
-import {
-  ALL_PROGRAMS,
-  CGROUP_PROGRAMS,
-  containerIdOfDir,
-  NETNS_PROGRAM,
-  POD_LINKS,
-  paths,
-} from "./programs";
+import { ALL_PROGRAMS, CGROUP_PROGRAMS, NETNS_PROGRAM, POD_LINKS, paths } from "./programs";
 import {
   type PodRecordData,
   RECORD_VERSION,
@@ -208,7 +203,7 @@ export function attachPod(req: AttachRequest, opts: DatapathOptions): PodRecordD
 
   // The record goes first: whatever happens next, detachPod can find and undo it.
   try {
-    mkdirSync(paths.pod(root, req.containerId), { recursive: true });
+    makeDirectories(paths.pod(root, req.containerId));
     writeRecord(root, rec);
   } catch (err) {
     removeTree(paths.pod(root, req.containerId));
@@ -516,7 +511,7 @@ export function mapEntryCounts(opts: DatapathOptions): Record<string, number> {
 
 /** Container ids with state under bpfRoot (records or leftover directories), for GC. */
 export function attachedContainerIds(opts: DatapathOptions): string[] {
-  return listDir(paths.pods(opts.bpfRoot)).map(containerIdOfDir);
+  return pinnedContainerIds(opts.bpfRoot);
 }
 
 /**

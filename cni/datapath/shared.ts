@@ -4,12 +4,14 @@
 // loser's rename fails (the target is not empty) and it discards its copy. So a reader that
 // sees <bpfRoot>/datapath sees every pin, and nobody waits on a lock.
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, renameSync } from "node:fs";
+import { existsSync, renameSync } from "node:fs";
 import { join } from "node:path";
 import { BpfObject, Link, Program } from "ebpf-napi";
 import { bpfObject } from "../assets";
+import { makeDirectories } from "../make-directories";
 import { DatapathError } from "./errors";
 import { MAP_NAMES } from "./layout";
+import { requireBpffs } from "./pins";
 import { ALL_PROGRAMS, OBJECTS, POD_LINKS, paths } from "./programs";
 import { type PodRecordData, readAllRecords } from "./record";
 import { removeTree } from "./shared-fs";
@@ -21,8 +23,8 @@ export interface DatapathOptions {
 
 /** Loads every object, maps pinned (or reused) under mapsDir, programs pinned under progsDir. */
 function loadInto(mapsDir: string, progsDir: string): void {
-  mkdirSync(mapsDir, { recursive: true });
-  mkdirSync(progsDir, { recursive: true });
+  makeDirectories(mapsDir);
+  makeDirectories(progsDir);
   const pinMaps = Object.fromEntries(
     Object.values(MAP_NAMES).map((name) => [name, join(mapsDir, name)]),
   );
@@ -71,6 +73,7 @@ export function ensureSharedPrograms(opts: DatapathOptions): void {
 /** ensureSharedPrograms, saying what it did (for logs and tests). */
 export function loadSharedPrograms(opts: DatapathOptions): SharedProgramsOutcome {
   const root = opts.bpfRoot;
+  requireBpffs(root);
   if (sharedComplete(root)) return "present";
   // An upgrade swaps the progs directory by two renames: wait that moment out.
   if (existsSync(paths.datapath(root)) && !retryBriefly(() => sharedComplete(root))) {
@@ -81,7 +84,7 @@ export function loadSharedPrograms(opts: DatapathOptions): SharedProgramsOutcome
   }
   const staging = join(root, `staging-${process.pid}-${randomBytes(4).toString("hex")}`);
   try {
-    mkdirSync(root, { recursive: true });
+    makeDirectories(root);
     loadInto(join(staging, "maps"), join(staging, "progs"));
   } catch (err) {
     removeTree(staging);
@@ -216,6 +219,7 @@ export function swapPodPrograms(
 export function upgradePrograms(opts: DatapathOptions): UpgradeReport {
   const started = performance.now();
   const root = opts.bpfRoot;
+  requireBpffs(root);
   const report: UpgradeReport = {
     action: "upgraded",
     pods: 0,

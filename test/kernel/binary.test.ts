@@ -49,6 +49,20 @@ function waggle(
   return run(bin, args, { env: { PATH: NO_NODE_PATH, ...env }, input, timeoutMs: 60_000 });
 }
 
+/**
+ * Shell commands (for inPrivateMounts) that leave the addon no runtime directory: `noexec`
+ * ($WAGGLE_RUNTIME_DIR) mounted noexec, /var/lib/waggle read-only, the binary's directory
+ * read-only.
+ */
+function blockRuntimeDirs(noexec: string, binDir: string): string {
+  return [
+    `mount -t tmpfs -o noexec tmpfs "${noexec}"`,
+    "mkdir -p /var/lib/waggle",
+    "mount -t tmpfs -o ro tmpfs /var/lib/waggle",
+    `mount -o bind,ro "${binDir}" "${binDir}"`,
+  ].join("; ");
+}
+
 /** Runs a shell script in a private mount namespace (changes there never reach the host). */
 function inPrivateMounts(script: string, env: NodeJS.ProcessEnv = {}): Promise<CommandResult> {
   return run("unshare", ["--mount", "--propagation", "private", "sh", "-euc", script], {
@@ -145,35 +159,95 @@ describe("binary: dist/waggle as a single executable", function () {
     ]);
   });
 
-  it("CNI STATUS with no usable runtime dir answers code 50 naming why; ADD fails with code 999", async () => {
-    const noexec = freshDir("noexec");
-    const bin = copiedBinary();
-    const binDir = join(bin, "..");
-    const blocked = [
-      `mount -t tmpfs -o noexec tmpfs "${noexec}"`,
-      "mkdir -p /var/lib/waggle",
-      "mount -t tmpfs -o ro tmpfs /var/lib/waggle",
-      `mount -o bind,ro "${binDir}" "${binDir}"`,
-    ].join("; ");
-    const conf = JSON.stringify({ cniVersion: "1.1.0", name: "k8s-pod-network", type: "waggle" });
-    const status = await inPrivateMounts(
-      `${blocked}; echo '${conf}' | CNI_COMMAND=STATUS "${bin}"`,
-      {
-        WAGGLE_RUNTIME_DIR: noexec,
+  describe("on a node where the addon cannot be extracted (/var/lib/waggle read-only, the binary's dir read-only, $WAGGLE_RUNTIME_DIR noexec)", () => {
+    /** Runs one CNI command of a copied binary in a private mount namespace where every runtime dir candidate is blocked. */
+    async function blockedCni(command: string, conf: object, containerId = "c1") {
+      const noexec = freshDir("noexec");
+      const bin = copiedBinary();
+      const binDir = join(bin, "..");
+      const script = [
+        blockRuntimeDirs(noexec, binDir),
+        `echo '${JSON.stringify(conf)}' | CNI_COMMAND=${command} CNI_CONTAINERID=${containerId} CNI_NETNS=/var/run/netns/none CNI_IFNAME=eth0 CNI_PATH=/usr/lib/cni CNI_ARGS='IgnoreUnknown=1;K8S_POD_NAMESPACE=shop;K8S_POD_NAME=web-0' "${bin}"`,
+      ].join("; ");
+      return inPrivateMounts(script, { WAGGLE_RUNTIME_DIR: noexec });
+    }
+    const base = {
+      cniVersion: "1.1.0",
+      name: "k8s-pod-network",
+      type: "waggle",
+      log_file: "",
+      bpf_root: join("/sys/fs/bpf", `waggle-unused-${RUN_TAG}`),
+    };
+    const prevResult = { cniVersion: "1.1.0", ips: [{ address: "10.250.9.9/32" }] };
+    const annotations = (meshed: boolean) => ({
+      "io.kubernetes.cri.pod-annotations": meshed
+        ? { "sidecar.istio.io/status": '{"containers":["istio-proxy"]}' }
+        : {},
+      cgroupPath: "/",
+    });
+
+    it("STATUS answers code 50 naming why", async () => {
+      const status = await blockedCni("STATUS", base);
+      expect(status.code).to.equal(1);
+      const err = JSON.parse(status.stdout);
+      expect(err.code).to.equal(50);
+      expect(err.msg)
+        .to.contain("the eBPF addon cannot be used: no usable runtime directory")
+        .and.contain("noexec");
+    });
+
+    it("ADD of a meshed pod answers code 50 naming why", async () => {
+      const add = await blockedCni("ADD", {
+        ...base,
+        prevResult,
+        runtimeConfig: annotations(true),
+      });
+      expect(add.code).to.equal(1);
+      const err = JSON.parse(add.stdout);
+      expect(err).to.include({ cniVersion: "1.1.0", code: 50 });
+      expect(err.msg).to.contain("the eBPF addon cannot be used");
+    });
+
+    it("ADD of an unmeshed pod succeeds: it needs no addon", async () => {
+      const add = await blockedCni("ADD", {
+        ...base,
+        prevResult,
+        runtimeConfig: annotations(false),
+      });
+      expect(add.code, add.stdout + add.stderr).to.equal(0);
+      expect(JSON.parse(add.stdout).ips).to.deep.equal(prevResult.ips);
+    });
+
+    it("DEL of a container with nothing pinned succeeds: kubelet's teardown is never blocked", async () => {
+      const del = await blockedCni("DEL", base);
+      expect(del.code, del.stdout + del.stderr).to.equal(0);
+      expect(del.stdout).to.equal("");
+    });
+  });
+
+  it("ADD of a meshed pod with no bpffs mounted answers code 50 at once, creating nothing (it once looped on mkdir)", async () => {
+    const conf = {
+      cniVersion: "1.1.0",
+      name: "k8s-pod-network",
+      type: "waggle",
+      log_file: "",
+      prevResult: { cniVersion: "1.1.0", ips: [{ address: "10.250.9.9/32" }] },
+      runtimeConfig: {
+        "io.kubernetes.cri.pod-annotations": {
+          "sidecar.istio.io/status": '{"containers":["istio-proxy"]}',
+        },
+        cgroupPath: "/",
       },
+    };
+    const t0 = performance.now();
+    const r = await inPrivateMounts(
+      `umount /sys/fs/bpf; ! mountpoint -q /sys/fs/bpf; echo '${JSON.stringify(conf)}' | CNI_COMMAND=ADD CNI_CONTAINERID=c1 CNI_NETNS=/var/run/netns/none CNI_IFNAME=eth0 CNI_PATH=/usr/lib/cni CNI_ARGS='IgnoreUnknown=1;K8S_POD_NAMESPACE=shop;K8S_POD_NAME=web-0' "${WAGGLE}"; test ! -e /sys/fs/bpf/waggle`,
     );
-    expect(status.code).to.equal(1);
-    const err = JSON.parse(status.stdout);
+    expect(performance.now() - t0).to.be.below(20_000);
+    expect(r.code, r.stderr).to.equal(1);
+    const err = JSON.parse(r.stdout.trim());
     expect(err.code).to.equal(50);
-    expect(err.msg)
-      .to.contain("the eBPF addon cannot be used: no usable runtime directory")
-      .and.contain("noexec");
-    const add = await inPrivateMounts(
-      `${blocked}; echo '${conf}' | CNI_COMMAND=ADD CNI_CONTAINERID=c1 CNI_NETNS=/var/run/netns/none CNI_IFNAME=eth0 CNI_PATH=/usr/lib/cni "${bin}"`,
-      { WAGGLE_RUNTIME_DIR: noexec },
-    );
-    expect(add.code).to.equal(1);
-    expect(JSON.parse(add.stdout)).to.include({ cniVersion: "1.1.0", code: 999 });
+    expect(err.msg).to.contain("/sys/fs/bpf/waggle is not on a bpffs");
   });
 
   it("waggle version neither extracts nor loads the addon", async () => {
@@ -293,12 +367,7 @@ describe("binary: dist/waggle as a single executable", function () {
     const bin = copiedBinary();
     const noexec = freshDir("noexec");
     const binDir = join(bin, "..");
-    const common = [
-      `mount -t tmpfs -o noexec tmpfs "${noexec}"`,
-      "mkdir -p /var/lib/waggle",
-      "mount -t tmpfs -o ro tmpfs /var/lib/waggle",
-      `mount -o bind,ro "${binDir}" "${binDir}"`,
-    ].join("; ");
+    const common = blockRuntimeDirs(noexec, binDir);
     const version = await inPrivateMounts(`${common}; exec "${bin}" version --verbose`, {
       WAGGLE_RUNTIME_DIR: noexec,
     });

@@ -157,4 +157,19 @@ describe("install (kernel): the install container's main loop", function () {
     expect(readFileSync(calicoPath(), "utf8")).to.equal(CALICO_SHAPES.manifest);
     expect(existsSync(host.bpfRoot)).to.equal(false);
   });
+
+  it("a bpf root that is no bpffs exits 1 at once naming it, before anything on the host changes (it once hung)", async () => {
+    writeFileSync(calicoPath(), CALICO_SHAPES.manifest, { mode: 0o600 });
+    const notBpffs = join(host.root, "not-bpffs", "waggle");
+    const t0 = performance.now();
+    const result = await runCli(["install", ...host.flags(["--bpf-root", notBpffs])]);
+    expect(performance.now() - t0).to.be.below(20_000);
+    expect(result.code).to.equal(1);
+    expect(result.lines.find((l) => l.message === "install failed")?.error).to.contain(
+      `${notBpffs} is not on a bpffs`,
+    );
+    expect(readdirSync(host.binDir)).to.deep.equal([]);
+    expect(readFileSync(calicoPath(), "utf8")).to.equal(CALICO_SHAPES.manifest);
+    expect(existsSync(notBpffs)).to.equal(false);
+  });
 });

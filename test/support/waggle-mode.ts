@@ -4,6 +4,7 @@
 // shared programs are loaded into it once and removed by destroy().
 import { join } from "node:path";
 import {
+  type AttachRequest,
   attachPod,
   type DatapathOptions,
   detachPod,
@@ -11,11 +12,34 @@ import {
   type PodRecordData,
 } from "../../cni/datapath";
 import { removeTree } from "../../cni/datapath/shared-fs";
-import type { RedirectSettings } from "../../cni/redirect-settings";
+import { defaultRedirectSettings, type RedirectSettings } from "../../cni/redirect-settings";
 import { CaptureLab, type CaptureMode } from "./capture-lab";
 import { uniqueName } from "./names";
 import type { Pod } from "./pod";
 import { type TrackedResource, track } from "./resources";
+
+/**
+ * Attaches a test pod as the plugin's ADD would: its eth0, its IPv4 address, Istio's default
+ * settings and a fresh container id, unless `over` says otherwise. Returns the record.
+ */
+export function attachTestPod(
+  pod: Pod,
+  opts: DatapathOptions,
+  over: Partial<AttachRequest> = {},
+): PodRecordData {
+  return attachPod(
+    {
+      containerId: uniqueName("k"),
+      netnsPath: pod.netnsPath,
+      ifname: "eth0",
+      cgroupPath: pod.cgroupDir,
+      podIPs: [pod.address(4)],
+      settings: defaultRedirectSettings(),
+      ...over,
+    },
+    opts,
+  );
+}
 
 /** A unique bpffs root for one test file's datapath, removed at destroy (or at exit). */
 export class BpfRoot {
@@ -56,19 +80,11 @@ export class WaggleMode implements CaptureMode {
   }
 
   async setup(pod: Pod, settings: RedirectSettings): Promise<void> {
-    const containerId = uniqueName("k");
-    this.current = attachPod(
-      {
-        containerId,
-        netnsPath: pod.netnsPath,
-        ifname: "eth0",
-        cgroupPath: pod.cgroupDir,
-        podIPs: [pod.ipv4, pod.ipv6].filter((ip): ip is string => ip !== undefined),
-        settings,
-      },
-      this.root.opts,
-    );
-    this.containerId = containerId;
+    this.current = attachTestPod(pod, this.root.opts, {
+      podIPs: [pod.ipv4, pod.ipv6].filter((ip): ip is string => ip !== undefined),
+      settings,
+    });
+    this.containerId = this.current.containerId;
   }
 
   async teardown(): Promise<void> {

@@ -6,12 +6,15 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
+import { AddonUnavailableError } from "../../cni/addon";
 import { CgroupV2NotMountedError } from "../../cni/cgroup2";
+import { DatapathError } from "../../cni/datapath/errors";
 import { PodLookupError, podFactsFromPod, readPod } from "../../cni/k8s-pod";
 import {
   type Datapath,
   type DatapathOptions,
   defaultDeps,
+  type Pins,
   type PluginDeps,
   type PodAttachRequest,
   type PodRecord,
@@ -73,8 +76,17 @@ class FakeDatapath implements Datapath {
   listPods(): PodRecord[] {
     return [...this.pods.keys()].map((containerId) => ({ containerId }));
   }
-  attachedContainerIds(): string[] {
-    return [...this.pods.keys()];
+  /** The pins as cni/datapath/pins reads them, over this fake's pods. */
+  pins(bpffs: () => boolean): Pins {
+    return {
+      onBpffs: () => bpffs(),
+      hasPodState: (_root, id) => this.pods.has(id),
+      attachedContainerIds: () => [...this.pods.keys()],
+      unlinkPodLinks: (_root, id) => {
+        this.calls.push(`unlink ${id}`);
+        return ["waggle_connect4"];
+      },
+    };
   }
 }
 
@@ -93,9 +105,16 @@ describe("cni plugin (fake datapath)", () => {
   let factReads: number;
   let bpffs: boolean;
   let cgroupMissing: boolean;
+  let addonMissing: boolean;
 
   const deps = (): PluginDeps => ({
-    loadDatapath: async () => datapath,
+    loadDatapath: async () => {
+      if (addonMissing) {
+        throw new AddonUnavailableError(new Error("no usable runtime directory (EROFS)"));
+      }
+      return datapath;
+    },
+    pins: () => datapath.pins(() => bpffs),
     cgroupRoot: () => {
       if (cgroupMissing) throw new CgroupV2NotMountedError("/proc/self/mountinfo");
       return cgroupRoot;
@@ -117,7 +136,6 @@ describe("cni plugin (fake datapath)", () => {
         close: async () => {},
       };
     },
-    onBpffs: () => bpffs,
   });
 
   const env = (command: string, over: Record<string, string> = {}) => ({
@@ -170,6 +188,7 @@ describe("cni plugin (fake datapath)", () => {
     factReads = 0;
     bpffs = true;
     cgroupMissing = false;
+    addonMissing = false;
   });
 
   describe("ADD", () => {
@@ -454,6 +473,30 @@ describe("cni plugin (fake datapath)", () => {
       expect(datapath.pods.size).to.equal(0);
       expect(decisions()).to.deep.equal(["failed"]);
     });
+
+    it("code 50 when the bpf root is not on a bpffs (the node's problem, not the pod's)", async () => {
+      datapath.attachError = new DatapathError("BPFFS", "/sys/fs/bpf/unit is not on a bpffs");
+      const out = await cni("ADD", conf());
+      expect(out.json).to.include({ code: 50 });
+      expect(out.json?.msg).to.contain("is not on a bpffs");
+    });
+
+    it("code 50 for a meshed pod when the eBPF addon cannot be used; nothing attached", async () => {
+      addonMissing = true;
+      const out = await cni("ADD", conf());
+      expect(out.json).to.include({
+        code: 50,
+        msg: "the eBPF addon cannot be used: no usable runtime directory (EROFS)",
+      });
+      expect(datapath.calls).to.deep.equal([]);
+    });
+
+    it("an unmeshed pod is added without the eBPF addon", async () => {
+      addonMissing = true;
+      const out = await cni("ADD", conf({ exclude_namespaces: ["shop"] }));
+      expect(out.exitCode, out.stdout).to.equal(0);
+      expect(decisions()).to.deep.equal(["skipped"]);
+    });
   });
 
   describe("DEL", () => {
@@ -470,7 +513,27 @@ describe("cni plugin (fake datapath)", () => {
         const out = await cni("DEL", conf({ prevResult: undefined }, "0.3.1"), { CNI_NETNS: "" });
         expect(out.exitCode, out.stdout).to.equal(0);
       }
-      expect(datapath.calls).to.deep.equal([`detach ${CONTAINER}`, `detach ${CONTAINER}`]);
+      expect(datapath.calls).to.deep.equal([]);
+    });
+
+    it("a container with nothing pinned: succeeds without the addon, logs at debug only", async () => {
+      addonMissing = true;
+      const out = await cni("DEL", conf());
+      expect(out).to.include({ exitCode: 0, stdout: "" });
+      expect(decisions()).to.deep.equal([]);
+      expect(lines.map((l) => `${l.level} ${l.message}`)).to.deep.equal(["debug nothing attached"]);
+    });
+
+    it("without the addon, unlinks an attached pod's links, warns that its map entries stay, succeeds", async () => {
+      await cni("ADD", conf());
+      addonMissing = true;
+      const out = await cni("DEL", conf());
+      expect(out).to.include({ exitCode: 0, stdout: "" });
+      expect(datapath.calls.at(-1)).to.equal(`unlink ${CONTAINER}`);
+      const warning = lines.find((l) => l.level === "warn");
+      expect(warning?.message).to.contain("unlinked the pod's links, its map entries stay");
+      expect(warning?.meta?.error).to.contain("EROFS");
+      expect(decisions().at(-1)).to.equal("detached");
     });
 
     it("does not read the pod or need annotations", async () => {
@@ -496,6 +559,7 @@ describe("cni plugin (fake datapath)", () => {
     });
 
     it("code 106 when the state cannot be removed", async () => {
+      await cni("ADD", conf());
       datapath.detachErrors.set(CONTAINER, new Error("unlink /sys/fs/bpf/unit/x: EBUSY"));
       const out = await cni("DEL", conf());
       expect(out.json).to.include({ code: 106 });
@@ -543,22 +607,28 @@ describe("cni plugin (fake datapath)", () => {
   describe("GC", () => {
     const gcEnv = { CNI_CONTAINERID: "", CNI_IFNAME: "", CNI_NETNS: "" };
     const addPod = (id: string) => cni("ADD", conf(), { CNI_CONTAINERID: id });
-
-    it("removes every attachment not listed as valid and keeps the others", async () => {
-      await addPod("keep1");
-      await addPod("stale1");
-      await addPod("stale2");
-      const out = await cni(
+    /** GC with these containers' attachments (on eth0) listed as valid. */
+    const gc = (valid: string[]) =>
+      cni(
         "GC",
         conf(
           {
             prevResult: undefined,
-            "cni.dev/valid-attachments": [{ containerID: "keep1", ifname: "eth0" }],
+            "cni.dev/valid-attachments": valid.map((containerID) => ({
+              containerID,
+              ifname: "eth0",
+            })),
           },
           "1.1.0",
         ),
         gcEnv,
       );
+
+    it("removes every attachment not listed as valid and keeps the others", async () => {
+      await addPod("keep1");
+      await addPod("stale1");
+      await addPod("stale2");
+      const out = await gc(["keep1"]);
       expect(out).to.include({ exitCode: 0, stdout: "" });
       expect([...datapath.pods.keys()]).to.deep.equal(["keep1"]);
       expect(
@@ -570,17 +640,22 @@ describe("cni plugin (fake datapath)", () => {
       await addPod("stale1");
       await addPod("stale2");
       datapath.detachErrors.set("stale1", new Error("EIO"));
-      const out = await cni(
-        "GC",
-        conf({ prevResult: undefined, "cni.dev/valid-attachments": [] }, "1.1.0"),
-        gcEnv,
-      );
+      const out = await gc([]);
       expect(out.json).to.include({
         code: 107,
         msg: "GC could not remove 1 stale attachment",
         details: "stale1: EIO",
       });
       expect([...datapath.pods.keys()]).to.deep.equal(["stale1"]);
+    });
+
+    it("without the addon, unlinks the stale pods' links", async () => {
+      await addPod("keep1");
+      await addPod("stale1");
+      addonMissing = true;
+      const out = await gc(["keep1"]);
+      expect(out).to.include({ exitCode: 0, stdout: "" });
+      expect(datapath.calls.at(-1)).to.equal("unlink stale1");
     });
   });
 
@@ -663,7 +738,7 @@ describe("cni plugin with the fake API server (fail closed)", () => {
           log: { error() {}, warn() {}, info() {}, debug() {} },
           close: async () => {},
         }),
-        onBpffs: () => true,
+        pins: () => datapath.pins(() => true),
       },
     );
     expect(JSON.parse(out.stdout)).to.deep.equal({

@@ -1,4 +1,11 @@
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { expect } from "chai";
 import { COUNTER_NAMES, type CounterName } from "../../cni/datapath/layout";
@@ -21,6 +28,7 @@ function fakeDatapath(over: Partial<InstallDatapath> = {}): InstallDatapath & { 
   const calls: string[] = [];
   return {
     calls,
+    checkBpfRoot: () => {},
     loadPrograms: async (root) => {
       calls.push(`load ${root}`);
       return { pods: 0, linksUpdated: 0, skipped: [] };
@@ -189,6 +197,23 @@ describe("install: health server and the installer's readiness", () => {
       CALICO_SHAPES.operator,
     );
     expect(installer.entryInPlace).to.equal(false);
+  });
+
+  it("a bpf root that is no bpffs fails start before the binary, kubeconfig or entry are written", async () => {
+    const options = layout();
+    const datapath = fakeDatapath({
+      checkBpfRoot: (root) => {
+        throw new Error(`${root} is not on a bpffs`);
+      },
+    });
+    installer = new Installer(options, { log: capturingLogger().log, datapath });
+    await installer.start().then(
+      () => expect.fail("should fail"),
+      (err: Error) => expect(err.message).to.equal(`${options.bpfRoot} is not on a bpffs`),
+    );
+    expect(readdirSync(options.cniBinDir)).to.deep.equal([]);
+    expect(readdirSync(options.cniNetDir)).to.deep.equal(["10-calico.conflist"]);
+    expect(datapath.calls).to.deep.equal([]);
   });
 
   it("uninstall calls the datapath after the config is restored; its failure is the command's", async () => {

@@ -164,6 +164,7 @@ function datapath(
   const attached: string[] = [];
   return {
     attached,
+    checkBpfRoot: () => {},
     loadPrograms: async () => ({ pods: 0, linksUpdated: 0, skipped: [] }),
     listPods: async () => records,
     attachPod: async (_root, req) => {
