@@ -6,7 +6,6 @@ import { existsSync } from "node:fs";
 import { expect } from "chai";
 import { unpin } from "ebpf-napi";
 import {
-  attachPod,
   checkPod,
   DatapathError,
   detachPod,
@@ -16,10 +15,9 @@ import {
 } from "../../cni/datapath";
 import { MAP_NAMES } from "../../cni/datapath/layout";
 import { paths } from "../../cni/datapath/programs";
-import { defaultRedirectSettings } from "../../cni/redirect-settings";
 import { uniqueName } from "../support/names";
 import { createPod, type Pod } from "../support/pod";
-import { BpfRoot } from "../support/waggle-mode";
+import { attachTestPod, BpfRoot } from "../support/waggle-mode";
 
 function mapSizes(root: string): Record<string, number> {
   return mapEntryCounts({ bpfRoot: root });
@@ -81,17 +79,7 @@ describe("datapath state and getsockopt in a real pod", function () {
   });
 
   function attach(containerId = uniqueName("k")) {
-    return attachPod(
-      {
-        containerId,
-        netnsPath: pod.netnsPath,
-        ifname: "eth0",
-        cgroupPath: pod.cgroupDir,
-        podIPs: [pod.address(4)],
-        settings: defaultRedirectSettings(),
-      },
-      root.opts,
-    );
+    return attachTestPod(pod, root.opts, { containerId });
   }
 
   it("10,000 short redirected connections leave no growth in any map", async () => {
@@ -153,17 +141,7 @@ describe("datapath state and getsockopt in a real pod", function () {
     const id = uniqueName("k");
     let err: unknown;
     try {
-      attachPod(
-        {
-          containerId: id,
-          netnsPath: pod.netnsPath,
-          ifname: "nosuch0",
-          cgroupPath: pod.cgroupDir,
-          podIPs: [pod.address(4)],
-          settings: defaultRedirectSettings(),
-        },
-        root.opts,
-      );
+      attachTestPod(pod, root.opts, { containerId: id, ifname: "nosuch0" });
     } catch (e) {
       err = e;
     }

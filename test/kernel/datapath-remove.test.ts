@@ -4,11 +4,9 @@
 import { existsSync } from "node:fs";
 import { expect } from "chai";
 import { cgroupQuery } from "ebpf-napi";
-import { attachPod, ensureSharedPrograms, listPods, removeDatapath } from "../../cni/datapath";
-import { defaultRedirectSettings } from "../../cni/redirect-settings";
-import { uniqueName } from "../support/names";
+import { ensureSharedPrograms, listPods, removeDatapath } from "../../cni/datapath";
 import { createPod, type Pod } from "../support/pod";
-import { BpfRoot } from "../support/waggle-mode";
+import { attachTestPod, BpfRoot } from "../support/waggle-mode";
 
 describe("datapath removal (uninstall)", function () {
   this.timeout(60_000);
@@ -27,17 +25,7 @@ describe("datapath removal (uninstall)", function () {
   it("removes every pod's attachment, the shared pins and the root", () => {
     ensureSharedPrograms(root.opts);
     for (const pod of pods) {
-      attachPod(
-        {
-          containerId: uniqueName("k"),
-          netnsPath: pod.netnsPath,
-          ifname: "eth0",
-          cgroupPath: pod.cgroupDir,
-          podIPs: [pod.address(4)],
-          settings: defaultRedirectSettings(),
-        },
-        root.opts,
-      );
+      attachTestPod(pod, root.opts);
       expect(cgroupQuery(pod.cgroupDir, "cgroup_inet4_connect")).to.have.length(1);
     }
     expect(listPods(root.opts)).to.have.length(2);

@@ -8,7 +8,6 @@ import { spawn } from "node:child_process";
 import { expect } from "chai";
 import { Link, Program } from "ebpf-napi";
 import {
-  attachPod,
   checkPod,
   detachPod,
   ensureSharedPrograms,
@@ -17,13 +16,12 @@ import {
   upgradePrograms,
 } from "../../cni/datapath";
 import { ALL_PROGRAMS, LISTENER_FINDER, POD_LINKS, paths } from "../../cni/datapath/programs";
-import { defaultRedirectSettings } from "../../cni/redirect-settings";
 import "../support/hooks";
 import { uniqueName } from "../support/names";
 import { createNode, createPod, type Node, type Pod } from "../support/pod";
 import type { SandboxProcess } from "../support/sandbox";
 import { PYTHON } from "../support/sockprobe";
-import { BpfRoot } from "../support/waggle-mode";
+import { attachTestPod, BpfRoot } from "../support/waggle-mode";
 
 /**
  * The proxy: listens on every address in argv; "accept I TAG" on stdin accepts one
@@ -241,20 +239,8 @@ describe("kernel: upgradePrograms under live traffic", function () {
   let peer: Pod;
   let containerId: string;
 
-  const attach = (p: Pod, id = uniqueName("k")) => {
-    attachPod(
-      {
-        containerId: id,
-        netnsPath: p.netnsPath,
-        ifname: "eth0",
-        cgroupPath: p.cgroupDir,
-        podIPs: [p.address(4)],
-        settings: defaultRedirectSettings(),
-      },
-      root.opts,
-    );
-    return id;
-  };
+  const attach = (p: Pod, id = uniqueName("k")) =>
+    attachTestPod(p, root.opts, { containerId: id }).containerId;
 
   before(async () => {
     root = new BpfRoot();

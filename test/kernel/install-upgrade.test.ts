@@ -6,12 +6,10 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { expect } from "chai";
 import { Link } from "ebpf-napi";
-import { attachPod } from "../../cni/datapath";
 import { paths } from "../../cni/datapath/programs";
-import { defaultRedirectSettings } from "../../cni/redirect-settings";
-import { uniqueName } from "../support/names";
 import { Node, Pod } from "../support/pod";
 import type { SandboxProcess } from "../support/sandbox";
+import { attachTestPod } from "../support/waggle-mode";
 import { CALICO_SHAPES } from "../unit/install-fixtures";
 import { APP, PROXY } from "./install-capture";
 import { CliProcess, InstallHost, runCli } from "./install-process";
@@ -43,18 +41,7 @@ describe("install (kernel): upgrade under a live connection", function () {
     await installer.waitForLog("entry written");
 
     // The CNI plugin's ADD for this pod, against the installer's pins.
-    const containerId = uniqueName("k");
-    attachPod(
-      {
-        containerId,
-        netnsPath: pod.netnsPath,
-        ifname: "eth0",
-        cgroupPath: pod.cgroupDir,
-        podIPs: [pod.address(4)],
-        settings: defaultRedirectSettings(),
-      },
-      { bpfRoot: host.bpfRoot },
-    );
+    const { containerId } = attachTestPod(pod, { bpfRoot: host.bpfRoot });
     const linkProg = () => {
       const link = Link.openPinned(paths.podLink(host.bpfRoot, containerId, "waggle_connect4"));
       try {

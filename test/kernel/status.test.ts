@@ -10,16 +10,15 @@ import { join } from "node:path";
 import { expect } from "chai";
 import { unpin } from "ebpf-napi";
 import { runCli } from "../../cni/cli";
-import { attachPod, detachPod, ensureSharedPrograms } from "../../cni/datapath";
+import { detachPod, ensureSharedPrograms } from "../../cni/datapath";
 import { paths } from "../../cni/datapath/programs";
-import { defaultRedirectSettings } from "../../cni/redirect-settings";
 import type { StatusReport } from "../../cni/status";
 import { captureIo } from "../support/cli-io";
 import { type CommandResult, run } from "../support/command";
 import { REPO, waggleBinary } from "../support/libcni";
 import { uniqueName } from "../support/names";
 import { createNode, createPod, type Node, type Pod } from "../support/pod";
-import { BpfRoot } from "../support/waggle-mode";
+import { attachTestPod, BpfRoot } from "../support/waggle-mode";
 
 // One connection from an app (uid 1000) to an outside address: redirected to 15001, where a
 // listener (root, as the sidecar would be uid 1337) accepts it.
@@ -73,18 +72,7 @@ describe("waggle status on real pods", function () {
       [idA, podA, nameA],
       [idB, podB, nameB],
     ] as const) {
-      attachPod(
-        {
-          containerId: id,
-          netnsPath: pod.netnsPath,
-          ifname: "eth0",
-          cgroupPath: pod.cgroupDir,
-          podIPs: [pod.address(4)],
-          settings: defaultRedirectSettings(),
-          pod: { namespace: "shop", name },
-        },
-        root.opts,
-      );
+      attachTestPod(pod, root.opts, { containerId: id, pod: { namespace: "shop", name } });
       attached.push(id);
     }
     expect(await podA.execChecked("python3", ["-c", ONE_CONNECTION])).to.equal("done\n");
