@@ -1,6 +1,6 @@
 // waggle's logger: winston, one JSON object per line, to a file and/or stderr (never stdout,
 // which belongs to the CNI result and to command output).
-import { closeSync, openSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync } from "node:fs";
 import { dirname } from "node:path";
 import winston from "winston";
 import { makeDirectories } from "./make-directories";
@@ -51,11 +51,22 @@ const errorFields = winston.format((info) => {
   return info;
 });
 
-/** Creates the log file (and its directories) for appending; what went wrong, if anything. */
+/**
+ * Creates the log file (and its directories) for appending; what went wrong, if anything. The
+ * open never blocks (a FIFO without a reader would hold the pod's DEL forever) and anything but
+ * a regular file is refused.
+ */
 function logFileProblem(file: string): string | undefined {
   try {
     makeDirectories(dirname(file), 0o755);
-    closeSync(openSync(file, "a", 0o640)); // explicit: a umask of 000 must not make it 0666
+    const { O_WRONLY, O_APPEND, O_CREAT, O_NONBLOCK } = constants;
+    // explicit mode: a umask of 000 must not make it 0666
+    const fd = openSync(file, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK, 0o640);
+    try {
+      if (!fstatSync(fd).isFile()) return `${file}: not a regular file`;
+    } finally {
+      closeSync(fd);
+    }
     return undefined;
   } catch (e) {
     return `${file}: ${(e as Error).message}`;

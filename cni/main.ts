@@ -1,4 +1,4 @@
-// Entry of dist/waggle: the CNI plugin when CNI_COMMAND is set, the command line otherwise.
+// Entry of dist/waggle: the CNI plugin when a CNI_* variable is set, the command line otherwise.
 // Keep this module's imports to node builtins: everything else is required by the path that needs
 // it, so `CNI_COMMAND=VERSION` and `waggle version` load no addon, logger, yargs or BPF object.
 import { readFileSync } from "node:fs";
@@ -25,11 +25,24 @@ async function readStdin(): Promise<Buffer> {
 // The plugin prepares the addon itself, only on the paths that need the kernel (cni/plugin.ts):
 // an unmeshed ADD, a DEL with nothing pinned and VERSION work where it cannot be extracted.
 async function runCniMode(env: NodeJS.ProcessEnv): Promise<number> {
-  const stdin = await readStdin();
-  const outcome = await (require("./plugin") as typeof import("./plugin")).runCni(env, stdin);
+  const outcome = await readStdin().then(
+    (stdin) => (require("./plugin") as typeof import("./plugin")).runCni(env, stdin),
+    (err: Error) => stdinFailure(err),
+  );
   process.stdout.write(outcome.stdout);
   process.stderr.write(outcome.stderr);
   return outcome.exitCode;
+}
+
+/** Stdin that cannot be read (a directory, a closed descriptor) is the spec's code 5. */
+function stdinFailure(err: Error): import("./skel").CniOutcome {
+  const { CniError, ErrorCodes, failureOutcome } = require("./skel") as typeof import("./skel");
+  return failureOutcome(
+    new CniError(
+      ErrorCodes.IoFailure,
+      `reading the configuration from stdin failed: ${err.message}`,
+    ),
+  );
 }
 
 async function runCliMode(argv: string[]): Promise<number> {
@@ -42,9 +55,10 @@ async function runCliMode(argv: string[]): Promise<number> {
 }
 
 async function main(): Promise<number> {
-  if (process.env.CNI_COMMAND !== undefined && process.env.CNI_COMMAND !== "") {
-    return runCniMode(process.env);
-  }
+  // A container runtime sets CNI_COMMAND and the other CNI_* variables; one that lost
+  // CNI_COMMAND still gets a CNI error, not the command line's help.
+  const { hasCniVariables } = require("./skel/env") as typeof import("./skel/env");
+  if (hasCniVariables(process.env)) return runCniMode(process.env);
   return runCliMode(process.argv.slice(2));
 }
 

@@ -24,8 +24,23 @@ export interface NetConf {
 
 const NETWORK_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 
-/** Parses stdin as a JSON object (code 6 otherwise). */
+/**
+ * Bounds on stdin. A real request is a few KiB (a pod's annotations are capped at 256 KiB by
+ * the API server); nesting beyond a few levels means a hostile or broken caller, and would
+ * overflow the stack where the result is written back.
+ */
+export const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
+export const MAX_CONFIG_DEPTH = 64;
+
+/** Parses stdin as a JSON object within the size and depth bounds (code 6 otherwise). */
 export function decodeJsonObject(stdin: string): Record<string, unknown> {
+  if (Buffer.byteLength(stdin) > MAX_CONFIG_BYTES) {
+    throw new CniError(
+      ErrorCodes.DecodingFailure,
+      "error decoding network config: too large",
+      `${Buffer.byteLength(stdin)} bytes; at most ${MAX_CONFIG_BYTES}`,
+    );
+  }
   let value: unknown;
   try {
     value = JSON.parse(stdin);
@@ -42,7 +57,28 @@ export function decodeJsonObject(stdin: string): Record<string, unknown> {
       "error decoding network config: not a JSON object",
     );
   }
+  if (jsonDepth(value) > MAX_CONFIG_DEPTH) {
+    throw new CniError(
+      ErrorCodes.DecodingFailure,
+      "error decoding network config: nested too deeply",
+      `more than ${MAX_CONFIG_DEPTH} levels of objects and arrays`,
+    );
+  }
   return value as Record<string, unknown>;
+}
+
+/** How many levels of objects and arrays a parsed JSON value has (iterative: no recursion). */
+function jsonDepth(root: unknown): number {
+  let max = 0;
+  const stack: [unknown, number][] = [[root, 1]];
+  while (stack.length > 0) {
+    const [value, depth] = stack.pop() as [unknown, number];
+    if (typeof value !== "object" || value === null) continue;
+    if (depth > max) max = depth;
+    if (max > MAX_CONFIG_DEPTH) return max;
+    for (const child of Object.values(value)) stack.push([child, depth + 1]);
+  }
+  return max;
 }
 
 /**
@@ -59,9 +95,11 @@ export function replyVersion(raw: Record<string, unknown> | undefined): string {
 /**
  * Validates the decoded configuration: cniVersion (code 6 when not a string, code 1 when not
  * supported; a missing one means 0.1.0, as libcni reads it), network name (code 7), type,
- * runtimeConfig (code 6) and prevResult (code 6).
+ * runtimeConfig (code 6) and, when `withPrevResult`, prevResult (code 6). Commands that never
+ * read prevResult (DEL, GC, STATUS) leave it unparsed: a detail of it they do not use must not
+ * fail them (a DEL that fails blocks a pod's teardown).
  */
-export function parseNetConf(raw: Record<string, unknown>): NetConf {
+export function parseNetConf(raw: Record<string, unknown>, withPrevResult = true): NetConf {
   const version = raw.cniVersion ?? "0.1.0";
   if (typeof version !== "string") {
     throw new CniError(
@@ -103,7 +141,7 @@ export function parseNetConf(raw: Record<string, unknown>): NetConf {
     runtimeConfig: runtimeConfig as Record<string, unknown>,
     raw,
   };
-  if (raw.prevResult !== undefined && raw.prevResult !== null) {
+  if (withPrevResult && raw.prevResult !== undefined && raw.prevResult !== null) {
     conf.prevResult = parseResult(raw.prevResult, version, "prevResult");
   }
   return conf;

@@ -51,6 +51,8 @@ const REQUIRED: Record<CniCommand, Partial<Record<string, Requirement>>> = {
 };
 
 const CONTAINER_ID = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+/** A file name's limit (NAME_MAX): plugins keep per-container state under its id. */
+const MAX_CONTAINER_ID = 255;
 const MAX_IFNAME = 15;
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -104,6 +106,13 @@ export function parseCniEnv(env: Env): CniEnv {
 }
 
 export function validateContainerId(id: string): void {
+  if (id.length > MAX_CONTAINER_ID) {
+    throw new CniError(
+      ErrorCodes.InvalidEnvironment,
+      "CNI_CONTAINERID is too long",
+      `${id.length} characters; at most ${MAX_CONTAINER_ID}`,
+    );
+  }
   if (!CONTAINER_ID.test(id)) {
     throw new CniError(
       ErrorCodes.InvalidEnvironment,
@@ -128,9 +137,21 @@ export function validateIfname(name: string): void {
   }
 }
 
-/** True when CNI_COMMAND is unset or empty (the reference skel then prints an about line). */
+/** The variables a runtime sets besides CNI_COMMAND. */
+export const CNI_VARIABLES = ["CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_ARGS", "CNI_PATH"];
+
+/**
+ * True when CNI_COMMAND is unset or empty and no other CNI_* variable is set: a person ran the
+ * plugin (the reference skel then prints an about line). A runtime that lost CNI_COMMAND but
+ * set the rest gets a code 4 error instead, as it expects.
+ */
 export function isCommandMissing(env: Env): boolean {
-  return (env.CNI_COMMAND ?? "") === "";
+  return (env.CNI_COMMAND ?? "") === "" && !hasCniVariables(env);
+}
+
+/** True when any CNI_* variable is set (non-empty): the caller is a container runtime. */
+export function hasCniVariables(env: Env): boolean {
+  return (env.CNI_COMMAND ?? "") !== "" || CNI_VARIABLES.some((name) => (env[name] ?? "") !== "");
 }
 
 /**

@@ -1,6 +1,12 @@
 // The CNI plugin skeleton: spec details shared by every command. See skel.ts for the entry.
 export { decodeJsonObject, type NetConf, parseNetConf } from "./conf";
-export { type CniCommand, type CniEnv, parseCniArgs, parseCniEnv } from "./env";
+export {
+  type CniCommand,
+  type CniEnv,
+  hasCniVariables,
+  parseCniArgs,
+  parseCniEnv,
+} from "./env";
 export { CniError, type ErrorCode, ErrorCodes, errorCodeName } from "./errors";
 export { type Cidr, normalizeCidr, parseCidr, parseIp } from "./ip";
 export {
@@ -15,6 +21,7 @@ export {
   type CniOutcome,
   type CniPlugin,
   type CniRequest,
+  failureOutcome,
   type GcAttachment,
   type GcRequest,
   passThrough,

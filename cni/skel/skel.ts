@@ -56,10 +56,14 @@ const MIN_VERSION: Partial<Record<CniEnv["command"], string>> = {
   STATUS: "1.1.0",
 };
 
+/** The commands that read prevResult (and so validate it). */
+const USES_PREV_RESULT = new Set<CniEnv["command"]>(["ADD", "CHECK"]);
+
 /**
  * Runs one CNI invocation. Never throws: every failure becomes the spec's error JSON on stdout
  * with exit status 1 (as the reference skeleton exits), success exits 0. A missing CNI_COMMAND
- * prints the about line and the supported versions on stderr and exits 0.
+ * with no other CNI_* variable prints the about line and the supported versions on stderr and
+ * exits 0; with other CNI_* variables (a runtime that lost it) it is a code 4 error.
  */
 export async function runSkel(
   plugin: CniPlugin,
@@ -81,7 +85,7 @@ export async function runSkel(
     if (cniEnv.command === "VERSION") return ok(versionReply(input));
 
     raw = decodeJsonObject(input);
-    const conf = parseNetConf(raw);
+    const conf = parseNetConf(raw, USES_PREV_RESULT.has(cniEnv.command));
     const min = MIN_VERSION[cniEnv.command];
     if (min && !versionAtLeast(conf.cniVersion, min)) {
       throw new CniError(
@@ -122,9 +126,16 @@ export async function runSkel(
             (e as Error)?.message ?? String(e),
             (e as Error)?.stack,
           );
-    const version = replyVersion(raw ?? tryDecode(input));
-    return { stdout: JSON.stringify(err.toJSON(version)), stderr: "", exitCode: 1 };
+    return failureOutcome(err, raw ?? tryDecode(input));
   }
+}
+
+/**
+ * The outcome of a failed invocation: the spec's error JSON on stdout, in the config's
+ * cniVersion when `raw` has a usable one (else the newest), exit status 1.
+ */
+export function failureOutcome(err: CniError, raw?: Record<string, unknown>): CniOutcome {
+  return { stdout: JSON.stringify(err.toJSON(replyVersion(raw))), stderr: "", exitCode: 1 };
 }
 
 /**

@@ -225,6 +225,47 @@ describe("binary: dist/waggle as a single executable", function () {
     });
   });
 
+  describe("CNI callers get CNI errors, never a stack trace or the command line's help", () => {
+    const env = {
+      CNI_CONTAINERID: "c1",
+      CNI_NETNS: "/var/run/netns/none",
+      CNI_IFNAME: "eth0",
+      CNI_PATH: "/usr/lib/cni",
+    };
+
+    it("stdin that is a directory: code 5 on stdout, exit 1", async () => {
+      const r = await inPrivateMounts(`CNI_COMMAND=DEL exec "${WAGGLE}" < /`, env);
+      expect(r.code).to.equal(1);
+      expect(r.stderr).to.equal("");
+      const err = JSON.parse(r.stdout);
+      expect(err.code).to.equal(5);
+      expect(err.msg)
+        .to.contain("reading the configuration from stdin failed")
+        .and.contain("EISDIR");
+    });
+
+    it("CNI_COMMAND missing but the other CNI_* variables set: code 4 on stdout, exit 1", async () => {
+      const r = await waggle(WAGGLE, [], env, '{"cniVersion":"1.0.0","name":"n","type":"waggle"}');
+      expect(r.code).to.equal(1);
+      expect(JSON.parse(r.stdout)).to.include({
+        cniVersion: "1.0.0",
+        code: 4,
+        msg: "required env variables [CNI_COMMAND] missing",
+      });
+    });
+
+    it("a prevResult nested 20,000 levels deep: code 6, nothing written back, no stack overflow", async () => {
+      const deep = `${"[".repeat(20_000)}${"]".repeat(20_000)}`;
+      const stdin = `{"cniVersion":"1.0.0","name":"n","type":"waggle","log_file":"","prevResult":{"cniVersion":"1.0.0","x":${deep}}}`;
+      const r = await waggle(WAGGLE, [], { ...env, CNI_COMMAND: "ADD" }, stdin);
+      expect(r.code).to.equal(1);
+      expect(JSON.parse(r.stdout)).to.include({
+        code: 6,
+        msg: "error decoding network config: nested too deeply",
+      });
+    });
+  });
+
   it("ADD of a meshed pod with no bpffs mounted answers code 50 at once, creating nothing (it once looped on mkdir)", async () => {
     const conf = {
       cniVersion: "1.1.0",

@@ -87,12 +87,29 @@ async function invoke(
 describe("cni skel: environment", () => {
   it("prints the about line and supported versions on stderr and exits 0 without CNI_COMMAND", async () => {
     const p = recordingPlugin();
-    const out = await invoke(p, undefined, "");
+    const out = await invoke(p, undefined, "", {});
     expect(out.exitCode).to.equal(0);
     expect(out.stdout).to.equal("");
     expect(out.stderr).to.contain("test plugin v0");
     expect(out.stderr).to.contain("0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0");
     expect(p.calls).to.deep.equal([]);
+  });
+
+  it("without CNI_COMMAND but with the other CNI_* variables (a runtime that lost it): code 4", async () => {
+    const p = recordingPlugin();
+    const out = await invoke(p, undefined, conf("1.0.0"));
+    expect(out.exitCode).to.equal(1);
+    expect(out.json).to.include({ code: 4, msg: "required env variables [CNI_COMMAND] missing" });
+    expect(p.calls).to.deep.equal([]);
+  });
+
+  it("rejects a CNI_CONTAINERID longer than a file name (255) with code 4", async () => {
+    const p = recordingPlugin();
+    const out = await invoke(p, "ADD", conf("1.0.0"), { ...ENV, CNI_CONTAINERID: "a".repeat(256) });
+    expect(out.json).to.include({ code: 4, msg: "CNI_CONTAINERID is too long" });
+    expect(p.calls).to.deep.equal([]);
+    const ok = await invoke(p, "DEL", conf("1.0.0"), { ...ENV, CNI_CONTAINERID: "a".repeat(255) });
+    expect(ok.exitCode).to.equal(0);
   });
 
   it("rejects an unknown CNI_COMMAND with code 4", async () => {
@@ -265,6 +282,27 @@ describe("cni skel: decoding and version negotiation", () => {
     const out = await invoke(recordingPlugin(), "ADD", "{nope");
     expect(out.json).to.include({ code: 6, msg: "error decoding network config: not JSON" });
     expect(out.json?.cniVersion).to.equal("1.1.0");
+  });
+
+  it("code 6 for a config nested deeper than 64 levels, before any handler runs", async () => {
+    const p = recordingPlugin();
+    const deep = `${"[".repeat(20_000)}${"]".repeat(20_000)}`;
+    const out = await invoke(p, "ADD", conf("1.0.0").replace(/}$/, `,"prevResult":{"x":${deep}}}`));
+    expect(out.json).to.include({
+      code: 6,
+      msg: "error decoding network config: nested too deeply",
+    });
+    expect(p.calls).to.deep.equal([]);
+    const shallow = `${"[".repeat(60)}${"]".repeat(60)}`;
+    const fine = await invoke(p, "DEL", conf("1.0.0", { extra: JSON.parse(shallow) }));
+    expect(fine.exitCode).to.equal(0);
+  });
+
+  it("code 6 for a config larger than 4 MiB", async () => {
+    const p = recordingPlugin();
+    const out = await invoke(p, "DEL", conf("1.0.0", { pad: "x".repeat(4 * 1024 * 1024) }));
+    expect(out.json).to.include({ code: 6, msg: "error decoding network config: too large" });
+    expect(p.calls).to.deep.equal([]);
   });
 
   it("code 6 for a JSON array", async () => {
@@ -449,13 +487,19 @@ describe("cni skel: prevResult", () => {
       expect(out.json?.msg).to.contain(msg);
       expect(p.calls).to.deep.equal([]);
     });
+
+    it(`DEL, which never reads prevResult, succeeds with a prevResult with ${what}`, async () => {
+      const p = recordingPlugin();
+      const out = await invoke(p, "DEL", conf("1.0.0", { prevResult: prev }));
+      expect(out.exitCode, out.stdout).to.equal(0);
+      expect(p.calls).to.deep.equal(["DEL"]);
+    });
   }
 
-  it("DEL hands the plugin its prevResult when present and none when absent", async () => {
+  it("DEL succeeds with a prevResult of another version (0.4.0 inside a 1.0.0 config)", async () => {
     const p = recordingPlugin();
-    await invoke(p, "DEL", conf("1.0.0", { prevResult: resultFor("1.0.0") }));
-    expect(p.last?.conf.prevResult?.ips?.[0].address).to.equal("10.244.9.10/32");
-    await invoke(p, "DEL", conf("0.3.1"));
+    const out = await invoke(p, "DEL", conf("1.0.0", { prevResult: resultFor("0.4.0") }));
+    expect(out.exitCode, out.stdout).to.equal(0);
     expect(p.last?.conf.prevResult).to.equal(undefined);
   });
 

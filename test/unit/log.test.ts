@@ -1,5 +1,5 @@
-import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
@@ -123,6 +123,42 @@ describe("log: JSON-lines logger", () => {
     expect(r.status).to.equal(0);
     expect((r.stderr[0] as { error: string }).error).to.include(`${file}: EISDIR`);
     expect(r.stderr[1]).to.include({ message: "still logged" });
+  });
+
+  it("a FIFO without a reader neither blocks nor fails: stderr instead (it once held DEL forever)", () => {
+    const file = join(dir, "fifo");
+    execFileSync("mkfifo", [file]);
+    const r = logInChild(file);
+    expect(r.status, "the child hung (killed after 10 s) or failed").to.equal(0);
+    expect(r.ms).to.be.below(5000);
+    expect((r.stderr[0] as { error: string }).error).to.include(`${file}: ENXIO`);
+    expect(r.stderr[1]).to.include({ message: "still logged" });
+  });
+
+  it("a FIFO with a reader is refused too: the log file must be a regular file", () => {
+    const file = join(dir, "fifo-read");
+    execFileSync("mkfifo", [file]);
+    const reader = spawn("sh", ["-c", `exec cat "${file}" > /dev/null`]);
+    try {
+      execFileSync("sleep", ["0.2"]);
+      const r = logInChild(file);
+      expect(r.status).to.equal(0);
+      expect((r.stderr[0] as { error: string }).error).to.equal(`${file}: not a regular file`);
+    } finally {
+      reader.kill();
+    }
+  });
+
+  it("creates the file with mode 0640 whatever the umask", async () => {
+    const file = join(dir, "mode", "waggle.log");
+    const old = process.umask(0);
+    try {
+      await closeLogger(createLogger({ level: "info", file }));
+    } finally {
+      process.umask(old);
+    }
+    expect(statSync(file).mode & 0o777).to.equal(0o640);
+    expect(statSync(join(dir, "mode")).mode & 0o777).to.equal(0o755);
   });
 
   it("creates the file's missing directories", async () => {
