@@ -16,7 +16,7 @@ export interface OptionSpec {
   default?: string | number;
   optional?: boolean;
   describe: string;
-  /** Declared for uninstall too. */
+  /** Used by uninstall too (uninstall accepts every flag: it shares install's environment). */
   uninstall?: boolean;
 }
 
@@ -250,28 +250,31 @@ export class OptionError extends Error {
   }
 }
 
-function declare(y: Argv, specs: readonly OptionSpec[]): Argv {
+/** Declares every flag; those `used` does not read are accepted and said to be ignored. */
+function declare(y: Argv, used: (spec: OptionSpec) => boolean): Argv {
   let out = y;
-  for (const spec of specs) {
+  for (const spec of OPTION_SPECS) {
     const shown = spec.default === undefined ? "" : ` [default: ${JSON.stringify(spec.default)}]`;
+    const ignored = used(spec) ? "" : " (accepted and ignored here)";
     // No yargs default: resolve() must see whether the flag was given to prefer it over env.
     out = out.option(spec.flag, {
       type: spec.type,
-      describe: `${spec.describe} (env ${spec.env})${shown}`,
+      describe: `${spec.describe} (env ${spec.env})${shown}${ignored}`,
     });
   }
   return out;
 }
 
 export function declareInstallOptions(y: Argv): Argv {
-  return declare(y, OPTION_SPECS);
+  return declare(y, () => true);
 }
 
+/**
+ * Uninstall takes every install flag (the uninstall DaemonSet may share the install's
+ * arguments and environment) and reads those marked `uninstall`.
+ */
 export function declareUninstallOptions(y: Argv): Argv {
-  return declare(
-    y,
-    OPTION_SPECS.filter((s) => s.uninstall),
-  );
+  return declare(y, (s) => s.uninstall === true);
 }
 
 type Raw = Map<string, string | number | undefined>;

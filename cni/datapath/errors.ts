@@ -7,6 +7,7 @@ export type DatapathErrorCode =
   | "CGROUP" // the cgroup cannot be used
   | "CONFLICT" // another container already owns this netns
   | "BPFFS" // the bpf root is not on a bpffs: nothing was done
+  | "UNTRUSTED_ROOT" // the bpf root or a directory in it is not ours alone: nothing was done
   | "PROGRAMS" // loading/pinning the shared programs failed
   | "ATTACH"; // a kernel attach or map write failed (everything done was rolled back)
 

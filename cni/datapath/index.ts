@@ -22,7 +22,7 @@ import { DatapathError } from "./errors";
 import { addPassthroughV6, podInterfaces, routedCidrs } from "./interfaces";
 import { type CounterName, MAP_NAMES, POLICY } from "./layout";
 import { forgetListeners, recordExistingListeners } from "./listeners";
-import { attachedContainerIds as pinnedContainerIds } from "./pins";
+import { attachedContainerIds as pinnedContainerIds, sweepStaging } from "./pins";
 import { flagNames, podPolicy } from "./policy";
 import { ALL_PROGRAMS, CGROUP_PROGRAMS, NETNS_PROGRAM, POD_LINKS, paths } from "./programs";
 import {
@@ -537,6 +537,7 @@ export function removeDatapath(opts: DatapathOptions): { pods: number } {
     );
   }
   removeTree(paths.datapath(opts.bpfRoot));
+  sweepStaging(opts.bpfRoot, 0); // uninstall: every staging copy goes, however young
   for (const dir of [paths.pods(opts.bpfRoot), opts.bpfRoot]) {
     if (listDir(dir).length === 0) removeTree(dir);
   }

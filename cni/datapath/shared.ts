@@ -11,7 +11,7 @@ import { bpfObject } from "../assets";
 import { makeDirectories } from "../make-directories";
 import { DatapathError } from "./errors";
 import { MAP_NAMES } from "./layout";
-import { requireBpffs } from "./pins";
+import { requireBpffs, sweepStaging } from "./pins";
 import { ALL_PROGRAMS, OBJECTS, POD_LINKS, paths } from "./programs";
 import { type PodRecordData, readAllRecords } from "./record";
 import { removeTree } from "./shared-fs";
@@ -75,6 +75,7 @@ export function loadSharedPrograms(opts: DatapathOptions): SharedProgramsOutcome
   const root = opts.bpfRoot;
   requireBpffs(root);
   if (sharedComplete(root)) return "present";
+  sweepStaging(root); // a killed earlier load's copy: pinned, so never freed otherwise
   // An upgrade swaps the progs directory by two renames: wait that moment out.
   if (existsSync(paths.datapath(root)) && !retryBriefly(() => sharedComplete(root))) {
     throw new DatapathError(
@@ -220,6 +221,7 @@ export function upgradePrograms(opts: DatapathOptions): UpgradeReport {
   const started = performance.now();
   const root = opts.bpfRoot;
   requireBpffs(root);
+  sweepStaging(root);
   const report: UpgradeReport = {
     action: "upgraded",
     pods: 0,

@@ -3,6 +3,7 @@ import yargs from "yargs";
 import { parseWaggleConfig } from "../../cni/config";
 import {
   declareInstallOptions,
+  declareUninstallOptions,
   OPTION_SPECS,
   OptionError,
   resolveInstallOptions,
@@ -109,6 +110,24 @@ describe("install: options (flags, environment twins, defaults)", () => {
       expect(() => resolveInstallOptions(args, env)).to.throw(OptionError, message);
     });
   }
+
+  it("uninstall accepts every install flag (its DaemonSet may share install's arguments) and reads its own", async () => {
+    const special: Record<string, string> = { "log-level": "debug", "kubeconfig-name": "kc" };
+    const argv = OPTION_SPECS.flatMap((s) => [
+      `--${s.flag}`,
+      special[s.flag] ?? (s.type === "number" ? "1" : `/x/${s.flag}`),
+    ]);
+    const args = await declareUninstallOptions(yargs().strict().exitProcess(false)).parseAsync(
+      argv,
+    );
+    expect(resolveUninstallOptions(args, {})).to.include({
+      cniBinDir: "/x/cni-bin-dir",
+      cniNetDir: "/x/cni-net-dir",
+      bpfRoot: "/x/bpf-root",
+      kubeconfigName: "kc",
+      logLevel: "debug",
+    });
+  });
 
   it("uninstall needs no API server settings", () => {
     expect(resolveUninstallOptions({}, {})).to.deep.equal({
