@@ -107,9 +107,14 @@ export class InvalidAnnotationError extends Error {
     readonly value: string,
     readonly problem: string,
   ) {
-    super(`annotation ${annotation}=${JSON.stringify(value)} is invalid: ${problem}`);
+    super(`annotation ${annotation}=${JSON.stringify(shortened(value))} is invalid: ${problem}`);
     this.name = "InvalidAnnotationError";
   }
+}
+
+/** A value as an error message quotes it: annotations may be 256 KiB long. */
+function shortened(value: string, max = 120): string {
+  return value.length <= max ? value : `${value.slice(0, max)}... (${value.length} characters)`;
 }
 
 /**
@@ -202,10 +207,24 @@ function envBool(
   return parsed ?? false;
 }
 
+/**
+ * Entries an IP-range annotation may list: each is an entry in a map all pods share, which is
+ * sized for every pod at this limit (docs/datapath.md, "Limits").
+ */
+export const MAX_CIDRS_PER_ANNOTATION = 256;
+
 function cidrList(annotation: string, value: string): string[] {
   if (value === "") return [];
+  const items = value.split(",");
+  if (items.length > MAX_CIDRS_PER_ANNOTATION) {
+    throw new InvalidAnnotationError(
+      annotation,
+      value,
+      `lists ${items.length} ranges; at most ${MAX_CIDRS_PER_ANNOTATION} (a shared map holds them for every pod)`,
+    );
+  }
   const out: string[] = [];
-  for (const item of value.split(",")) {
+  for (const item of items) {
     try {
       out.push(normalizeCidr(item));
     } catch (e) {

@@ -7,7 +7,7 @@
 import { existsSync, readdirSync, statfsSync, statSync } from "node:fs";
 import type { CliArgs, CliIo } from "./cli";
 import type { PodRecord } from "./datapath";
-import { decodeCidrKey, decodePortKey } from "./datapath/encode";
+import { decodeCidrKey, expandPortRanges } from "./datapath/encode";
 import { COUNTER_NAMES, type CounterName, MAP_NAMES } from "./datapath/layout";
 import { policyCidr } from "./datapath/policy";
 import { ALL_PROGRAMS, NETNS_PROGRAM, paths } from "./datapath/programs";
@@ -94,7 +94,9 @@ const sortedPorts = (ports: number[]) => [...new Set(ports)].sort((a, b) => a - 
 /** The policy as attachPod applied it (its flags and the port and CIDR keys it wrote). */
 export function policySummary(rec: PodRecord): PolicySummary {
   const flags = new Set(rec.policy.flags);
-  const ports = rec.keys.ports.map((hex) => decodePortKey(Buffer.from(hex, "hex")));
+  const ports = Object.entries(rec.policy.portSets ?? {}).flatMap(([kind, ranges]) =>
+    expandPortRanges(ranges as string).map((port) => ({ kind, port })),
+  );
   const cidrs = rec.keys.cidrs.map((hex) => {
     const { cidr, kind } = decodeCidrKey(Buffer.from(hex, "hex"));
     return { text: `${cidr.network}/${cidr.prefixLength}`, include: kind.startsWith("outInclude") };

@@ -69,13 +69,51 @@ export function decodePolicyFlags(value: Buffer): number {
   return value.readUInt32LE(STRUCTS.pod_policy.fields.flags.offset);
 }
 
-export function encodePortKey(netns: bigint, port: number, kind: PortKind): Buffer {
+export function encodePortKey(netns: bigint, kind: PortKind): Buffer {
   const L = STRUCTS.port_key.fields;
   const b = Buffer.alloc(STRUCTS.port_key.size);
   b.writeBigUInt64LE(netns, L.netns.offset);
-  b.writeUInt16LE(port, L.port.offset);
   b.writeUInt8(PORT_KIND[kind], L.kind.offset);
   return b;
+}
+
+/** A port set as the bitmap waggle_ports holds (bit p of byte p >> 3 set for port p). */
+export function encodePortSet(ports: Iterable<number>): Buffer {
+  const b = Buffer.alloc(STRUCTS.port_set.size);
+  for (const p of ports) b[p >> 3] |= 1 << (p & 7);
+  return b;
+}
+
+/** The ports of a waggle_ports bitmap, ascending. */
+export function decodePortSet(b: Buffer): number[] {
+  const out: number[] = [];
+  for (let byte = 0; byte < b.length; byte++) {
+    if (b[byte] === 0) continue;
+    for (let bit = 0; bit < 8; bit++) if (b[byte] & (1 << bit)) out.push(byte * 8 + bit);
+  }
+  return out;
+}
+
+/** Ports as compact text ("15020-15021,15090"), ascending, for the pod record. */
+export function portRanges(ports: Iterable<number>): string {
+  const sorted = [...new Set(ports)].sort((a, b) => a - b);
+  const parts: string[] = [];
+  for (let i = 0; i < sorted.length; ) {
+    let j = i;
+    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j] + 1) j++;
+    parts.push(i === j ? `${sorted[i]}` : `${sorted[i]}-${sorted[j]}`);
+    i = j + 1;
+  }
+  return parts.join(",");
+}
+
+/** The inverse of portRanges. */
+export function expandPortRanges(text: string): number[] {
+  if (text === "") return [];
+  return text.split(",").flatMap((part) => {
+    const [from, to = from] = part.split("-").map(Number);
+    return Array.from({ length: to - from + 1 }, (_, i) => from + i);
+  });
 }
 
 export function encodeCidrKey(netns: bigint, cidr: PolicyCidr, kind: CidrKind): Buffer {
@@ -89,13 +127,24 @@ export function encodeCidrKey(netns: bigint, cidr: PolicyCidr, kind: CidrKind): 
   return b;
 }
 
-/** A waggle_ports key back to its parts (for status output). */
-export function decodePortKey(b: Buffer): { netns: bigint; port: number; kind: PortKind } {
+/** A waggle_ports key back to its parts. */
+export function decodePortKey(b: Buffer): { netns: bigint; kind: PortKind } {
   const L = STRUCTS.port_key.fields;
   const code = b.readUInt8(L.kind.offset);
   const kind = (Object.keys(PORT_KIND) as PortKind[]).find((k) => PORT_KIND[k] === code);
   if (kind === undefined) throw new Error(`port key kind ${code} is unknown`);
-  return { netns: b.readBigUInt64LE(L.netns.offset), port: b.readUInt16LE(L.port.offset), kind };
+  return { netns: b.readBigUInt64LE(L.netns.offset), kind };
+}
+
+/** A pod's ports grouped by set kind (each kind is one waggle_ports entry). */
+export function portSets(ports: PodPolicy["ports"]): Map<PortKind, number[]> {
+  const sets = new Map<PortKind, number[]>();
+  for (const { kind, port } of ports) {
+    const set = sets.get(kind);
+    if (set) set.push(port);
+    else sets.set(kind, [port]);
+  }
+  return sets;
 }
 
 /** A waggle_cidrs key back to its parts (for status output). */
@@ -195,10 +244,10 @@ export interface MapEntry {
 export function policyEntries(netns: bigint, p: PodPolicy): MapEntry[] {
   const one = Buffer.from([1]);
   return [
-    ...p.ports.map((e) => ({
+    ...[...portSets(p.ports)].map(([kind, ports]) => ({
       map: MAP_NAMES.ports,
-      key: encodePortKey(netns, e.port, e.kind),
-      value: one,
+      key: encodePortKey(netns, kind),
+      value: encodePortSet(ports),
     })),
     ...p.cidrs.map((e) => ({
       map: MAP_NAMES.cidrs,

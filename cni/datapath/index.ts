@@ -23,13 +23,14 @@ import { addPassthroughV6, podInterfaces, routedCidrs } from "./interfaces";
 import { type CounterName, MAP_NAMES, POLICY } from "./layout";
 import { forgetListeners, recordExistingListeners } from "./listeners";
 import { attachedContainerIds as pinnedContainerIds, sweepStaging } from "./pins";
-import { flagNames, podPolicy } from "./policy";
+import { podPolicy } from "./policy";
 import { ALL_PROGRAMS, CGROUP_PROGRAMS, NETNS_PROGRAM, POD_LINKS, paths } from "./programs";
 import {
   type PodRecordData,
   RECORD_VERSION,
   readAllRecords,
   readRecord,
+  recordedPolicy,
   writeRecord,
 } from "./record";
 import {
@@ -178,15 +179,7 @@ export function attachPod(req: AttachRequest, opts: DatapathOptions): PodRecordD
     cgroupPath: req.cgroupPath,
     podIPs: policy.podIPs,
     ...(req.pod ? { pod: req.pod } : {}),
-    policy: {
-      flags: flagNames(policy.flags),
-      proxyUid: policy.proxyUid,
-      proxyGid: policy.proxyGid,
-      ports: policy.ports.length,
-      cidrs: policy.cidrs.length,
-      excludeInterfaces: [...req.settings.excludeInterfaces],
-      excludedInterfaceCidrs: extraExcludes,
-    },
+    policy: recordedPolicy(policy, req.settings, extraExcludes),
     inboundInterfaces: interfaces
       .filter((i) => policy.inboundIfindexes.includes(i.ifindex))
       .map(({ ifname, ifindex }) => ({ ifname, ifindex })),

@@ -35,10 +35,10 @@ export const STRUCTS = {
   ]),
   port_key: layout(16, [
     ["netns", 0, 8],
-    ["port", 8, 2],
-    ["kind", 10, 1],
-    ["pad", 11, 5],
+    ["kind", 8, 1],
+    ["pad", 9, 7],
   ]),
+  port_set: layout(8192, [["bits", 0, 8192]]),
   cidr_key: layout(32, [
     ["prefixlen", 0, 4],
     ["kind", 4, 4],
@@ -109,6 +109,15 @@ export const POLICY = {
   NO_LOCAL_RULE: 1 << 9,
   DNS_IPV6: 1 << 10,
 } as const;
+
+/**
+ * The pods the shared maps are sized for (MAX_PODS in maps.h), and the CIDR entries each may
+ * hold (MAX_CIDRS_PER_POD: two annotation lists at their limit, MAX_CIDRS_PER_ANNOTATION in
+ * redirect-settings.ts, and the routes of excluded interfaces, EXCLUDED_INTERFACE_ROUTES).
+ * Port sets need no limit: each is one bitmap entry, whatever it lists.
+ */
+export const MAP_CAPACITY = { pods: 16384, cidrsPerPod: 768 } as const;
+export const EXCLUDED_INTERFACE_ROUTES = 256;
 
 /** struct port_key.kind (PORT_* in abi.h). */
 export const PORT_KIND = { outInclude: 1, outExclude: 2, inInclude: 3, inExclude: 4 } as const;

@@ -4,7 +4,7 @@
 import { Address4, Address6 } from "ip-address";
 import { ISTIO_PORTS, type RedirectSettings } from "../redirect-settings";
 import { parseCidr, parseIp } from "../skel/ip";
-import { type CidrKind, POLICY, type PortKind } from "./layout";
+import { type CidrKind, EXCLUDED_INTERFACE_ROUTES, POLICY, type PortKind } from "./layout";
 
 /** A CIDR split into family, network address and prefix length. */
 export interface PolicyCidr {
@@ -130,6 +130,11 @@ export function podPolicy({
     if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) {
       throw new Error(`${name} ${value} is not a uid/gid`);
     }
+  }
+  if (extraExcludeCidrs.length > EXCLUDED_INTERFACE_ROUTES) {
+    throw new Error(
+      `${extraExcludeCidrs.length} destinations are routed through the excluded interfaces (${s.excludeInterfaces.join(", ")}); at most ${EXCLUDED_INTERFACE_ROUTES}`,
+    );
   }
   const ipv6 = ipv6Enabled(s, ips);
   if (ipv6) flags |= POLICY.IPV6;

@@ -4,6 +4,10 @@
 // undoes exactly that, even when the netns is long gone.
 import { existsSync } from "node:fs";
 import { BpfMap } from "ebpf-napi";
+import type { RedirectSettings } from "../redirect-settings";
+import { portRanges, portSets } from "./encode";
+import type { PortKind } from "./layout";
+import { flagNames, type PodPolicy } from "./policy";
 import { containerIdOfDir, paths } from "./programs";
 import { listDir } from "./shared-fs";
 
@@ -26,6 +30,8 @@ export interface PodRecordData {
     proxyGid: number;
     ports: number;
     cidrs: number;
+    /** Each port set as compact ranges ("15020-15021,15090"), by kind (absent: empty). */
+    portSets?: Partial<Record<PortKind, string>>;
     /** excludeInterfaces of the settings (absent in records written before it was kept). */
     excludeInterfaces?: string[];
     /** Destinations routed through those interfaces, excluded from outbound capture. */
@@ -47,6 +53,26 @@ export interface PodRecordData {
   /** The programs linked: the cgroup ones and the netns one (pinned as pods/<id>/<name>). */
   links: string[];
   attachedAt: string;
+}
+
+/** What a pod's record keeps of its policy: flags by name, set sizes, the port sets, the exclusions. */
+export function recordedPolicy(
+  policy: PodPolicy,
+  settings: Pick<RedirectSettings, "excludeInterfaces">,
+  excludedInterfaceCidrs: string[],
+): PodRecordData["policy"] {
+  return {
+    flags: flagNames(policy.flags),
+    proxyUid: policy.proxyUid,
+    proxyGid: policy.proxyGid,
+    ports: policy.ports.length,
+    cidrs: policy.cidrs.length,
+    portSets: Object.fromEntries(
+      [...portSets(policy.ports)].map(([kind, ports]) => [kind, portRanges(ports)]),
+    ),
+    excludeInterfaces: [...settings.excludeInterfaces],
+    excludedInterfaceCidrs,
+  };
 }
 
 const LENGTH_BYTES = 4;

@@ -104,6 +104,21 @@ describe("cni redirect settings: annotations", () => {
       expectInvalid(A.includeOutboundIPRanges, value, problem));
   }
 
+  it("an IP-range annotation listing more than 256 ranges is invalid, naming it; 256 are fine", () => {
+    const ranges = (n: number) =>
+      Array.from({ length: n }, (_, i) => `10.${i >> 8}.${i & 255}.0/24`).join(",");
+    for (const annotation of [A.includeOutboundIPRanges, A.excludeOutboundIPRanges]) {
+      expect(() => parseRedirectSettings({ [annotation]: ranges(257) }))
+        .to.throw(InvalidAnnotationError, `annotation ${annotation}=`)
+        .that.satisfies(
+          (e: InvalidAnnotationError) =>
+            e.problem === "lists 257 ranges; at most 256 (a shared map holds them for every pod)" &&
+            e.message.length < 400,
+        );
+      expect(() => parseRedirectSettings({ [annotation]: ranges(256) })).to.not.throw();
+    }
+  });
+
   it("excludeOutboundIPRanges: a CIDR list (IPv4 and IPv6)", () => {
     const s = parseRedirectSettings({
       [A.excludeOutboundIPRanges]: "169.254.169.254/32,fe80::/10",

@@ -5,13 +5,17 @@ import {
   bytesAddr,
   decodeCidrKey,
   decodePortKey,
+  decodePortSet,
   encodeCidrKey,
   encodeIfaceKey,
   encodeListenerKey,
   encodeListenerQuery,
   encodePolicy,
   encodePortKey,
+  encodePortSet,
+  expandPortRanges,
   policyEntries,
+  portRanges,
   sumCounters,
 } from "../../cni/datapath/encode";
 import { routeCidr } from "../../cni/datapath/interfaces";
@@ -218,9 +222,9 @@ describe("datapath map encodings", () => {
   });
 
   it("port and CIDR keys carry the netns and kind; CIDR prefix lengths count the fixed bits", () => {
-    const pk = encodePortKey(NETNS, 8080, "inExclude");
+    const pk = encodePortKey(NETNS, "inExclude");
     expect(pk.length).to.equal(STRUCTS.port_key.size);
-    expect(pk.toString("hex")).to.equal("8877665544332211901f040000000000");
+    expect(pk.toString("hex")).to.equal("88776655443322110400000000000000");
     const v4 = encodeCidrKey(
       NETNS,
       { family: 4, network: "10.0.0.0", prefixLength: 8 },
@@ -235,13 +239,50 @@ describe("datapath map encodings", () => {
     expect(v6.readUInt32LE(4)).to.equal(3);
   });
 
-  it("port and CIDR keys decode back to netns, port or network/prefix, and kind", () => {
+  it("a port set is one 8 KiB bitmap: bit p of byte p >> 3; it decodes back to its ports", () => {
+    const set = encodePortSet([0, 7, 8, 15020, 65535]);
+    expect(set.length).to.equal(STRUCTS.port_set.size);
+    expect(set[0]).to.equal(0b1000_0001);
+    expect(set[1]).to.equal(0b0000_0001);
+    expect(set[15020 >> 3]).to.equal(1 << (15020 & 7));
+    expect(set[8191]).to.equal(0b1000_0000);
+    expect(decodePortSet(set)).to.deep.equal([0, 7, 8, 15020, 65535]);
+  });
+
+  it("port ranges: compact text for the record, expanded back exactly", () => {
+    const ports = [15090, 15020, 15021, 80, 20000, 20001, 20002, 15021];
+    expect(portRanges(ports)).to.equal("80,15020-15021,15090,20000-20002");
+    expect(expandPortRanges("80,15020-15021,15090,20000-20002")).to.deep.equal([
+      80, 15020, 15021, 15090, 20000, 20001, 20002,
+    ]);
+    expect(expandPortRanges("")).to.deep.equal([]);
+    expect(portRanges([])).to.equal("");
+  });
+
+  it("a tenant listing 40,000 ports writes one port-set entry per kind, not 40,000 keys", () => {
+    const many = Array.from({ length: 40_000 }, (_, i) => 20_000 + i);
+    const entries = policyEntries(
+      NETNS,
+      podPolicy({
+        settings: {
+          ...defaultRedirectSettings(),
+          outbound: { ...defaultRedirectSettings().outbound, excludePorts: many },
+        },
+        podIPs: ["10.1.2.3"],
+      }),
+    );
+    const portEntries = entries.filter((e) => e.map === MAP_NAMES.ports);
+    expect(portEntries.map((e) => decodePortKey(e.key).kind).sort()).to.deep.equal([
+      "inExclude",
+      "outExclude",
+    ]);
+    const outExclude = portEntries.find((e) => decodePortKey(e.key).kind === "outExclude");
+    expect(decodePortSet(outExclude?.value as Buffer)).to.deep.equal(many);
+  });
+
+  it("port and CIDR keys decode back to netns, network/prefix, and kind", () => {
     for (const kind of ["outInclude", "outExclude", "inInclude", "inExclude"] as const) {
-      expect(decodePortKey(encodePortKey(NETNS, 15020, kind))).to.deep.equal({
-        netns: NETNS,
-        port: 15020,
-        kind,
-      });
+      expect(decodePortKey(encodePortKey(NETNS, kind))).to.deep.equal({ netns: NETNS, kind });
     }
     const cases = [
       [{ family: 4, network: "10.0.0.0", prefixLength: 8 }, "outExclude4"],
@@ -258,7 +299,7 @@ describe("datapath map encodings", () => {
         kind,
       });
     }
-    const bad = encodePortKey(NETNS, 1, "inInclude");
+    const bad = encodePortKey(NETNS, "inInclude");
     bad.writeUInt8(9, STRUCTS.port_key.fields.kind.offset);
     expect(() => decodePortKey(bad)).to.throw(/kind 9 is unknown/);
   });
@@ -289,7 +330,8 @@ describe("datapath map encodings", () => {
     const p = podPolicy({ settings: settings(), podIPs: ["10.1.2.3"] });
     const entries = policyEntries(NETNS, p);
     expect(entries.at(-1)?.map).to.equal(MAP_NAMES.policy);
-    expect(entries.filter((e) => e.map === MAP_NAMES.ports)).to.have.length(4);
+    // one port set each: outbound exclude (15020), inbound exclude (15020, 15021, 15090)
+    expect(entries.filter((e) => e.map === MAP_NAMES.ports)).to.have.length(2);
     expect(entries.filter((e) => e.map === MAP_NAMES.podIps)).to.have.length(1);
   });
 

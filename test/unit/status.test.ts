@@ -9,14 +9,14 @@ import { runCli } from "../../cni/cli";
 import type { PodRecord } from "../../cni/datapath";
 import { policyEntries } from "../../cni/datapath/encode";
 import { COUNTER_NAMES, type CounterName, MAP_NAMES } from "../../cni/datapath/layout";
-import { flagNames, podPolicy } from "../../cni/datapath/policy";
+import { podPolicy } from "../../cni/datapath/policy";
 import {
   ALL_PROGRAMS,
   CGROUP_PROGRAMS,
   NETNS_PROGRAM,
   POD_LINKS,
 } from "../../cni/datapath/programs";
-import { RECORD_VERSION } from "../../cni/datapath/record";
+import { RECORD_VERSION, recordedPolicy } from "../../cni/datapath/record";
 import { defaultRedirectSettings, type RedirectSettings } from "../../cni/redirect-settings";
 import {
   formatDetail,
@@ -77,15 +77,7 @@ function record(f: Fixture): PodRecord {
     cgroupPath: `/sys/fs/cgroup/kubepods/pod-${f.containerId.slice(0, 8)}`,
     podIPs: policy.podIPs,
     ...(f.pod ? { pod: f.pod } : {}),
-    policy: {
-      flags: flagNames(policy.flags),
-      proxyUid: policy.proxyUid,
-      proxyGid: policy.proxyGid,
-      ports: policy.ports.length,
-      cidrs: policy.cidrs.length,
-      excludeInterfaces: s.excludeInterfaces,
-      excludedInterfaceCidrs: f.interfaceCidrs ?? [],
-    },
+    policy: recordedPolicy(policy, s, f.interfaceCidrs ?? []),
     inboundInterfaces: [{ ifname: "eth0", ifindex: 3 }],
     localAddresses: policy.localAddresses,
     keys: {

@@ -51,12 +51,20 @@ struct pod_policy {
 #define PORT_IN_INCLUDE  3
 #define PORT_IN_EXCLUDE  4
 
-/* Map waggle_ports: presence of a key means "port is in the set"; value is 1. */
+/*
+ * Map waggle_ports: one bitmap per pod and set kind, bit p set when port p is in the set. A
+ * pod holds at most 4 entries whatever its annotations list, so no pod's settings can fill
+ * the map for the others.
+ */
 struct port_key {
 	__u64 netns;
-	__u16 port;
 	__u8 kind;
-	__u8 pad[5];
+	__u8 pad[7];
+};
+
+#define PORT_SET_BYTES 8192 /* 65536 ports, one bit each */
+struct port_set {
+	__u8 bits[PORT_SET_BYTES];
 };
 
 /*

@@ -12,11 +12,18 @@
 #include <bpf/bpf_helpers.h>
 #include "abi.h"
 
+/*
+ * Capacity: every per-pod map holds what MAX_PODS pods need at their settings' limits, so no
+ * pod's annotations can use up a map the others need (userspace enforces the per-pod limits).
+ */
+#define MAX_PODS 16384
+#define MAX_CIDRS_PER_POD 768 /* 256 per annotation list, 256 routes of excluded interfaces */
+
 /* netns cookie -> struct pod_policy */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, 16384);
+	__uint(max_entries, MAX_PODS);
 	__type(key, __u64);
 	__type(value, struct pod_policy);
 } waggle_policy SEC(".maps");
@@ -30,20 +37,20 @@ struct {
 	__type(value, __u64);
 } waggle_pod_ips SEC(".maps");
 
-/* {netns, port, kind} -> 1: include/exclude port sets of every pod */
+/* {netns, kind} -> the pod's include/exclude port set (a bitmap; at most 4 per pod) */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, 262144);
+	__uint(max_entries, MAX_PODS * 4);
 	__type(key, struct port_key);
-	__type(value, __u8);
+	__type(value, struct port_set);
 } waggle_ports SEC(".maps");
 
-/* {kind, netns, prefix} -> 1: include/exclude CIDR sets of every pod */
+/* {kind, netns, prefix} -> 1: include/exclude CIDR sets of every pod (an LPM trie allocates per entry) */
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, 262144);
+	__uint(max_entries, MAX_PODS * MAX_CIDRS_PER_POD);
 	__type(key, struct cidr_key);
 	__type(value, __u8);
 } waggle_cidrs SEC(".maps");

@@ -27,9 +27,10 @@ static __always_inline const struct pod_policy *policy_of(__u64 netns)
 
 static __always_inline bool port_in(__u64 netns, __u16 port, __u8 kind)
 {
-	struct port_key k = { .netns = netns, .port = port, .kind = kind };
+	struct port_key k = { .netns = netns, .kind = kind };
+	const struct port_set *set = bpf_map_lookup_elem(&waggle_ports, &k);
 
-	return bpf_map_lookup_elem(&waggle_ports, &k) != NULL;
+	return set && (set->bits[port >> 3] & (1 << (port & 7)));
 }
 
 static __always_inline bool cidr_in(__u64 netns, const struct addr *a, __u32 kind)
