@@ -17,9 +17,9 @@ function firstCells(markdown: string): string[] {
   return [...markdown.matchAll(/^\| *([^|]+?) *\|/gm)].map((m) => m[1]);
 }
 
-/** Files of the repository's own tree (no dependencies, build outputs or VCS data). */
+/** Files of the repository's own tree (no dependencies, build or bench outputs, VCS data). */
 function repositoryFiles(dir = repo): string[] {
-  const skip = new Set(["node_modules", "out", "build", "dist", ".git"]);
+  const skip = new Set(["node_modules", "out", "build", "dist", ".git", ".bench"]);
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
     const path = join(dir, e.name);
     if (e.isDirectory()) return skip.has(e.name) ? [] : repositoryFiles(path);
