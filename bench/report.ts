@@ -68,6 +68,11 @@ function table(head: string[], rows: string[][]): string {
   ].join("\n");
 }
 
+/** A report section: its heading, then each paragraph or table followed by a blank line. */
+function section(heading: string, ...blocks: string[]): string[] {
+  return [`## ${heading}`, "", ...blocks.flatMap((b) => [b, ""])];
+}
+
 function cellsOf(cells: CellSummary[], level: string, workload: string): CellSummary[] {
   return cells.filter((c) => c.level === level && c.workload === workload);
 }
@@ -299,27 +304,14 @@ export function renderCharts(results: BenchResults, cells: CellSummary[]): Chart
   return charts;
 }
 
-/** The report. imageExt: "png" when PNGs were made next to the SVGs, else "svg". */
-export function renderReport(results: BenchResults, imageExt: "png" | "svg"): RenderedReport {
-  const cells = summarizeCells(results.runs);
-  const targets = evaluateTargets(
-    results.runs,
-    results.setup
-      ? {
-          iptablesRestoreMs: results.setup.iptablesRestoreMs,
-          waggleAttachMs: results.setup.waggleAttachMs,
-        }
-      : null,
-    cells,
-  );
-  const charts = renderCharts(results, cells);
+/** The title, when and where the bench ran, a warning when the machine was busy, placement. */
+function headerSection(results: BenchResults): string[] {
   const h = results.host;
   const outside = outsideLoad(results.runs);
   const busy = outside
     ? outside.median > BUSY_OUTSIDE_CPUS
     : Math.max(h.loadavgStart[0] ?? 0, h.loadavgEnd[0] ?? 0) > BUSY_LOAD;
-  const md: string[] = [];
-  md.push(
+  const md = [
     "# waggle benchmark report",
     "",
     `Run ${results.startedAt} – ${results.finishedAt}, preset **${results.plan.preset}**, ${results.plan.rounds} round(s) per cell, modes ${results.plan.modes.join(", ")}.`,
@@ -330,7 +322,7 @@ export function renderReport(results: BenchResults, imageExt: "png" | "svg"): Re
         : ""
     }`,
     "",
-  );
+  ];
   if (busy)
     md.push(
       outside
@@ -347,72 +339,89 @@ export function renderReport(results: BenchResults, imageExt: "png" | "svg"): Re
         ", ",
       )}. Response body ${results.plan.bodyBytes} bytes. How to read this: docs/benchmarks.md.`,
     "",
-    "## Targets",
-    "",
+  );
+  return md;
+}
+
+function targetsSection(targets: TargetResult[]): string[] {
+  return section(
+    "Targets",
     table(["target", "threshold", "measured", "verdict", "how"], targets.map(targetRow)),
-    "",
   );
-  // Per level and workload.
-  md.push("## Results by rule level and workload", "");
-  md.push(
-    "Medians over rounds; `±` is the coefficient of variation over rounds; ratios are medians of per-round ratios against `explicit` (the floor) and `iptables`. Latency of fixed-rate runs counts from each request's intended start (open loop); wrk's (max) from when it wrote the request; ping-pong is sockperf's round trip.",
-    "",
-  );
+}
+
+/** One table per rule level and workload: a row per mode, with its ratios to the baselines. */
+function resultsSection(results: BenchResults, cells: CellSummary[]): string[] {
   const levels = [...new Set(cells.map((c) => c.level))];
-  for (const level of levels) {
-    for (const workload of new Set(cells.filter((c) => c.level === level).map((c) => c.workload))) {
-      const rows = cellsOf(cells, level, workload).map((c) => {
-        const vs = (metric: Metric, baseline: "explicit" | "iptables") => {
-          if (c.mode === baseline) return "1";
-          const r = ratio(results.runs, { level, workload }, metric, c.mode, baseline);
-          return r ? fixed(r.summary.median) : "–";
-        };
-        const f = c.figures;
-        return [
-          c.mode,
-          String(c.runs),
-          `${fixed(f.throughput.median, 0)} ±${pct(f.throughput.cv)}`,
-          `${ms(f.p50.median)} ±${pct(f.p50.cv)}`,
-          ms(f.p90.median),
-          ms(f.p99.median),
-          ms(f.max.max),
-          fixed(f.cpu.median, 4),
-          `${vs("throughput", "explicit")} / ${vs("p99", "explicit")} / ${vs("cpu", "explicit")}`,
-          `${vs("throughput", "iptables")} / ${vs("p99", "iptables")} / ${vs("cpu", "iptables")}`,
-          c.errors > 0 || c.exhaustedRuns > 0
-            ? `⚠ ${c.errors} errors${c.exhaustedRuns ? `, ${c.exhaustedRuns} runs out of ports` : ""}`
-            : "0",
-        ];
-      });
-      md.push(
-        `### rules ${level}: ${workload} — ${describeWorkload(parseWorkload(workload))}`,
-        "",
-        table(
-          [
-            "mode",
-            "runs",
-            "req/s",
-            "p50 ms",
-            "p90 ms",
-            "p99 ms",
-            "max ms",
-            "CPU s/1000 req",
-            "vs explicit: thr / p99 / CPU",
-            "vs iptables: thr / p99 / CPU",
-            "errors",
-          ],
-          rows,
-        ),
-        "",
-      );
-    }
-  }
-  // CPU split.
-  md.push(
-    "## CPU per 1000 requests by role",
+  const tables = levels.flatMap((level) =>
+    [...new Set(cells.filter((c) => c.level === level).map((c) => c.workload))].map((workload) =>
+      cellTable(results, cellsOf(cells, level, workload), level, workload),
+    ),
+  );
+  return section(
+    "Results by rule level and workload",
+    "Medians over rounds; `±` is the coefficient of variation over rounds; ratios are medians of per-round ratios against `explicit` (the floor) and `iptables`. Latency of fixed-rate runs counts from each request's intended start (open loop); wrk's (max) from when it wrote the request; ping-pong is sockperf's round trip.",
+    ...tables,
+  );
+}
+
+/** The heading and table of one rule level and workload. */
+function cellTable(
+  results: BenchResults,
+  cells: CellSummary[],
+  level: string,
+  workload: string,
+): string {
+  const rows = cells.map((c) => {
+    const vs = (metric: Metric, baseline: "explicit" | "iptables") => {
+      if (c.mode === baseline) return "1";
+      const r = ratio(results.runs, { level, workload }, metric, c.mode, baseline);
+      return r ? fixed(r.summary.median) : "–";
+    };
+    const f = c.figures;
+    return [
+      c.mode,
+      String(c.runs),
+      `${fixed(f.throughput.median, 0)} ±${pct(f.throughput.cv)}`,
+      `${ms(f.p50.median)} ±${pct(f.p50.cv)}`,
+      ms(f.p90.median),
+      ms(f.p99.median),
+      ms(f.max.max),
+      fixed(f.cpu.median, 4),
+      `${vs("throughput", "explicit")} / ${vs("p99", "explicit")} / ${vs("cpu", "explicit")}`,
+      `${vs("throughput", "iptables")} / ${vs("p99", "iptables")} / ${vs("cpu", "iptables")}`,
+      c.errors > 0 || c.exhaustedRuns > 0
+        ? `⚠ ${c.errors} errors${c.exhaustedRuns ? `, ${c.exhaustedRuns} runs out of ports` : ""}`
+        : "0",
+    ];
+  });
+  return [
+    `### rules ${level}: ${workload} — ${describeWorkload(parseWorkload(workload))}`,
     "",
+    table(
+      [
+        "mode",
+        "runs",
+        "req/s",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "max ms",
+        "CPU s/1000 req",
+        "vs explicit: thr / p99 / CPU",
+        "vs iptables: thr / p99 / CPU",
+        "errors",
+      ],
+      rows,
+    ),
+  ].join("\n");
+}
+
+/** CPU seconds per 1000 requests split by who paid them. */
+function cpuByRoleSection(results: BenchResults, cells: CellSummary[]): string[] {
+  return section(
+    "CPU per 1000 requests by role",
     "Seconds of CPU per 1000 requests (medians). Each role runs in its own cgroup; kernel work done in a process's context (loopback and veth delivery happen in the sender's softirq) is charged to that process, so `system` is the kernel share of all roles together. `node` = all pod cgroups + ksoftirqd; `machine` = every CPU of the host from /proc/stat (meaningful on a quiet machine only).",
-    "",
     table(
       [
         "rules",
@@ -444,10 +453,11 @@ export function renderReport(results: BenchResults, imageExt: "png" | "svg"): Re
           ];
         }),
     ),
-    "",
   );
-  md.push(...machineStabilitySection(results, cells));
-  // Ports.
+}
+
+/** Whether any run ran out of ephemeral ports or retransmitted. */
+function portsSection(results: BenchResults): string[] {
   const exhausted = results.runs.filter((r) => r.portPressure.exhausted);
   const maxTw = Math.max(0, ...results.runs.map((r) => r.portPressure.maxEphemeralTimeWait));
   const maxTwAll = Math.max(
@@ -457,9 +467,8 @@ export function renderReport(results: BenchResults, imageExt: "png" | "svg"): Re
   const retrans = results.runs.filter(
     (r) => r.net.client["Tcp.RetransSegs"] + r.net.server["Tcp.RetransSegs"] > 0,
   );
-  md.push(
-    "## Ephemeral ports and TCP health",
-    "",
+  return section(
+    "Ephemeral ports and TCP health",
     exhausted.length === 0
       ? `No run hit ephemeral-port exhaustion: no connect failed with EADDRNOTAVAIL, and at the end of a run at most ${maxTw} ephemeral ports of ${results.runs[0]?.portPressure.portRange ?? "?"} were held in TIME_WAIT in any pod (tcp_tw_reuse=1; ${maxTwAll} TIME_WAIT sockets in all, mostly on the accepting side, which holds no ephemeral port).`
       : `**${exhausted.length} run(s) hit ephemeral-port exhaustion:** ${exhausted
@@ -468,7 +477,6 @@ export function renderReport(results: BenchResults, imageExt: "png" | "svg"): Re
               `${r.mode} ${r.workload} rules ${r.level} round ${r.round + 1}: ${r.portPressure.reason}`,
           )
           .join("; ")}`,
-    "",
     retrans.length === 0
       ? "No run retransmitted a TCP segment."
       : `Runs with TCP retransmissions (a stalled connection costs a 1 s SYN or RTO timeout): ${retrans
@@ -477,115 +485,148 @@ export function renderReport(results: BenchResults, imageExt: "png" | "svg"): Re
               `${r.mode} ${r.workload} rules ${r.level} round ${r.round + 1}: ${r.net.client["Tcp.RetransSegs"] + r.net.server["Tcp.RetransSegs"]} segments, ${r.net.client["Tcp.EstabResets"] + r.net.server["Tcp.EstabResets"]} resets`,
           )
           .join("; ")}.`,
-    "",
   );
-  // Flood.
-  if (results.floods.length > 0)
-    md.push(
-      "## Host rule flood",
-      "",
-      "kube-proxy-shaped rules (services x endpoints, KUBE-SERVICES / KUBE-SVC-* / KUBE-SEP-* with random-probability endpoint selection) loaded with iptables-restore into the bench's node netns, removed after each level.",
-      "",
-      table(
+}
+
+/** The kube-proxy-shaped host rules of each level; none when the run had no flood. */
+function floodSection(results: BenchResults): string[] {
+  if (results.floods.length === 0) return [];
+  return section(
+    "Host rule flood",
+    "kube-proxy-shaped rules (services x endpoints, KUBE-SERVICES / KUBE-SVC-* / KUBE-SEP-* with random-probability endpoint selection) loaded with iptables-restore into the bench's node netns, removed after each level.",
+    table(
+      [
+        "level",
+        "services x endpoints",
+        "rules",
+        "chains",
+        "iptables-save lines",
+        "load ms",
+        "remove ms",
+      ],
+      results.floods.map((f) => [
+        f.label,
+        `${f.services} x ${f.endpointsPerService}`,
+        String(f.rules),
+        String(f.chains),
+        String(f.saveLines),
+        fixed(f.applyMs, 0),
+        fixed(f.removeMs ?? Number.NaN, 0),
+      ]),
+    ),
+  );
+}
+
+/** Per-pod setup cost of each mode; none when it was not measured. */
+function setupSection(results: BenchResults): string[] {
+  const s = results.setup;
+  if (!s) return [];
+  return section(
+    "Per-pod setup",
+    table(
+      ["what", "pods", "median ms", "min ms", "max ms"],
+      (
         [
-          "level",
-          "services x endpoints",
-          "rules",
-          "chains",
-          "iptables-save lines",
-          "load ms",
-          "remove ms",
-        ],
-        results.floods.map((f) => [
-          f.label,
-          `${f.services} x ${f.endpointsPerService}`,
-          String(f.rules),
-          String(f.chains),
-          String(f.saveLines),
-          fixed(f.applyMs, 0),
-          fixed(f.removeMs ?? Number.NaN, 0),
+          ["iptables-restore of the istio rules (istio-cni's way)", s.iptables],
+          ["waggle attachPod (what waggle's ADD does)", s.waggleAttach],
+          ["waggle's whole CNI ADD (plugin process)", s.waggleCniAdd],
+        ] as [string, Spread][]
+      ).map(([what, sp]) => [
+        what,
+        String(sp.n),
+        fixed(sp.median, 2),
+        fixed(sp.min, 2),
+        fixed(sp.max, 2),
+      ]),
+    ),
+  );
+}
+
+/** What one pod adds to the shared maps; none when it was not measured. */
+function mapMemorySection(results: BenchResults): string[] {
+  const m = results.mapMemory;
+  if (!m) return [];
+  return section(
+    "Map memory per pod",
+    `One pod adds ${m.memlockBytesPerPod} bytes to the shared maps (kernel memlock accounting, before/after attaching one pod); the shared maps hold ${(m.sharedMemlockBytes / 1024 / 1024).toFixed(1)} MiB whatever the pod count (mostly preallocated).`,
+    table(
+      [
+        "map",
+        "type",
+        "key/value bytes",
+        "max entries",
+        "memlock bytes",
+        "entries per pod",
+        "bytes per pod",
+      ],
+      m.maps.map((x) => [
+        x.name,
+        x.type,
+        `${x.keySize}/${x.valueSize}`,
+        String(x.maxEntries),
+        String(x.memlockBytes),
+        x.entriesPerPod === null ? "per socket" : String(x.entriesPerPod),
+        String(x.memlockBytesPerPod),
+      ]),
+    ),
+  );
+}
+
+/** The BPF run time of waggle's programs per request; none when it was not measured. */
+function bpfStatsSection(results: BenchResults): string[] {
+  const b = results.bpfStats;
+  if (!b) return [];
+  return section(
+    "waggle's programs: run time",
+    `kernel.bpf_stats_enabled for one extra ${b.workload} run in the waggle mode (${b.requests} requests): ${fixed(b.nsPerRequest, 0)} ns of BPF per request in total.`,
+    table(
+      ["program", "runs", "avg ns/run", "runs/request", "ns/request"],
+      b.programs
+        .filter((p) => p.runs > 0)
+        .map((p) => [
+          p.name,
+          String(p.runs),
+          fixed(p.avgNs, 0),
+          fixed(p.runsPerRequest, 2),
+          fixed(p.nsPerRequest, 0),
         ]),
-      ),
-      "",
-    );
-  // Setup and memory.
-  if (results.setup) {
-    const s = results.setup;
-    md.push(
-      "## Per-pod setup",
-      "",
-      table(
-        ["what", "pods", "median ms", "min ms", "max ms"],
-        (
-          [
-            ["iptables-restore of the istio rules (istio-cni's way)", s.iptables],
-            ["waggle attachPod (what waggle's ADD does)", s.waggleAttach],
-            ["waggle's whole CNI ADD (plugin process)", s.waggleCniAdd],
-          ] as [string, Spread][]
-        ).map(([what, sp]) => [
-          what,
-          String(sp.n),
-          fixed(sp.median, 2),
-          fixed(sp.min, 2),
-          fixed(sp.max, 2),
-        ]),
-      ),
-      "",
-    );
-  }
-  if (results.mapMemory) {
-    const m = results.mapMemory;
-    md.push(
-      "## Map memory per pod",
-      "",
-      `One pod adds ${m.memlockBytesPerPod} bytes to the shared maps (kernel memlock accounting, before/after attaching one pod); the shared maps hold ${(m.sharedMemlockBytes / 1024 / 1024).toFixed(1)} MiB whatever the pod count (mostly preallocated).`,
-      "",
-      table(
-        [
-          "map",
-          "type",
-          "key/value bytes",
-          "max entries",
-          "memlock bytes",
-          "entries per pod",
-          "bytes per pod",
-        ],
-        m.maps.map((x) => [
-          x.name,
-          x.type,
-          `${x.keySize}/${x.valueSize}`,
-          String(x.maxEntries),
-          String(x.memlockBytes),
-          x.entriesPerPod === null ? "per socket" : String(x.entriesPerPod),
-          String(x.memlockBytesPerPod),
-        ]),
-      ),
-      "",
-    );
-  }
-  if (results.bpfStats) {
-    const b = results.bpfStats;
-    md.push(
-      "## waggle's programs: run time",
-      "",
-      `kernel.bpf_stats_enabled for one extra ${b.workload} run in the waggle mode (${b.requests} requests): ${fixed(b.nsPerRequest, 0)} ns of BPF per request in total.`,
-      "",
-      table(
-        ["program", "runs", "avg ns/run", "runs/request", "ns/request"],
-        b.programs
-          .filter((p) => p.runs > 0)
-          .map((p) => [
-            p.name,
-            String(p.runs),
-            fixed(p.avgNs, 0),
-            fixed(p.runsPerRequest, 2),
-            fixed(p.nsPerRequest, 0),
-          ]),
-      ),
-      "",
-    );
-  }
-  md.push("## Plots", "");
-  for (const c of charts) md.push(`![${c.title}](plots/${c.name}.${imageExt})`, "");
+    ),
+  );
+}
+
+function plotsSection(charts: Chart[], imageExt: "png" | "svg"): string[] {
+  return section("Plots", ...charts.map((c) => `![${c.title}](plots/${c.name}.${imageExt})`));
+}
+
+/**
+ * The report, section by section. imageExt: "png" when PNGs were made next to the SVGs, else
+ * "svg".
+ */
+export function renderReport(results: BenchResults, imageExt: "png" | "svg"): RenderedReport {
+  const cells = summarizeCells(results.runs);
+  const targets = evaluateTargets(
+    results.runs,
+    results.setup
+      ? {
+          iptablesRestoreMs: results.setup.iptablesRestoreMs,
+          waggleAttachMs: results.setup.waggleAttachMs,
+        }
+      : null,
+    cells,
+  );
+  const charts = renderCharts(results, cells);
+  const md = [
+    ...headerSection(results),
+    ...targetsSection(targets),
+    ...resultsSection(results, cells),
+    ...cpuByRoleSection(results, cells),
+    ...machineStabilitySection(results, cells),
+    ...portsSection(results),
+    ...floodSection(results),
+    ...setupSection(results),
+    ...mapMemorySection(results),
+    ...bpfStatsSection(results),
+    ...plotsSection(charts, imageExt),
+  ];
   return { markdown: `${md.join("\n")}\n`, charts, cells, targets };
 }

@@ -218,7 +218,7 @@ static __always_inline int leave_as_kernel_answered(struct bpf_sockopt *ctx)
 {
 	if (ctx->optlen > SOCKOPT_PAGE_SIZE)
 		ctx->optlen = 0;
-	return 1;
+	return SYSCALL_CONTINUE;
 }
 
 /* The original destination of a TCP socket, as conntrack would report it. */
@@ -263,7 +263,7 @@ int waggle_getsockopt(struct bpf_sockopt *ctx)
 		netns = bpf_get_netns_cookie(ctx);
 	/* no ip6tables rules (IPv6 not captured for this pod): no IPv6 conntrack answer */
 	if (!addr_is_v4(&a)) {
-		const struct pod_policy *p = bpf_map_lookup_elem(&waggle_policy, &netns);
+		const struct pod_policy *p = policy_of(netns);
 
 		if (!p || !(p->flags & POLICY_IPV6))
 			return leave_as_kernel_answered(ctx);
@@ -297,5 +297,5 @@ int waggle_getsockopt(struct bpf_sockopt *ctx)
 	}
 	ctx->retval = 0;
 	COUNT(netns, orig_dst_answered);
-	return 1;
+	return SYSCALL_CONTINUE;
 }

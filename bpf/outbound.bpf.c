@@ -8,6 +8,10 @@
  * A redirect rewrites the destination of the connect/datagram to the proxy's listener on
  * localhost and records the original destination in the socket's storage (waggle_sock);
  * origdst.bpf.c carries it to the proxy's accepted socket for SO_ORIGINAL_DST.
+ *
+ * Each IPv4/IPv6 pair of programs is one body over struct addr (waggle/addr.h), called with
+ * the program's family as a constant. Every path of every program returns SYSCALL_CONTINUE:
+ * a redirect is a rewrite of the context, never a refusal of the syscall.
  */
 #include <linux/bpf.h>
 #include <linux/in.h>
@@ -21,7 +25,68 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-#define SYSCALL_CONTINUE 1
+/*
+ * The address fields of a sock_addr context. The kernel lets an IPv4 program touch only
+ * user_ip4 and msg_src_ip4 and an IPv6 one only the *_ip6 words, so v6 is a constant at every
+ * call and the other family's branch is compiled out.
+ */
+static __always_inline void user_addr(const struct bpf_sock_addr *ctx, bool v6, struct addr *a)
+{
+	if (v6)
+		addr_from_v6(a, ctx->user_ip6[0], ctx->user_ip6[1], ctx->user_ip6[2],
+			     ctx->user_ip6[3]);
+	else
+		addr_from_v4(a, ctx->user_ip4);
+}
+
+static __always_inline void set_user_addr(struct bpf_sock_addr *ctx, bool v6,
+					  const struct addr *a, __u16 port)
+{
+	if (v6) {
+		ctx->user_ip6[0] = a->w[0];
+		ctx->user_ip6[1] = a->w[1];
+		ctx->user_ip6[2] = a->w[2];
+		ctx->user_ip6[3] = a->w[3];
+	} else {
+		ctx->user_ip4 = a->w[3];
+	}
+	ctx->user_port = bpf_htons(port);
+}
+
+/* The socket's bound address (zero when unbound), read as the program's family. */
+static __always_inline void sock_source(const struct bpf_sock *sk, bool v6, struct addr *a)
+{
+	if (v6)
+		addr_from_v6(a, sk->src_ip6[0], sk->src_ip6[1], sk->src_ip6[2], sk->src_ip6[3]);
+	else
+		addr_from_v4(a, sk->src_ip4);
+}
+
+/* A datagram's source, unless the app chose one itself (IP_PKTINFO and the like). */
+static __always_inline void set_msg_source(struct bpf_sock_addr *ctx, bool v6,
+					   const struct addr *a)
+{
+	if (v6) {
+		if (ctx->msg_src_ip6[0] | ctx->msg_src_ip6[1] | ctx->msg_src_ip6[2] |
+		    ctx->msg_src_ip6[3])
+			return;
+		ctx->msg_src_ip6[0] = a->w[0];
+		ctx->msg_src_ip6[1] = a->w[1];
+		ctx->msg_src_ip6[2] = a->w[2];
+		ctx->msg_src_ip6[3] = a->w[3];
+	} else if (!ctx->msg_src_ip4) {
+		ctx->msg_src_ip4 = a->w[3];
+	}
+}
+
+/* The connection or datagram as the rows see it: destination, the socket's source, port. */
+static __always_inline void read_conn(struct bpf_sock_addr *ctx, bool v6, struct outbound_conn *c)
+{
+	user_addr(ctx, v6, &c->dst);
+	if (ctx->sk)
+		sock_source(ctx->sk, v6, &c->src);
+	c->port = bpf_ntohs(ctx->user_port);
+}
 
 static __always_inline __u16 target_port(const struct pod_policy *p, enum verdict v)
 {
@@ -75,12 +140,12 @@ static __always_inline void forget(struct bpf_sock *sk)
 }
 
 /*
- * Binds a still-unbound socket that is being redirected to the source the kernel would
- * have picked by route for the original destination, so the proxy's accepted socket sees
- * the same peer address as under iptables: nothing for loopback destinations (localhost
- * is what the kernel picks anyway), the destination itself for the pod's own addresses
- * (local routes), else the pod's address of that family (its default route). When nothing
- * fits or the bind fails, the kernel picks localhost as the source, which is harmless.
+ * The source the kernel would have picked by route for the original destination of a
+ * still-unbound socket that is being redirected, so the proxy's accepted socket sees the
+ * same peer address as under iptables: nothing for loopback destinations (localhost is what
+ * the kernel picks anyway), the destination itself for the pod's own addresses (local
+ * routes), else the pod's address of that family (its default route). When nothing fits or
+ * the bind fails, the kernel picks localhost as the source, which is harmless.
  */
 static __always_inline bool redirect_source(const struct pod_policy *p,
 					    const struct outbound_conn *c, struct addr *src)
@@ -96,24 +161,23 @@ static __always_inline bool redirect_source(const struct pod_policy *p,
 			return false;
 		addr_from_v4(src, p->source_v4);
 	} else {
-		src->w[0] = p->source_v6[0];
-		src->w[1] = p->source_v6[1];
-		src->w[2] = p->source_v6[2];
-		src->w[3] = p->source_v6[3];
-		if (!(src->w[0] | src->w[1] | src->w[2] | src->w[3]))
+		addr_from_v6(src, p->source_v6[0], p->source_v6[1], p->source_v6[2],
+			     p->source_v6[3]);
+		if (addr_is_zero(src))
 			return false;
 	}
 	return true;
 }
 
+/* Binds the socket to redirect_source's address (a socket of the program's family). */
 static __always_inline void bind_source(struct bpf_sock_addr *ctx, const struct pod_policy *p,
-					const struct outbound_conn *c, bool v6_socket)
+					const struct outbound_conn *c, bool v6)
 {
 	struct addr src;
 
 	if (!redirect_source(p, c, &src))
 		return;
-	if (!v6_socket) {
+	if (!v6) {
 		struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = src.w[3] };
 
 		bpf_bind(ctx, (struct sockaddr *)&sa, sizeof(sa));
@@ -130,176 +194,101 @@ static __always_inline void bind_source(struct bpf_sock_addr *ctx, const struct 
 
 /*
  * connect(): decides the row, records the original destination of redirected sockets and
- * rewrites ctx->user_* when redirecting. Returns the redirect target in *to. A connection left
- * untouched gets no record: allocating socket storage is most of what a connect costs here
- * (about 0.7 us), and only redirected sockets need one (getpeername, SO_ORIGINAL_DST).
+ * rewrites the destination to the capture listener. A connection left untouched gets no
+ * record: allocating socket storage is most of what a connect costs here (about 0.7 us),
+ * and only redirected sockets need one (getpeername, SO_ORIGINAL_DST).
  */
-static __always_inline int on_connect(struct bpf_sock_addr *ctx, struct outbound_conn *c,
-				      struct addr *to, __u16 *to_port, bool v6_socket)
+static __always_inline int on_connect(struct bpf_sock_addr *ctx, bool v6)
 {
+	struct outbound_conn c = {};
 	const struct pod_policy *p;
-	struct bpf_sock *sk = ctx->sk;
+	struct bpf_sock *sk;
+	struct addr to;
 	enum verdict v;
-	__u16 flags;
+	__u16 to_port;
 
+	read_conn(ctx, v6, &c);
+	sk = ctx->sk;
 	if (!sk)
-		return VERDICT_PASS;
-	c->tcp = ctx->protocol == IPPROTO_TCP;
-	if (!c->tcp && c->port != DNS_PORT)
-		return VERDICT_PASS; /* no work for UDP that is not DNS */
-	c->netns = bpf_get_netns_cookie(ctx);
-	p = policy_of(c->netns);
+		return SYSCALL_CONTINUE;
+	c.tcp = ctx->protocol == IPPROTO_TCP;
+	if (!c.tcp && c.port != DNS_PORT)
+		return SYSCALL_CONTINUE; /* no work for UDP that is not DNS */
+	c.netns = bpf_get_netns_cookie(ctx);
+	p = policy_of(c.netns);
 	if (!p)
-		return VERDICT_PASS;
-	v = outbound_verdict(p, c);
-	count_verdict(c->netns, v);
+		return SYSCALL_CONTINUE;
+	v = outbound_verdict(p, &c);
+	count_verdict(c.netns, v);
 	if (v == VERDICT_PASS) {
 		forget(sk); /* a socket connecting again after a redirected attempt */
-		return VERDICT_PASS;
+		return SYSCALL_CONTINUE;
 	}
-	*to_port = target_port(p, v);
-	addr_localhost_like(to, &c->dst);
-	flags = c->tcp ? (ORIG_ACTIVE | ORIG_REDIRECTED) : ORIG_DNS_UDP;
-	if (!remember(sk, c, flags, *to_port))
-		COUNT(c->netns, errors);
-	bind_source(ctx, p, c, v6_socket);
-	return v;
+	to_port = target_port(p, v);
+	addr_localhost_like(&to, &c.dst);
+	if (!remember(sk, &c, c.tcp ? (ORIG_ACTIVE | ORIG_REDIRECTED) : ORIG_DNS_UDP, to_port))
+		COUNT(c.netns, errors);
+	bind_source(ctx, p, &c, v6);
+	set_user_addr(ctx, v6, &to, to_port);
+	return SYSCALL_CONTINUE;
 }
 
 SEC("cgroup/connect4")
 int waggle_connect4(struct bpf_sock_addr *ctx)
 {
-	struct outbound_conn c = {};
-	struct addr to;
-	__u16 to_port = 0;
-
-	addr_from_v4(&c.dst, ctx->user_ip4);
-	if (ctx->sk)
-		addr_from_v4(&c.src, ctx->sk->src_ip4);
-	c.port = bpf_ntohs(ctx->user_port);
-	if (on_connect(ctx, &c, &to, &to_port, false) != VERDICT_PASS) {
-		ctx->user_ip4 = to.w[3];
-		ctx->user_port = bpf_htons(to_port);
-	}
-	return SYSCALL_CONTINUE;
+	return on_connect(ctx, false);
 }
 
 SEC("cgroup/connect6")
 int waggle_connect6(struct bpf_sock_addr *ctx)
 {
-	struct outbound_conn c = {};
-	struct addr to;
-	__u16 to_port = 0;
-
-	c.dst.w[0] = ctx->user_ip6[0];
-	c.dst.w[1] = ctx->user_ip6[1];
-	c.dst.w[2] = ctx->user_ip6[2];
-	c.dst.w[3] = ctx->user_ip6[3];
-	if (ctx->sk) {
-		c.src.w[0] = ctx->sk->src_ip6[0];
-		c.src.w[1] = ctx->sk->src_ip6[1];
-		c.src.w[2] = ctx->sk->src_ip6[2];
-		c.src.w[3] = ctx->sk->src_ip6[3];
-	}
-	c.port = bpf_ntohs(ctx->user_port);
-	if (on_connect(ctx, &c, &to, &to_port, true) != VERDICT_PASS) {
-		ctx->user_ip6[0] = to.w[0];
-		ctx->user_ip6[1] = to.w[1];
-		ctx->user_ip6[2] = to.w[2];
-		ctx->user_ip6[3] = to.w[3];
-		ctx->user_port = bpf_htons(to_port);
-	}
-	return SYSCALL_CONTINUE;
+	return on_connect(ctx, true);
 }
 
 /*
- * sendmsg() with an address on a UDP socket: D2. *from is the datagram's source to set
- * (the route's source for the original server, see redirect_source), when *has_from.
+ * sendmsg() with an address on a UDP socket: D2. The datagram goes to the DNS capture
+ * listener, from the source the route to the original server would have given it (see
+ * redirect_source).
  */
-static __always_inline bool on_sendmsg(struct bpf_sock_addr *ctx, struct outbound_conn *c,
-				       struct addr *to, __u16 *to_port, struct addr *from,
-				       bool *has_from)
+static __always_inline int on_sendmsg(struct bpf_sock_addr *ctx, bool v6)
 {
+	struct outbound_conn c = {};
 	const struct pod_policy *p;
+	struct addr to, from;
 	enum verdict v;
 
-	if (c->port != DNS_PORT || !ctx->sk)
-		return false;
-	c->netns = bpf_get_netns_cookie(ctx);
-	p = policy_of(c->netns);
+	if (bpf_ntohs(ctx->user_port) != DNS_PORT)
+		return SYSCALL_CONTINUE;
+	read_conn(ctx, v6, &c);
+	if (!ctx->sk)
+		return SYSCALL_CONTINUE;
+	c.netns = bpf_get_netns_cookie(ctx);
+	p = policy_of(c.netns);
 	if (!p)
-		return false;
-	v = outbound_verdict(p, c);
-	count_verdict(c->netns, v);
+		return SYSCALL_CONTINUE;
+	v = outbound_verdict(p, &c);
+	count_verdict(c.netns, v);
 	if (v != VERDICT_DNS)
-		return false;
-	*to_port = p->dns_port;
-	addr_localhost_like(to, &c->dst);
-	if (!remember(ctx->sk, c, ORIG_DNS_UDP, *to_port))
-		COUNT(c->netns, errors);
-	*has_from = redirect_source(p, c, from);
-	return true;
+		return SYSCALL_CONTINUE;
+	addr_localhost_like(&to, &c.dst);
+	if (!remember(ctx->sk, &c, ORIG_DNS_UDP, p->dns_port))
+		COUNT(c.netns, errors);
+	set_user_addr(ctx, v6, &to, p->dns_port);
+	if (redirect_source(p, &c, &from))
+		set_msg_source(ctx, v6, &from);
+	return SYSCALL_CONTINUE;
 }
 
 SEC("cgroup/sendmsg4")
 int waggle_sendmsg4(struct bpf_sock_addr *ctx)
 {
-	struct outbound_conn c = {};
-	struct addr to, from = {};
-	bool has_from = false;
-	__u16 to_port = 0;
-
-	c.port = bpf_ntohs(ctx->user_port);
-	if (c.port != DNS_PORT)
-		return SYSCALL_CONTINUE;
-	addr_from_v4(&c.dst, ctx->user_ip4);
-	if (ctx->sk)
-		addr_from_v4(&c.src, ctx->sk->src_ip4);
-	if (on_sendmsg(ctx, &c, &to, &to_port, &from, &has_from)) {
-		ctx->user_ip4 = to.w[3];
-		ctx->user_port = bpf_htons(to_port);
-		if (has_from && !ctx->msg_src_ip4)
-			ctx->msg_src_ip4 = from.w[3];
-	}
-	return SYSCALL_CONTINUE;
+	return on_sendmsg(ctx, false);
 }
 
 SEC("cgroup/sendmsg6")
 int waggle_sendmsg6(struct bpf_sock_addr *ctx)
 {
-	struct outbound_conn c = {};
-	struct addr to, from = {};
-	bool has_from = false;
-	__u16 to_port = 0;
-
-	c.port = bpf_ntohs(ctx->user_port);
-	if (c.port != DNS_PORT)
-		return SYSCALL_CONTINUE;
-	c.dst.w[0] = ctx->user_ip6[0];
-	c.dst.w[1] = ctx->user_ip6[1];
-	c.dst.w[2] = ctx->user_ip6[2];
-	c.dst.w[3] = ctx->user_ip6[3];
-	if (ctx->sk) {
-		c.src.w[0] = ctx->sk->src_ip6[0];
-		c.src.w[1] = ctx->sk->src_ip6[1];
-		c.src.w[2] = ctx->sk->src_ip6[2];
-		c.src.w[3] = ctx->sk->src_ip6[3];
-	}
-	if (on_sendmsg(ctx, &c, &to, &to_port, &from, &has_from)) {
-		ctx->user_ip6[0] = to.w[0];
-		ctx->user_ip6[1] = to.w[1];
-		ctx->user_ip6[2] = to.w[2];
-		ctx->user_ip6[3] = to.w[3];
-		ctx->user_port = bpf_htons(to_port);
-		if (has_from && !(ctx->msg_src_ip6[0] | ctx->msg_src_ip6[1] | ctx->msg_src_ip6[2] |
-				  ctx->msg_src_ip6[3])) {
-			ctx->msg_src_ip6[0] = from.w[0];
-			ctx->msg_src_ip6[1] = from.w[1];
-			ctx->msg_src_ip6[2] = from.w[2];
-			ctx->msg_src_ip6[3] = from.w[3];
-		}
-	}
-	return SYSCALL_CONTINUE;
+	return on_sendmsg(ctx, true);
 }
 
 /*
@@ -324,39 +313,20 @@ static __always_inline const struct sock_orig *redirected_peer(struct bpf_sock *
 	return o;
 }
 
-static __always_inline int rewrite_peer4(struct bpf_sock_addr *ctx, __u16 flag)
+/*
+ * The peer address the kernel is about to report (recvmsg's source, getpeername's answer)
+ * becomes the recorded original destination when it is the capture listener the socket was
+ * redirected to. An IPv4 program can only report an IPv4 destination.
+ */
+static __always_inline int rewrite_peer(struct bpf_sock_addr *ctx, bool v6, __u16 flag)
 {
 	const struct sock_orig *o;
 	struct addr from;
 
-	addr_from_v4(&from, ctx->user_ip4);
+	user_addr(ctx, v6, &from);
 	o = redirected_peer(ctx->sk, &from, bpf_ntohs(ctx->user_port), flag);
-	if (o && addr_is_v4((const struct addr *)o->addr)) {
-		ctx->user_ip4 = ((const struct addr *)o->addr)->w[3];
-		ctx->user_port = bpf_htons(o->port);
-	}
-	return SYSCALL_CONTINUE;
-}
-
-static __always_inline int rewrite_peer6(struct bpf_sock_addr *ctx, __u16 flag)
-{
-	const struct sock_orig *o;
-	const struct addr *a;
-	struct addr from;
-
-	from.w[0] = ctx->user_ip6[0];
-	from.w[1] = ctx->user_ip6[1];
-	from.w[2] = ctx->user_ip6[2];
-	from.w[3] = ctx->user_ip6[3];
-	o = redirected_peer(ctx->sk, &from, bpf_ntohs(ctx->user_port), flag);
-	if (o) {
-		a = (const struct addr *)o->addr;
-		ctx->user_ip6[0] = a->w[0];
-		ctx->user_ip6[1] = a->w[1];
-		ctx->user_ip6[2] = a->w[2];
-		ctx->user_ip6[3] = a->w[3];
-		ctx->user_port = bpf_htons(o->port);
-	}
+	if (o && (v6 || addr_is_v4((const struct addr *)o->addr)))
+		set_user_addr(ctx, v6, (const struct addr *)o->addr, o->port);
 	return SYSCALL_CONTINUE;
 }
 
@@ -364,24 +334,24 @@ static __always_inline int rewrite_peer6(struct bpf_sock_addr *ctx, __u16 flag)
 SEC("cgroup/recvmsg4")
 int waggle_recvmsg4(struct bpf_sock_addr *ctx)
 {
-	return rewrite_peer4(ctx, ORIG_DNS_UDP);
+	return rewrite_peer(ctx, false, ORIG_DNS_UDP);
 }
 
 SEC("cgroup/recvmsg6")
 int waggle_recvmsg6(struct bpf_sock_addr *ctx)
 {
-	return rewrite_peer6(ctx, ORIG_DNS_UDP);
+	return rewrite_peer(ctx, true, ORIG_DNS_UDP);
 }
 
 /* getpeername() of a redirected socket names the original destination, as under NAT. */
 SEC("cgroup/getpeername4")
 int waggle_getpeername4(struct bpf_sock_addr *ctx)
 {
-	return rewrite_peer4(ctx, ORIG_REDIRECTED | ORIG_DNS_UDP);
+	return rewrite_peer(ctx, false, ORIG_REDIRECTED | ORIG_DNS_UDP);
 }
 
 SEC("cgroup/getpeername6")
 int waggle_getpeername6(struct bpf_sock_addr *ctx)
 {
-	return rewrite_peer6(ctx, ORIG_REDIRECTED | ORIG_DNS_UDP);
+	return rewrite_peer(ctx, true, ORIG_REDIRECTED | ORIG_DNS_UDP);
 }

@@ -1,13 +1,13 @@
 // Which pods waggle leaves alone: istio-cni's selection, first match wins, every skip with a
-// rule name and a reason for the log. The contract: istio-capture-contract.md, "Pods the
-// plugin leaves alone" (numbered 1-8 there; the rule names below follow that order).
+// rule name and a reason for the log. The contract: docs/capture-contract.md, "Pods the plugin
+// leaves alone" (the rules below in its order).
 import { InvalidAnnotationError, type ProxyContainerFacts, parseGoBool } from "./redirect-settings";
 
 export const ISTIO_INIT = "istio-init";
 export const ISTIO_PROXY = "istio-proxy";
 /** Label (preferred) and annotation turning injection on or off. */
 export const INJECT_KEY = "sidecar.istio.io/inject";
-/** istio-proxy environment variable that leaves the pod alone when true (rule 4). */
+/** istio-proxy environment variable that leaves the pod alone when true (envoy-disabled). */
 export const DISABLE_ENVOY_ENV = "DISABLE_ENVOY";
 /** Written by the injector; lists the containers it injected. */
 export const SIDECAR_STATUS_ANNOTATION = "sidecar.istio.io/status";
@@ -36,15 +36,19 @@ export interface PodFacts {
   proxy?: ProxyContainerFacts;
 }
 
-export type SelectionRule =
-  | "not-kubernetes"
-  | "excluded-namespace"
-  | "istio-init"
-  | "envoy-disabled"
-  | "no-istio-proxy"
-  | "not-a-sidecar"
-  | "injection-disabled"
-  | "no-sidecar-status";
+/** The rules in istio-cni's order (first match wins). */
+export const SELECTION_RULES = [
+  "not-kubernetes",
+  "excluded-namespace",
+  "istio-init",
+  "envoy-disabled",
+  "no-istio-proxy",
+  "not-a-sidecar",
+  "injection-disabled",
+  "no-sidecar-status",
+] as const;
+
+export type SelectionRule = (typeof SELECTION_RULES)[number];
 
 /** Why a pod is left alone. */
 export interface Skip {
@@ -52,7 +56,7 @@ export interface Skip {
   reason: string;
 }
 
-/** Rules 1-2, decided from CNI_ARGS and the config alone. */
+/** not-kubernetes and excluded-namespace, decided from CNI_ARGS and the config alone. */
 export function skipByArgs(
   pod: K8sPodArgs,
   excludeNamespaces: readonly string[],
@@ -72,7 +76,7 @@ export function skipByArgs(
   return undefined;
 }
 
-/** Rules 3-8, in istio-cni's order, from the pod's facts. */
+/** istio-init through no-sidecar-status, in istio-cni's order, from the pod's facts. */
 export function skipByPod(facts: PodFacts): Skip | undefined {
   if (facts.containerNames.includes(ISTIO_INIT)) {
     return {
@@ -110,8 +114,8 @@ export function skipByPod(facts: PodFacts): Skip | undefined {
 }
 
 /**
- * Rule 8 on its own: a pod without the sidecar status annotation is never meshed, whatever the
- * other rules say, so annotations from the runtime settle it without an API read.
+ * no-sidecar-status on its own: a pod without the sidecar status annotation is never meshed,
+ * whatever the other rules say, so annotations from the runtime settle it without an API read.
  */
 export function lacksSidecarStatus(annotations: Readonly<Record<string, string>>): boolean {
   return !Object.hasOwn(annotations, SIDECAR_STATUS_ANNOTATION);
@@ -120,9 +124,10 @@ export function lacksSidecarStatus(annotations: Readonly<Record<string, string>>
 /**
  * Pod facts from the runtime's annotations alone (no kubeconfig configured): the injector's
  * `sidecar.istio.io/status` lists the injected init containers and containers, which settles
- * rules 3 and 5. Labels, DISABLE_ENVOY, the proxy's args, uid/gid and env are unknown: rules
- * 4 and 6 cannot match, rule 7 reads the annotation only, and the redirect uses istio-proxy's
- * defaults (uid/gid 1337, DNS capture and dual stack off).
+ * istio-init and no-istio-proxy. Labels, DISABLE_ENVOY, the proxy's args, uid/gid and env are
+ * unknown: envoy-disabled and not-a-sidecar cannot match, injection-disabled reads the
+ * annotation only, and the redirect uses istio-proxy's defaults (uid/gid 1337, DNS capture and
+ * dual stack off).
  * @throws InvalidAnnotationError when the status annotation is not the injector's JSON.
  */
 export function podFactsFromAnnotations(annotations: Readonly<Record<string, string>>): PodFacts {

@@ -1,7 +1,7 @@
 // The per-pod redirect settings: what istio-iptables would be told for this pod, in a typed
 // form. Parsed from pod annotations and the istio-proxy container (see parseRedirectSettings
 // once implemented); turned into map entries by the datapath module.
-// The contract: ../shared/reference/istio-capture-contract.md ("Parameters per pod").
+// The contract: docs/capture-contract.md ("Per-pod settings").
 import { normalizeCidr } from "./skel/ip";
 
 /** Ports fixed by Istio's contract. */

@@ -9,7 +9,10 @@ export type DatapathErrorCode =
   | "BPFFS" // the bpf root is not on a bpffs: nothing was done
   | "UNTRUSTED_ROOT" // the bpf root or a directory in it is not ours alone: nothing was done
   | "PROGRAMS" // loading/pinning the shared programs failed
-  | "ATTACH"; // a kernel attach or map write failed (everything done was rolled back)
+  // A kernel attach, map write or pin removal failed. From attachPod: everything it had done
+  // was rolled back. From detachPod, unlinkPodLinks or removeDatapath: the message names what
+  // is left behind (a later DEL, GC or uninstall retries it).
+  | "ATTACH";
 
 export class DatapathError extends Error {
   readonly code: DatapathErrorCode;

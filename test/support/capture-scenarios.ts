@@ -1,7 +1,7 @@
-// The capture contract (shared/reference/istio-capture-contract.md) as data: one scenario
-// per contract row and variant, each probing real sockets and stating where every
-// connection must land and what SO_ORIGINAL_DST must say. capture-lab.ts runs them under a
-// capture mode (iptables baseline, waggle).
+// The capture contract (docs/capture-contract.md) as data: one scenario per contract row and
+// variant, each probing real sockets and stating where every connection must land and what
+// SO_ORIGINAL_DST must say. capture-lab.ts runs them under a capture mode (iptables baseline,
+// waggle).
 //
 // Expected outcomes are what REAL istio-iptables rules do on this kernel (the differential
 // tests' truth). Where that differs from the contract's wording, the probe carries a

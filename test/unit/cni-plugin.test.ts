@@ -242,7 +242,7 @@ describe("cni plugin (fake datapath)", () => {
       expect(datapath.pods.get(CONTAINER)?.settings.outbound.excludePorts).to.deep.equal([5432]);
     });
 
-    it("skipped 1: not a Kubernetes pod (no K8S_POD_* in CNI_ARGS)", async () => {
+    it("skipped by not-kubernetes: no K8S_POD_* in CNI_ARGS, so not a Kubernetes pod", async () => {
       const out = await cni("ADD", conf(), { CNI_ARGS: "" });
       expect(out.json).to.deep.equal(calicoResult("1.0.0"));
       expect(datapath.calls).to.deep.equal([]);
@@ -251,14 +251,14 @@ describe("cni plugin (fake datapath)", () => {
       expect(lines[0].meta?.rule).to.equal("not-kubernetes");
     });
 
-    it("skipped 2: namespace in exclude_namespaces", async () => {
+    it("skipped by excluded-namespace: the pod's namespace is in exclude_namespaces", async () => {
       const out = await cni("ADD", conf({ exclude_namespaces: ["shop"] }));
       expect(out.exitCode).to.equal(0);
       expect(datapath.calls).to.deep.equal([]);
       expect(lines[0].meta).to.deep.include({ rule: "excluded-namespace" });
     });
 
-    it("skipped 8 from the runtime's annotations, without reading the API", async () => {
+    it("skipped by no-sidecar-status from the runtime's annotations, without reading the API", async () => {
       const out = await cni(
         "ADD",
         conf({
@@ -275,22 +275,34 @@ describe("cni plugin (fake datapath)", () => {
     });
 
     const apiCases: [string, Partial<PodFacts>, string][] = [
-      ["3 istio-init", { containerNames: ["istio-init", "web", "istio-proxy"] }, "istio-init"],
       [
-        "4 DISABLE_ENVOY",
+        "the pod has an istio-init container",
+        { containerNames: ["istio-init", "web", "istio-proxy"] },
+        "istio-init",
+      ],
+      [
+        "istio-proxy has DISABLE_ENVOY=true",
         { proxy: { env: { DISABLE_ENVOY: "true" }, args: [] } },
         "envoy-disabled",
       ],
-      ["5 no istio-proxy", { containerNames: ["web"], proxy: undefined }, "no-istio-proxy"],
-      ["6 a gateway", { proxy: { env: {}, args: ["proxy", "router"] } }, "not-a-sidecar"],
       [
-        "7 injection disabled by label",
+        "no container is named istio-proxy",
+        { containerNames: ["web"], proxy: undefined },
+        "no-istio-proxy",
+      ],
+      [
+        "istio-proxy runs as a gateway (proxy router)",
+        { proxy: { env: {}, args: ["proxy", "router"] } },
+        "not-a-sidecar",
+      ],
+      [
+        "the label sidecar.istio.io/inject is false",
         { labels: { "sidecar.istio.io/inject": "false" } },
         "injection-disabled",
       ],
     ];
     for (const [what, over, rule] of apiCases) {
-      it(`skipped ${what} (pod read from the API)`, async () => {
+      it(`skipped by ${rule}: ${what} (pod read from the API)`, async () => {
         podFacts = {
           source: "api",
           labels: {},

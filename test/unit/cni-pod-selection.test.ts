@@ -1,5 +1,5 @@
-// istio-cni's pod selection (cni/pod-selection.ts), one case per rule of the contract's
-// "Pods the plugin leaves alone" (1-8, first match wins), and the two ways of getting facts.
+// istio-cni's pod selection (cni/pod-selection.ts), cases for every rule of "Pods the plugin
+// leaves alone" in docs/capture-contract.md (first match wins), and the two ways of getting facts.
 import type { V1Pod } from "@kubernetes/client-node";
 import { expect } from "chai";
 import { podFactsFromPod } from "../../cni/k8s-pod";
@@ -33,15 +33,15 @@ function meshed(over: Partial<PodFacts> = {}): PodFacts {
 }
 
 describe("cni pod selection (istio-cni's rules, first match wins)", () => {
-  it("1 not a Kubernetes pod: no K8S_POD_NAME", () => {
+  it("not-kubernetes: no K8S_POD_NAME in CNI_ARGS", () => {
     expect(skipByArgs({ namespace: "shop" }, [])?.rule).to.equal("not-kubernetes");
   });
 
-  it("1 not a Kubernetes pod: no K8S_POD_NAMESPACE", () => {
+  it("not-kubernetes: no K8S_POD_NAMESPACE in CNI_ARGS", () => {
     expect(skipByArgs({ name: "web-0" }, [])?.rule).to.equal("not-kubernetes");
   });
 
-  it("2 namespace in exclude_namespaces", () => {
+  it("excluded-namespace: the pod's namespace is in exclude_namespaces", () => {
     const s = skipByArgs({ namespace: "kube-system", name: "coredns" }, ["kube-system"]);
     expect(s).to.deep.equal({
       rule: "excluded-namespace",
@@ -49,17 +49,17 @@ describe("cni pod selection (istio-cni's rules, first match wins)", () => {
     });
   });
 
-  it("1-2 pass for a pod in another namespace", () => {
+  it("not-kubernetes and excluded-namespace pass a Kubernetes pod in another namespace", () => {
     expect(skipByArgs({ namespace: "shop", name: "web-0" }, ["kube-system"])).to.equal(undefined);
   });
 
-  it("3 a container named istio-init", () => {
+  it("istio-init: a container named istio-init (the pod redirects with iptables itself)", () => {
     const s = skipByPod(meshed({ containerNames: ["istio-init", "web", "istio-proxy"] }));
     expect(s?.rule).to.equal("istio-init");
   });
 
   for (const v of ["true", "1", "T", "TRUE"]) {
-    it(`4 istio-proxy has DISABLE_ENVOY=${v}`, () => {
+    it(`envoy-disabled: istio-proxy has DISABLE_ENVOY=${v}`, () => {
       const s = skipByPod(meshed({ proxy: { env: { DISABLE_ENVOY: v }, args: [] } }));
       expect(s).to.deep.equal({
         rule: "envoy-disabled",
@@ -68,7 +68,7 @@ describe("cni pod selection (istio-cni's rules, first match wins)", () => {
     });
   }
 
-  it("4 DISABLE_ENVOY=false or unparsable does not skip", () => {
+  it("envoy-disabled: DISABLE_ENVOY=false or unparsable does not skip", () => {
     expect(skipByPod(meshed({ proxy: { env: { DISABLE_ENVOY: "false" }, args: [] } }))).to.equal(
       undefined,
     );
@@ -77,7 +77,7 @@ describe("cni pod selection (istio-cni's rules, first match wins)", () => {
     );
   });
 
-  it("5 no container named istio-proxy", () => {
+  it("no-istio-proxy: no container named istio-proxy", () => {
     const s = skipByPod(meshed({ containerNames: ["web"], proxy: undefined }));
     expect(s).to.deep.equal({
       rule: "no-istio-proxy",
@@ -85,12 +85,12 @@ describe("cni pod selection (istio-cni's rules, first match wins)", () => {
     });
   });
 
-  it("5 passes for istio-proxy as an init container (native sidecar)", () => {
+  it("no-istio-proxy passes istio-proxy as an init container (native sidecar)", () => {
     expect(skipByPod(meshed({ containerNames: ["istio-proxy", "web"] }))).to.equal(undefined);
   });
 
   for (const kind of ["router", "gateway"]) {
-    it(`6 istio-proxy args "proxy ${kind}" (a gateway)`, () => {
+    it(`not-a-sidecar: istio-proxy args "proxy ${kind}" (a gateway)`, () => {
       const s = skipByPod(meshed({ proxy: { env: {}, args: ["proxy", kind] } }));
       expect(s).to.deep.equal({
         rule: "not-a-sidecar",
@@ -99,11 +99,11 @@ describe("cni pod selection (istio-cni's rules, first match wins)", () => {
     });
   }
 
-  it("6 passes for args that do not start with proxy", () => {
+  it("not-a-sidecar passes args that do not start with proxy", () => {
     expect(skipByPod(meshed({ proxy: { env: {}, args: ["waypoint"] } }))).to.equal(undefined);
   });
 
-  it("7 label sidecar.istio.io/inject=false", () => {
+  it("injection-disabled: label sidecar.istio.io/inject=false", () => {
     const s = skipByPod(meshed({ labels: { "sidecar.istio.io/inject": "false" } }));
     expect(s).to.deep.equal({
       rule: "injection-disabled",
@@ -111,7 +111,7 @@ describe("cni pod selection (istio-cni's rules, first match wins)", () => {
     });
   });
 
-  it("7 annotation sidecar.istio.io/inject=false", () => {
+  it("injection-disabled: annotation sidecar.istio.io/inject=false", () => {
     const s = skipByPod(
       meshed({
         annotations: { "sidecar.istio.io/status": STATUS, "sidecar.istio.io/inject": "f" },
@@ -123,7 +123,7 @@ describe("cni pod selection (istio-cni's rules, first match wins)", () => {
     });
   });
 
-  it("7 the label wins over the annotation (label true, annotation false: meshed)", () => {
+  it("injection-disabled: the label wins over the annotation (label true, annotation false: meshed)", () => {
     const s = skipByPod(
       meshed({
         labels: { "sidecar.istio.io/inject": "true" },
@@ -133,7 +133,7 @@ describe("cni pod selection (istio-cni's rules, first match wins)", () => {
     expect(s).to.equal(undefined);
   });
 
-  it("7 the label wins over the annotation (label false, annotation true: skipped)", () => {
+  it("injection-disabled: the label wins over the annotation (label false, annotation true: skipped)", () => {
     const s = skipByPod(
       meshed({
         labels: { "sidecar.istio.io/inject": "false" },
@@ -143,13 +143,13 @@ describe("cni pod selection (istio-cni's rules, first match wins)", () => {
     expect(s?.rule).to.equal("injection-disabled");
   });
 
-  it("7 an unparsable inject value does not skip", () => {
+  it("injection-disabled: an unparsable inject value does not skip", () => {
     expect(skipByPod(meshed({ labels: { "sidecar.istio.io/inject": "enabled" } }))).to.equal(
       undefined,
     );
   });
 
-  it("8 no sidecar.istio.io/status annotation", () => {
+  it("no-sidecar-status: no sidecar.istio.io/status annotation (the injector never saw the pod)", () => {
     const s = skipByPod(meshed({ annotations: {} }));
     expect(s?.rule).to.equal("no-sidecar-status");
   });
@@ -158,19 +158,19 @@ describe("cni pod selection (istio-cni's rules, first match wins)", () => {
     expect(skipByPod(meshed())).to.equal(undefined);
   });
 
-  it("first match wins: istio-init (3) is reported over no status annotation (8)", () => {
+  it("first match wins: istio-init is reported over no-sidecar-status", () => {
     const s = skipByPod(meshed({ containerNames: ["istio-init", "istio-proxy"], annotations: {} }));
     expect(s?.rule).to.equal("istio-init");
   });
 
-  it("first match wins: DISABLE_ENVOY (4) over no istio-proxy (5)", () => {
+  it("first match wins: envoy-disabled over no-istio-proxy", () => {
     const s = skipByPod(
       meshed({ containerNames: ["web"], proxy: { env: { DISABLE_ENVOY: "true" }, args: [] } }),
     );
     expect(s?.rule).to.equal("envoy-disabled");
   });
 
-  it("lacksSidecarStatus settles rule 8 from annotations alone", () => {
+  it("lacksSidecarStatus settles no-sidecar-status from annotations alone", () => {
     expect(lacksSidecarStatus({})).to.equal(true);
     expect(lacksSidecarStatus({ "sidecar.istio.io/status": "" })).to.equal(false);
   });
@@ -187,7 +187,7 @@ describe("cni pod facts", () => {
     expect(skipByPod(f)).to.equal(undefined);
   });
 
-  it("from the status annotation: istio-init listed -> rule 3", () => {
+  it("from the status annotation: istio-init listed -> skipped by istio-init", () => {
     const status = JSON.stringify({ initContainers: ["istio-init"], containers: ["istio-proxy"] });
     expect(
       skipByPod(podFactsFromAnnotations({ "sidecar.istio.io/status": status }))?.rule,

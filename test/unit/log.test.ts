@@ -3,7 +3,13 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs"
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
-import { closeLogger, createLogger, isLogLevel, type LogLevel } from "../../cni/log";
+import {
+  closeLogger,
+  createLogger,
+  isLogLevel,
+  type LoggerOptions,
+  type LogLevel,
+} from "../../cni/log";
 
 function lines(file: string): Record<string, unknown>[] {
   return readFileSync(file, "utf8")
@@ -77,20 +83,32 @@ describe("log: JSON-lines logger", () => {
   });
 
   /**
-   * Logs one line to `file` (stderr off) in a child process, so a hang cannot stall the test
-   * run: returns how long that took and what reached stderr, as JSON objects.
+   * Creates a logger with `options` in a child process, logs one info line and closes it, so a
+   * hang cannot stall the test run: returns how long that took and what reached stdout and
+   * stderr.
    */
-  function logInChild(file: string): { ms: number; status: number | null; stderr: object[] } {
+  function logInChild(options: LoggerOptions): {
+    ms: number;
+    status: number | null;
+    stdout: string;
+    stderr: string;
+  } {
     const log = join(__dirname, "..", "..", "cni", "log.js");
     const script = `
       const { createLogger, closeLogger } = require(${JSON.stringify(log)});
-      const logger = createLogger({ level: "info", file: ${JSON.stringify(file)} });
+      const logger = createLogger(${JSON.stringify(options)});
       logger.info("still logged", { n: 1 });
       closeLogger(logger).then(() => process.exit(0));`;
     const t0 = Date.now();
     const r = spawnSync(process.execPath, ["-e", script], { encoding: "utf8", timeout: 10_000 });
+    return { ms: Date.now() - t0, status: r.status, stdout: r.stdout, stderr: r.stderr };
+  }
+
+  /** logInChild to `file` (stderr off), with what reached stderr as JSON objects. */
+  function logToFileInChild(file: string): { ms: number; status: number | null; stderr: object[] } {
+    const r = logInChild({ level: "info", file });
     return {
-      ms: Date.now() - t0,
+      ms: r.ms,
       status: r.status,
       stderr: r.stderr
         .split("\n")
@@ -102,7 +120,7 @@ describe("log: JSON-lines logger", () => {
   it("a file whose directory cannot be created (under /proc) neither hangs nor fails: stderr instead", () => {
     // Node's recursive mkdir never returns there; winston's File transport would call it.
     const file = "/proc/waggle-log-test/a/cni.log";
-    const r = logInChild(file);
+    const r = logToFileInChild(file);
     expect(r.status, "the child hung (killed after 10 s) or failed").to.equal(0);
     expect(r.ms).to.be.below(5000);
     expect(r.stderr).to.have.length(2);
@@ -119,7 +137,7 @@ describe("log: JSON-lines logger", () => {
   it("a file that cannot be opened (a directory there) falls back to stderr the same way", () => {
     const file = join(dir, "taken");
     mkdirSync(file);
-    const r = logInChild(file);
+    const r = logToFileInChild(file);
     expect(r.status).to.equal(0);
     expect((r.stderr[0] as { error: string }).error).to.include(`${file}: EISDIR`);
     expect(r.stderr[1]).to.include({ message: "still logged" });
@@ -169,9 +187,10 @@ describe("log: JSON-lines logger", () => {
     expect(lines(file).map((l) => l.message)).to.deep.equal(["deep"]);
   });
 
-  it("with no destination it is silent and still closes", async () => {
-    const logger = createLogger({ level: "debug" });
-    logger.error("nowhere");
-    await closeLogger(logger);
+  it("with no destination it is silent (nothing on stdout or stderr, not even winston's no-transport warning) and still closes", () => {
+    const r = logInChild({ level: "debug" });
+    expect(r.status, "the child hung (killed after 10 s) or failed").to.equal(0);
+    expect(r.stdout).to.equal("");
+    expect(r.stderr).to.equal("");
   });
 });

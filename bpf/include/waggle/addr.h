@@ -23,6 +23,15 @@ struct addr {
 
 #define V4_MAPPED_W2 bpf_htonl(0x0000ffff)
 
+/* an IPv6 address given as its four network-order words (a context's *_ip6[] fields) */
+static __always_inline void addr_from_v6(struct addr *a, __u32 w0, __u32 w1, __u32 w2, __u32 w3)
+{
+	a->w[0] = w0;
+	a->w[1] = w1;
+	a->w[2] = w2;
+	a->w[3] = w3;
+}
+
 static __always_inline void addr_from_v4(struct addr *a, __u32 ip4_be)
 {
 	a->w[0] = 0;
@@ -63,14 +72,16 @@ static __always_inline bool addr_is_passthrough_source(const struct addr *a)
 /* the localhost address of the same family: 127.0.0.1 (v4-mapped) or ::1 */
 static __always_inline void addr_localhost_like(struct addr *out, const struct addr *a)
 {
-	if (addr_is_v4(a)) {
+	if (addr_is_v4(a))
 		addr_from_v4(out, bpf_htonl(0x7f000001));
-	} else {
-		out->w[0] = 0;
-		out->w[1] = 0;
-		out->w[2] = 0;
-		out->w[3] = bpf_htonl(1);
-	}
+	else
+		addr_from_v6(out, 0, 0, 0, bpf_htonl(1));
+}
+
+/* :: (or an unset address) */
+static __always_inline bool addr_is_zero(const struct addr *a)
+{
+	return !(a->w[0] | a->w[1] | a->w[2] | a->w[3]);
 }
 
 static __always_inline bool addr_eq(const struct addr *a, const struct addr *b)
@@ -89,14 +100,10 @@ static __always_inline bool addr_eq(const struct addr *a, const struct addr *b)
 static __always_inline void pick_addr(struct addr *a, __u32 family, __u32 ip4, __u32 w0,
 				      __u32 w1, __u32 w2, __u32 w3)
 {
-	if (family == AF_INET) {
+	if (family == AF_INET)
 		addr_from_v4(a, ip4);
-	} else {
-		a->w[0] = w0;
-		a->w[1] = w1;
-		a->w[2] = w2;
-		a->w[3] = w3;
-	}
+	else
+		addr_from_v6(a, w0, w1, w2, w3);
 }
 
 #endif

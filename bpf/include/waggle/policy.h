@@ -20,6 +20,13 @@ enum verdict {
 	VERDICT_DNS = 3,      /* D1, D2: to the DNS port on localhost */
 };
 
+/*
+ * What every cgroup program returns: the syscall goes on, with whatever rewrite the program
+ * made in its context (0 would fail the syscall with EPERM; waggle never refuses one).
+ */
+#define SYSCALL_CONTINUE 1
+
+/* The pod's policy by its netns cookie; NULL for a netns waggle does not capture. */
 static __always_inline const struct pod_policy *policy_of(__u64 netns)
 {
 	return bpf_map_lookup_elem(&waggle_policy, &netns);
