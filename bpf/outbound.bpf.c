@@ -79,13 +79,23 @@ static __always_inline void set_msg_source(struct bpf_sock_addr *ctx, bool v6,
 	}
 }
 
-/* The connection or datagram as the rows see it: destination, the socket's source, port. */
+/*
+ * The connection or datagram as the rows see it: destination, the socket's source, port. An
+ * unspecified destination (0.0.0.0, ::) is the one the kernel's route lookup will use, which
+ * is what iptables' rules see: the socket's bound source, else localhost.
+ */
 static __always_inline void read_conn(struct bpf_sock_addr *ctx, bool v6, struct outbound_conn *c)
 {
 	user_addr(ctx, v6, &c->dst);
 	if (ctx->sk)
 		sock_source(ctx->sk, v6, &c->src);
 	c->port = bpf_ntohs(ctx->user_port);
+	if (addr_is_unspecified(&c->dst)) {
+		if (addr_is_unspecified(&c->src))
+			addr_localhost_like(&c->dst, &c->dst);
+		else
+			c->dst = c->src;
+	}
 }
 
 static __always_inline __u16 target_port(const struct pod_policy *p, enum verdict v)

@@ -47,6 +47,7 @@ export type HostRef =
   | "loopback" // 127.0.0.1 / ::1
   | "loopbackOther" // 127.0.0.5 (IPv4 only: IPv6 has one loopback address)
   | "passthrough" // 127.0.0.6 / ::6, the proxy's inbound passthrough source
+  | "unspecified" // 0.0.0.0 / ::, which connect() takes for the local host
   | "net1Pod" // the pod's address on its second interface net1
   | "net1Node"; // the node's address on the other end of net1
 
@@ -57,6 +58,7 @@ export const LAB_ADDRESSES: Record<HostRef, Record<Family, string | undefined>> 
   loopback: { 4: "127.0.0.1", 6: "::1" },
   loopbackOther: { 4: "127.0.0.5", 6: undefined },
   passthrough: { 4: "127.0.0.6", 6: "::6" },
+  unspecified: { 4: "0.0.0.0", 6: "::" },
   net1Pod: { 4: "10.200.0.2", 6: "fd10::2" },
   net1Node: { 4: "10.200.0.1", 6: "fd10::1" },
 };
@@ -286,6 +288,8 @@ const TEMPLATES: ScenarioTemplate[] = [
         discrepancy: SUPPLEMENTARY_GROUP_IS_NOT_PROXY,
       }),
       ...(f === 4 ? [tcp("pod", "app", at("loopbackOther", 8080), localUntouched("pod:app"))] : []),
+      // the kernel routes a connect() to 0.0.0.0 / :: to localhost before the nat rules see it
+      tcp("pod", "app", at("unspecified", 8080), localUntouched("pod:app")),
       udp("pod", "app", at("pod", 9999), "pod:app"),
     ],
   },

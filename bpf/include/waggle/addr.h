@@ -84,6 +84,14 @@ static __always_inline bool addr_is_zero(const struct addr *a)
 	return !(a->w[0] | a->w[1] | a->w[2] | a->w[3]);
 }
 
+/* 0.0.0.0 (v4-mapped) or ::: as a destination, the kernel's "this host" */
+static __always_inline bool addr_is_unspecified(const struct addr *a)
+{
+	if (addr_is_v4(a))
+		return a->w[3] == 0;
+	return addr_is_zero(a);
+}
+
 static __always_inline bool addr_eq(const struct addr *a, const struct addr *b)
 {
 	return a->w[0] == b->w[0] && a->w[1] == b->w[1] && a->w[2] == b->w[2] &&
