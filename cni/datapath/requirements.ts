@@ -1,6 +1,8 @@
 // What the datapath needs from the kernel, machine-readable for `waggle doctor`
 // (cni/prerequisites.ts). Every item names the first mainline release that has it; the
 // kernel floor is the newest of them. Kept beside the programs so it changes with them.
+import { release as osRelease } from "node:os";
+import { compareDotted, kernelVersion } from "../dotted-version";
 import type {
   AttachTypeNeed,
   HelperNeed,
@@ -229,3 +231,50 @@ export const DATAPATH_REQUIREMENTS = {
   helpers: DATAPATH_HELPERS,
   versionOnly: DATAPATH_VERSION_ONLY,
 } as const;
+
+/**
+ * Socket bypass: the sockmap fixes it relies on, each with the first mainline release that
+ * has it (docs/datapath.md, "Socket bypass", names the commits). The newest is the floor
+ * below which the bypass stays off by default.
+ */
+export const BYPASS_KERNEL_FIXES: readonly VersionOnlyFeature[] = [
+  {
+    feature: "sockmap bpf_link for sk_msg programs (BPF_LINK_TYPE_SOCKMAP)",
+    since: "6.10",
+    usedFor: "one pinned, updatable link of the node's sk_msg program on waggle_bypass",
+  },
+];
+
+/** Whether this kernel has every fix the socket bypass relies on, and if not which it lacks. */
+export interface BypassSupport {
+  available: boolean;
+  /** The running kernel's version (null when unreadable). */
+  kernel: string | null;
+  /** The floor: the newest `since` of BYPASS_KERNEL_FIXES. */
+  floor: string;
+  /** The fixes the running kernel lacks (empty when available). */
+  missing: string[];
+  /** One line for doctor and status. */
+  reason: string;
+}
+
+/** The socket bypass's kernel check for a release string (default: the running kernel). */
+export function bypassSupport(release: string = osRelease()): BypassSupport {
+  const kernel = kernelVersion(release);
+  const floor = BYPASS_KERNEL_FIXES.map((f) => f.since)
+    .sort(compareDotted)
+    .at(-1) as string;
+  const missing =
+    kernel === null
+      ? BYPASS_KERNEL_FIXES.map((f) => f.feature)
+      : BYPASS_KERNEL_FIXES.filter((f) => compareDotted(kernel, f.since) < 0).map(
+          (f) => `${f.feature} (${f.since})`,
+        );
+  const available = missing.length === 0;
+  const reason = available
+    ? `kernel ${kernel} has the sockmap fixes the bypass needs (${floor} or later)`
+    : kernel === null
+      ? `kernel release ${JSON.stringify(release)} is unreadable: bypass off`
+      : `kernel ${kernel} lacks ${missing.join(", ")}: bypass off (needs ${floor} or later)`;
+  return { available, kernel, floor, missing, reason };
+}

@@ -8,15 +8,22 @@ import { existsSync, mkdirSync, renameSync } from "node:fs";
 import { join } from "node:path";
 import { BpfObject, Link, Program } from "ebpf-napi";
 import { bpfObject } from "../assets";
+import { createBypassLink, swapBypassLink } from "./bypass";
 import { DatapathError } from "./errors";
 import { MAP_NAMES } from "./layout";
-import { ALL_PROGRAMS, OBJECTS, POD_LINKS, paths } from "./programs";
+import { ALL_PROGRAMS, BYPASS_PROGRAM, OBJECTS, POD_LINKS, paths } from "./programs";
 import { type PodRecordData, readAllRecords } from "./record";
 import { removeTree } from "./shared-fs";
 
 export interface DatapathOptions {
   /** bpffs directory holding waggle's pins (tests use unique roots). */
   bpfRoot: string;
+  /**
+   * The node's socket bypass switch (plugin config `socket_bypass`), applied at each attach:
+   * false turns it off for new connections; true or absent turns it on where the kernel
+   * supports it (bypass.ts, requirements.ts bypassSupport).
+   */
+  socketBypass?: boolean;
 }
 
 /** Loads every object, maps pinned (or reused) under mapsDir, programs pinned under progsDir. */
@@ -83,6 +90,7 @@ export function loadSharedPrograms(opts: DatapathOptions): SharedProgramsOutcome
   try {
     mkdirSync(root, { recursive: true });
     loadInto(join(staging, "maps"), join(staging, "progs"));
+    createBypassLink(staging);
   } catch (err) {
     removeTree(staging);
     throw new DatapathError("PROGRAMS", "loading the datapath programs failed", err);
@@ -138,6 +146,8 @@ export interface UpgradeReport {
   skipped: string[];
   /** Why each skipped pod was skipped: its cgroup or netns is gone (DEL pending), or an error. */
   skipReasons: Record<string, string>;
+  /** The node's bypass link got the new program, or was made (an older version had none). */
+  bypassLinkUpdated: boolean;
   /** Programs whose instructions differ from those they replaced (by tag); [] = same code. */
   changedPrograms: string[];
   /** The pinned program ids before and after, by name (`bpftool prog show id N`). */
@@ -222,6 +232,7 @@ export function upgradePrograms(opts: DatapathOptions): UpgradeReport {
     linksUpdated: 0,
     skipped: [],
     skipReasons: {},
+    bypassLinkUpdated: false,
     changedPrograms: [],
     programIds: {},
     durationMs: 0,
@@ -275,6 +286,7 @@ export function upgradePrograms(opts: DatapathOptions): UpgradeReport {
       }
     };
     swapPods();
+    report.bypassLinkUpdated = swapBypassLink(root, progs.get(BYPASS_PROGRAM.name) as Program);
     const old = join(paths.datapath(root), `progs-old-${randomBytes(4).toString("hex")}`);
     if (existsSync(paths.progs(root))) renameSync(paths.progs(root), old);
     renameSync(fresh, paths.progs(root));

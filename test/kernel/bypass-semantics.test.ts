@@ -1,0 +1,291 @@
+// The socket bypass must be indistinguishable from TCP. Every case runs twice on the same two
+// meshed pods of one node: once with the node's bypass switch off (plain TCP) and once with
+// it on; each side of the connection reports what an application sees (bytes and their
+// SHA-256, return values, errno names, epoll masks; test/support/bypassprobe.py) and the two
+// runs must report exactly the same. The pods' counters prove which path carried the bytes:
+// messages bypassed > 0 in the bypass run, none in the TCP run.
+import { join } from "node:path";
+import { expect } from "chai";
+import { attachPod, ensureSharedPrograms, listPods } from "../../cni/datapath";
+import { applyNodeBypass } from "../../cni/datapath/bypass";
+import type { BypassCounterName } from "../../cni/datapath/layout";
+import { MAP_NAMES } from "../../cni/datapath/layout";
+import { paths } from "../../cni/datapath/programs";
+import { defaultRedirectSettings, type RedirectSettings } from "../../cni/redirect-settings";
+import "../support/hooks";
+import { uniqueName } from "../support/names";
+import { createNode, createPod, type Node, type Pod } from "../support/pod";
+import { hostPort, PYTHON } from "../support/sockprobe";
+import { BpfRoot } from "../support/waggle-mode";
+
+const PROBE = join(__dirname, "..", "..", "..", "test", "support", "bypassprobe.py");
+const MiB = 1 << 20;
+
+/** Meshed, nothing captured: the connections go where the probes send them. */
+function uncaptured(): RedirectSettings {
+  const s = defaultRedirectSettings();
+  s.outbound.includeIPRanges = [];
+  s.inbound.includePorts = [];
+  return s;
+}
+
+type Counters = Record<BypassCounterName, number>;
+
+interface Hop {
+  name: string;
+  /** Where the server listens and the client connects; which pods they run in. */
+  server: () => Pod;
+  client: () => Pod;
+  addr: () => string;
+  bind?: string;
+}
+
+interface Run {
+  server: Record<string, unknown>;
+  client: Record<string, unknown>;
+  counters: Counters;
+}
+
+describe("socket bypass: each case observes the same over TCP and over the bypass", function () {
+  this.timeout(240_000);
+  let root: BpfRoot;
+  let node: Node;
+  let a: Pod;
+  let b: Pod;
+  const ids = { a: uniqueName("k"), b: uniqueName("k") };
+
+  before(async () => {
+    root = new BpfRoot();
+    ensureSharedPrograms(root.opts);
+    node = await createNode();
+    a = await createPod({ node, ipv6: true, label: "pod a" });
+    b = await createPod({ node, ipv6: true, label: "pod b" });
+    for (const [id, pod] of [
+      [ids.a, a],
+      [ids.b, b],
+    ] as const) {
+      attachPod(
+        {
+          containerId: id,
+          netnsPath: pod.netnsPath,
+          ifname: "eth0",
+          cgroupPath: pod.cgroupDir,
+          podIPs: [pod.ipv4, pod.ipv6].filter((ip): ip is string => ip !== undefined),
+          settings: uncaptured(),
+        },
+        root.opts,
+      );
+    }
+  });
+
+  after(async () => {
+    await a?.destroy();
+    await b?.destroy();
+    await node?.destroy();
+    root?.destroy();
+  });
+
+  /** The bypass counters of both pods, summed. */
+  function bypassCounters(): Counters {
+    const sum: Counters = {
+      bypass_sockets: 0,
+      bypass_msgs: 0,
+      bypass_bytes: 0,
+      bypass_fallbacks: 0,
+    };
+    for (const p of listPods(root.opts)) {
+      for (const k of Object.keys(sum) as BypassCounterName[]) sum[k] += p.counters?.[k] ?? 0;
+    }
+    return sum;
+  }
+
+  function delta(after: Counters, before: Counters): Counters {
+    return Object.fromEntries(
+      Object.entries(after).map(([k, v]) => [k, v - before[k as BypassCounterName]]),
+    ) as Counters;
+  }
+
+  function resultOf(lines: string[], who: string): Record<string, unknown> {
+    const line = lines.find((l) => l.includes('"event": "result"'));
+    if (!line) throw new Error(`${who} printed no result: ${lines.join("\n")}`);
+    const { event: _e, ...rest } = JSON.parse(line) as Record<string, unknown>;
+    return rest;
+  }
+
+  /** One connection of `hop` running `kase` with the node switch as given. */
+  async function run(hop: Hop, kase: string, arg: string, bypass: boolean): Promise<Run> {
+    const state = applyNodeBypass(root.path, bypass);
+    expect(state.enabled, `node switch ${bypass}: ${state.support.reason}`).to.equal(bypass);
+    const before = bypassCounters();
+    const server = hop.server().spawn(PYTHON, [PROBE, "serve", hop.addr(), kase, arg]);
+    try {
+      await server.waitForLine((l) => l.includes('"ready"'), 10_000);
+      const clientOut = await hop
+        .client()
+        .execChecked(PYTHON, [PROBE, "connect", hop.addr(), kase, arg], {
+          env: { ...process.env, ...(hop.bind ? { BYPASSPROBE_BIND: hop.bind } : {}) },
+          timeoutMs: 120_000,
+        });
+      await server.exited;
+      return {
+        server: resultOf(server.stdoutLines, `server ${server.stderrLines.join("\n")}`),
+        client: resultOf(clientOut.split("\n"), "client"),
+        counters: delta(bypassCounters(), before),
+      };
+    } finally {
+      await server.kill();
+    }
+  }
+
+  /** Runs over TCP, then over the bypass; both must observe the same; counters tell the path. */
+  async function compare(hop: Hop, kase: string, arg = ""): Promise<Run> {
+    const tcp = await run(hop, kase, arg, false);
+    const bypassed = await run(hop, kase, arg, true);
+    expect(bypassed.server, `${kase} server side`).to.deep.equal(tcp.server);
+    expect(bypassed.client, `${kase} client side`).to.deep.equal(tcp.client);
+    expect(tcp.counters.bypass_sockets, "TCP run: no socket joined").to.equal(0);
+    expect(tcp.counters.bypass_msgs, "TCP run: nothing bypassed").to.equal(0);
+    expect(bypassed.counters.bypass_sockets, "bypass run: both ends joined").to.equal(2);
+    return bypassed;
+  }
+
+  const podToPod4: Hop = {
+    name: "pod to pod (IPv4)",
+    server: () => b,
+    client: () => a,
+    addr: () => hostPort(b.address(4), 8080),
+  };
+  const podToPod6: Hop = {
+    name: "pod to pod (IPv6)",
+    server: () => b,
+    client: () => a,
+    addr: () => hostPort(b.address(6), 8080),
+  };
+  const appToSidecar: Hop = {
+    name: "app to its sidecar (127.0.0.1:15001)",
+    server: () => a,
+    client: () => a,
+    addr: () => "127.0.0.1:15001",
+  };
+  const sidecarToApp: Hop = {
+    name: "sidecar to app (from 127.0.0.6)",
+    server: () => a,
+    client: () => a,
+    addr: () => hostPort(a.address(4), 8080),
+    bind: "127.0.0.6",
+  };
+  const appToSidecar6: Hop = {
+    name: "app to its sidecar ([::1]:15001)",
+    server: () => a,
+    client: () => a,
+    addr: () => "[::1]:15001",
+  };
+
+  for (const hop of [podToPod4, podToPod6, appToSidecar, sidecarToApp, appToSidecar6]) {
+    it(`${hop.name}: 1 MiB up and 1 MiB down arrive intact, bypassed both ways`, async () => {
+      const r = await compare(hop, "stream", `${MiB}:${MiB}`);
+      expect(r.server.receivedSha).to.equal(r.client.sentSha);
+      expect(r.client.receivedSha).to.equal(r.server.sentSha);
+      expect(r.counters.bypass_bytes).to.equal(2 * MiB);
+      expect(r.counters.bypass_fallbacks).to.equal(0);
+    });
+  }
+
+  for (const [up, down] of [
+    [1, 0],
+    [1, 1],
+    [1000, 70_000],
+    [16 * MiB, 1],
+    [64 * MiB, 64 * MiB],
+  ]) {
+    it(`transfers ${up} B up and ${down} B down byte for byte`, async () => {
+      const r = await compare(podToPod4, "stream", `${up}:${down}`);
+      expect(r.server.receivedBytes).to.equal(up);
+      expect(r.client.receivedBytes).to.equal(down);
+      expect(r.counters.bypass_bytes).to.equal(up + down);
+    });
+  }
+
+  it("64 MiB both ways at the same time arrive intact", async () => {
+    const r = await compare(podToPod4, "duplex", String(64 * MiB));
+    expect(r.server.receivedSha).to.equal(r.client.sentSha);
+    expect(r.client.receivedSha).to.equal(r.server.sentSha);
+    expect(r.counters.bypass_bytes).to.equal(128 * MiB);
+  });
+
+  it("half-close: data before the FIN is read first, then EOF; the other way stays open", async () => {
+    const r = await compare(podToPod4, "halfclose");
+    expect(r.server).to.include({ receivedBytes: 7000, eofSeen: true });
+    expect(r.client).to.include({
+      sendAfterShutdown: "EPIPE",
+      received: "response after your FIN",
+    });
+  });
+
+  it("FIN ordering: bytes queued with the FIN are all read before EOF", async () => {
+    const r = await compare(podToPod4, "finorder", "777");
+    expect(r.server.receivedSha).to.equal(r.client.sentSha);
+    expect(r.server.lastReadEmpty).to.equal(true);
+  });
+
+  it("close with unread data: the sender sees what TCP shows it (a reset)", async () => {
+    await compare(podToPod4, "unread-close");
+  });
+
+  it("MSG_PEEK leaves the bytes in place", async () => {
+    const r = await compare(podToPod4, "peek");
+    expect(r.server).to.deep.include({ peek1: "hello", peek2: "hello" });
+  });
+
+  it("MSG_WAITALL waits for the whole length across several sends", async () => {
+    const r = await compare(podToPod4, "waitall");
+    expect(r.server.waitallBytes).to.equal(3000);
+  });
+
+  it("epoll level-triggered readiness: ready while bytes remain, not after draining, on FIN", async () => {
+    const r = await compare(podToPod4, "epoll-level");
+    expect(r.server.afterDrain).to.deep.equal([]);
+  });
+
+  it("epoll edge-triggered readiness: one edge per arrival", async () => {
+    const r = await compare(podToPod4, "epoll-edge");
+    expect(r.server.noNewData).to.deep.equal([]);
+  });
+
+  it("FIONREAD counts the bytes waiting", async () => {
+    await compare(podToPod4, "fionread");
+  });
+
+  it("sendfile: 8 MiB from a file arrive intact", async () => {
+    const r = await compare(podToPod4, "sendfile", String(8 * MiB));
+    expect(r.server.receivedSha).to.equal(r.client.sentSha);
+  });
+
+  it("splice from the socket reads every byte", async () => {
+    const r = await compare(podToPod4, "splice", String(4 * MiB));
+    expect(r.server.receivedSha).to.equal(r.client.sentSha);
+  });
+
+  it("zero-length writes return 0 and deliver nothing (no early EOF)", async () => {
+    const r = await compare(podToPod4, "zero");
+    expect(r.server).to.deep.include({ received: "xy", emptyReads: 1 });
+  });
+
+  it("TCP_CORK and TCP_NODELAY writes arrive in order", async () => {
+    await compare(podToPod4, "cork");
+  });
+
+  it("a socket handed to another process keeps its stream", async () => {
+    const r = await compare(podToPod4, "handoff", String(4 * MiB));
+    expect(r.server.receivedSha).to.equal(r.client.sentSha);
+  });
+
+  it("a direction that used TCP once stays on TCP, in order, after the peer joins again", async () => {
+    const pin = paths.map(root.path, MAP_NAMES.bypass);
+    const r = await compare(podToPod4, "sticky", pin);
+    expect(r.server.receivedSha).to.equal(r.client.sentSha);
+    // the server's second byte was bypassed; the client's 100 000 all went through TCP
+    expect(r.counters.bypass_fallbacks).to.equal(1);
+    expect(r.counters.bypass_bytes).to.equal(1);
+  });
+});
