@@ -30,6 +30,12 @@ int waggle_bypass_msg(struct sk_msg_md *msg)
 	b = bpf_sk_storage_get(&waggle_bypass_sock, sk, 0, 0);
 	if (!b || (b->flags & BYPASS_TCP))
 		return SK_PASS;
+	/*
+	 * sending side shut down (or closing): TCP refuses the bytes with EPIPE as it would
+	 * (tcp_bpf_sendmsg checks only sk_err, so a redirect would deliver them after the FIN)
+	 */
+	if (sk->state != BPF_TCP_ESTABLISHED && sk->state != BPF_TCP_CLOSE_WAIT)
+		return SK_PASS;
 	/* the peer is in the map: hand the message to its receive queue */
 	__builtin_memcpy(&peer, &b->peer, sizeof(peer));
 	if (bpf_msg_redirect_hash(msg, &waggle_bypass, &peer, BPF_F_INGRESS) == SK_PASS) {

@@ -72,20 +72,20 @@ export interface BypassState {
   support: BypassSupport;
   /** The bypass link is pinned. */
   linked: boolean;
-  /** The switch asked for: true, false, or undefined (default: on where supported). */
+  /** The switch asked for: true, false, or undefined (bypassSupport().defaultOn). */
   requested: boolean | undefined;
 }
 
 /**
- * Decides and writes the node switch: on when asked for (or by default) and the kernel
- * supports the bypass and the link exists; off otherwise. Programs read it at each
+ * Decides and writes the node switch: on when asked for (absent: the kernel's default) and
+ * the kernel can run the bypass and the link exists; off otherwise. Programs read it at each
  * connection's established time: switching off keeps live connections bypassed (moving a
  * bypassed direction back onto TCP mid-stream is what the design avoids), new ones use TCP.
  */
 export function applyNodeBypass(root: string, requested: boolean | undefined): BypassState {
   const support = bypassSupport();
   const linked = bypassLinkPinned(root);
-  const enabled = requested !== false && support.available && linked;
+  const enabled = (requested ?? support.defaultOn) && support.available && linked;
   const value = Buffer.alloc(STRUCTS.node_settings.size);
   value.writeUInt32LE(enabled ? NODE.BYPASS : 0, STRUCTS.node_settings.fields.flags.offset);
   const map = BpfMap.openPinned(paths.map(root, MAP_NAMES.node));

@@ -20,8 +20,8 @@ export interface DatapathOptions {
   bpfRoot: string;
   /**
    * The node's socket bypass switch (plugin config `socket_bypass`), applied at each attach:
-   * false turns it off for new connections; true or absent turns it on where the kernel
-   * supports it (bypass.ts, requirements.ts bypassSupport).
+   * false turns it off for new connections; true turns it on where the kernel can run it;
+   * absent: the kernel's default (requirements.ts bypassSupport; bypass.ts).
    */
   socketBypass?: boolean;
 }

@@ -6,11 +6,20 @@
 // messages bypassed > 0 in the bypass run, none in the TCP run.
 import { join } from "node:path";
 import { expect } from "chai";
-import { attachPod, ensureSharedPrograms, listPods } from "../../cni/datapath";
+import { Link } from "ebpf-napi";
+import {
+  attachPod,
+  detachPod,
+  ensureSharedPrograms,
+  listPods,
+  mapEntryCounts,
+  upgradePrograms,
+} from "../../cni/datapath";
 import { applyNodeBypass } from "../../cni/datapath/bypass";
 import type { BypassCounterName } from "../../cni/datapath/layout";
 import { MAP_NAMES } from "../../cni/datapath/layout";
-import { paths } from "../../cni/datapath/programs";
+import { BYPASS_PROGRAM, paths } from "../../cni/datapath/programs";
+import { BYPASS_OPEN_DIFFERENCES } from "../../cni/datapath/requirements";
 import { defaultRedirectSettings, type RedirectSettings } from "../../cni/redirect-settings";
 import "../support/hooks";
 import { uniqueName } from "../support/names";
@@ -60,6 +69,10 @@ describe("socket bypass: each case observes the same over TCP and over the bypas
     node = await createNode();
     a = await createPod({ node, ipv6: true, label: "pod a" });
     b = await createPod({ node, ipv6: true, label: "pod b" });
+    attachBoth();
+  });
+
+  function attachBoth(): void {
     for (const [id, pod] of [
       [ids.a, a],
       [ids.b, b],
@@ -76,7 +89,7 @@ describe("socket bypass: each case observes the same over TCP and over the bypas
         root.opts,
       );
     }
-  });
+  }
 
   after(async () => {
     await a?.destroy();
@@ -112,21 +125,35 @@ describe("socket bypass: each case observes the same over TCP and over the bypas
     return rest;
   }
 
-  /** One connection of `hop` running `kase` with the node switch as given. */
-  async function run(hop: Hop, kase: string, arg: string, bypass: boolean): Promise<Run> {
+  /**
+   * One connection of `hop` running `kase` with the node switch as given; `during` runs once
+   * the client is under way (DEL, upgrade).
+   */
+  async function run(
+    hop: Hop,
+    kase: string,
+    arg: string,
+    bypass: boolean,
+    during?: () => Promise<void>,
+  ): Promise<Run> {
     const state = applyNodeBypass(root.path, bypass);
     expect(state.enabled, `node switch ${bypass}: ${state.support.reason}`).to.equal(bypass);
     const before = bypassCounters();
     const server = hop.server().spawn(PYTHON, [PROBE, "serve", hop.addr(), kase, arg]);
     try {
       await server.waitForLine((l) => l.includes('"ready"'), 10_000);
-      const clientOut = await hop
-        .client()
-        .execChecked(PYTHON, [PROBE, "connect", hop.addr(), kase, arg], {
-          env: { ...process.env, ...(hop.bind ? { BYPASSPROBE_BIND: hop.bind } : {}) },
-          timeoutMs: 120_000,
-        });
+      const running = hop.client().exec(PYTHON, [PROBE, "connect", hop.addr(), kase, arg], {
+        env: { ...process.env, ...(hop.bind ? { BYPASSPROBE_BIND: hop.bind } : {}) },
+        timeoutMs: 120_000,
+      });
+      await during?.();
+      const client = await running;
       await server.exited;
+      if (client.code !== 0)
+        throw new Error(
+          `${kase} client failed (bypass ${bypass}): ${client.stderr}\nserver: ${server.stderrLines.join("\n")}`,
+        );
+      const clientOut = client.stdout;
       return {
         server: resultOf(server.stdoutLines, `server ${server.stderrLines.join("\n")}`),
         client: resultOf(clientOut.split("\n"), "client"),
@@ -137,16 +164,49 @@ describe("socket bypass: each case observes the same over TCP and over the bypas
     }
   }
 
-  /** Runs over TCP, then over the bypass; both must observe the same; counters tell the path. */
-  async function compare(hop: Hop, kase: string, arg = ""): Promise<Run> {
-    const tcp = await run(hop, kase, arg, false);
-    const bypassed = await run(hop, kase, arg, true);
-    expect(bypassed.server, `${kase} server side`).to.deep.equal(tcp.server);
-    expect(bypassed.client, `${kase} client side`).to.deep.equal(tcp.client);
+  /** Runs over TCP, then over the bypass; counters must tell the path each took. */
+  async function both(
+    hop: Hop,
+    kase: string,
+    arg: string,
+    during?: () => Promise<void>,
+  ): Promise<{ tcp: Run; bypassed: Run }> {
+    const tcp = await run(hop, kase, arg, false, during);
+    const bypassed = await run(hop, kase, arg, true, during);
     expect(tcp.counters.bypass_sockets, "TCP run: no socket joined").to.equal(0);
     expect(tcp.counters.bypass_msgs, "TCP run: nothing bypassed").to.equal(0);
     expect(bypassed.counters.bypass_sockets, "bypass run: both ends joined").to.equal(2);
+    expect(bypassed.counters.bypass_msgs, "bypass run: messages bypassed").to.be.greaterThan(0);
+    return { tcp, bypassed };
+  }
+
+  /** Both runs must observe exactly the same. */
+  async function compare(
+    hop: Hop,
+    kase: string,
+    arg = "",
+    during?: () => Promise<void>,
+  ): Promise<Run> {
+    const { tcp, bypassed } = await both(hop, kase, arg, during);
+    expect(bypassed.server, `${kase} server side`).to.deep.equal(tcp.server);
+    expect(bypassed.client, `${kase} client side`).to.deep.equal(tcp.client);
     return bypassed;
+  }
+
+  /**
+   * A difference requirements.ts lists as open (the reason the bypass is off by default):
+   * the runs must still differ as described. When a kernel removes it, this fails: set that
+   * difference's fixedIn and turn the case into a compare().
+   */
+  async function stillDiffers(kase: string, difference: string, arg = ""): Promise<Run[]> {
+    const listed = BYPASS_OPEN_DIFFERENCES.find((d) => d.difference.startsWith(difference));
+    expect(listed, `requirements.ts lists "${difference}"`).to.not.equal(undefined);
+    const { tcp, bypassed } = await both(podToPod4, kase, arg);
+    expect({ server: bypassed.server, client: bypassed.client }).to.not.deep.equal({
+      server: tcp.server,
+      client: tcp.client,
+    });
+    return [tcp, bypassed];
   }
 
   const podToPod4: Hop = {
@@ -228,8 +288,19 @@ describe("socket bypass: each case observes the same over TCP and over the bypas
     expect(r.server.lastReadEmpty).to.equal(true);
   });
 
-  it("close with unread data: the sender sees what TCP shows it (a reset)", async () => {
-    await compare(podToPod4, "unread-close");
+  it("close with unread data: open difference, the sender reads EOF where TCP gives ECONNRESET", async () => {
+    const [tcp, bypassed] = await stillDiffers(
+      "unread-close",
+      "closing with bypassed bytes unread",
+    );
+    expect(tcp.client).to.deep.include({ recv: "ECONNRESET", send: "EPIPE" });
+    expect(bypassed.client).to.deep.include({ recv: 0, send: "EPIPE" });
+  });
+
+  it("the peer's process dies mid-transfer: the sender gets a reset or broken pipe, as over TCP", async () => {
+    const r = await compare(podToPod4, "peer-exit");
+    expect(r.client.outcome).to.equal("reset or broken pipe");
+    expect(r.counters.bypass_fallbacks, "the sender fell back once the peer was gone").to.equal(1);
   });
 
   it("MSG_PEEK leaves the bytes in place", async () => {
@@ -237,9 +308,10 @@ describe("socket bypass: each case observes the same over TCP and over the bypas
     expect(r.server).to.deep.include({ peek1: "hello", peek2: "hello" });
   });
 
-  it("MSG_WAITALL waits for the whole length across several sends", async () => {
-    const r = await compare(podToPod4, "waitall");
-    expect(r.server.waitallBytes).to.equal(3000);
+  it("MSG_WAITALL: open difference, the bypass returns a short read where TCP waits", async () => {
+    const [tcp, bypassed] = await stillDiffers("waitall", "recv with MSG_WAITALL");
+    expect(tcp.server.waitallBytes).to.equal(3000);
+    expect(bypassed.server.waitallBytes).to.be.lessThan(3000);
   });
 
   it("epoll level-triggered readiness: ready while bytes remain, not after draining, on FIN", async () => {
@@ -261,9 +333,14 @@ describe("socket bypass: each case observes the same over TCP and over the bypas
     expect(r.server.receivedSha).to.equal(r.client.sentSha);
   });
 
-  it("splice from the socket reads every byte", async () => {
-    const r = await compare(podToPod4, "splice", String(4 * MiB));
-    expect(r.server.receivedSha).to.equal(r.client.sentSha);
+  it("splice from the receiving socket: open difference, it sees none of the bypassed bytes", async () => {
+    const [tcp, bypassed] = await stillDiffers(
+      "splice",
+      "splice(2) from a receiving socket",
+      String(4 * MiB),
+    );
+    expect(tcp.server.receivedSha).to.equal(tcp.client.sentSha);
+    expect(bypassed.server.receivedBytes).to.equal(0);
   });
 
   it("zero-length writes return 0 and deliver nothing (no early EOF)", async () => {
@@ -287,5 +364,52 @@ describe("socket bypass: each case observes the same over TCP and over the bypas
     // the server's second byte was bypassed; the client's 100 000 all went through TCP
     expect(r.counters.bypass_fallbacks).to.equal(1);
     expect(r.counters.bypass_bytes).to.equal(1);
+  });
+
+  it("DEL of both pods with a live bypassed connection: it keeps flowing, intact", async () => {
+    let joined = -1;
+    const delBoth = async () => {
+      // mid-transfer: once both ends joined (bypass run), after 3 s at most (TCP run)
+      for (let i = 0; i < 30 && mapEntryCounts(root.opts)[MAP_NAMES.bypass] < 2; i++)
+        await new Promise((r) => setTimeout(r, 100));
+      joined = mapEntryCounts(root.opts)[MAP_NAMES.bypass];
+      detachPod(ids.a, root.opts);
+      detachPod(ids.b, root.opts);
+    };
+    try {
+      const tcp = await run(podToPod4, "paced", "100", false, delBoth);
+      expect(joined, "over TCP no socket is in the sockhash").to.equal(0);
+      attachBoth();
+      const bypassed = await run(podToPod4, "paced", "100", true, delBoth);
+      expect(joined, "both ends were in the sockhash at the DEL").to.equal(2);
+      expect(bypassed.server).to.deep.equal(tcp.server);
+      expect(bypassed.server.receivedSha).to.equal(bypassed.client.sentSha);
+    } finally {
+      attachBoth();
+    }
+  });
+
+  it("upgradePrograms under a live bypassed connection: the node link gets the new program, bytes stay intact", async () => {
+    const pin = paths.link(root.path, BYPASS_PROGRAM.name);
+    const progOf = () => {
+      const l = Link.openPinned(pin);
+      try {
+        return l.info().progId;
+      } finally {
+        l.close();
+      }
+    };
+    const seen: number[] = [];
+    const upgrade = async () => {
+      await new Promise((r) => setTimeout(r, 500));
+      seen.push(progOf());
+      const report = upgradePrograms(root.opts);
+      expect(report.bypassLinkUpdated).to.equal(true);
+      seen.push(progOf());
+    };
+    const r = await compare(podToPod4, "paced", "40", upgrade);
+    expect(r.server.receivedSha).to.equal(r.client.sentSha);
+    expect(seen[1]).to.not.equal(seen[0]);
+    expect(seen[3]).to.not.equal(seen[2]);
   });
 });

@@ -228,12 +228,15 @@ def peek_client(s, arg):
 
 
 def waitall_server(c, arg):
+    c.sendall(b"go")  # the client starts sending while this recv waits
     got = c.recv(3000, socket.MSG_WAITALL)
     rest, _ = recv_all(c)
     return {"waitallBytes": len(got), "restBytes": len(rest), **stream_report("waitall", got)}
 
 
 def waitall_client(s, arg):
+    s.recv(2)
+    time.sleep(0.1)
     for i in range(3):
         s.sendall(payload(10 + i, 1000))
         time.sleep(0.15)
@@ -327,6 +330,7 @@ def digest_server(c, arg):
 
 def sendfile_client(s, arg):
     data = payload(7, int(arg))
+    s.settimeout(None)  # blocking, as nginx's sendfile would wait for room
     with tempfile.TemporaryFile() as f:
         f.write(data)
         f.flush()
@@ -448,13 +452,18 @@ def sticky_server(c, arg):
     obj_get = struct.pack("QII", ctypes.addressof(path), 0, 0)
     map_fd = bpf_syscall(7, obj_get)  # BPF_OBJ_GET
     keybuf = ctypes.create_string_buffer(key, len(key))
-    bpf_syscall(3, struct.pack("IIQQQ", map_fd, 0, ctypes.addressof(keybuf), 0, 0))  # DELETE
+    try:  # BPF_MAP_DELETE_ELEM
+        bpf_syscall(3, struct.pack("IIQQQ", map_fd, 0, ctypes.addressof(keybuf), 0, 0))
+        joined = True
+    except FileNotFoundError:
+        joined = False  # the run over plain TCP: the socket never joined
     c.sendall(b"1")  # the client sends its first chunk now
     time.sleep(0.3)
-    val = ctypes.create_string_buffer(struct.pack("Q", c.fileno()), 8)
-    bpf_syscall(  # BPF_MAP_UPDATE_ELEM, BPF_NOEXIST
-        2, struct.pack("IIQQQ", map_fd, 0, ctypes.addressof(keybuf), ctypes.addressof(val), 1)
-    )
+    if joined:
+        val = ctypes.create_string_buffer(struct.pack("Q", c.fileno()), 8)
+        bpf_syscall(  # BPF_MAP_UPDATE_ELEM, BPF_NOEXIST
+            2, struct.pack("IIQQQ", map_fd, 0, ctypes.addressof(keybuf), ctypes.addressof(val), 1)
+        )
     c.sendall(b"2")  # and the rest now
     data, err = recv_all(c)
     return stream_report("received", data, err)
@@ -473,7 +482,42 @@ def sticky_client(s, arg):
     return stream_report("sent", first + rest)
 
 
+def paced_client(s, arg):
+    """ARG chunks of 64 KiB, 50 ms apart (seconds of traffic while the test acts)."""
+    data = payload(30, int(arg) * 65536)
+    for i in range(0, len(data), 65536):
+        s.sendall(data[i : i + 65536])
+        time.sleep(0.05)
+    s.shutdown(socket.SHUT_WR)
+    recv_all(s)
+    return stream_report("sent", data)
+
+
+def peer_exit_server(c, arg):
+    """Reads 1 MiB, then the process dies with the rest unread."""
+    got = 0
+    while got < 1 << 20:
+        got += len(c.recv(65536))
+    emit({"event": "result", "case": "peer-exit", "readBeforeExit": got >= 1 << 20})
+    os._exit(0)
+
+
+def peer_exit_client(s, arg):
+    data = payload(31, 64 << 20)
+    try:
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+        recv_all(s)
+        outcome = "no error"
+    except OSError as e:
+        # which of the two TCP gives depends on timing, over TCP as over the bypass
+        outcome = "reset or broken pipe" if e.errno in (errno.EPIPE, errno.ECONNRESET) else err_name(e)
+    return {"outcome": outcome}
+
+
 CASES = {
+    "paced": (digest_server, paced_client),
+    "peer-exit": (peer_exit_server, peer_exit_client),
     "stream": (stream_server, stream_client),
     "duplex": (duplex_server, duplex_client),
     "halfclose": (halfclose_server, halfclose_client),
