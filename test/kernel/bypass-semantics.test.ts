@@ -202,7 +202,10 @@ describe("socket bypass: each case observes the same over TCP and over the bypas
     const listed = BYPASS_OPEN_DIFFERENCES.find((d) => d.difference.startsWith(difference));
     expect(listed, `requirements.ts lists "${difference}"`).to.not.equal(undefined);
     const { tcp, bypassed } = await both(podToPod4, kase, arg);
-    expect({ server: bypassed.server, client: bypassed.client }).to.not.deep.equal({
+    expect(
+      { server: bypassed.server, client: bypassed.client },
+      `${kase} no longer differs: ${JSON.stringify({ tcp, bypassed })}`,
+    ).to.not.deep.equal({
       server: tcp.server,
       client: tcp.client,
     });

@@ -228,6 +228,7 @@ def peek_client(s, arg):
 
 
 def waitall_server(c, arg):
+    c.settimeout(None)  # a blocking socket: with a timeout Python polls, then reads what is there
     c.sendall(b"go")  # the client starts sending while this recv waits
     got = c.recv(3000, socket.MSG_WAITALL)
     rest, _ = recv_all(c)
