@@ -15,6 +15,7 @@ import {
   WAGGLE_ANNOTATIONS,
 } from "../../cni/redirect-settings";
 import { CniError } from "../../cni/skel";
+import { formatStatus } from "../../cni/status";
 
 const entry = { cniVersion: "0.3.1", name: "k8s-pod-network", type: "waggle" };
 
@@ -91,4 +92,20 @@ describe("socket bypass: the pod opt-out (waggle.io/socket-bypass)", () => {
       .to.throw(InvalidAnnotationError, key)
       .with.property("problem", "must be a boolean");
   });
+});
+
+describe("socket bypass: waggle status --verbose names the node switch", () => {
+  for (const on of [true, false]) {
+    it(`says ${on ? "on" : "off"}`, () => {
+      const text = formatStatus(
+        {
+          bpfRoot: "/sys/fs/bpf/waggle",
+          datapath: { loaded: true, missing: [], mapEntries: {}, socketBypass: on },
+          pods: [],
+        },
+        { verbose: true },
+      );
+      expect(text.split("\n")).to.include(`socket bypass: ${on ? "on" : "off"} (node switch)`);
+    });
+  }
 });
