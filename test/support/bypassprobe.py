@@ -466,6 +466,7 @@ def sticky_server(c, arg):
             2, struct.pack("IIQQQ", map_fd, 0, ctypes.addressof(keybuf), ctypes.addressof(val), 1)
         )
     c.sendall(b"2")  # and the rest now
+    time.sleep(0.5)  # read once both have arrived: a redirected rest would sit in the ingress queue
     data, err = recv_all(c)
     return stream_report("received", data, err)
 
