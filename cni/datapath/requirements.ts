@@ -271,6 +271,11 @@ export const BYPASS_KERNEL_FIXES: readonly VersionOnlyFeature[] = [
 export const BYPASS_OPEN_DIFFERENCES: readonly { difference: string; fixedIn: string | null }[] = [
   {
     difference:
+      "no flow control: a peer that stops reading never stops the sender; its receive queue grows without a window (bounded only by the node's TCP memory, tcp_mem)",
+    fixedIn: null,
+  },
+  {
+    difference:
       "recv with MSG_WAITALL returns what is queued instead of waiting for the whole length",
     fixedIn: null,
   },

@@ -327,6 +327,14 @@ describe("socket bypass: each case observes the same over TCP and over the bypas
     expect(r.server.noNewData).to.deep.equal([]);
   });
 
+  it("flow control: open difference, a sender to a peer that does not read is never stopped", async () => {
+    const [tcp, bypassed] = await stillDiffers("backpressure", "no flow control", String(64 * MiB));
+    expect(tcp.client).to.include({ blocked: true, sentBelowLimit: true });
+    // all 64 MiB went into the peer's ingress queue without the sender ever waiting
+    expect(bypassed.client).to.include({ blocked: false, sentBelowLimit: false });
+    expect(bypassed.server.receivedBytes).to.equal(64 * MiB);
+  });
+
   it("FIONREAD counts the bytes waiting", async () => {
     await compare(podToPod4, "fionread");
   });

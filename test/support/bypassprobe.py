@@ -517,7 +517,35 @@ def peer_exit_client(s, arg):
     return {"outcome": outcome}
 
 
+def backpressure_server(c, arg):
+    """Reads nothing until the client says how far it got, then drains."""
+    c.settimeout(None)
+    time.sleep(2.5)
+    data, err = recv_all(c)
+    return {"receivedBytes": len(data)}
+
+
+def backpressure_client(s, arg):
+    """Non-blocking writes of 64 KiB to a peer that does not read: does the sender meet EAGAIN?"""
+    limit = int(arg)
+    s.setblocking(False)
+    chunk = b"b" * 65536
+    sent = 0
+    blocked = False
+    while sent < limit:
+        try:
+            sent += s.send(chunk)
+        except BlockingIOError:
+            blocked = True
+            break
+    s.setblocking(True)
+    s.shutdown(socket.SHUT_WR)
+    recv_all(s)
+    return {"blocked": blocked, "sentBelowLimit": sent < limit}
+
+
 CASES = {
+    "backpressure": (backpressure_server, backpressure_client),
     "paced": (digest_server, paced_client),
     "peer-exit": (peer_exit_server, peer_exit_client),
     "stream": (stream_server, stream_client),
