@@ -377,6 +377,32 @@ describe("socket bypass: each case observes the same over TCP and over the bypas
     expect(r.counters.bypass_bytes).to.equal(1);
   });
 
+  it("TCP Fast Open: data in the SYN crossed TCP, so nothing is redirected; the stream is intact", async () => {
+    // client and server Fast Open without cookies (0x1 | 0x2 | 0x4 | 0x200 | 0x400)
+    for (const pod of [a, b]) await pod.sysctl({ "net.ipv4.tcp_fastopen": 0x607 });
+    try {
+      const addr = hostPort(b.address(4), 8080);
+      const tcp = await run(podToPod4, "tfo", addr, false);
+      const bypassed = await run(podToPod4, "tfo", addr, true);
+      expect(tcp.client.synData, "the first bytes really went in the SYN").to.equal(true);
+      expect(bypassed.server).to.deep.equal(tcp.server);
+      expect(bypassed.client).to.deep.equal(tcp.client);
+      expect(bypassed.server.receivedSha).to.equal(bypassed.client.sentSha);
+      // The client, whose first bytes crossed TCP, never joins. The server's socket may (its
+      // established callback runs before the SYN's data is queued); then its first send finds
+      // no peer and falls back for good. Nothing is redirected either way.
+      expect(bypassed.counters).to.include({ bypass_msgs: 0, bypass_bytes: 0 });
+      expect(bypassed.counters.bypass_sockets).to.be.at.most(1);
+      expect(bypassed.counters.bypass_fallbacks).to.equal(bypassed.counters.bypass_sockets);
+      // control: the same pods without Fast Open join at once
+      for (const pod of [a, b]) await pod.sysctl({ "net.ipv4.tcp_fastopen": 1 });
+      const plain = await run(podToPod4, "stream", "1000:1000", true);
+      expect(plain.counters.bypass_sockets).to.equal(2);
+    } finally {
+      for (const pod of [a, b]) await pod.sysctl({ "net.ipv4.tcp_fastopen": 1 });
+    }
+  });
+
   it("DEL of both pods with a live bypassed connection: it keeps flowing, intact", async () => {
     let joined = -1;
     const delBoth = async () => {

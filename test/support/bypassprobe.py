@@ -544,7 +544,36 @@ def backpressure_client(s, arg):
     return {"blocked": blocked, "sentBelowLimit": sent < limit}
 
 
+TCP_FASTOPEN = 23
+TCPI_OPT_SYN_DATA = 32
+
+
+def tfo_client(s, arg):
+    """TCP Fast Open: the first bytes travel in the SYN (sendto MSG_FASTOPEN, no connect)."""
+    family, host, port = parse_addr(arg)
+    data = payload(40, 200_000)
+    n = s.sendto(data[:1000], socket.MSG_FASTOPEN, (host, port))
+    s.sendall(data[n:])
+    info = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+    s.shutdown(socket.SHUT_WR)
+    got, err = recv_all(s)
+    return {
+        **stream_report("sent", data),
+        **stream_report("received", got, err),
+        "synData": bool(info[5] & TCPI_OPT_SYN_DATA),
+    }
+
+
+def tfo_server(c, arg):
+    data, err = recv_all(c)
+    reply = payload(41, 100_000)
+    c.sendall(reply)
+    c.close()
+    return {**stream_report("received", data, err), **stream_report("sent", reply)}
+
+
 CASES = {
+    "tfo": (tfo_server, tfo_client),
     "backpressure": (backpressure_server, backpressure_client),
     "paced": (digest_server, paced_client),
     "peer-exit": (peer_exit_server, peer_exit_client),
@@ -580,6 +609,8 @@ def main():
     if role == "serve":
         ls = socket.socket(family, socket.SOCK_STREAM)
         ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if case == "tfo":
+            ls.setsockopt(socket.IPPROTO_TCP, TCP_FASTOPEN, 16)
         ls.bind((host, port))
         ls.listen(16)
         emit({"event": "ready"})
@@ -592,7 +623,8 @@ def main():
         s.settimeout(TIMEOUT)
         if os.environ.get("BYPASSPROBE_BIND"):  # e.g. the proxy's passthrough source 127.0.0.6
             s.bind((os.environ["BYPASSPROBE_BIND"], 0))
-        s.connect((host, port))
+        if case != "tfo":  # Fast Open connects with its first sendto
+            s.connect((host, port))
         result = client(s, arg)
     emit({"event": "result", "case": case, **result})
 

@@ -6,7 +6,9 @@
  * A socket joins at ACTIVE/PASSIVE_ESTABLISHED_CB when all of these hold:
  *   - the node's switch is on (waggle_node) and its pod has not opted out;
  *   - no payload has passed the socket yet in either direction (TCP Fast Open data, or any
- *     byte sent before the socket joined, went through TCP: its direction stays on TCP);
+ *     byte sent before the socket joined, went through TCP: its direction stays on TCP; a
+ *     Fast Open server's socket passes this check, its callback running before the SYN's data
+ *     is queued, but its client never joins, so the server's sends only ever fall back);
  *   - its peer is a socket of a meshed pod on this node: the remote address is loopback or
  *     the pod's own address (peer in the same netns), or another meshed pod's address
  *     (waggle_pod_ips); in the same netns only the sidecar hops qualify: the capture ports
