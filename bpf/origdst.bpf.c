@@ -35,9 +35,11 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include "waggle/addr.h"
+#include "waggle/bypass.h"
 #include "waggle/counters.h"
 #include "waggle/maps.h"
 #include "waggle/policy.h"
+#include "waggle/sockops.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -50,18 +52,6 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
  * the smallest page size; with larger pages 0 still means "untouched".
  */
 #define SOCKOPT_PAGE_SIZE 4096
-
-static __always_inline void sock_local(struct bpf_sock_ops *s, struct addr *a)
-{
-	pick_addr(a, CTX32(s->family), CTX32(s->local_ip4), CTX32(s->local_ip6[0]),
-		  CTX32(s->local_ip6[1]), CTX32(s->local_ip6[2]), CTX32(s->local_ip6[3]));
-}
-
-static __always_inline void sock_remote(struct bpf_sock_ops *s, struct addr *a)
-{
-	pick_addr(a, CTX32(s->family), CTX32(s->remote_ip4), CTX32(s->remote_ip6[0]),
-		  CTX32(s->remote_ip6[1]), CTX32(s->remote_ip6[2]), CTX32(s->remote_ip6[3]));
-}
 
 /* The waggle_redirect key of a client socket that was redirected (o->flags REDIRECTED). */
 static __always_inline void client_key(struct bpf_sock_ops *s, const struct sock_orig *o,
@@ -199,9 +189,11 @@ int waggle_sockops(struct bpf_sock_ops *s)
 		break;
 	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
 		established(s);
+		bypass_join(s);
 		break;
 	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
 		adopt(s);
+		bypass_join(s);
 		break;
 	case BPF_SOCK_OPS_STATE_CB:
 		if (s->args[1] == BPF_TCP_CLOSE)

@@ -137,4 +137,24 @@ int selftest_rejected(struct bpf_sock_addr *ctx)
 	return *value == 7;
 }
 
+/* sockmap links: a sockhash and two sk_msg programs that pass every message */
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, 16);
+	__type(key, __u32);
+	__type(value, __u64);
+} selftest_sockhash SEC(".maps");
+
+SEC("sk_msg")
+int selftest_msg_pass(struct sk_msg_md *msg)
+{
+	return SK_PASS;
+}
+
+SEC("sk_msg")
+int selftest_msg_pass_v2(struct sk_msg_md *msg)
+{
+	return SK_PASS;
+}
+
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

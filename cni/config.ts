@@ -33,6 +33,12 @@ export interface WaggleConfig {
   excludeNamespaces: string[];
   /** api_attempts, api_retry_interval_ms, api_timeout_ms: reading a pod. */
   api: { attempts: number; intervalMs: number; timeoutMs: number };
+  /**
+   * socket_bypass: the node's socket bypass switch. Absent: the default for this kernel
+   * (cni/datapath/requirements.ts bypassSupport); true: on where the kernel can run it;
+   * false: off (new connections use TCP).
+   */
+  socketBypass?: boolean;
 }
 
 export const DEFAULT_CONFIG: Readonly<WaggleConfig> = Object.freeze({
@@ -143,6 +149,10 @@ export function parseWaggleConfig(raw: Raw): WaggleConfig {
       `api_attempts x (api_timeout_ms + api_retry_interval_ms) is ${budget} ms; keep it under ${MAX_API_BUDGET_MS} ms (kubelet gives up after 2 minutes)`,
     );
   }
+  if (raw.socket_bypass !== undefined) {
+    if (typeof raw.socket_bypass !== "boolean") invalid("socket_bypass", "must be true or false");
+    config.socketBypass = raw.socket_bypass;
+  }
   return config;
 }
 
@@ -160,6 +170,7 @@ export const KNOWN_KEYS: ReadonlySet<string> = new Set([
   "api_retry_interval_ms",
   "api_timeout_ms",
   "ambient_enabled",
+  "socket_bypass",
 ]);
 
 /** Keys waggle reads inside the `kubernetes` block (istio-cni's layout). */

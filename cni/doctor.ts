@@ -6,6 +6,7 @@ import { release } from "node:os";
 import { dirname, join } from "node:path";
 import type { GlibcNeed } from "./build-info";
 import type { CliArgs, CliIo } from "./cli";
+import { bypassSupport } from "./datapath/requirements";
 import { compareDotted, kernelVersion } from "./dotted-version";
 import {
   attachTypeNeeds,
@@ -236,6 +237,15 @@ export function evaluate(facts: DoctorFacts): CheckResult[] {
         : { id: `object:${name}`, ok: true, what, found: `${outcome.value} program(s) loaded` },
     );
   }
+
+  // optional: never fails doctor, says whether the bypass can run and whether it is on by default
+  const bypass = bypassSupport(facts.kernelRelease);
+  results.push({
+    id: "socket-bypass",
+    ok: true,
+    what: "socket bypass (optional; plugin config socket_bypass)",
+    found: bypass.reason,
+  });
   return results;
 }
 

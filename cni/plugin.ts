@@ -279,7 +279,15 @@ export function createPlugin(deps: PluginDeps, closers: (() => Promise<void>)[] 
         bpfRoot: config.bpfRoot,
       });
     }
-    return { config, pod, log, opts: { bpfRoot: config.bpfRoot } };
+    return {
+      config,
+      pod,
+      log,
+      opts: {
+        bpfRoot: config.bpfRoot,
+        ...(config.socketBypass === undefined ? {} : { socketBypass: config.socketBypass }),
+      },
+    };
   };
 
   // Logs a failure once, as the decision of the invocation, and rethrows it.

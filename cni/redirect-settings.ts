@@ -46,6 +46,12 @@ export interface RedirectSettings {
   dnsCapture: boolean;
   /** ISTIO_DUAL_STACK=true on the istio-proxy container. */
   dualStack: boolean;
+  /**
+   * waggle.io/socket-bypass: false opts the pod out of the socket bypass (its connections
+   * always go through TCP, so TC shaping such as the bandwidth plugin sees all its payload).
+   * Absent: the pod takes part whenever the node's bypass is on.
+   */
+  socketBypass?: boolean;
 }
 
 /** Settings of a pod with no annotations and a default istio-proxy container. */
@@ -81,6 +87,12 @@ export const TRAFFIC_ANNOTATIONS = {
   includeInboundPorts: "traffic.sidecar.istio.io/includeInboundPorts",
   excludeInboundPorts: "traffic.sidecar.istio.io/excludeInboundPorts",
   excludeInterfaces: "traffic.sidecar.istio.io/excludeInterfaces",
+} as const;
+
+/** waggle's own pod annotations. */
+export const WAGGLE_ANNOTATIONS = {
+  /** "false" (any Go boolean) opts the pod out of the socket bypass. */
+  socketBypass: "waggle.io/socket-bypass",
 } as const;
 
 /** istio-proxy environment variables that shape the redirection (Go booleans). */
@@ -177,6 +189,17 @@ export function parseRedirectSettings(
     dnsCapture: envBool(proxy, PROXY_ENV.dnsCapture, warn),
     dualStack: envBool(proxy, PROXY_ENV.dualStack, warn),
   };
+  const bypass = get(WAGGLE_ANNOTATIONS.socketBypass);
+  if (bypass !== undefined) {
+    const on = parseGoBool(bypass);
+    if (on === undefined)
+      throw new InvalidAnnotationError(
+        WAGGLE_ANNOTATIONS.socketBypass,
+        bypass,
+        "must be a boolean",
+      );
+    settings.socketBypass = on;
+  }
   return settings;
 }
 

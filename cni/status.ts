@@ -77,6 +77,8 @@ export interface StatusReport {
     missing: string[];
     /** Entries per shared map (null when the maps are not all pinned). */
     mapEntries: Record<string, number> | null;
+    /** The node's socket bypass switch as the programs read it (absent: maps not pinned). */
+    socketBypass?: boolean;
   };
   pods: PodStatus[];
 }
@@ -316,6 +318,15 @@ export function gatherStatus(bpfRoot: string, query?: string): StatusReport {
       loaded,
       missing,
       mapEntries: loaded ? reading("the shared maps", () => datapath.mapEntryCounts(opts)) : null,
+      ...(loaded
+        ? {
+            socketBypass: reading("the node settings", () =>
+              (
+                require("./datapath/bypass") as typeof import("./datapath/bypass")
+              ).nodeBypassEnabled(bpfRoot),
+            ),
+          }
+        : {}),
     },
     pods: pods.sort(byName),
   };
@@ -487,6 +498,8 @@ export function formatStatus(r: StatusReport, opts: { verbose?: boolean } = {}):
     const entries = Object.entries(r.datapath.mapEntries).map(([m, n]) => `${m} ${n}`);
     lines.push(`map entries: ${entries.join(", ")}`);
   }
+  if (opts.verbose && r.datapath.socketBypass !== undefined)
+    lines.push(`socket bypass: ${r.datapath.socketBypass ? "on" : "off"} (node switch)`);
   if (r.pods.length === 0) {
     lines.push(`no meshed pods under ${r.bpfRoot}`);
     return `${lines.join("\n")}\n`;

@@ -185,6 +185,14 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     describe: "Comma-separated namespaces the plugin never meshes (entry: exclude_namespaces)",
   },
   {
+    flag: "socket-bypass",
+    env: "WAGGLE_SOCKET_BYPASS",
+    type: "string",
+    default: "auto",
+    describe:
+      "socket_bypass written into the plugin's config entry: true, false, or auto (left out: the kernel's default, see waggle doctor)",
+  },
+  {
     flag: "pod-namespace",
     env: "POD_NAMESPACE",
     type: "string",
@@ -233,7 +241,13 @@ export interface InstallOptions {
   /** The namespace waggle itself runs in. */
   podNamespace: string;
   /** excludeNamespaces: the configured list, and always podNamespace. */
-  plugin: { logLevel: LogLevel; logFile: string; excludeNamespaces: string[] };
+  plugin: {
+    logLevel: LogLevel;
+    logFile: string;
+    excludeNamespaces: string[];
+    /** socket_bypass of the entry; undefined ("auto"): left out, the kernel's default. */
+    socketBypass?: boolean;
+  };
   repairWarn: { count: number; windowSeconds: number };
 }
 
@@ -375,6 +389,14 @@ function level(raw: Raw, flag: string): LogLevel {
   return v;
 }
 
+/** "true" / "false" -> the entry's socket_bypass; "auto" -> nothing (the kernel's default). */
+function socketBypass(raw: Raw, flag: string): { socketBypass?: boolean } {
+  const v = str(raw, flag);
+  if (v === "auto") return {};
+  if (v === "true" || v === "false") return { socketBypass: v === "true" };
+  throw new OptionError(`${where(flag)} must be true, false or auto, got ${JSON.stringify(v)}`);
+}
+
 /** The install settings from parsed flags and the environment. Throws OptionError. */
 export function resolveInstallOptions(
   args: Record<string, unknown>,
@@ -413,6 +435,7 @@ export function resolveInstallOptions(
       logLevel: level(raw, "plugin-log-level"),
       logFile: absolutePath(raw, "plugin-log-file"),
       excludeNamespaces: [...new Set([...excluded, podNamespace])],
+      ...socketBypass(raw, "socket-bypass"),
     },
     repairWarn: {
       count: num(raw, "repair-warn-count", 1, 1_000_000),

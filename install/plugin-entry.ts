@@ -29,5 +29,8 @@ export function pluginEntry(options: InstallOptions): Record<string, unknown> {
     exclude_namespaces: options.plugin.excludeNamespaces,
     kubernetes: { kubeconfig: hostKubeconfigPath(options) },
     capabilities: { ...PLUGIN_CAPABILITIES },
+    ...(options.plugin.socketBypass === undefined
+      ? {}
+      : { socket_bypass: options.plugin.socketBypass }),
   };
 }

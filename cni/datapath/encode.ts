@@ -11,6 +11,7 @@ import {
   PORT_KIND,
   type PortKind,
   STRUCTS,
+  type StructLayout,
 } from "./layout";
 import type { PodPolicy, PolicyCidr } from "./policy";
 
@@ -212,21 +213,34 @@ export function decodeNetns(b: Buffer): bigint {
   return b.readBigUInt64LE(0);
 }
 
-/** A zeroed per-CPU counters value for `cpus` CPUs. */
-export function zeroCounters(cpus: number): Buffer {
-  return Buffer.alloc(cpus * STRUCTS.pod_counters.size);
+/** A zeroed per-CPU value of a counters struct (pod_counters by default) for `cpus` CPUs. */
+export function zeroCounters(cpus: number, struct: StructLayout = STRUCTS.pod_counters): Buffer {
+  return Buffer.alloc(cpus * struct.size);
 }
 
-/** Per-CPU counters (slots of pod_counters, 8-byte aligned) summed over CPUs. */
-export function sumCounters(value: Buffer): Record<CounterName, bigint> {
-  const size = STRUCTS.pod_counters.size;
-  const out = Object.fromEntries(COUNTER_NAMES.map((n) => [n, 0n])) as Record<CounterName, bigint>;
-  for (let base = 0; base + size <= value.length; base += size) {
-    for (const name of COUNTER_NAMES) {
-      out[name] += value.readBigUInt64LE(base + STRUCTS.pod_counters.fields[name].offset);
-    }
+/** The 8-byte counters of a per-CPU value of `struct`, summed over CPUs (null: zeros). */
+function sumPerCpu(value: Buffer | null, struct: StructLayout): Record<string, bigint> {
+  const out = Object.fromEntries(Object.keys(struct.fields).map((n) => [n, 0n]));
+  for (let base = 0; value && base + struct.size <= value.length; base += struct.size) {
+    for (const [name, f] of Object.entries(struct.fields))
+      out[name] += value.readBigUInt64LE(base + f.offset);
   }
   return out;
+}
+
+/**
+ * A pod's counters summed over CPUs: waggle_counters' value, and waggle_bypass_counters'
+ * (zeros when the pod has no entry there, e.g. attached by a version without the bypass).
+ */
+export function sumCounters(
+  value: Buffer,
+  bypass: Buffer | null = null,
+): Record<CounterName, bigint> {
+  const all = {
+    ...sumPerCpu(value, STRUCTS.pod_counters),
+    ...sumPerCpu(bypass, STRUCTS.bypass_counters),
+  };
+  return Object.fromEntries(COUNTER_NAMES.map((n) => [n, all[n]])) as Record<CounterName, bigint>;
 }
 
 /** One map entry to write for a pod. */

@@ -17,10 +17,11 @@ import {
 } from "ebpf-napi";
 import { makeDirectories } from "../make-directories";
 import type { RedirectSettings } from "../redirect-settings";
+import { applyNodeBypass, bypassCountersEntry } from "./bypass";
 import { decodeNetns, netnsKey, policyEntries, sumCounters, zeroCounters } from "./encode";
 import { DatapathError } from "./errors";
 import { addPassthroughV6, podInterfaces, routedCidrs } from "./interfaces";
-import { type CounterName, MAP_NAMES, POLICY } from "./layout";
+import { type CounterName, MAP_NAMES, POLICY, STORAGE_MAPS } from "./layout";
 import { forgetListeners, recordExistingListeners } from "./listeners";
 import { attachedContainerIds as pinnedContainerIds, sweepStaging } from "./pins";
 import { podPolicy } from "./policy";
@@ -89,7 +90,7 @@ function withMaps<T>(root: string, fn: (maps: Map<string, BpfMap>) => T): T {
   const maps = new Map<string, BpfMap>();
   try {
     for (const name of Object.values(MAP_NAMES)) {
-      if (name === MAP_NAMES.sock || name === MAP_NAMES.redirect) continue;
+      if (STORAGE_MAPS.includes(name) || name === MAP_NAMES.redirect) continue;
       maps.set(name, openMap(root, name));
     }
     return fn(maps);
@@ -208,6 +209,8 @@ export function attachPod(req: AttachRequest, opts: DatapathOptions): PodRecordD
         netnsKey(netns),
         zeroCounters(possibleCpus()),
       );
+      const bypass = bypassCountersEntry(netns);
+      (maps.get(bypass.map) as BpfMap).update(bypass.key, bypass.value);
       for (const e of entries) (maps.get(e.map) as BpfMap).update(e.key, e.value);
     });
     for (const cp of CGROUP_PROGRAMS) {
@@ -223,6 +226,7 @@ export function attachPod(req: AttachRequest, opts: DatapathOptions): PodRecordD
         prog.close();
       }
     }
+    applyNodeBypass(root, opts.socketBypass);
     if (policy.flags & POLICY.IPV6) addPassthroughV6(req.netnsPath);
     // sockops records the proxy's inbound listener from now on; one that listens already
     // (a pod meshed in place) is looked up once, before inbound capture starts.
@@ -326,6 +330,7 @@ export function detachPod(containerId: string, opts: DatapathOptions): void {
           (maps.get(MAP_NAMES.ifaces) as BpfMap).delete(Buffer.from(hex, "hex"));
         forgetListeners(maps.get(MAP_NAMES.listeners) as BpfMap, netns);
         (maps.get(MAP_NAMES.counters) as BpfMap).delete(netnsKey(netns));
+        (maps.get(MAP_NAMES.bypassCounters) as BpfMap).delete(netnsKey(netns));
       });
     } catch (err) {
       problems.push(`map entries: ${(err as Error).message}`);
@@ -463,10 +468,15 @@ export function listPods(opts: DatapathOptions): PodRecord[] {
     return records.map((r) => ({ ...r, counters: null }));
   }
   const counters = openMap(root, MAP_NAMES.counters);
+  // absent when the datapath was loaded by a version without the bypass
+  const bypass = existsSync(paths.map(root, MAP_NAMES.bypassCounters))
+    ? openMap(root, MAP_NAMES.bypassCounters)
+    : null;
   try {
     return records.map((r) => {
-      const v = counters.lookup(netnsKey(BigInt(r.netnsCookie)));
-      const sums = v ? sumCounters(v) : null;
+      const key = netnsKey(BigInt(r.netnsCookie));
+      const v = counters.lookup(key);
+      const sums = v ? sumCounters(v, bypass?.lookup(key) ?? null) : null;
       return {
         ...r,
         counters: sums
@@ -479,6 +489,7 @@ export function listPods(opts: DatapathOptions): PodRecord[] {
     });
   } finally {
     counters.close();
+    bypass?.close();
   }
 }
 
@@ -489,7 +500,7 @@ export function listPods(opts: DatapathOptions): PodRecord[] {
 export function mapEntryCounts(opts: DatapathOptions): Record<string, number> {
   const out: Record<string, number> = {};
   for (const name of Object.values(MAP_NAMES)) {
-    if (name === MAP_NAMES.sock) continue;
+    if (STORAGE_MAPS.includes(name)) continue;
     const map = openMap(opts.bpfRoot, name);
     try {
       let n = 0;

@@ -93,6 +93,30 @@ export const STRUCTS = {
     ["port", 24, 2],
     ["pad", 26, 6],
   ]),
+  bypass_key: layout(48, [
+    ["netns", 0, 8],
+    ["local_addr", 8, 16],
+    ["remote_addr", 24, 16],
+    ["local_port", 40, 2],
+    ["remote_port", 42, 2],
+    ["pad", 44, 4],
+  ]),
+  bypass_sock: layout(64, [
+    ["peer", 0, 48],
+    ["netns", 48, 8],
+    ["flags", 56, 4],
+    ["pad", 60, 4],
+  ]),
+  bypass_counters: layout(32, [
+    ["bypass_sockets", 0, 8],
+    ["bypass_msgs", 8, 8],
+    ["bypass_bytes", 16, 8],
+    ["bypass_fallbacks", 24, 8],
+  ]),
+  node_settings: layout(8, [
+    ["flags", 0, 4],
+    ["pad", 4, 4],
+  ]),
 } as const satisfies Record<string, StructLayout>;
 
 /** struct pod_policy.flags (POLICY_* in abi.h). */
@@ -108,6 +132,7 @@ export const POLICY = {
   DNS: 1 << 8,
   NO_LOCAL_RULE: 1 << 9,
   DNS_IPV6: 1 << 10,
+  NO_BYPASS: 1 << 11,
 } as const;
 
 /**
@@ -118,6 +143,8 @@ export const POLICY = {
  */
 export const MAP_CAPACITY = { pods: 16384, cidrsPerPod: 768 } as const;
 export const EXCLUDED_INTERFACE_ROUTES = 256;
+/** struct node_settings.flags (NODE_* in abi.h). */
+export const NODE = { BYPASS: 1 << 0 } as const;
 
 /** struct port_key.kind (PORT_* in abi.h). */
 export const PORT_KIND = { outInclude: 1, outExclude: 2, inInclude: 3, inExclude: 4 } as const;
@@ -146,7 +173,14 @@ export const MAP_NAMES = {
   listeners: "waggle_listeners",
   sock: "waggle_sock",
   redirect: "waggle_redirect",
+  bypass: "waggle_bypass",
+  bypassSock: "waggle_bypass_sock",
+  bypassCounters: "waggle_bypass_counters",
+  node: "waggle_node",
 } as const;
+
+/** Maps with no keys userspace can walk (socket storage). */
+export const STORAGE_MAPS: readonly string[] = [MAP_NAMES.sock, MAP_NAMES.bypassSock];
 
 /** waggle_listener's return values (LISTENER_* in abi.h). */
 export const LISTENER_RESULT = { stored: 0, none: 1, failed: 2, badRun: 3 } as const;
@@ -154,9 +188,23 @@ export const LISTENER_RESULT = { stored: 0, none: 1, failed: 2, badRun: 3 } as c
 /** Socket families as the kernel numbers them (listener_key.family). */
 export const AF = { inet: 2, inet6: 10 } as const;
 
-/** Counter names in struct order. */
-export const COUNTER_NAMES = Object.keys(STRUCTS.pod_counters.fields) as CounterName[];
+/** The bypass counters (waggle_bypass_counters), in struct order. */
+export const BYPASS_COUNTER_NAMES = Object.keys(
+  STRUCTS.bypass_counters.fields,
+) as BypassCounterName[];
+export type BypassCounterName =
+  | "bypass_sockets"
+  | "bypass_msgs"
+  | "bypass_bytes"
+  | "bypass_fallbacks";
+
+/** Counter names in struct order: waggle_counters', then the bypass counters. */
+export const COUNTER_NAMES = [
+  ...Object.keys(STRUCTS.pod_counters.fields),
+  ...BYPASS_COUNTER_NAMES,
+] as CounterName[];
 export type CounterName =
+  | BypassCounterName
   | "outbound_redirected"
   | "local_redirected"
   | "dns_redirected"

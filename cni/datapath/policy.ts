@@ -190,6 +190,9 @@ export function podPolicy({
     if (ipv6) flags |= POLICY.DNS_IPV6;
   }
 
+  // socket bypass opt-out (waggle.io/socket-bypass: "false")
+  if (s.socketBypass === false) flags |= POLICY.NO_BYPASS;
+
   return {
     flags,
     proxyUid: s.proxyUid,

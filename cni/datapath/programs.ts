@@ -1,9 +1,9 @@
 // Which program lives in which object and where it attaches, and where everything is pinned.
 import { join } from "node:path";
-import type { CgroupAttachType, NetnsAttachType } from "ebpf-napi";
+import type { CgroupAttachType, NetnsAttachType, SockmapAttachType } from "ebpf-napi";
 
 /** The BPF objects (bpf/<name>.bpf.c), in load order. */
-export const OBJECTS = ["outbound", "origdst", "inbound"] as const;
+export const OBJECTS = ["outbound", "origdst", "inbound", "bypass"] as const;
 export type ObjectName = (typeof OBJECTS)[number];
 
 export interface CgroupProgram {
@@ -39,10 +39,22 @@ export const NETNS_PROGRAM = {
  */
 export const LISTENER_FINDER = { name: "waggle_listener", object: "inbound" as ObjectName };
 
+/**
+ * Socket bypass: attached once per node to the waggle_bypass sockhash, as a pinned sockmap
+ * link (<bpfRoot>/datapath/links/<name>) that upgradePrograms updates in place.
+ */
+export const BYPASS_PROGRAM = {
+  name: "waggle_bypass_msg",
+  object: "bypass" as ObjectName,
+  attachType: "sk_msg_verdict" as SockmapAttachType,
+  map: "waggle_bypass",
+};
+
 export const ALL_PROGRAMS = [
   ...CGROUP_PROGRAMS.map((p) => p.name),
   NETNS_PROGRAM.name,
   LISTENER_FINDER.name,
+  BYPASS_PROGRAM.name,
 ];
 
 /** The links pinned in each pod's directory, by program name. */
@@ -73,6 +85,8 @@ export const paths = {
   map: (root: string, name: string) => join(root, "datapath", "maps", name),
   progs: (root: string) => join(root, "datapath", "progs"),
   prog: (root: string, name: string) => join(root, "datapath", "progs", name),
+  links: (root: string) => join(root, "datapath", "links"),
+  link: (root: string, name: string) => join(root, "datapath", "links", name),
   pods: (root: string) => join(root, "pods"),
   pod: (root: string, containerId: string) => join(root, "pods", containerDirName(containerId)),
   podRecord: (root: string, containerId: string) =>

@@ -1,6 +1,8 @@
 // What the datapath needs from the kernel, machine-readable for `waggle doctor`
 // (cni/prerequisites.ts). Every item names the first mainline release that has it; the
 // kernel floor is the newest of them. Kept beside the programs so it changes with them.
+import { release as osRelease } from "node:os";
+import { compareDotted, kernelVersion } from "../dotted-version";
 import type {
   AttachTypeNeed,
   HelperNeed,
@@ -229,3 +231,108 @@ export const DATAPATH_REQUIREMENTS = {
   helpers: DATAPATH_HELPERS,
   versionOnly: DATAPATH_VERSION_ONLY,
 } as const;
+
+/**
+ * Socket bypass: what it relies on, each with the first mainline release that has it
+ * (docs/datapath.md, "Socket bypass", names the changes). The newest is the floor below which
+ * the bypass cannot run at all.
+ */
+export const BYPASS_KERNEL_FIXES: readonly VersionOnlyFeature[] = [
+  {
+    feature: "sk_msg redirect to a peer's receive queue (BPF_F_INGRESS)",
+    since: "4.18",
+    usedFor: "handing each message to the peer socket",
+  },
+  {
+    feature: "sk_msg readiness through sk_msg_is_readable (epoll/poll see the ingress queue)",
+    since: "5.16",
+    usedFor: "epoll level and edge readiness identical to TCP",
+  },
+  {
+    feature:
+      'the "bpf, sockmap" receive fixes (FIN handling, empty-queue checks, wake-up after copy)',
+    since: "6.4",
+    usedFor: "FIN ordering and readiness after the ingress queue drains",
+  },
+  {
+    feature: "sockmap bpf_link for sk_msg programs (BPF_LINK_TYPE_SOCKMAP)",
+    since: "6.10",
+    usedFor: "one pinned, updatable link of the node's sk_msg program on waggle_bypass",
+  },
+];
+
+/**
+ * Where the bypass still differs from TCP on every kernel tested (6.18), proven by
+ * test/kernel/bypass-semantics.test.ts. None can be excluded per connection (they depend on
+ * what the receiving application does later), so while any is open the bypass is off by
+ * default; `socket_bypass: true` turns it on knowingly. `fixedIn` names the first release
+ * that removes the difference, once one does.
+ */
+export const BYPASS_OPEN_DIFFERENCES: readonly { difference: string; fixedIn: string | null }[] = [
+  {
+    difference:
+      "no flow control: a peer that stops reading never stops the sender; its receive queue grows without a window (bounded only by the node's TCP memory, tcp_mem)",
+    fixedIn: null,
+  },
+  {
+    difference:
+      "recv with MSG_WAITALL returns what is queued instead of waiting for the whole length",
+    fixedIn: null,
+  },
+  {
+    difference:
+      "splice(2) from a receiving socket sees none of the bypassed bytes (tcp_splice_read reads only the TCP queue)",
+    fixedIn: null,
+  },
+  {
+    difference:
+      "closing with bypassed bytes unread sends a FIN, not the RST TCP sends (the peer reads EOF, not ECONNRESET)",
+    fixedIn: null,
+  },
+];
+
+/** Whether this kernel can run the socket bypass, whether it is on by default, and why. */
+export interface BypassSupport {
+  /** The kernel has everything BYPASS_KERNEL_FIXES lists: the switch can turn it on. */
+  available: boolean;
+  /** On when the switch is absent: available, and no open difference left on this kernel. */
+  defaultOn: boolean;
+  /** The running kernel's version (null when unreadable). */
+  kernel: string | null;
+  /** The floor: the newest `since` of BYPASS_KERNEL_FIXES. */
+  floor: string;
+  /** What the running kernel lacks (empty when available). */
+  missing: string[];
+  /** BYPASS_OPEN_DIFFERENCES this kernel still has. */
+  differences: string[];
+  /** One line for doctor and status. */
+  reason: string;
+}
+
+/** The socket bypass's kernel check for a release string (default: the running kernel). */
+export function bypassSupport(release: string = osRelease()): BypassSupport {
+  const kernel = kernelVersion(release);
+  const floor = BYPASS_KERNEL_FIXES.map((f) => f.since)
+    .sort(compareDotted)
+    .at(-1) as string;
+  const missing =
+    kernel === null
+      ? BYPASS_KERNEL_FIXES.map((f) => f.feature)
+      : BYPASS_KERNEL_FIXES.filter((f) => compareDotted(kernel, f.since) < 0).map(
+          (f) => `${f.feature} (${f.since})`,
+        );
+  const differences = BYPASS_OPEN_DIFFERENCES.filter(
+    (d) => kernel === null || d.fixedIn === null || compareDotted(kernel, d.fixedIn) < 0,
+  ).map((d) => d.difference);
+  const available = missing.length === 0;
+  const defaultOn = available && differences.length === 0;
+  let reason: string;
+  if (kernel === null)
+    reason = `kernel release ${JSON.stringify(release)} is unreadable: bypass unavailable`;
+  else if (!available)
+    reason = `kernel ${kernel} lacks ${missing.join(", ")}: bypass unavailable (needs ${floor} or later)`;
+  else if (!defaultOn)
+    reason = `kernel ${kernel} can run the bypass, off unless socket_bypass is true: ${differences.length} differences from TCP remain (${differences.join("; ")})`;
+  else reason = `kernel ${kernel} has every fix the bypass needs: on by default`;
+  return { available, defaultOn, kernel, floor, missing, differences, reason };
+}

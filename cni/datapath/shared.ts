@@ -9,16 +9,23 @@ import { join } from "node:path";
 import { BpfObject, Link, Program } from "ebpf-napi";
 import { bpfObject } from "../assets";
 import { makeDirectories } from "../make-directories";
+import { createBypassLink, swapBypassLink } from "./bypass";
 import { DatapathError } from "./errors";
 import { MAP_NAMES } from "./layout";
 import { requireBpffs, sweepStaging } from "./pins";
-import { ALL_PROGRAMS, OBJECTS, POD_LINKS, paths } from "./programs";
+import { ALL_PROGRAMS, BYPASS_PROGRAM, OBJECTS, POD_LINKS, paths } from "./programs";
 import { type PodRecordData, readAllRecords } from "./record";
 import { removeTree } from "./shared-fs";
 
 export interface DatapathOptions {
   /** bpffs directory holding waggle's pins (tests use unique roots). */
   bpfRoot: string;
+  /**
+   * The node's socket bypass switch (plugin config `socket_bypass`), applied at each attach:
+   * false turns it off for new connections; true turns it on where the kernel can run it;
+   * absent: the kernel's default (requirements.ts bypassSupport; bypass.ts).
+   */
+  socketBypass?: boolean;
 }
 
 /** Loads every object, maps pinned (or reused) under mapsDir, programs pinned under progsDir. */
@@ -87,6 +94,7 @@ export function loadSharedPrograms(opts: DatapathOptions): SharedProgramsOutcome
   try {
     makeDirectories(root);
     loadInto(join(staging, "maps"), join(staging, "progs"));
+    createBypassLink(staging);
   } catch (err) {
     removeTree(staging);
     throw new DatapathError("PROGRAMS", "loading the datapath programs failed", err);
@@ -142,6 +150,8 @@ export interface UpgradeReport {
   skipped: string[];
   /** Why each skipped pod was skipped: its cgroup or netns is gone (DEL pending), or an error. */
   skipReasons: Record<string, string>;
+  /** The node's bypass link got the new program, or was made (an older version had none). */
+  bypassLinkUpdated: boolean;
   /** Programs whose instructions differ from those they replaced (by tag); [] = same code. */
   changedPrograms: string[];
   /** The pinned program ids before and after, by name (`bpftool prog show id N`). */
@@ -228,6 +238,7 @@ export function upgradePrograms(opts: DatapathOptions): UpgradeReport {
     linksUpdated: 0,
     skipped: [],
     skipReasons: {},
+    bypassLinkUpdated: false,
     changedPrograms: [],
     programIds: {},
     durationMs: 0,
@@ -281,6 +292,7 @@ export function upgradePrograms(opts: DatapathOptions): UpgradeReport {
       }
     };
     swapPods();
+    report.bypassLinkUpdated = swapBypassLink(root, progs.get(BYPASS_PROGRAM.name) as Program);
     const old = join(paths.datapath(root), `progs-old-${randomBytes(4).toString("hex")}`);
     if (existsSync(paths.progs(root))) renameSync(paths.progs(root), old);
     renameSync(fresh, paths.progs(root));

@@ -7,6 +7,7 @@
 //            BpfMap.openPinned / fromId / create
 //   Link     .info() .pin .update(prog, { expected }) .detach() .close()  Link.openPinned / fromId
 //   attachCgroup(prog, cgroupDir, attachType) -> Link; cgroupQuery(cgroupDir, attachType)
+//   attachSockmap(prog, map, attachType) -> Link (sockmap/sockhash programs, Linux 6.10+)
 //   unpin(path)
 //   tcAttach / tcQuery / tcDetach / tcDestroyHook   (netns by path, native thread)
 //   netnsCookie(netnsPath), cgroupId(cgroupDir)
@@ -17,7 +18,7 @@
 export { BpfError } from "./errors";
 export { FdHandle, unpin } from "./fd";
 export { cgroupId, netnsCookie } from "./ids";
-export { attachCgroup, cgroupQuery, Link } from "./link";
+export { attachCgroup, attachSockmap, cgroupQuery, Link } from "./link";
 export { BpfMap, type MapCreateOptions, possibleCpus, type UpdateMode } from "./map";
 export { addonLocation, setAddonPath } from "./native";
 export {
@@ -55,4 +56,5 @@ export type {
   MapType,
   ProgramInfo,
   ProgType,
+  SockmapAttachType,
 } from "./types";

@@ -1,8 +1,10 @@
-// bpf_links on cgroup v2 directories: attach, pin, open pinned, replace the program, detach.
+// bpf_links on cgroup v2 directories and on sockmaps: attach, pin, open pinned, replace the
+// program, detach.
 import { FdHandle } from "./fd";
+import type { BpfMap } from "./map";
 import { native } from "./native";
 import type { Program } from "./program";
-import type { CgroupAttachType, LinkInfo } from "./types";
+import type { CgroupAttachType, LinkInfo, SockmapAttachType } from "./types";
 
 /**
  * A bpf_link. Owns its fd. A link stays attached while an fd or a pin holds it: close() alone
@@ -53,6 +55,15 @@ export class Link extends FdHandle {
  */
 export function attachCgroup(prog: Program, cgroupDir: string, attachType: CgroupAttachType): Link {
   return new Link(native().cgroupLinkCreate(prog.fd, cgroupDir, attachType));
+}
+
+/**
+ * Attaches prog to a sockmap or sockhash as a bpf_link (BPF_LINK_TYPE_SOCKMAP, Linux 6.10+;
+ * older kernels refuse with EINVAL). The link can be pinned and its program replaced with
+ * update(); sockets already in the map keep the program they got when they joined.
+ */
+export function attachSockmap(prog: Program, map: BpfMap, attachType: SockmapAttachType): Link {
+  return new Link(native().sockmapLinkCreate(prog.fd, map.fd, attachType));
 }
 
 /**

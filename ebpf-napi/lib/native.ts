@@ -4,7 +4,15 @@
 import { constants } from "node:os";
 import { join } from "node:path";
 import { BpfError } from "./errors";
-import type { CgroupAttachType, LinkInfo, MapInfo, MapType, ProgramInfo, ProgType } from "./types";
+import type {
+  CgroupAttachType,
+  LinkInfo,
+  MapInfo,
+  MapType,
+  ProgramInfo,
+  ProgType,
+  SockmapAttachType,
+} from "./types";
 
 /** A bpf_object handle living in the addon (see object.ts for the documented wrapper). */
 export interface NativeObject {
@@ -78,6 +86,7 @@ export interface Native {
 
   cgroupLinkCreate(progFd: number, cgroupDir: string, attachType: CgroupAttachType): number;
   cgroupQuery(cgroupDir: string, attachType: CgroupAttachType, effective: boolean): number[];
+  sockmapLinkCreate(progFd: number, mapFd: number, attachType: SockmapAttachType): number;
   linkUpdate(linkFd: number, progFd: number, expectedProgFd: number): void;
   linkDetach(linkFd: number): void;
 

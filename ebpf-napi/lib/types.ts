@@ -95,6 +95,13 @@ export type CgroupAttachType =
   | "cgroup_inet4_getsockname"
   | "cgroup_inet6_getsockname";
 
+/** Attach types of programs on a sockmap or sockhash (libbpf names, e.g. BPF_SK_MSG_VERDICT). */
+export type SockmapAttachType =
+  | "sk_msg_verdict"
+  | "sk_skb_stream_parser"
+  | "sk_skb_stream_verdict"
+  | "sk_skb_verdict";
+
 /** What the kernel says about a loaded program (bpf_prog_info). */
 export interface ProgramInfo {
   /** Kernel-wide program id. */
@@ -123,9 +130,11 @@ export interface MapInfo {
 export interface LinkInfo {
   id: number;
   progId: number;
-  /** Link type (libbpf name: "cgroup", "netns", "xdp", ...). */
+  /** Link type (libbpf name: "cgroup", "netns", "xdp", ..., and "sockmap"). */
   type: string;
-  /** For cgroup links: the attach type and the cgroup id. */
-  attachType?: CgroupAttachType;
+  /** For cgroup links: the attach type and the cgroup id; for sockmap links the attach type. */
+  attachType?: CgroupAttachType | SockmapAttachType;
   cgroupId?: bigint;
+  /** For sockmap links: the map's id. */
+  mapId?: number;
 }

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 #include <string>
 
 #include "args.h"
@@ -75,16 +76,31 @@ Napi::Value MapInfo(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// BPF_LINK_TYPE_SOCKMAP and its bpf_link_info member (Linux 6.10); Debian 12's headers
+// predate both.
+constexpr uint32_t kLinkTypeSockmap = 14;
+struct SockmapLinkInfo {
+  uint32_t map_id;
+  uint32_t attach_type;
+};
+
 Napi::Value LinkInfo(const Napi::CallbackInfo& info) {
   auto l = GetInfo<bpf_link_info>(ArgFd(info, 0), "bpf_obj_get_info_by_fd");
   Napi::Env env = info.Env();
   Napi::Object out = Napi::Object::New(env);
   out.Set("id", l.id);
   out.Set("progId", l.prog_id);
-  out.Set("type", LinkTypeName(l.type));
+  out.Set("type", l.type == kLinkTypeSockmap ? std::string("sockmap") : LinkTypeName(l.type));
   if (l.type == BPF_LINK_TYPE_CGROUP) {
     out.Set("attachType", AttachTypeName(l.cgroup.attach_type));
     out.Set("cgroupId", Napi::BigInt::New(env, static_cast<uint64_t>(l.cgroup.cgroup_id)));
+  }
+  if (l.type == kLinkTypeSockmap) {
+    // struct { __u32 map_id; __u32 attach_type; } sockmap, at the start of the union
+    SockmapLinkInfo s;
+    std::memcpy(&s, &l.raw_tracepoint, sizeof(s));
+    out.Set("attachType", AttachTypeName(s.attach_type));
+    out.Set("mapId", s.map_id);
   }
   return out;
 }

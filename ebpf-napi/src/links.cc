@@ -1,4 +1,5 @@
-// cgroup v2 attachments as bpf_links: create, update (atomic program replace), detach, query.
+// cgroup v2 attachments as bpf_links: create, update (atomic program replace), detach, query;
+// and sockmap/sockhash program links (BPF_LINK_TYPE_SOCKMAP, Linux 6.10+).
 #include <bpf/bpf.h>
 
 #include <string>
@@ -26,6 +27,32 @@ Napi::Value CgroupLinkCreate(const Napi::CallbackInfo& info) {
   UniqueFd cgroup = OpenCgroup(dir);
   int fd = bpf_link_create(progFd, cgroup.get(), type, nullptr);
   return Napi::Number::New(info.Env(), CheckLibbpf(fd, "bpf_link_create", dir));
+}
+
+// The attach types a program can have on a sockmap or sockhash.
+bool IsSockmapAttachType(bpf_attach_type type) {
+  switch (type) {
+    case BPF_SK_MSG_VERDICT:
+    case BPF_SK_SKB_STREAM_PARSER:
+    case BPF_SK_SKB_STREAM_VERDICT:
+    case BPF_SK_SKB_VERDICT:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// sockmapLinkCreate(progFd, mapFd, attachType) -> link fd. libbpf 1.1 has no
+// bpf_program__attach_sockmap, but its bpf_link_create passes the map fd and attach type
+// through; kernels before 6.10 refuse with EINVAL.
+Napi::Value SockmapLinkCreate(const Napi::CallbackInfo& info) {
+  int progFd = ArgFd(info, 0);
+  int mapFd = ArgFd(info, 1);
+  bpf_attach_type type = AttachTypeByName(ArgString(info, 2));
+  if (!IsSockmapAttachType(type))
+    Fail("attach_type", EINVAL, AttachTypeName(type) + " is not a sockmap attach type");
+  int fd = bpf_link_create(progFd, mapFd, type, nullptr);
+  return Napi::Number::New(info.Env(), CheckLibbpf(fd, "bpf_link_create", AttachTypeName(type)));
 }
 
 // cgroupQuery(cgroupDir, attachType, effective) -> program ids
@@ -76,6 +103,7 @@ Napi::Value LinkDetach(const Napi::CallbackInfo& info) {
 void InitLinks(Napi::Env env, Napi::Object exports) {
   Export<CgroupLinkCreate>(env, exports, "cgroupLinkCreate");
   Export<CgroupQuery>(env, exports, "cgroupQuery");
+  Export<SockmapLinkCreate>(env, exports, "sockmapLinkCreate");
   Export<LinkUpdate>(env, exports, "linkUpdate");
   Export<LinkDetach>(env, exports, "linkDetach");
 }

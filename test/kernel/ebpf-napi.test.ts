@@ -23,6 +23,7 @@ import { expect } from "chai";
 import {
   addonLocation,
   attachCgroup,
+  attachSockmap,
   BpfError,
   BpfMap,
   BpfObject,
@@ -553,6 +554,63 @@ function sumPerCpu(value: Buffer | null): bigint {
     sum += value.readBigUInt64LE(off);
   return sum;
 }
+
+describe("ebpf-napi: sockmap links", () => {
+  it("attaches an sk_msg program to a sockhash as a pinned link, swaps its program, detaches it", () => {
+    const pins = makePinDir();
+    const obj = loadSelftest();
+    const map = owned(obj.map("selftest_sockhash"));
+    const v1 = owned(obj.program("selftest_msg_pass"));
+    const v2 = owned(obj.program("selftest_msg_pass_v2"));
+    const link = owned(attachSockmap(v1, map, "sk_msg_verdict"));
+    const linkPath = join(pins, "msg");
+    link.pin(linkPath);
+    onTeardown("unpin link", () => rmSync(linkPath, { force: true }));
+    expect(link.info()).to.include({
+      type: "sockmap",
+      attachType: "sk_msg_verdict",
+      mapId: map.info.id,
+      progId: v1.info().id,
+    });
+    const shown = JSON.parse(
+      sh("bpftool", ["-j", "link", "show", "id", String(link.info().id)]),
+    ) as {
+      prog_id: number;
+    };
+    expect(shown.prog_id).to.equal(v1.info().id);
+
+    const pinned = owned(Link.openPinned(linkPath));
+    pinned.update(v2, { expected: v1 });
+    expect(link.info().progId).to.equal(v2.info().id);
+    expectBpfError(() => pinned.update(v1, { expected: v1 }), "bpf_link_update", "EPERM");
+
+    pinned.detach();
+    expect(link.info().progId, "a detached link still names its program").to.equal(v2.info().id);
+    // ENOLINK (67): libuv has no name for it, so the code reads "Unknown system error -67"
+    expect(() => pinned.update(v1))
+      .to.throw(BpfError, /Link has been severed/)
+      .with.property("errno", 67);
+  });
+
+  it("refuses an attach type that is not a sockmap one, naming it", () => {
+    const obj = loadSelftest();
+    const map = owned(obj.map("selftest_sockhash"));
+    const prog = owned(obj.program("selftest_msg_pass"));
+    const err = expectBpfError(
+      () => attachSockmap(prog, map, "cgroup_inet4_connect" as unknown as "sk_msg_verdict"),
+      "attach_type",
+      "EINVAL",
+    );
+    expect(err.message).to.contain("cgroup_inet4_connect is not a sockmap attach type");
+  });
+
+  it("refuses a map that is not a sockmap or sockhash (kernel EINVAL)", () => {
+    const obj = loadSelftest();
+    const map = owned(obj.map("selftest_hash"));
+    const prog = owned(obj.program("selftest_msg_pass"));
+    expectBpfError(() => attachSockmap(prog, map, "sk_msg_verdict"), "bpf_link_create", "EINVAL");
+  });
+});
 
 describe("ebpf-napi: TC", () => {
   it("attaches a classifier on ingress in another netns, counts packets, and detaches", () => {

@@ -52,8 +52,16 @@ export class BpfRoot {
     this.tracked = track(`bpffs root ${path}`, () => removeTree(path));
   }
 
+  /**
+   * The datapath options of this root. WAGGLE_TEST_SOCKET_BYPASS=1 (or 0) runs the suites that
+   * use it with the node's socket bypass on (off); unset, the kernel's default applies.
+   */
   get opts(): DatapathOptions {
-    return { bpfRoot: this.path };
+    const bypass = process.env.WAGGLE_TEST_SOCKET_BYPASS;
+    return {
+      bpfRoot: this.path,
+      ...(bypass === undefined ? {} : { socketBypass: bypass === "1" }),
+    };
   }
 
   destroy(): void {

@@ -31,6 +31,7 @@ import {
   DEFAULT_EXCLUDED_OUTBOUND_PORTS,
   PROXY_ENV,
   TRAFFIC_ANNOTATIONS,
+  WAGGLE_ANNOTATIONS,
 } from "../../cni/redirect-settings";
 import { ErrorCodes } from "../../cni/skel/errors";
 import { OPTION_SPECS } from "../../install/options";
@@ -121,6 +122,7 @@ describe("docs: README.md, docs/architecture.md and conf/README.md against the c
       ...Object.values(TRAFFIC_ANNOTATIONS),
       INJECT_KEY,
       SIDECAR_STATUS_ANNOTATION,
+      ...Object.values(WAGGLE_ANNOTATIONS),
     ];
 
     it("documents every annotation the plugin honours, and no other", () => {

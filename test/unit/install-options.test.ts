@@ -165,6 +165,22 @@ describe("install: options (flags, environment twins, defaults)", () => {
     });
   });
 
+  it("--socket-bypass: auto leaves socket_bypass out; true and false are written and read back", () => {
+    const entryOf = (env: NodeJS.ProcessEnv, args: Record<string, unknown> = {}) =>
+      pluginEntry(resolveInstallOptions(args, { ...apiEnv, ...env }));
+    expect(entryOf({})).to.not.have.property("socket_bypass");
+    expect(entryOf({ WAGGLE_SOCKET_BYPASS: "auto" })).to.not.have.property("socket_bypass");
+    for (const on of [true, false]) {
+      const entry = entryOf({}, { "socket-bypass": String(on) });
+      expect(entry.socket_bypass).to.equal(on);
+      expect(parseWaggleConfig(entry).socketBypass).to.equal(on);
+    }
+    expect(entryOf({ WAGGLE_SOCKET_BYPASS: "true" }).socket_bypass).to.equal(true);
+    expect(() => resolveInstallOptions({}, { ...apiEnv, WAGGLE_SOCKET_BYPASS: "yes" }))
+      .to.throw(OptionError, "WAGGLE_SOCKET_BYPASS")
+      .and.to.match(/must be true, false or auto/);
+  });
+
   it("waggle's own namespace (POD_NAMESPACE) is always excluded, once, even with an empty list", () => {
     const own = (env: NodeJS.ProcessEnv, args: Record<string, unknown> = {}) =>
       pluginEntry(resolveInstallOptions(args, { ...apiEnv, ...env })).exclude_namespaces;

@@ -146,7 +146,7 @@ describe("log: JSON-lines logger", () => {
   it("a FIFO without a reader neither blocks nor fails: stderr instead (it once held DEL forever)", () => {
     const file = join(dir, "fifo");
     execFileSync("mkfifo", [file]);
-    const r = logInChild(file);
+    const r = logToFileInChild(file);
     expect(r.status, "the child hung (killed after 10 s) or failed").to.equal(0);
     expect(r.ms).to.be.below(5000);
     expect((r.stderr[0] as { error: string }).error).to.include(`${file}: ENXIO`);
@@ -159,7 +159,7 @@ describe("log: JSON-lines logger", () => {
     const reader = spawn("sh", ["-c", `exec cat "${file}" > /dev/null`]);
     try {
       execFileSync("sleep", ["0.2"]);
-      const r = logInChild(file);
+      const r = logToFileInChild(file);
       expect(r.status).to.equal(0);
       expect((r.stderr[0] as { error: string }).error).to.equal(`${file}: not a regular file`);
     } finally {

@@ -383,6 +383,10 @@ describe("status: human output", () => {
       "    inbound_no_listener   0",
       "    orig_dst_answered     3",
       "    errors                0",
+      "    bypass_sockets        0",
+      "    bypass_msgs           0",
+      "    bypass_bytes          0",
+      "    bypass_fallbacks      0",
     ]);
   });
 

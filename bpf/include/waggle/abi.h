@@ -26,6 +26,7 @@
 #define POLICY_DNS               (1u << 8)  /* DNS capture (D1, D2) */
 #define POLICY_NO_LOCAL_RULE     (1u << 9)  /* O4 skipped: include ranges hold loopback */
 #define POLICY_DNS_IPV6          (1u << 10) /* DNS capture for IPv6 destinations too */
+#define POLICY_NO_BYPASS         (1u << 11) /* socket bypass opted out (waggle.io/socket-bypass) */
 
 /* Per-pod policy: map waggle_policy, key = netns cookie (__u64). */
 struct pod_policy {
@@ -183,6 +184,55 @@ struct redirect_value {
 	__u8 addr[16];
 	__u16 port;
 	__u16 pad[3];
+};
+
+/*
+ * Socket bypass (bypass.h, docs/datapath.md "Socket bypass").
+ *
+ * Map waggle_bypass (SOCKHASH): one established TCP socket of a meshed pod, keyed as that
+ * socket sees its connection: its own netns cookie, local and remote address and port.
+ * The peer's key is the mirror image in the peer's netns, so two pods' identical loopback
+ * tuples never meet.
+ */
+struct bypass_key {
+	__u64 netns;
+	__u8 local_addr[16];
+	__u8 remote_addr[16];
+	__u16 local_port;
+	__u16 remote_port;
+	__u32 pad;
+};
+
+/* struct bypass_sock.flags */
+#define BYPASS_JOINED (1u << 0) /* the socket is in waggle_bypass */
+#define BYPASS_TCP    (1u << 1) /* bytes this socket sent went through TCP: never redirect again */
+
+/* Socket storage waggle_bypass_sock: the peer's key and this socket's decision. */
+struct bypass_sock {
+	struct bypass_key peer;
+	__u64 netns;
+	__u32 flags;
+	__u32 pad;
+};
+
+/*
+ * Per-pod per-CPU bypass counters: map waggle_bypass_counters, key = netns cookie. A map of
+ * its own so that waggle_counters keeps its layout across upgrades.
+ */
+struct bypass_counters {
+	__u64 bypass_sockets;    /* sockets put into waggle_bypass at established time */
+	__u64 bypass_msgs;       /* messages handed straight to the peer socket */
+	__u64 bypass_bytes;      /* bytes of those messages */
+	__u64 bypass_fallbacks;  /* sockets whose sending fell back to TCP for good */
+};
+
+/* struct node_settings.flags */
+#define NODE_BYPASS (1u << 0) /* socket bypass on for this node */
+
+/* Map waggle_node (array, one entry): node-wide settings, written by the datapath's loader. */
+struct node_settings {
+	__u32 flags;
+	__u32 pad;
 };
 
 #endif

@@ -97,4 +97,37 @@ struct {
 	__type(value, struct redirect_value);
 } waggle_redirect SEC(".maps");
 
+/* {netns, local, remote} -> an established socket of the socket bypass */
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, 65536);
+	__type(key, struct bypass_key);
+	__type(value, __u64);
+} waggle_bypass SEC(".maps");
+
+/* per-socket bypass decision and peer key; freed with the socket */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct bypass_sock);
+} waggle_bypass_sock SEC(".maps");
+
+/* netns cookie -> per-CPU struct bypass_counters */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct bypass_counters);
+} waggle_bypass_counters SEC(".maps");
+
+/* 0 -> struct node_settings */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct node_settings);
+} waggle_node SEC(".maps");
+
 #endif

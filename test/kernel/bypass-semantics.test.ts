@@ -1,0 +1,452 @@
+// The socket bypass must be indistinguishable from TCP. Every case runs twice on the same two
+// meshed pods of one node: once with the node's bypass switch off (plain TCP) and once with
+// it on; each side of the connection reports what an application sees (bytes and their
+// SHA-256, return values, errno names, epoll masks; test/support/bypassprobe.py) and the two
+// runs must report exactly the same. The pods' counters prove which path carried the bytes:
+// messages bypassed > 0 in the bypass run, none in the TCP run.
+import { join } from "node:path";
+import { expect } from "chai";
+import { Link } from "ebpf-napi";
+import {
+  attachPod,
+  detachPod,
+  ensureSharedPrograms,
+  listPods,
+  mapEntryCounts,
+  upgradePrograms,
+} from "../../cni/datapath";
+import { applyNodeBypass } from "../../cni/datapath/bypass";
+import type { BypassCounterName } from "../../cni/datapath/layout";
+import { MAP_NAMES } from "../../cni/datapath/layout";
+import { BYPASS_PROGRAM, paths } from "../../cni/datapath/programs";
+import { BYPASS_OPEN_DIFFERENCES } from "../../cni/datapath/requirements";
+import { defaultRedirectSettings, type RedirectSettings } from "../../cni/redirect-settings";
+import "../support/hooks";
+import { uniqueName } from "../support/names";
+import { createNode, createPod, type Node, type Pod } from "../support/pod";
+import { hostPort, PYTHON } from "../support/sockprobe";
+import { BpfRoot } from "../support/waggle-mode";
+
+const PROBE = join(__dirname, "..", "..", "..", "test", "support", "bypassprobe.py");
+const MiB = 1 << 20;
+
+/** Meshed, nothing captured: the connections go where the probes send them. */
+function uncaptured(): RedirectSettings {
+  const s = defaultRedirectSettings();
+  s.outbound.includeIPRanges = [];
+  s.inbound.includePorts = [];
+  return s;
+}
+
+type Counters = Record<BypassCounterName, number>;
+
+interface Hop {
+  name: string;
+  /** Where the server listens and the client connects; which pods they run in. */
+  server: () => Pod;
+  client: () => Pod;
+  addr: () => string;
+  bind?: string;
+}
+
+interface Run {
+  server: Record<string, unknown>;
+  client: Record<string, unknown>;
+  counters: Counters;
+}
+
+describe("socket bypass: each case observes the same over TCP and over the bypass", function () {
+  this.timeout(240_000);
+  let root: BpfRoot;
+  let node: Node;
+  let a: Pod;
+  let b: Pod;
+  const ids = { a: uniqueName("k"), b: uniqueName("k") };
+
+  before(async () => {
+    root = new BpfRoot();
+    ensureSharedPrograms(root.opts);
+    node = await createNode();
+    a = await createPod({ node, ipv6: true, label: "pod a" });
+    b = await createPod({ node, ipv6: true, label: "pod b" });
+    attachBoth();
+  });
+
+  function attachBoth(): void {
+    for (const [id, pod] of [
+      [ids.a, a],
+      [ids.b, b],
+    ] as const) {
+      attachPod(
+        {
+          containerId: id,
+          netnsPath: pod.netnsPath,
+          ifname: "eth0",
+          cgroupPath: pod.cgroupDir,
+          podIPs: [pod.ipv4, pod.ipv6].filter((ip): ip is string => ip !== undefined),
+          settings: uncaptured(),
+        },
+        root.opts,
+      );
+    }
+  }
+
+  after(async () => {
+    await a?.destroy();
+    await b?.destroy();
+    await node?.destroy();
+    root?.destroy();
+  });
+
+  /** The bypass counters of both pods, summed. */
+  function bypassCounters(): Counters {
+    const sum: Counters = {
+      bypass_sockets: 0,
+      bypass_msgs: 0,
+      bypass_bytes: 0,
+      bypass_fallbacks: 0,
+    };
+    for (const p of listPods(root.opts)) {
+      for (const k of Object.keys(sum) as BypassCounterName[]) sum[k] += p.counters?.[k] ?? 0;
+    }
+    return sum;
+  }
+
+  function delta(after: Counters, before: Counters): Counters {
+    return Object.fromEntries(
+      Object.entries(after).map(([k, v]) => [k, v - before[k as BypassCounterName]]),
+    ) as Counters;
+  }
+
+  function resultOf(lines: string[], who: string): Record<string, unknown> {
+    const line = lines.find((l) => l.includes('"event": "result"'));
+    if (!line) throw new Error(`${who} printed no result: ${lines.join("\n")}`);
+    const { event: _e, ...rest } = JSON.parse(line) as Record<string, unknown>;
+    return rest;
+  }
+
+  /**
+   * One connection of `hop` running `kase` with the node switch as given; `during` runs once
+   * the client is under way (DEL, upgrade).
+   */
+  async function run(
+    hop: Hop,
+    kase: string,
+    arg: string,
+    bypass: boolean,
+    during?: () => Promise<void>,
+  ): Promise<Run> {
+    const state = applyNodeBypass(root.path, bypass);
+    expect(state.enabled, `node switch ${bypass}: ${state.support.reason}`).to.equal(bypass);
+    const before = bypassCounters();
+    const server = hop.server().spawn(PYTHON, [PROBE, "serve", hop.addr(), kase, arg]);
+    try {
+      await server.waitForLine((l) => l.includes('"ready"'), 10_000);
+      const running = hop.client().exec(PYTHON, [PROBE, "connect", hop.addr(), kase, arg], {
+        env: { ...process.env, ...(hop.bind ? { BYPASSPROBE_BIND: hop.bind } : {}) },
+        timeoutMs: 120_000,
+      });
+      await during?.();
+      const client = await running;
+      await server.exited;
+      if (client.code !== 0)
+        throw new Error(
+          `${kase} client failed (bypass ${bypass}): ${client.stderr}\nserver: ${server.stderrLines.join("\n")}`,
+        );
+      const clientOut = client.stdout;
+      return {
+        server: resultOf(server.stdoutLines, `server ${server.stderrLines.join("\n")}`),
+        client: resultOf(clientOut.split("\n"), "client"),
+        counters: delta(bypassCounters(), before),
+      };
+    } finally {
+      await server.kill();
+    }
+  }
+
+  /** Runs over TCP, then over the bypass; counters must tell the path each took. */
+  async function both(
+    hop: Hop,
+    kase: string,
+    arg: string,
+    during?: () => Promise<void>,
+  ): Promise<{ tcp: Run; bypassed: Run }> {
+    const tcp = await run(hop, kase, arg, false, during);
+    const bypassed = await run(hop, kase, arg, true, during);
+    expect(tcp.counters.bypass_sockets, "TCP run: no socket joined").to.equal(0);
+    expect(tcp.counters.bypass_msgs, "TCP run: nothing bypassed").to.equal(0);
+    expect(bypassed.counters.bypass_sockets, "bypass run: both ends joined").to.equal(2);
+    expect(bypassed.counters.bypass_msgs, "bypass run: messages bypassed").to.be.greaterThan(0);
+    return { tcp, bypassed };
+  }
+
+  /** Both runs must observe exactly the same. */
+  async function compare(
+    hop: Hop,
+    kase: string,
+    arg = "",
+    during?: () => Promise<void>,
+  ): Promise<Run> {
+    const { tcp, bypassed } = await both(hop, kase, arg, during);
+    expect(bypassed.server, `${kase} server side`).to.deep.equal(tcp.server);
+    expect(bypassed.client, `${kase} client side`).to.deep.equal(tcp.client);
+    return bypassed;
+  }
+
+  /**
+   * A difference requirements.ts lists as open (the reason the bypass is off by default):
+   * the runs must still differ as described. When a kernel removes it, this fails: set that
+   * difference's fixedIn and turn the case into a compare().
+   */
+  async function stillDiffers(kase: string, difference: string, arg = ""): Promise<Run[]> {
+    const listed = BYPASS_OPEN_DIFFERENCES.find((d) => d.difference.startsWith(difference));
+    expect(listed, `requirements.ts lists "${difference}"`).to.not.equal(undefined);
+    const { tcp, bypassed } = await both(podToPod4, kase, arg);
+    expect(
+      { server: bypassed.server, client: bypassed.client },
+      `${kase} no longer differs: ${JSON.stringify({ tcp, bypassed })}`,
+    ).to.not.deep.equal({
+      server: tcp.server,
+      client: tcp.client,
+    });
+    return [tcp, bypassed];
+  }
+
+  const podToPod4: Hop = {
+    name: "pod to pod (IPv4)",
+    server: () => b,
+    client: () => a,
+    addr: () => hostPort(b.address(4), 8080),
+  };
+  const podToPod6: Hop = {
+    name: "pod to pod (IPv6)",
+    server: () => b,
+    client: () => a,
+    addr: () => hostPort(b.address(6), 8080),
+  };
+  const appToSidecar: Hop = {
+    name: "app to its sidecar (127.0.0.1:15001)",
+    server: () => a,
+    client: () => a,
+    addr: () => "127.0.0.1:15001",
+  };
+  const sidecarToApp: Hop = {
+    name: "sidecar to app (from 127.0.0.6)",
+    server: () => a,
+    client: () => a,
+    addr: () => hostPort(a.address(4), 8080),
+    bind: "127.0.0.6",
+  };
+  const appToSidecar6: Hop = {
+    name: "app to its sidecar ([::1]:15001)",
+    server: () => a,
+    client: () => a,
+    addr: () => "[::1]:15001",
+  };
+
+  for (const hop of [podToPod4, podToPod6, appToSidecar, sidecarToApp, appToSidecar6]) {
+    it(`${hop.name}: 1 MiB up and 1 MiB down arrive intact, bypassed both ways`, async () => {
+      const r = await compare(hop, "stream", `${MiB}:${MiB}`);
+      expect(r.server.receivedSha).to.equal(r.client.sentSha);
+      expect(r.client.receivedSha).to.equal(r.server.sentSha);
+      expect(r.counters.bypass_bytes).to.equal(2 * MiB);
+      expect(r.counters.bypass_fallbacks).to.equal(0);
+    });
+  }
+
+  for (const [up, down] of [
+    [1, 0],
+    [1, 1],
+    [1000, 70_000],
+    [16 * MiB, 1],
+    [64 * MiB, 64 * MiB],
+  ]) {
+    it(`transfers ${up} B up and ${down} B down byte for byte`, async () => {
+      const r = await compare(podToPod4, "stream", `${up}:${down}`);
+      expect(r.server.receivedBytes).to.equal(up);
+      expect(r.client.receivedBytes).to.equal(down);
+      expect(r.counters.bypass_bytes).to.equal(up + down);
+    });
+  }
+
+  it("64 MiB both ways at the same time arrive intact", async () => {
+    const r = await compare(podToPod4, "duplex", String(64 * MiB));
+    expect(r.server.receivedSha).to.equal(r.client.sentSha);
+    expect(r.client.receivedSha).to.equal(r.server.sentSha);
+    expect(r.counters.bypass_bytes).to.equal(128 * MiB);
+  });
+
+  it("half-close: data before the FIN is read first, then EOF; the other way stays open", async () => {
+    const r = await compare(podToPod4, "halfclose");
+    expect(r.server).to.include({ receivedBytes: 7000, eofSeen: true });
+    expect(r.client).to.include({
+      sendAfterShutdown: "EPIPE",
+      received: "response after your FIN",
+    });
+  });
+
+  it("FIN ordering: bytes queued with the FIN are all read before EOF", async () => {
+    const r = await compare(podToPod4, "finorder", "777");
+    expect(r.server.receivedSha).to.equal(r.client.sentSha);
+    expect(r.server.lastReadEmpty).to.equal(true);
+  });
+
+  it("close with unread data: open difference, the sender reads EOF where TCP gives ECONNRESET", async () => {
+    const [tcp, bypassed] = await stillDiffers(
+      "unread-close",
+      "closing with bypassed bytes unread",
+    );
+    expect(tcp.client).to.deep.include({ recv: "ECONNRESET", send: "EPIPE" });
+    expect(bypassed.client).to.deep.include({ recv: 0, send: "EPIPE" });
+  });
+
+  it("the peer's process dies mid-transfer: the sender gets a reset or broken pipe, as over TCP", async () => {
+    const r = await compare(podToPod4, "peer-exit");
+    expect(r.client.outcome).to.equal("reset or broken pipe");
+    expect(r.counters.bypass_fallbacks, "the sender fell back once the peer was gone").to.equal(1);
+  });
+
+  it("MSG_PEEK leaves the bytes in place", async () => {
+    const r = await compare(podToPod4, "peek");
+    expect(r.server).to.deep.include({ peek1: "hello", peek2: "hello" });
+  });
+
+  it("MSG_WAITALL: open difference, the bypass returns a short read where TCP waits", async () => {
+    const [tcp, bypassed] = await stillDiffers("waitall", "recv with MSG_WAITALL");
+    expect(tcp.server.waitallBytes).to.equal(3000);
+    expect(bypassed.server.waitallBytes).to.be.lessThan(3000);
+  });
+
+  it("epoll level-triggered readiness: ready while bytes remain, not after draining, on FIN", async () => {
+    const r = await compare(podToPod4, "epoll-level");
+    expect(r.server.afterDrain).to.deep.equal([]);
+  });
+
+  it("epoll edge-triggered readiness: one edge per arrival", async () => {
+    const r = await compare(podToPod4, "epoll-edge");
+    expect(r.server.noNewData).to.deep.equal([]);
+  });
+
+  it("flow control: open difference, a sender to a peer that does not read is never stopped", async () => {
+    const [tcp, bypassed] = await stillDiffers("backpressure", "no flow control", String(64 * MiB));
+    expect(tcp.client).to.include({ blocked: true, sentBelowLimit: true });
+    // all 64 MiB went into the peer's ingress queue without the sender ever waiting
+    expect(bypassed.client).to.include({ blocked: false, sentBelowLimit: false });
+    expect(bypassed.server.receivedBytes).to.equal(64 * MiB);
+  });
+
+  it("FIONREAD counts the bytes waiting", async () => {
+    await compare(podToPod4, "fionread");
+  });
+
+  it("sendfile: 8 MiB from a file arrive intact", async () => {
+    const r = await compare(podToPod4, "sendfile", String(8 * MiB));
+    expect(r.server.receivedSha).to.equal(r.client.sentSha);
+  });
+
+  it("splice from the receiving socket: open difference, it sees none of the bypassed bytes", async () => {
+    const [tcp, bypassed] = await stillDiffers(
+      "splice",
+      "splice(2) from a receiving socket",
+      String(4 * MiB),
+    );
+    expect(tcp.server.receivedSha).to.equal(tcp.client.sentSha);
+    expect(bypassed.server.receivedBytes).to.equal(0);
+  });
+
+  it("zero-length writes return 0 and deliver nothing (no early EOF)", async () => {
+    const r = await compare(podToPod4, "zero");
+    expect(r.server).to.deep.include({ received: "xy", emptyReads: 1 });
+  });
+
+  it("TCP_CORK and TCP_NODELAY writes arrive in order", async () => {
+    await compare(podToPod4, "cork");
+  });
+
+  it("a socket handed to another process keeps its stream", async () => {
+    const r = await compare(podToPod4, "handoff", String(4 * MiB));
+    expect(r.server.receivedSha).to.equal(r.client.sentSha);
+  });
+
+  it("a direction that used TCP once stays on TCP, in order, after the peer joins again", async () => {
+    const pin = paths.map(root.path, MAP_NAMES.bypass);
+    const r = await compare(podToPod4, "sticky", pin);
+    expect(r.server.receivedSha).to.equal(r.client.sentSha);
+    // the server's second byte was bypassed; the client's 100 000 all went through TCP
+    expect(r.counters.bypass_fallbacks).to.equal(1);
+    expect(r.counters.bypass_bytes).to.equal(1);
+  });
+
+  it("TCP Fast Open: data in the SYN crossed TCP, so nothing is redirected; the stream is intact", async () => {
+    // client and server Fast Open without cookies (0x1 | 0x2 | 0x4 | 0x200 | 0x400)
+    for (const pod of [a, b]) await pod.sysctl({ "net.ipv4.tcp_fastopen": 0x607 });
+    try {
+      const addr = hostPort(b.address(4), 8080);
+      const tcp = await run(podToPod4, "tfo", addr, false);
+      const bypassed = await run(podToPod4, "tfo", addr, true);
+      expect(tcp.client.synData, "the first bytes really went in the SYN").to.equal(true);
+      expect(bypassed.server).to.deep.equal(tcp.server);
+      expect(bypassed.client).to.deep.equal(tcp.client);
+      expect(bypassed.server.receivedSha).to.equal(bypassed.client.sentSha);
+      // The client, whose first bytes crossed TCP, never joins. The server's socket may (its
+      // established callback runs before the SYN's data is queued); then its first send finds
+      // no peer and falls back for good. Nothing is redirected either way.
+      expect(bypassed.counters).to.include({ bypass_msgs: 0, bypass_bytes: 0 });
+      expect(bypassed.counters.bypass_sockets).to.be.at.most(1);
+      expect(bypassed.counters.bypass_fallbacks).to.equal(bypassed.counters.bypass_sockets);
+      // control: the same pods without Fast Open join at once
+      for (const pod of [a, b]) await pod.sysctl({ "net.ipv4.tcp_fastopen": 1 });
+      const plain = await run(podToPod4, "stream", "1000:1000", true);
+      expect(plain.counters.bypass_sockets).to.equal(2);
+    } finally {
+      for (const pod of [a, b]) await pod.sysctl({ "net.ipv4.tcp_fastopen": 1 });
+    }
+  });
+
+  it("DEL of both pods with a live bypassed connection: it keeps flowing, intact", async () => {
+    let joined = -1;
+    const delBoth = async () => {
+      // mid-transfer: once both ends joined (bypass run), after 3 s at most (TCP run)
+      for (let i = 0; i < 30 && mapEntryCounts(root.opts)[MAP_NAMES.bypass] < 2; i++)
+        await new Promise((r) => setTimeout(r, 100));
+      joined = mapEntryCounts(root.opts)[MAP_NAMES.bypass];
+      detachPod(ids.a, root.opts);
+      detachPod(ids.b, root.opts);
+    };
+    try {
+      const tcp = await run(podToPod4, "paced", "100", false, delBoth);
+      expect(joined, "over TCP no socket is in the sockhash").to.equal(0);
+      attachBoth();
+      const bypassed = await run(podToPod4, "paced", "100", true, delBoth);
+      expect(joined, "both ends were in the sockhash at the DEL").to.equal(2);
+      expect(bypassed.server).to.deep.equal(tcp.server);
+      expect(bypassed.server.receivedSha).to.equal(bypassed.client.sentSha);
+    } finally {
+      attachBoth();
+    }
+  });
+
+  it("upgradePrograms under a live bypassed connection: the node link gets the new program, bytes stay intact", async () => {
+    const pin = paths.link(root.path, BYPASS_PROGRAM.name);
+    const progOf = () => {
+      const l = Link.openPinned(pin);
+      try {
+        return l.info().progId;
+      } finally {
+        l.close();
+      }
+    };
+    const seen: number[] = [];
+    const upgrade = async () => {
+      await new Promise((r) => setTimeout(r, 500));
+      seen.push(progOf());
+      const report = upgradePrograms(root.opts);
+      expect(report.bypassLinkUpdated).to.equal(true);
+      seen.push(progOf());
+    };
+    const r = await compare(podToPod4, "paced", "40", upgrade);
+    expect(r.server.receivedSha).to.equal(r.client.sentSha);
+    expect(seen[1]).to.not.equal(seen[0]);
+    expect(seen[3]).to.not.equal(seen[2]);
+  });
+});

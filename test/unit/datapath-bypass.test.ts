@@ -1,0 +1,111 @@
+// The socket bypass's settings: the kernel check (requirements.ts bypassSupport), the node
+// switch in the plugin config, the per-pod opt-out annotation and its policy flag.
+import { expect } from "chai";
+import { parseWaggleConfig } from "../../cni/config";
+import { POLICY } from "../../cni/datapath/layout";
+import { podPolicy } from "../../cni/datapath/policy";
+import {
+  BYPASS_KERNEL_FIXES,
+  BYPASS_OPEN_DIFFERENCES,
+  bypassSupport,
+} from "../../cni/datapath/requirements";
+import {
+  InvalidAnnotationError,
+  parseRedirectSettings,
+  WAGGLE_ANNOTATIONS,
+} from "../../cni/redirect-settings";
+import { CniError } from "../../cni/skel";
+import { formatStatus } from "../../cni/status";
+
+const entry = { cniVersion: "0.3.1", name: "k8s-pod-network", type: "waggle" };
+
+describe("socket bypass: kernel check", () => {
+  it("is unavailable below the floor, naming what the kernel lacks", () => {
+    const s = bypassSupport("6.9.12-generic");
+    expect(s).to.include({ available: false, defaultOn: false, kernel: "6.9.12", floor: "6.10" });
+    expect(s.missing.join()).to.contain("BPF_LINK_TYPE_SOCKMAP");
+    expect(s.reason).to.contain("needs 6.10 or later");
+  });
+
+  it("can run from the floor on, and stays off by default while a difference is open", () => {
+    const s = bypassSupport("6.18.44-fc-v1272");
+    expect(s).to.include({ available: true, kernel: "6.18.44" });
+    expect(s.missing).to.deep.equal([]);
+    expect(s.differences).to.have.length(BYPASS_OPEN_DIFFERENCES.length);
+    expect(s.defaultOn).to.equal(BYPASS_OPEN_DIFFERENCES.every((d) => d.fixedIn !== null));
+    expect(s.reason).to.contain("off unless socket_bypass is true");
+  });
+
+  it("the floor is the newest fix it relies on", () => {
+    const newest = BYPASS_KERNEL_FIXES.map((f) => f.since).sort((a, b) =>
+      a.localeCompare(b, undefined, { numeric: true }),
+    );
+    expect(bypassSupport("7.0").floor).to.equal(newest.at(-1));
+  });
+
+  it("an unreadable release is unavailable, saying so", () => {
+    const s = bypassSupport("weird");
+    expect(s).to.include({ available: false, defaultOn: false, kernel: null });
+    expect(s.reason).to.contain("unreadable");
+  });
+});
+
+describe("socket bypass: the node switch (plugin config socket_bypass)", () => {
+  it("is absent by default (the kernel's default applies)", () => {
+    expect(parseWaggleConfig(entry).socketBypass).to.equal(undefined);
+  });
+
+  it("reads true and false", () => {
+    expect(parseWaggleConfig({ ...entry, socket_bypass: true }).socketBypass).to.equal(true);
+    expect(parseWaggleConfig({ ...entry, socket_bypass: false }).socketBypass).to.equal(false);
+  });
+
+  it("refuses anything but a boolean with code 7 naming the key", () => {
+    expect(() => parseWaggleConfig({ ...entry, socket_bypass: "yes" }))
+      .to.throw(CniError, "socket_bypass: must be true or false")
+      .with.property("code", 7);
+  });
+});
+
+describe("socket bypass: the pod opt-out (waggle.io/socket-bypass)", () => {
+  const key = WAGGLE_ANNOTATIONS.socketBypass;
+
+  it('"false" opts the pod out and sets POLICY_NO_BYPASS', () => {
+    const settings = parseRedirectSettings({ [key]: "false" });
+    expect(settings.socketBypass).to.equal(false);
+    const p = podPolicy({ settings, podIPs: ["10.1.2.3/32"] });
+    expect(p.flags & POLICY.NO_BYPASS).to.equal(POLICY.NO_BYPASS);
+  });
+
+  it('absent or "true": the pod takes part (no flag)', () => {
+    for (const annotations of [{}, { [key]: "true" }] as Record<string, string>[]) {
+      const p = podPolicy({
+        settings: parseRedirectSettings(annotations),
+        podIPs: ["10.1.2.3/32"],
+      });
+      expect(p.flags & POLICY.NO_BYPASS).to.equal(0);
+    }
+  });
+
+  it("anything but a boolean fails, naming the annotation", () => {
+    expect(() => parseRedirectSettings({ [key]: "sometimes" }))
+      .to.throw(InvalidAnnotationError, key)
+      .with.property("problem", "must be a boolean");
+  });
+});
+
+describe("socket bypass: waggle status --verbose names the node switch", () => {
+  for (const on of [true, false]) {
+    it(`says ${on ? "on" : "off"}`, () => {
+      const text = formatStatus(
+        {
+          bpfRoot: "/sys/fs/bpf/waggle",
+          datapath: { loaded: true, missing: [], mapEntries: {}, socketBypass: on },
+          pods: [],
+        },
+        { verbose: true },
+      );
+      expect(text.split("\n")).to.include(`socket bypass: ${on ? "on" : "off"} (node switch)`);
+    });
+  }
+});
