@@ -71,8 +71,11 @@ export interface Datapath {
   ensureSharedPrograms(opts: DatapathOptions): void | Promise<void>;
   /** Attaches one pod; on failure rolls back everything it did and throws. */
   attachPod(req: PodAttachRequest, opts: DatapathOptions): PodRecord | Promise<PodRecord>;
-  /** Removes a pod's state; succeeds when there is none or its netns is gone. */
-  detachPod(containerId: string, opts: DatapathOptions): void | Promise<void>;
+  /**
+   * Removes a pod's state; succeeds when there is none or its netns is gone. False when there
+   * was nothing to remove.
+   */
+  detachPod(containerId: string, opts: DatapathOptions): boolean | Promise<boolean>;
   /** Problems with an attached pod's programs, links, filter and map entries; [] when healthy. */
   checkPod(containerId: string, opts: DatapathOptions): string[] | Promise<string[]>;
   listPods(opts: DatapathOptions): PodRecord[] | Promise<PodRecord[]>;
@@ -377,15 +380,19 @@ export function createPlugin(deps: PluginDeps, closers: (() => Promise<void>)[] 
       const inv = begin(req, true);
       try {
         const datapath = await deps.loadDatapath();
+        let detached: boolean;
         try {
-          await datapath.detachPod(req.env.containerId, inv.opts);
+          detached = await datapath.detachPod(req.env.containerId, inv.opts);
         } catch (e) {
           throw new CniError(
             ErrorCodes.DetachFailed,
             `removing the pod's state failed: ${(e as Error).message}`,
           );
         }
-        inv.log.info("detached", { netns: req.env.netns || undefined });
+        // Every pod gets more than one DEL (the runtime's StopPodSandbox and RemovePodSandbox,
+        // a rollback), and unmeshed pods never had anything: only a real detach is news.
+        if (detached) inv.log.info("detached", { netns: req.env.netns || undefined });
+        else inv.log.debug("nothing attached", { netns: req.env.netns || undefined });
       } catch (e) {
         failed(inv.log, e);
       }
