@@ -56,6 +56,7 @@ describe("containerd 1.6 over the CRI: the Calico-shaped chain with waggle (real
   let files: string;
 
   before(async () => {
+    const started = Date.now();
     ctrd = await PrivateContainerd.start({
       conflist: ({ work }) => {
         waggleLog = join(work, "waggle.log");
@@ -76,6 +77,10 @@ describe("containerd 1.6 over the CRI: the Calico-shaped chain with waggle (real
       join(files, "proxy", "haproxy.cfg"),
       haproxySidecarConfig({ outboundPort: 15001, inboundPort: 15006 }),
       { mode: 0o644 },
+    );
+    const version = await ctrd.cri.version();
+    console.log(
+      `      ${version.runtimeName} ${version.runtimeVersion} up with both images in ${((Date.now() - started) / 1000).toFixed(1)} s`,
     );
   });
   after(async () => {
