@@ -65,6 +65,14 @@ export function checkoutBuildInfo(root: string): BuildInfo {
 
 /** The checkout's commit as 12 hex digits, "-dirty" when tracked files changed; "unknown" without git. */
 export function gitCommit(root: string): string {
+  // A build without the .git directory (the image's: .dockerignore leaves it out) is told
+  // its commit by WAGGLE_COMMIT, as `git rev-parse --short=12 HEAD` plus "-dirty" would say.
+  const given = process.env.WAGGLE_COMMIT;
+  if (given) {
+    if (!/^[0-9a-f]{12}(-dirty)?$/.test(given))
+      throw new Error(`WAGGLE_COMMIT ${JSON.stringify(given)} is not a 12-digit commit`);
+    return given;
+  }
   // child_process is required here, not at the top: loading it costs every start a few ms.
   const { execFileSync } = require("node:child_process") as typeof import("node:child_process");
   try {

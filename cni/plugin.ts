@@ -70,8 +70,11 @@ export interface Datapath {
   ensureSharedPrograms(opts: DatapathOptions): void | Promise<void>;
   /** Attaches one pod; on failure rolls back everything it did and throws. */
   attachPod(req: PodAttachRequest, opts: DatapathOptions): PodRecord | Promise<PodRecord>;
-  /** Removes a pod's state; succeeds when there is none or its netns is gone. */
-  detachPod(containerId: string, opts: DatapathOptions): void | Promise<void>;
+  /**
+   * Removes a pod's state; succeeds when there is none or its netns is gone. False when there
+   * was nothing to remove.
+   */
+  detachPod(containerId: string, opts: DatapathOptions): boolean | Promise<boolean>;
   /** Problems with an attached pod's programs, links, filter and map entries; [] when healthy. */
   checkPod(containerId: string, opts: DatapathOptions): string[] | Promise<string[]>;
   listPods(opts: DatapathOptions): PodRecord[] | Promise<PodRecord[]>;

@@ -9,6 +9,7 @@
 // uninstall: the entry (other plugins' entries exactly as they were), the binary, the
 // kubeconfig, and through the datapath every pod's links, filters and the pins.
 
+import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { cgroup2Root } from "../cni/cgroup2";
@@ -32,6 +33,10 @@ import {
 import { pluginEntry } from "./plugin-entry";
 import { EarlyPodRepairer, listNodePods } from "./repair";
 import type { DirWatcherOptions } from "./watch";
+
+/** Logged at start when --netns-dir does not exist (the runtime's directory is not mounted). */
+export const NETNS_DIR_MISSING =
+  "the runtime's netns directory is not mounted: early-pod repair records pods by /proc/<pid>/ns/net, good only while that process lives (conf/README.md)";
 
 /** Per-request timeout of the node's pod listing. */
 const LIST_TIMEOUT_MS = 5000;
@@ -147,6 +152,9 @@ export class Installer {
     if (this.stopping) return;
     if (options.nodeName) {
       const nodeName = options.nodeName;
+      if (!existsSync(options.netnsDir)) {
+        log.warn(NETNS_DIR_MISSING, { netnsDir: options.netnsDir });
+      }
       this.repairer = new EarlyPodRepairer({
         bpfRoot: options.bpfRoot,
         excludeNamespaces: options.plugin.excludeNamespaces,

@@ -276,13 +276,13 @@ function keysOf(entries: { map: string; key: Buffer }[], map: string): string[] 
 /**
  * Removes everything attachPod did for the container: links, map entries, pins. Idempotent;
  * succeeds for unknown containers and vanished netns. Throws only when something that
- * exists could not be removed.
+ * exists could not be removed. Returns false when there was nothing to remove.
  */
-export function detachPod(containerId: string, opts: DatapathOptions): void {
+export function detachPod(containerId: string, opts: DatapathOptions): boolean {
   const root = opts.bpfRoot;
   checkContainerId(containerId);
   const dir = paths.pod(root, containerId);
-  if (!existsSync(dir)) return;
+  if (!existsSync(dir)) return false;
   const problems: string[] = [];
   let rec: PodRecordData | null = null;
   try {
@@ -344,6 +344,7 @@ export function detachPod(containerId: string, opts: DatapathOptions): void {
     );
   }
   removeTree(dir);
+  return true;
 }
 
 /** Problems with a pod's attachment (missing program, link, map entry); [] when healthy. */

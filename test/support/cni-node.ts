@@ -30,6 +30,36 @@ export const MESHED_ANNOTATIONS: Record<string, string> = {
   "sidecar.istio.io/status": SIDECAR_STATUS,
 };
 
+/**
+ * Calico's chain shape as the installer finds it on a node: ptp + host-local (in calico's
+ * place, host-local keeping its leases in `hostLocalDir`), portmap, then the waggle entry.
+ */
+export function calicoShapedChain(
+  version: string,
+  hostLocalDir: string,
+  waggleEntry: Record<string, unknown> & { type: string },
+): NetworkConfigList {
+  return {
+    cniVersion: version,
+    name: "k8s-pod-network",
+    plugins: [
+      {
+        type: "ptp",
+        ipMasq: false,
+        mtu: 1500,
+        ipam: {
+          type: "host-local",
+          subnet: "10.250.0.0/16",
+          dataDir: hostLocalDir,
+          routes: [{ dst: "0.0.0.0/0" }],
+        },
+      },
+      { type: "portmap", snat: true, capabilities: { portMappings: true } },
+      waggleEntry,
+    ],
+  };
+}
+
 export interface CniPod {
   sandbox: PodSandbox;
   rt: RuntimeConf;
@@ -95,25 +125,7 @@ export class CniNode {
 
   /** The Calico-shaped list: ptp + host-local (for calico), portmap, then waggle. */
   chain(version: string, waggle: Record<string, unknown> = {}): NetworkConfigList {
-    return {
-      cniVersion: version,
-      name: "k8s-pod-network",
-      plugins: [
-        {
-          type: "ptp",
-          ipMasq: false,
-          mtu: 1500,
-          ipam: {
-            type: "host-local",
-            subnet: "10.250.0.0/16",
-            dataDir: join(this.work, "host-local"),
-            routes: [{ dst: "0.0.0.0/0" }],
-          },
-        },
-        { type: "portmap", snat: true, capabilities: { portMappings: true } },
-        this.waggleEntry(waggle),
-      ],
-    };
+    return calicoShapedChain(version, join(this.work, "host-local"), this.waggleEntry(waggle));
   }
 
   /** A pod sandbox and its runtime parameters (containerd's CNI_ARGS and capability args). */

