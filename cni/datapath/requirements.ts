@@ -268,23 +268,32 @@ export const BYPASS_KERNEL_FIXES: readonly VersionOnlyFeature[] = [
  * default; `socket_bypass: true` turns it on knowingly. `fixedIn` names the first release
  * that removes the difference, once one does.
  */
-export const BYPASS_OPEN_DIFFERENCES: readonly { difference: string; fixedIn: string | null }[] = [
+export const BYPASS_OPEN_DIFFERENCES: readonly {
+  /** A few words for doctor's line. */
+  short: string;
+  difference: string;
+  fixedIn: string | null;
+}[] = [
   {
+    short: "no flow control",
     difference:
       "no flow control: a peer that stops reading never stops the sender; its receive queue grows without a window (bounded only by the node's TCP memory, tcp_mem)",
     fixedIn: null,
   },
   {
+    short: "MSG_WAITALL short reads",
     difference:
       "recv with MSG_WAITALL returns what is queued instead of waiting for the whole length",
     fixedIn: null,
   },
   {
+    short: "splice(2) reads nothing",
     difference:
       "splice(2) from a receiving socket sees none of the bypassed bytes (tcp_splice_read reads only the TCP queue)",
     fixedIn: null,
   },
   {
+    short: "FIN, not RST, on close with unread data",
     difference:
       "closing with bypassed bytes unread sends a FIN, not the RST TCP sends (the peer reads EOF, not ECONNRESET)",
     fixedIn: null,
@@ -303,7 +312,7 @@ export interface BypassSupport {
   floor: string;
   /** What the running kernel lacks (empty when available). */
   missing: string[];
-  /** BYPASS_OPEN_DIFFERENCES this kernel still has. */
+  /** BYPASS_OPEN_DIFFERENCES this kernel still has (their short names). */
   differences: string[];
   /** One line for doctor and status. */
   reason: string;
@@ -323,7 +332,7 @@ export function bypassSupport(release: string = osRelease()): BypassSupport {
         );
   const differences = BYPASS_OPEN_DIFFERENCES.filter(
     (d) => kernel === null || d.fixedIn === null || compareDotted(kernel, d.fixedIn) < 0,
-  ).map((d) => d.difference);
+  ).map((d) => d.short);
   const available = missing.length === 0;
   const defaultOn = available && differences.length === 0;
   let reason: string;
@@ -332,7 +341,7 @@ export function bypassSupport(release: string = osRelease()): BypassSupport {
   else if (!available)
     reason = `kernel ${kernel} lacks ${missing.join(", ")}: bypass unavailable (needs ${floor} or later)`;
   else if (!defaultOn)
-    reason = `kernel ${kernel} can run the bypass, off unless socket_bypass is true: ${differences.length} differences from TCP remain (${differences.join("; ")})`;
+    reason = `kernel ${kernel} can run the bypass, off unless socket_bypass is true: ${differences.length} differences from TCP remain (${differences.join("; ")}; docs/datapath.md)`;
   else reason = `kernel ${kernel} has every fix the bypass needs: on by default`;
   return { available, defaultOn, kernel, floor, missing, differences, reason };
 }
