@@ -38,6 +38,13 @@ export const DATAPATH_PROG_TYPES: readonly ProgTypeNeed[] = [
     config: "CONFIG_BPF_SYSCALL and CONFIG_INET",
   },
   {
+    progType: "sk_msg",
+    since: "4.17",
+    usedFor:
+      "socket bypass: each message of a joined socket to its peer (loaded always, used when on)",
+    config: "CONFIG_BPF_STREAM_PARSER",
+  },
+  {
     progType: "sched_cls",
     since: "4.1",
     usedFor: "finding a proxy listener older than the pod's attachment (test run, never attached)",
@@ -173,6 +180,18 @@ export const DATAPATH_HELPERS: readonly HelperNeed[] = [
     progType: "cgroup_sockopt",
     since: "5.3",
     usedFor: "answering SO_ORIGINAL_DST",
+  },
+  {
+    helper: "msg_redirect_hash",
+    progType: "sk_msg",
+    since: "4.18",
+    usedFor: "socket bypass: a message into the peer socket's receive queue",
+  },
+  {
+    helper: "sk_storage_get",
+    progType: "sk_msg",
+    since: "5.11",
+    usedFor: "socket bypass: the peer's key and the sticky decision of the sending socket",
   },
   {
     helper: "sk_assign",
