@@ -38,6 +38,13 @@ export const DATAPATH_PROG_TYPES: readonly ProgTypeNeed[] = [
     config: "CONFIG_BPF_SYSCALL and CONFIG_INET",
   },
   {
+    progType: "sk_msg",
+    since: "4.17",
+    usedFor:
+      "socket bypass: each message of a joined socket to its peer (loaded always, used when on)",
+    config: "CONFIG_BPF_STREAM_PARSER",
+  },
+  {
     progType: "sched_cls",
     since: "4.1",
     usedFor: "finding a proxy listener older than the pod's attachment (test run, never attached)",
@@ -175,6 +182,18 @@ export const DATAPATH_HELPERS: readonly HelperNeed[] = [
     usedFor: "answering SO_ORIGINAL_DST",
   },
   {
+    helper: "msg_redirect_hash",
+    progType: "sk_msg",
+    since: "4.18",
+    usedFor: "socket bypass: a message into the peer socket's receive queue",
+  },
+  {
+    helper: "sk_storage_get",
+    progType: "sk_msg",
+    since: "5.11",
+    usedFor: "socket bypass: the peer's key and the sticky decision of the sending socket",
+  },
+  {
     helper: "sk_assign",
     progType: "sk_lookup",
     since: "5.9",
@@ -268,23 +287,32 @@ export const BYPASS_KERNEL_FIXES: readonly VersionOnlyFeature[] = [
  * default; `socket_bypass: true` turns it on knowingly. `fixedIn` names the first release
  * that removes the difference, once one does.
  */
-export const BYPASS_OPEN_DIFFERENCES: readonly { difference: string; fixedIn: string | null }[] = [
+export const BYPASS_OPEN_DIFFERENCES: readonly {
+  /** A few words for doctor's line. */
+  short: string;
+  difference: string;
+  fixedIn: string | null;
+}[] = [
   {
+    short: "no flow control",
     difference:
       "no flow control: a peer that stops reading never stops the sender; its receive queue grows without a window (bounded only by the node's TCP memory, tcp_mem)",
     fixedIn: null,
   },
   {
+    short: "MSG_WAITALL short reads",
     difference:
       "recv with MSG_WAITALL returns what is queued instead of waiting for the whole length",
     fixedIn: null,
   },
   {
+    short: "splice(2) reads nothing",
     difference:
       "splice(2) from a receiving socket sees none of the bypassed bytes (tcp_splice_read reads only the TCP queue)",
     fixedIn: null,
   },
   {
+    short: "FIN, not RST, on close with unread data",
     difference:
       "closing with bypassed bytes unread sends a FIN, not the RST TCP sends (the peer reads EOF, not ECONNRESET)",
     fixedIn: null,
@@ -303,7 +331,7 @@ export interface BypassSupport {
   floor: string;
   /** What the running kernel lacks (empty when available). */
   missing: string[];
-  /** BYPASS_OPEN_DIFFERENCES this kernel still has. */
+  /** BYPASS_OPEN_DIFFERENCES this kernel still has (their short names). */
   differences: string[];
   /** One line for doctor and status. */
   reason: string;
@@ -323,7 +351,7 @@ export function bypassSupport(release: string = osRelease()): BypassSupport {
         );
   const differences = BYPASS_OPEN_DIFFERENCES.filter(
     (d) => kernel === null || d.fixedIn === null || compareDotted(kernel, d.fixedIn) < 0,
-  ).map((d) => d.difference);
+  ).map((d) => d.short);
   const available = missing.length === 0;
   const defaultOn = available && differences.length === 0;
   let reason: string;
@@ -332,7 +360,7 @@ export function bypassSupport(release: string = osRelease()): BypassSupport {
   else if (!available)
     reason = `kernel ${kernel} lacks ${missing.join(", ")}: bypass unavailable (needs ${floor} or later)`;
   else if (!defaultOn)
-    reason = `kernel ${kernel} can run the bypass, off unless socket_bypass is true: ${differences.length} differences from TCP remain (${differences.join("; ")})`;
+    reason = `kernel ${kernel} can run the bypass, off unless socket_bypass is true: ${differences.length} differences from TCP remain (${differences.join("; ")}; docs/datapath.md)`;
   else reason = `kernel ${kernel} has every fix the bypass needs: on by default`;
   return { available, defaultOn, kernel, floor, missing, differences, reason };
 }

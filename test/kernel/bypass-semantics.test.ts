@@ -4,6 +4,7 @@
 // SHA-256, return values, errno names, epoll masks; test/support/bypassprobe.py) and the two
 // runs must report exactly the same. The pods' counters prove which path carried the bytes:
 // messages bypassed > 0 in the bypass run, none in the TCP run.
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { expect } from "chai";
 import { Link } from "ebpf-napi";
@@ -13,6 +14,7 @@ import {
   ensureSharedPrograms,
   listPods,
   mapEntryCounts,
+  removeDatapath,
   upgradePrograms,
 } from "../../cni/datapath";
 import { applyNodeBypass } from "../../cni/datapath/bypass";
@@ -448,5 +450,30 @@ describe("socket bypass: each case observes the same over TCP and over the bypas
     expect(r.server.receivedSha).to.equal(r.client.sentSha);
     expect(seen[1]).to.not.equal(seen[0]);
     expect(seen[3]).to.not.equal(seen[2]);
+  });
+
+  it("uninstall (removeDatapath) with a live bypassed connection: it keeps flowing, intact", async () => {
+    let joined = -1;
+    let gone = false;
+    const uninstall = async () => {
+      for (let i = 0; i < 30 && mapEntryCounts(root.opts)[MAP_NAMES.bypass] < 2; i++)
+        await new Promise((r) => setTimeout(r, 100));
+      joined = mapEntryCounts(root.opts)[MAP_NAMES.bypass];
+      removeDatapath(root.opts);
+      gone = !existsSync(paths.datapath(root.path));
+    };
+    try {
+      const tcp = await run(podToPod4, "paced", "60", false, uninstall);
+      ensureSharedPrograms(root.opts);
+      attachBoth();
+      const bypassed = await run(podToPod4, "paced", "60", true, uninstall);
+      expect(joined, "both ends were in the sockhash at the uninstall").to.equal(2);
+      expect(gone, "every pin was removed").to.equal(true);
+      expect(bypassed.server).to.deep.equal(tcp.server);
+      expect(bypassed.server.receivedSha).to.equal(bypassed.client.sentSha);
+    } finally {
+      ensureSharedPrograms(root.opts);
+      attachBoth();
+    }
   });
 });

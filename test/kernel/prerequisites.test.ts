@@ -30,6 +30,7 @@ const SECTION_TYPES: Record<string, { progType: ProgType; attachType?: CgroupAtt
   "cgroup/getsockopt": { progType: "cgroup_sockopt", attachType: "cgroup_getsockopt" },
   "cgroup/setsockopt": { progType: "cgroup_sockopt", attachType: "cgroup_setsockopt" },
   sk_lookup: { progType: "sk_lookup" }, // a netns hook: its attach type comes with the type
+  sk_msg: { progType: "sk_msg" }, // a sockmap link: its attach type comes with the type
   tc: { progType: "sched_cls" },
   classifier: { progType: "sched_cls" },
 };
