@@ -127,8 +127,9 @@ export class PrivateContainerd {
         throw new Error(`${PAUSE_IMAGE} not visible over the CRI`);
       return c;
     } catch (e) {
+      const log = c.logTail();
       await c.destroy();
-      throw new Error(`${(e as Error).message}\ncontainerd log:\n${c.logTail()}`);
+      throw new Error(`${(e as Error).message}\ncontainerd log:\n${log}`);
     }
   }
 
