@@ -6,6 +6,7 @@ export const MODE_COLORS: Record<string, string> = {
   none: "#9e9e9e",
   explicit: "#1f77b4",
   iptables: "#d62728",
+  "waggle-redirect": "#98df8a",
   waggle: "#2ca02c",
 };
 const FALLBACK_COLORS = ["#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"];
