@@ -20,6 +20,7 @@ import {
 import { bypassGainRows, bypassSection } from "../../bench/report";
 import type { BenchResults } from "../../bench/runner";
 import { generateMeshCerts, haproxyBenchConfig, PROXY_UID } from "../../bench/sidecars";
+import { shortLabel } from "../../bench/svg";
 import { MESHED_ANNOTATIONS } from "../support/cni-node";
 import { run } from "../support/command";
 
@@ -270,6 +271,13 @@ describe("bench socket bypass modes, TLS workloads and memory (bench/modes.ts, p
       expect(md).to.contain("| waggle | 1 | 26.00 | 26.00 | 26.00 |");
       expect(md).to.contain("median 6.00 KiB (6.00..6.00), i.e. 1.00 KiB per bypassed socket");
       expect(bypassSection({ runs: [] } as unknown as BenchResults)).to.deep.equal([]);
+    });
+
+    it("the two waggle modes get different labels under the bars", () => {
+      const labels = MODES.map(shortLabel);
+      expect(new Set(labels).size).to.equal(MODES.length);
+      expect(shortLabel("waggle")).to.equal("wagg");
+      expect(shortLabel("iptables")).to.equal("ipta");
     });
   });
 
