@@ -10,6 +10,7 @@ import {
 } from "./histogram";
 import { probeNsPerStep, type RunSpeed } from "./machine-speed";
 import type { ModeName } from "./modes";
+import { TLS_SUFFIX } from "./plan";
 import { type ByRound, median, pairedRatios, type Spread, spread } from "./stats";
 import { PROBE_KINDS, type ProbeKind } from "./tools/speedprobe";
 
@@ -291,6 +292,67 @@ function ratioTarget(
   };
 }
 
+/**
+ * Issue 13's targets for the socket bypass (mode waggle), at the base rule level, each judged
+ * on the plain workload and on its TLS twin (`-tls`: mutual TLS between the sidecars).
+ */
+export const BYPASS_TARGETS: {
+  id: string;
+  description: string;
+  workload: string;
+  metric: Metric;
+  baseline: ModeName;
+  comparison: "<=" | ">=";
+  threshold: number;
+}[] = [
+  {
+    id: "bypass-keepalive-vs-iptables",
+    description: "keep-alive, max throughput: waggle (bypass) >= 1.7 x iptables",
+    workload: "max-keepalive",
+    metric: "throughput",
+    baseline: "iptables",
+    comparison: ">=",
+    threshold: 1.7,
+  },
+  {
+    id: "bypass-keepalive-vs-explicit",
+    description: "keep-alive, max throughput: waggle (bypass) >= 1.5 x explicit",
+    workload: "max-keepalive",
+    metric: "throughput",
+    baseline: "explicit",
+    comparison: ">=",
+    threshold: 1.5,
+  },
+  {
+    id: "bypass-keepalive-cpu",
+    description: "keep-alive, max throughput: waggle (bypass) CPU per request <= 0.53 x iptables",
+    workload: "max-keepalive",
+    metric: "cpu",
+    baseline: "iptables",
+    comparison: "<=",
+    threshold: 0.53,
+  },
+  {
+    id: "bypass-pingpong-p50",
+    description: "ping-pong round trip: waggle (bypass) p50 <= 0.66 x iptables",
+    workload: "pingpong",
+    metric: "p50",
+    baseline: "iptables",
+    comparison: "<=",
+    threshold: 0.66,
+  },
+  {
+    id: "bypass-newconn",
+    description:
+      "new connection per request, max throughput: waggle (bypass) >= 0.98 x waggle-redirect",
+    workload: "max-new",
+    metric: "throughput",
+    baseline: "waggle-redirect",
+    comparison: ">=",
+    threshold: 0.98,
+  },
+];
+
 /** The issue's targets, judged on the runs and the setup timings. */
 export function evaluateTargets(
   runs: readonly RunFigures[],
@@ -302,11 +364,11 @@ export function evaluateTargets(
   const targets: TargetResult[] = [
     ratioTarget(runs, {
       id: "newconn-throughput",
-      description: "new connection per request, max throughput: waggle >= 0.97 x explicit",
+      description: "new connection per request, max throughput: waggle-redirect >= 0.97 x explicit",
       level: level0,
       workload: "max-new",
       metric: "throughput",
-      mode: "waggle",
+      mode: "waggle-redirect",
       baseline: "explicit",
       comparison: ">=",
       threshold: 0.97,
@@ -314,22 +376,22 @@ export function evaluateTargets(
     ratioTarget(runs, {
       id: "newconn-cpu",
       description:
-        "new connection per request, max throughput: waggle CPU per 1000 requests <= 1.03 x explicit",
+        "new connection per request, max throughput: waggle-redirect CPU per 1000 requests <= 1.03 x explicit",
       level: level0,
       workload: "max-new",
       metric: "cpu",
-      mode: "waggle",
+      mode: "waggle-redirect",
       baseline: "explicit",
       comparison: "<=",
       threshold: 1.03,
     }),
     ratioTarget(runs, {
       id: "keepalive-throughput",
-      description: "keep-alive, max throughput: waggle >= 0.98 x explicit",
+      description: "keep-alive, max throughput: waggle-redirect >= 0.98 x explicit",
       level: level0,
       workload: "max-keepalive",
       metric: "throughput",
-      mode: "waggle",
+      mode: "waggle-redirect",
       baseline: "explicit",
       comparison: ">=",
       threshold: 0.98,
@@ -337,15 +399,30 @@ export function evaluateTargets(
     ratioTarget(runs, {
       id: "flood-p99",
       description:
-        "new connection per request at 1000 rps with ~100k host rules: waggle p99 <= 0.85 x iptables",
+        "new connection per request at 1000 rps with ~100k host rules: waggle-redirect p99 <= 0.85 x iptables",
       level: floodLevel,
       workload: "rate1000-new",
       metric: "p99",
-      mode: "waggle",
+      mode: "waggle-redirect",
       baseline: "iptables",
       comparison: "<=",
       threshold: 0.85,
     }),
+    ...BYPASS_TARGETS.flatMap((t) =>
+      [false, true].map((tls) =>
+        ratioTarget(runs, {
+          id: `${t.id}${tls ? TLS_SUFFIX : ""}`,
+          description: `${tls ? "TLS between the sidecars: " : ""}${t.description}`,
+          level: level0,
+          workload: `${t.workload}${tls ? TLS_SUFFIX : ""}`,
+          metric: t.metric,
+          mode: "waggle",
+          baseline: t.baseline,
+          comparison: t.comparison,
+          threshold: t.threshold,
+        }),
+      ),
+    ),
   ];
   // Per-pod setup: median attach over median restore.
   const setupTarget: TargetResult = {

@@ -10,7 +10,16 @@
 //             -> server app; no interception anywhere: the floor
 //   iptables  client app -> server:8080, redirected by istio-iptables' rules (nat OUTPUT ->
 //             15001 in the client pod, nat PREROUTING -> 15006 in the server pod)
-//   waggle    the same, redirected by waggle's programs (the pod was ADDed as meshed)
+//   waggle-redirect  the same, redirected by waggle's programs (the pod was ADDed as meshed);
+//             the pods opt out of the socket bypass (waggle.io/socket-bypass: "false"): every
+//             hop goes through TCP, as before the bypass existed
+//   waggle    the same with the socket bypass: the chain's waggle entry has socket_bypass:
+//             true, so established hops between the two meshed pods' sockets skip TCP/IP
+// The bypass switch is node-wide (written at each ADD from the plugin entry), so both waggle
+// modes share one chain with socket_bypass: true and waggle-redirect's pods opt out per pod;
+// with waggle-redirect alone the entry says socket_bypass: false.
+// With TLS workloads in the plan every mode but none gets a second pod pair whose sidecars
+// speak mutual TLS to each other (bench/sidecars.ts), with certificates made for the run.
 // Every pod gets the same sysctls (POD_SYSCTLS), whatever its mode.
 
 import { defaultRedirectSettings } from "../cni/redirect-settings";
@@ -23,11 +32,15 @@ import type {
   PodSandbox,
   RuntimeConf,
 } from "../test/support/libcni";
-import type { ModeName } from "./modes";
+import { isWaggleMode, type ModeName } from "./modes";
 import {
   APP_PORT,
+  generateMeshCerts,
+  type MeshCerts,
   OUTBOUND_PORT,
   OUTBOUND_SOCKPERF_PORT,
+  PROXY_UID,
+  processDir,
   SOCKPERF_PORT,
   type StartedProcess,
   startNginx,
@@ -63,8 +76,31 @@ export interface BenchPod {
   addMs: Record<string, number>;
 }
 
+/** The per-pod opt-out of the socket bypass (waggle-redirect's pods carry it). */
+export const BYPASS_OPT_OUT = { "waggle.io/socket-bypass": "false" } as const;
+
+/** The annotations of a mode's pods: meshed for the waggle modes, opted out for waggle-redirect. */
+export function podAnnotations(mode: ModeName): Record<string, string> {
+  if (!isWaggleMode(mode)) return {};
+  return mode === "waggle-redirect"
+    ? { ...MESHED_ANNOTATIONS, ...BYPASS_OPT_OUT }
+    : { ...MESHED_ANNOTATIONS };
+}
+
+/** The chain's waggle entry: the node's bypass switch on when mode waggle is deployed. */
+export function waggleEntry(modes: readonly ModeName[]): Record<string, unknown> {
+  return { log_level: "warn", socket_bypass: modes.includes("waggle") };
+}
+
+/** The key of a deployment: a mode, plain or with TLS between its sidecars. */
+export function deploymentKey(mode: ModeName, tls: boolean): string {
+  return tls ? `${mode}+tls` : mode;
+}
+
 export interface ModeDeployment {
   mode: ModeName;
+  /** The sidecars speak mutual TLS to each other. */
+  tls: boolean;
   client: BenchPod;
   server: BenchPod;
   processes: StartedProcess[];
@@ -79,6 +115,8 @@ export interface ModeDeployment {
 
 export interface ClusterOptions {
   modes: readonly ModeName[];
+  /** Deploy a TLS pod pair for every mode with sidecars too. */
+  tls: boolean;
   placement: Placement;
   bodyBytes: number;
   log: (line: string) => void;
@@ -102,9 +140,11 @@ export async function removeIstioRules(pod: PodSandbox): Promise<void> {
 }
 
 export class BenchCluster {
-  readonly deployments = new Map<ModeName, ModeDeployment>();
+  /** By deploymentKey(mode, tls). */
+  readonly deployments = new Map<string, ModeDeployment>();
   private readonly pods: BenchPod[] = [];
   private readonly list: NetworkConfigList;
+  private certs: { dir: { remove(): void }; files: MeshCerts } | undefined;
 
   private constructor(
     readonly cni: CniNode,
@@ -112,7 +152,7 @@ export class BenchCluster {
     /** Every plugin execution so far (the harness appends to it). */
     private readonly invocations: Invocation[],
   ) {
-    this.list = cni.chain(CNI_VERSION, { log_level: "warn" });
+    this.list = cni.chain(CNI_VERSION, waggleEntry(opts.modes));
   }
 
   get node() {
@@ -129,7 +169,9 @@ export class BenchCluster {
     const cni = await CniNode.create({ onInvocation: (inv) => invocations.push(inv) });
     const cluster = new BenchCluster(cni, opts, invocations);
     try {
-      for (const mode of opts.modes) await cluster.deploy(mode);
+      for (const mode of opts.modes) await cluster.deploy(mode, false);
+      if (opts.tls)
+        for (const mode of opts.modes) if (mode !== "none") await cluster.deploy(mode, true);
     } catch (e) {
       await cluster.destroy();
       throw e;
@@ -138,8 +180,8 @@ export class BenchCluster {
   }
 
   /** A pod sandbox wired by the CNI chain, with the bench sysctls. */
-  async addPod(meshed: boolean): Promise<BenchPod> {
-    const { sandbox, rt } = await this.cni.pod(meshed ? MESHED_ANNOTATIONS : {}, "bench");
+  async addPod(annotations: Record<string, string>): Promise<BenchPod> {
+    const { sandbox, rt } = await this.cni.pod(annotations, "bench");
     const first = this.invocations.length;
     try {
       const result = await this.cni.runtime.addNetworkList(this.list, rt);
@@ -169,14 +211,28 @@ export class BenchCluster {
     }
   }
 
-  private async deploy(mode: ModeName): Promise<void> {
+  /** The mesh's certificates, generated on first use into the run's temporary directory. */
+  private async meshCerts(): Promise<MeshCerts> {
+    if (!this.certs) {
+      const dir = processDir("tls", PROXY_UID);
+      try {
+        this.certs = { dir, files: await generateMeshCerts(dir.path) };
+      } catch (e) {
+        dir.remove();
+        throw e;
+      }
+    }
+    return this.certs.files;
+  }
+
+  private async deploy(mode: ModeName, tls: boolean): Promise<void> {
     const { placement, bodyBytes, log } = this.opts;
-    log(`deploying mode ${mode}`);
-    const meshed = mode === "waggle";
-    const client = await this.addPod(meshed);
-    const server = await this.addPod(meshed);
+    log(`deploying mode ${mode}${tls ? " with TLS between the sidecars" : ""}`);
+    const client = await this.addPod(podAnnotations(mode));
+    const server = await this.addPod(podAnnotations(mode));
     const deployment: ModeDeployment = {
       mode,
+      tls,
       client,
       server,
       processes: [],
@@ -185,12 +241,12 @@ export class BenchCluster {
       sockperfTarget: { host: server.ip, port: SOCKPERF_PORT },
       captureSetupMs: [],
     };
-    this.deployments.set(mode, deployment);
+    this.deployments.set(deploymentKey(mode, tls), deployment);
     if (mode === "iptables") {
       for (const pod of [client, server])
         deployment.captureSetupMs.push(await applyIstioRules(pod.sandbox, pod.ip));
     }
-    if (mode === "waggle") {
+    if (isWaggleMode(mode)) {
       for (const pod of [client, server]) {
         const ms = pod.addMs.waggle;
         if (ms === undefined) throw new Error(`waggle's CNI ADD did not run for ${mode}`);
@@ -206,6 +262,7 @@ export class BenchCluster {
       await startSockperfServer(server.sandbox, sockperfServerArgv(SOCKPERF_PORT), placement.mesh),
     );
     if (mode === "none") return;
+    const certs = tls ? await this.meshCerts() : undefined;
     for (const [pod, peer] of [
       [client, server],
       [server, client],
@@ -214,7 +271,9 @@ export class BenchCluster {
         mode === "explicit"
           ? ({ kind: "explicit", peerIp: peer.ip, selfIp: pod.ip } as const)
           : ({ kind: "intercept" } as const);
-      deployment.sidecars.push(started(await startSidecar(pod.sandbox, routing, placement.mesh)));
+      deployment.sidecars.push(
+        started(await startSidecar(pod.sandbox, routing, placement.mesh, certs)),
+      );
     }
     if (mode === "explicit") {
       deployment.httpTarget = `127.0.0.1:${OUTBOUND_PORT}`;
@@ -222,9 +281,9 @@ export class BenchCluster {
     }
   }
 
-  deployment(mode: ModeName): ModeDeployment {
-    const d = this.deployments.get(mode);
-    if (!d) throw new Error(`mode ${mode} is not deployed`);
+  deployment(mode: ModeName, tls = false): ModeDeployment {
+    const d = this.deployments.get(deploymentKey(mode, tls));
+    if (!d) throw new Error(`mode ${mode}${tls ? " with TLS" : ""} is not deployed`);
     return d;
   }
 
@@ -238,6 +297,8 @@ export class BenchCluster {
       await this.removePod(pod).catch((e) => errors.push(`${pod.sandbox.label}: ${e}`));
     }
     this.deployments.clear();
+    this.certs?.dir.remove();
+    this.certs = undefined;
     await this.cni.destroy().catch((e) => errors.push(`node: ${e}`));
     if (errors.length > 0) throw new Error(`bench teardown: ${errors.join("; ")}`);
   }

@@ -19,6 +19,7 @@ import {
   estimateSeconds,
   fullPlan,
   type Plan,
+  planMeasuresMemory,
   quickPlan,
   workloadId,
 } from "./plan";
@@ -44,7 +45,7 @@ function describePlan(plan: Plan): string {
   const lines = [
     `preset ${plan.preset}: modes ${plan.modes.join(", ")}; ${plan.rounds} round(s); durations max ${plan.durations.maxS} s, rate ${plan.durations.rateS} s (+${plan.durations.warmupS} s warm-up), ping-pong ${plan.durations.pingpongS} s`,
     ...plan.levels.map((l) => `  rules ${l.level}: ${l.workloads.map(workloadId).join(", ")}`),
-    `  per-pod setup samples: ${plan.setupSamples}; BPF run-time stats: ${plan.bpfStats ? "yes" : "no"}`,
+    `  per-pod setup samples: ${plan.setupSamples}; BPF run-time stats: ${plan.bpfStats ? "yes" : "no"}; memory: ${planMeasuresMemory(plan) ? `${plan.memoryRounds} x ${plan.memoryConnections} idle connections per waggle mode` : "no"}`,
     `  estimated duration: ${Math.ceil(estimateSeconds(plan) / 60)} min`,
   ];
   return lines.join("\n");
@@ -67,7 +68,8 @@ export async function main(argv: string[]): Promise<number> {
     .option("full", {
       type: "boolean",
       default: false,
-      describe: "Every workload at 0, 10k and 100k host rules, 5 rounds (about 90 minutes)",
+      describe:
+        "Every workload at 0, 10k and 100k host rules (TLS workloads at 0), 5 rounds (about 2 hours)",
     })
     .option("modes", {
       type: "string",
@@ -91,6 +93,11 @@ export async function main(argv: string[]): Promise<number> {
     .option("setup-samples", {
       type: "number",
       describe: "Pods timed for the per-pod setup comparison (0: skip)",
+    })
+    .option("memory-connections", {
+      type: "number",
+      describe:
+        "Idle connections per memory sample, waggle vs waggle-redirect (0: skip the memory measurement)",
     })
     .option("bpf-stats", {
       type: "boolean",
@@ -136,6 +143,7 @@ export async function main(argv: string[]): Promise<number> {
     bodyBytes: args["body-bytes"],
     setupSamples: args["setup-samples"],
     bpfStats: args["bpf-stats"],
+    memoryConnections: args["memory-connections"],
   });
   process.stderr.write(`${describePlan(plan)}\n`);
   if (args["dry-run"]) return 0;

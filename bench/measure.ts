@@ -3,6 +3,7 @@
 
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { listPods } from "../cni/datapath";
 import { run } from "../test/support/command";
 import type { Sandbox } from "../test/support/sandbox";
 import {
@@ -31,7 +32,7 @@ import {
   summarizeHistogram,
 } from "./histogram";
 import { type RunSpeed, runSpeed } from "./machine-speed";
-import type { ModeName } from "./modes";
+import { type BypassReading, bypassPathProblem, expectsBypass, type ModeName } from "./modes";
 import { type Durations, type Workload, workloadId } from "./plan";
 import {
   APP_UID,
@@ -109,6 +110,8 @@ export interface RunRecord {
   portPressure: PortPressure;
   /** The machine's speed on the mesh's CPU just before and just after the tool ran (absent in results of benches before 2026-11-26). */
   machineSpeed?: RunSpeed;
+  /** The waggle modes: the two pods' bypass counters over the run, summed (absent before 2026-12-06). */
+  bypass?: { msgs: number; bytes: number; fallbacks: number };
 }
 
 interface Snapshot {
@@ -119,6 +122,7 @@ interface Snapshot {
   timeWait: { client: number; server: number };
   ephemeralTimeWait: { client: number; server: number };
   sidecars: SidecarErrors | null;
+  bypass: BypassReading | null;
 }
 
 function ksoftirqdPids(): number[] {
@@ -248,7 +252,25 @@ export class Measurer {
       timeWait: { client: client.timeWait, server: server.timeWait },
       ephemeralTimeWait: { client: client.ephemeralTimeWait, server: server.ephemeralTimeWait },
       sidecars,
+      bypass: this.bypassCounters(d),
     };
+  }
+
+  /** The bypass counters of a deployment's two pods (null outside the waggle modes). */
+  bypassCounters(d: ModeDeployment): BypassReading | null {
+    if (expectsBypass(d.mode) === null) return null;
+    const records = listPods(this.cluster.bpf.opts);
+    const of = (containerId: string) => {
+      const c = records.find((r) => r.containerId === containerId)?.counters;
+      if (!c) throw new Error(`no waggle counters for ${d.mode} pod ${containerId}`);
+      return {
+        sockets: c.bypass_sockets,
+        msgs: c.bypass_msgs,
+        bytes: c.bypass_bytes,
+        fallbacks: c.bypass_fallbacks,
+      };
+    };
+    return { client: of(d.client.rt.containerId), server: of(d.server.rt.containerId) };
   }
 
   /** Runs the tool in the client pod as the app (uid 1000), pinned to the load CPUs. */
@@ -277,9 +299,11 @@ export class Measurer {
    * must each pass the client sidecar's outbound proxy and the server sidecar's inbound one
    * (HAProxy's per-backend session counters), so an interception that silently let traffic
    * bypass the sidecars can never be measured as a cheap mesh. Mode none has no sidecars.
+   * The waggle modes also prove the socket bypass's part (bypassPathProblem): in waggle both
+   * pods' messages bypassed grow with these requests, in waggle-redirect they stay 0.
    */
-  async verifyPath(mode: ModeName): Promise<void> {
-    const d = this.cluster.deployment(mode);
+  async verifyPath(mode: ModeName, tls = false): Promise<void> {
+    const d = this.cluster.deployment(mode, tls);
     if (d.sidecars.length === 0) return;
     if (!this.loadgenBinary) throw new Error("Measurer.prepare() was not called");
     const [client, server] = d.sidecars;
@@ -290,6 +314,7 @@ export class Measurer {
       return Number(row.stot);
     };
     const before = [await sessions(client, "outbound"), await sessions(server, "inbound")];
+    const bypassBefore = this.bypassCounters(d);
     const out = await this.tool(
       d,
       this.loadgenBinary,
@@ -309,8 +334,10 @@ export class Measurer {
     const passed = after.map((a, i) => a - before[i]);
     if (r.recorded !== 20 || passed[0] !== 20 || passed[1] !== 20)
       throw new Error(
-        `mode ${mode} does not route through its sidecars: of 20 requests ${r.recorded} succeeded, ${passed[0]} passed the client sidecar's outbound proxy, ${passed[1]} the server sidecar's inbound proxy`,
+        `mode ${mode}${tls ? " with TLS" : ""} does not route through its sidecars: of 20 requests ${r.recorded} succeeded, ${passed[0]} passed the client sidecar's outbound proxy, ${passed[1]} the server sidecar's inbound proxy`,
       );
+    const problem = bypassPathProblem(mode, bypassBefore, this.bypassCounters(d));
+    if (problem) throw new Error(`${problem}${tls ? " (TLS pods)" : ""}`);
   }
 
   /** Runs a workload once (unmeasured when warmupOnly: a short run to warm the path). */
@@ -320,7 +347,7 @@ export class Measurer {
     meta: { level: string; round: number },
     warmupOnly = false,
   ): Promise<RunRecord | null> {
-    const d = this.cluster.deployment(mode);
+    const d = this.cluster.deployment(mode, w.tls === true);
     const target = d.httpTarget;
     if (warmupOnly) {
       if (w.kind === "pingpong") {
@@ -531,6 +558,19 @@ export class Measurer {
       sidecars,
       portPressure,
       machineSpeed: x.machineSpeed,
+      ...(x.after.bypass && x.before.bypass
+        ? { bypass: bypassDelta(x.before.bypass, x.after.bypass) }
+        : {}),
     };
   }
+}
+
+/** The two pods' bypass counters over a run, summed. */
+export function bypassDelta(
+  before: BypassReading,
+  after: BypassReading,
+): { msgs: number; bytes: number; fallbacks: number } {
+  const sum = (k: "msgs" | "bytes" | "fallbacks") =>
+    after.client[k] - before.client[k] + after.server[k] - before.server[k];
+  return { msgs: sum("msgs"), bytes: sum("bytes"), fallbacks: sum("fallbacks") };
 }

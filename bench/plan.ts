@@ -7,49 +7,78 @@ import { MODES, type ModeName } from "./modes";
 
 export type ConnectionMode = "keepalive" | "new";
 
-export type Workload =
+/**
+ * A workload; `tls: true` runs it through the TLS sidecar pair of each mode (HAProxy `ssl`
+ * between the client sidecar and the server sidecar, like Istio's mTLS between sidecars).
+ */
+export type Workload = (
   | { kind: "max"; connection: ConnectionMode }
   | { kind: "rate"; rps: number; connection: ConnectionMode }
-  | { kind: "pingpong" };
+  | { kind: "pingpong" }
+) & { tls?: boolean };
+
+/** The id suffix of a workload run between TLS sidecars. */
+export const TLS_SUFFIX = "-tls";
 
 export function workloadId(w: Workload): string {
+  const tls = w.tls ? TLS_SUFFIX : "";
   switch (w.kind) {
     case "max":
-      return `max-${w.connection}`;
+      return `max-${w.connection}${tls}`;
     case "rate":
-      return `rate${w.rps}-${w.connection}`;
+      return `rate${w.rps}-${w.connection}${tls}`;
     case "pingpong":
-      return "pingpong";
+      return `pingpong${tls}`;
   }
+}
+
+/** The modes a workload runs in: a TLS workload needs sidecars, so not mode none. */
+export function workloadModes(w: Workload, modes: readonly ModeName[]): ModeName[] {
+  return modes.filter((m) => !(w.tls && m === "none"));
+}
+
+/** True when any level of the plan runs a TLS workload (the TLS sidecar pairs are needed). */
+export function planUsesTls(plan: Pick<Plan, "levels">): boolean {
+  return plan.levels.some((l) => l.workloads.some((w) => w.tls));
 }
 
 export function describeWorkload(w: Workload): string {
   const conn = (c: ConnectionMode) =>
     c === "keepalive" ? "keep-alive" : "new connection per request";
+  const tls = w.tls ? ", TLS between the sidecars" : "";
   switch (w.kind) {
     case "max":
-      return `maximum throughput, ${conn(w.connection)} (wrk)`;
+      return `maximum throughput, ${conn(w.connection)}${tls} (wrk)`;
     case "rate":
-      return `${w.rps} requests/s, ${conn(w.connection)} (waggle-loadgen)`;
+      return `${w.rps} requests/s, ${conn(w.connection)}${tls} (waggle-loadgen)`;
     case "pingpong":
-      return "TCP ping-pong, 64-byte messages, one connection (sockperf)";
+      return `TCP ping-pong, 64-byte messages, one connection${tls} (sockperf)`;
   }
 }
 
-/** Parses "max-keepalive", "max-new", "rate1000-new", "rate200-keepalive", "pingpong". */
-export function parseWorkload(id: string): Workload {
+function parsePlainWorkload(id: string, whole: string): Workload {
   if (id === "pingpong") return { kind: "pingpong" };
   const max = /^max-(keepalive|new)$/.exec(id);
   if (max) return { kind: "max", connection: max[1] as ConnectionMode };
   const rate = /^rate(\d+)-(keepalive|new)$/.exec(id);
   if (rate) {
     const rps = Number(rate[1]);
-    if (rps < 1 || rps > 100_000) throw new Error(`rate must be 1..100000 requests/s in ${id}`);
+    if (rps < 1 || rps > 100_000) throw new Error(`rate must be 1..100000 requests/s in ${whole}`);
     return { kind: "rate", rps, connection: rate[2] as ConnectionMode };
   }
   throw new Error(
-    `unknown workload ${JSON.stringify(id)}: use max-keepalive, max-new, rate<N>-keepalive, rate<N>-new or pingpong`,
+    `unknown workload ${JSON.stringify(whole)}: use max-keepalive, max-new, rate<N>-keepalive, rate<N>-new or pingpong, each optionally with ${TLS_SUFFIX}`,
   );
+}
+
+/**
+ * Parses "max-keepalive", "max-new", "rate1000-new", "rate200-keepalive", "pingpong", and each
+ * of them with "-tls" (through the TLS sidecars).
+ */
+export function parseWorkload(id: string): Workload {
+  if (id.endsWith(TLS_SUFFIX))
+    return { ...parsePlainWorkload(id.slice(0, -TLS_SUFFIX.length), id), tls: true };
+  return parsePlainWorkload(id, id);
 }
 
 export interface Durations {
@@ -78,9 +107,20 @@ export interface Plan {
   setupSamples: number;
   /** Run waggle once more with kernel.bpf_stats_enabled for per-program run time. */
   bpfStats: boolean;
+  /** Idle connections held open per memory sample (0: no memory measurement). */
+  memoryConnections: number;
+  /** Memory samples per mode (waggle and waggle-redirect alternate). */
+  memoryRounds: number;
 }
 
 const ALL_RATES = [200, 1000, 1500];
+
+/** The workloads run between TLS sidecars (rules 0 only: host rules cost TLS nothing more). */
+const TLS_WORKLOADS: Workload[] = [
+  { kind: "max", connection: "keepalive", tls: true },
+  { kind: "max", connection: "new", tls: true },
+  { kind: "pingpong", tls: true },
+];
 
 export function quickPlan(): Plan {
   return {
@@ -94,6 +134,7 @@ export function quickPlan(): Plan {
           { kind: "max", connection: "new" },
           { kind: "rate", rps: 1000, connection: "new" },
           { kind: "pingpong" },
+          ...TLS_WORKLOADS,
         ],
       },
       { level: "100k", workloads: [{ kind: "rate", rps: 1000, connection: "new" }] },
@@ -105,6 +146,8 @@ export function quickPlan(): Plan {
     bodyBytes: 1024,
     setupSamples: 8,
     bpfStats: true,
+    memoryConnections: 1000,
+    memoryRounds: 2,
   };
 }
 
@@ -121,11 +164,28 @@ export function fullPlan(): Plan {
   return {
     ...quickPlan(),
     preset: "full",
-    levels: ["0", "10k", "100k"].map((level) => ({ level, workloads: everything })),
+    levels: ["0", "10k", "100k"].map((level) => ({
+      level,
+      workloads: level === "0" ? [...everything, ...TLS_WORKLOADS] : everything,
+    })),
     rounds: 5,
     durations: { maxS: 10, rateS: 10, warmupS: 1, pingpongS: 5 },
     setupSamples: 30,
+    memoryConnections: 2000,
+    memoryRounds: 3,
   };
+}
+
+/** Each idle connection holds 3 sockets per sidecar; HAProxy's maxconn is 8000. */
+export const MAX_MEMORY_CONNECTIONS = 3000;
+
+/** True when the plan measures memory per bypassed connection (both waggle modes needed). */
+export function planMeasuresMemory(plan: Plan): boolean {
+  return (
+    plan.memoryConnections > 0 &&
+    plan.modes.includes("waggle") &&
+    plan.modes.includes("waggle-redirect")
+  );
 }
 
 export interface PlanOverrides {
@@ -137,6 +197,7 @@ export interface PlanOverrides {
   bodyBytes?: number;
   setupSamples?: number;
   bpfStats?: boolean;
+  memoryConnections?: number;
 }
 
 /** Applies command-line overrides; --rules/--workloads replace the level/workload matrix. */
@@ -193,6 +254,18 @@ export function applyOverrides(base: Plan, o: PlanOverrides): Plan {
     plan.setupSamples = o.setupSamples;
     custom = true;
   }
+  if (o.memoryConnections !== undefined) {
+    if (
+      !Number.isInteger(o.memoryConnections) ||
+      o.memoryConnections < 0 ||
+      o.memoryConnections > MAX_MEMORY_CONNECTIONS
+    )
+      throw new Error(
+        `--memory-connections must be 0..${MAX_MEMORY_CONNECTIONS}, got ${o.memoryConnections}`,
+      );
+    plan.memoryConnections = o.memoryConnections;
+    custom = true;
+  }
   if (o.bpfStats !== undefined) plan.bpfStats = o.bpfStats;
   if (custom) plan.preset = "custom";
   return plan;
@@ -219,16 +292,21 @@ export const RUN_OVERHEAD_S = 0.85;
 /** A rough wall-clock estimate of a plan, seconds (setup and flood loading included). */
 export function estimateSeconds(plan: Plan): number {
   let total = 18 + 3 * plan.modes.length; // idle machine probes, node, CNI ADDs, processes
+  if (planUsesTls(plan)) total += 3 * plan.modes.length; // the TLS pods
   for (const { level, workloads } of plan.levels) {
     const { services } = parseFloodLevel(level);
     total += services * 0.015; // loading and removing the flood
     for (const w of workloads) {
+      const modes = workloadModes(w, plan.modes).length;
       // wrk runs get a 1 s warm-up per mode first; then rounds x modes measured runs
-      if (w.kind === "max") total += plan.modes.length * (1 + RUN_OVERHEAD_S);
-      total += plan.rounds * plan.modes.length * (runSeconds(w, plan.durations) + RUN_OVERHEAD_S);
+      if (w.kind === "max") total += modes * (1 + RUN_OVERHEAD_S);
+      total += plan.rounds * modes * (runSeconds(w, plan.durations) + RUN_OVERHEAD_S);
     }
   }
   total += plan.setupSamples * 1.5;
+  // each memory sample: open, settle, read, close and drain (about 1 s per 1000 connections + 4 s)
+  if (planMeasuresMemory(plan))
+    total += 2 * plan.memoryRounds * (4 + plan.memoryConnections / 1000);
   if (plan.bpfStats && plan.modes.includes("waggle")) total += 6;
   return total;
 }

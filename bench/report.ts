@@ -12,7 +12,9 @@ import {
   type TargetResult,
 } from "./analysis";
 import { driftWithin, type RunSpeed, summarizeStability } from "./machine-speed";
-import { describeWorkload, parseWorkload } from "./plan";
+import { summarizeMemory } from "./memory";
+import type { ModeName } from "./modes";
+import { describeWorkload, parseWorkload, TLS_SUFFIX } from "./plan";
 import type { BenchResults } from "./runner";
 import { correlation, type Spread, spread } from "./stats";
 import { type BarGroup, type BoxGroup, barChartSvg, boxPlotSvg } from "./svg";
@@ -302,6 +304,100 @@ export function renderCharts(results: BenchResults, cells: CellSummary[]): Chart
     });
   }
   return charts;
+}
+
+/** The workloads the bypass section compares, each plain and with TLS between the sidecars. */
+const BYPASS_WORKLOADS = ["max-keepalive", "max-new", "pingpong"] as const;
+
+/** The figure each bypass workload is judged by (ping-pong: the round trip's p50). */
+const BYPASS_METRIC: Record<(typeof BYPASS_WORKLOADS)[number], Metric> = {
+  "max-keepalive": "throughput",
+  "max-new": "throughput",
+  pingpong: "p50",
+};
+
+/**
+ * Rows of the bypass section: per workload, plain and with TLS, waggle's paired ratio against
+ * iptables, explicit and waggle-redirect of the workload's figure, and of CPU per request.
+ * Cells without runs read "–".
+ */
+export function bypassGainRows(runs: BenchResults["runs"], level: string): string[][] {
+  const rows: string[][] = [];
+  for (const base of BYPASS_WORKLOADS) {
+    for (const tls of [false, true]) {
+      const workload = `${base}${tls ? TLS_SUFFIX : ""}`;
+      if (!runs.some((r) => r.workload === workload && r.level === level)) continue;
+      const metric = BYPASS_METRIC[base];
+      const vs = (m: Metric, baseline: ModeName) => {
+        const r = ratio(runs, { level, workload }, m, "waggle", baseline);
+        return r ? fixed(r.summary.median) : "–";
+      };
+      const cpu = (baseline: ModeName) => (base === "pingpong" ? "–" : vs("cpu", baseline));
+      rows.push([
+        workload,
+        METRICS[metric].label,
+        vs(metric, "iptables"),
+        vs(metric, "explicit"),
+        vs(metric, "waggle-redirect"),
+        cpu("iptables"),
+        cpu("waggle-redirect"),
+      ]);
+    }
+  }
+  return rows;
+}
+
+/** The socket bypass's section: its gain with and without TLS, and its memory per connection. */
+export function bypassSection(results: BenchResults): string[] {
+  const md: string[] = [];
+  const level = results.runs.some((r) => r.level === "0") ? "0" : results.runs[0]?.level;
+  const rows = level ? bypassGainRows(results.runs, level) : [];
+  if (rows.length > 0 && results.runs.some((r) => r.mode === "waggle"))
+    md.push(
+      "## Socket bypass: the gain with and without TLS",
+      "",
+      `waggle (bypass on) against the other modes at rules ${level}: medians of per-round ratios (throughput: higher is better; p50 and CPU per request: lower is better). \`-tls\`: mutual TLS between the sidecars (HAProxy \`ssl\` on the inbound listener and the outbound server line).`,
+      "",
+      table(
+        [
+          "workload",
+          "figure",
+          "waggle / iptables",
+          "waggle / explicit",
+          "waggle / waggle-redirect",
+          "CPU per request / iptables",
+          "CPU per request / waggle-redirect",
+        ],
+        rows,
+      ),
+      "",
+    );
+  const memory = summarizeMemory(results.memory ?? []);
+  if (memory) {
+    const kib = (b: number) => fixed(b / 1024, 2);
+    md.push(
+      "## Kernel memory per connection",
+      "",
+      `${memory.connections} idle connections (each through the whole path: client app -> client sidecar -> server sidecar -> nginx, 3 hops, 6 sockets; one request made on each, then left open), the machine's Slab from /proc/meminfo just before they opened and once all were open; ${memory.rounds} sample(s) per mode, waggle and waggle-redirect alternating. The bypass's own allocations (psock, sockhash entry, socket storage per joined socket) are kmalloc'd and charged to no memory cgroup, so only the machine-wide Slab shows them, and other work on the machine moves it too: read the spread.`,
+      "",
+      table(
+        ["mode", "samples", "KiB slab per connection (median)", "min", "max"],
+        Object.entries(memory.perConnection).map(([mode, s]) => [
+          mode,
+          String(s.n),
+          kib(s.median),
+          kib(s.min),
+          kib(s.max),
+        ]),
+      ),
+      "",
+      memory.bypassExtra
+        ? `What the bypass adds per connection (waggle minus waggle-redirect, paired by round): median ${kib(memory.bypassExtra.median)} KiB (${kib(memory.bypassExtra.min)}..${kib(memory.bypassExtra.max)}), i.e. ${kib(memory.bypassExtra.median / 6)} KiB per bypassed socket; waggle / waggle-redirect ${fixed(memory.bypassRatio?.median ?? Number.NaN)}.`
+        : "No paired waggle and waggle-redirect samples.",
+      "",
+    );
+  }
+  return md;
 }
 
 /** The title, when and where the bench ran, a warning when the machine was busy, placement. */
@@ -618,6 +714,7 @@ export function renderReport(results: BenchResults, imageExt: "png" | "svg"): Re
   const md = [
     ...headerSection(results),
     ...targetsSection(targets),
+    ...bypassSection(results),
     ...resultsSection(results, cells),
     ...cpuByRoleSection(results, cells),
     ...machineStabilitySection(results, cells),

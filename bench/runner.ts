@@ -9,7 +9,15 @@ import { type FloodApplied, HostFlood } from "./flood";
 import { parseFloodLevel } from "./kube-rules";
 import type { MachineStability } from "./machine-speed";
 import { Measurer, type RunRecord } from "./measure";
-import { describeWorkload, type Plan, workloadId } from "./plan";
+import { type MemorySample, measureConnectionMemory } from "./memory";
+import {
+  describeWorkload,
+  type Plan,
+  planMeasuresMemory,
+  planUsesTls,
+  workloadId,
+  workloadModes,
+} from "./plan";
 import { type MapMemory, measureSetup, type SetupCost } from "./setup-cost";
 import { roundOrder } from "./stats";
 import { buildSpeedprobe, probeEveryKind, type SpeedSample } from "./tools/speedprobe";
@@ -40,6 +48,8 @@ export interface BenchResults {
   benchPodCaptureMs: Record<string, number[]>;
   /** Idle probes of every CPU before the first run and after the last (absent before 2026-11-26). */
   machineStability?: MachineStability;
+  /** Kernel memory of idle connections, waggle and waggle-redirect (absent before 2026-12-06). */
+  memory?: MemorySample[];
 }
 
 /** Idle probe samples per CPU and kind (about 5 ms each) before the first run and after the last. */
@@ -75,6 +85,7 @@ export async function runBench(plan: Plan, opts: RunOptions): Promise<BenchResul
   log(`machine probed idle on ${cpus().length} CPU(s)`);
   const cluster = await BenchCluster.create({
     modes: plan.modes,
+    tls: planUsesTls(plan),
     placement: opts.placement,
     bodyBytes: plan.bodyBytes,
     log,
@@ -93,12 +104,15 @@ export async function runBench(plan: Plan, opts: RunOptions): Promise<BenchResul
   let setup: SetupCost | null = null;
   let mapMemory: MapMemory | null = null;
   let bpfStats: BpfStats | null = null;
+  let memory: MemorySample[] | undefined;
   const benchPodCaptureMs: Record<string, number[]> = {};
   try {
     await measurer.prepare();
     for (const mode of plan.modes) await measurer.verifyPath(mode);
+    if (planUsesTls(plan))
+      for (const mode of plan.modes) if (mode !== "none") await measurer.verifyPath(mode, true);
     log(
-      `paths verified: every request of ${plan.modes.filter((m) => m !== "none").join(", ")} passed both sidecars`,
+      `paths verified: every request of ${plan.modes.filter((m) => m !== "none").join(", ")} passed both sidecars${planUsesTls(plan) ? " (plain and TLS pods)" : ""}; waggle's hops were bypassed, waggle-redirect's were not`,
     );
     for (const [mode, d] of cluster.deployments as Map<string, ModeDeployment>)
       if (d.captureSetupMs.length > 0) benchPodCaptureMs[mode] = d.captureSetupMs;
@@ -111,14 +125,15 @@ export async function runBench(plan: Plan, opts: RunOptions): Promise<BenchResul
       try {
         for (const w of workloads) {
           log(`  ${workloadId(w)}: ${describeWorkload(w)}`);
+          const modes = workloadModes(w, plan.modes);
           if (w.kind === "max")
-            for (const mode of plan.modes) await measurer.run(mode, w, { level, round: -1 }, true);
+            for (const mode of modes) await measurer.run(mode, w, { level, round: -1 }, true);
           for (let round = 0; round < plan.rounds; round++) {
-            for (const mode of roundOrder(plan.modes, round)) {
+            for (const mode of roundOrder(modes, round)) {
               const r = await measurer.run(mode, w, { level, round });
               if (!r) continue;
               runs.push(r);
-              log(`    round ${round + 1} ${mode.padEnd(8)} ${formatRun(r)}`);
+              log(`    round ${round + 1} ${mode.padEnd(15)} ${formatRun(r)}`);
             }
           }
         }
@@ -133,6 +148,21 @@ export async function runBench(plan: Plan, opts: RunOptions): Promise<BenchResul
         return r?.allRequests ?? 0;
       });
       log(`bpf stats: ${bpfStats.nsPerRequest.toFixed(0)} ns of waggle programs per request`);
+    }
+    if (planMeasuresMemory(plan)) {
+      log(
+        `memory: ${plan.memoryConnections} idle connections per sample, waggle and waggle-redirect alternating`,
+      );
+      memory = await measureConnectionMemory(cluster, {
+        connections: plan.memoryConnections,
+        rounds: plan.memoryRounds,
+        loadCpus: opts.placement.load,
+        bypassMsgs: (d) => {
+          const b = measurer.bypassCounters(d);
+          return b ? b.client.msgs + b.server.msgs : 0;
+        },
+        log,
+      });
     }
     if (plan.setupSamples > 0) {
       const waggleAdds = benchPodCaptureMs.waggle ?? [];
@@ -164,6 +194,7 @@ export async function runBench(plan: Plan, opts: RunOptions): Promise<BenchResul
     bpfStats,
     benchPodCaptureMs,
     machineStability: { start: stabilityStart, end: stabilityEnd },
+    ...(memory ? { memory } : {}),
   };
 }
 
@@ -182,5 +213,6 @@ function formatRun(r: RunRecord): string {
         .join(",")}`,
     );
   if (r.portPressure.exhausted) parts.push(`PORTS EXHAUSTED: ${r.portPressure.reason}`);
+  if (r.bypass) parts.push(`bypassed ${r.bypass.msgs} msgs`);
   return parts.join("  ");
 }

@@ -127,7 +127,7 @@ export async function measureSetup(
   const detachMs: number[] = [];
   let mapMemory: MapMemory | null = null;
   for (let k = 0; k < samples; k++) {
-    const pod = await cluster.addPod(false);
+    const pod = await cluster.addPod({});
     try {
       const order = k % 2 === 0 ? ["iptables", "waggle"] : ["waggle", "iptables"];
       for (const mode of order) {

@@ -13,13 +13,17 @@
 //     outbound 127.0.0.1:15001 -> <peer>:15006, and 127.0.0.1:15002 -> <peer>:15007 (sockperf)
 //     inbound  0.0.0.0:15006 -> <self>:8080 and 0.0.0.0:15007 -> <self>:11111, from 127.0.0.6
 // so the explicit path does exactly the hops the intercepting path does, minus interception.
+// With TLS (the TLS pod pair of each mode): the sidecar-to-sidecar hop is mutual TLS, like
+// Istio's: inbound listeners `ssl crt` with the client certificate required, outbound server
+// lines `ssl` with a client certificate, both verified against the run's CA (generateMeshCerts:
+// made with openssl into the run's temporary directory, never stored).
 
 import { spawn } from "node:child_process";
-import { chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { COMMAND_PATH } from "../test/support/command";
+import { COMMAND_PATH, runChecked } from "../test/support/command";
 import { RUN_TAG } from "../test/support/names";
 import { track } from "../test/support/resources";
 import {
@@ -59,8 +63,85 @@ export type SidecarRouting =
   | { kind: "intercept" }
   | { kind: "explicit"; peerIp: string; selfIp: string };
 
-/** HAProxy's configuration for a bench sidecar. */
-export function haproxyBenchConfig(routing: SidecarRouting, statsSocket: string): string {
+/** The files of the mesh's mutual TLS: the CA and one sidecar identity (certificate + key). */
+export interface MeshCerts {
+  caFile: string;
+  /** PEM with the sidecar's certificate and its key (HAProxy's `crt`). */
+  identityFile: string;
+}
+
+/** HAProxy's TLS words for the inbound bind and the outbound server line (mutual TLS). */
+export function sidecarTlsOptions(certs: MeshCerts): { bind: string; server: string } {
+  const common = `crt ${certs.identityFile} ca-file ${certs.caFile} verify required`;
+  return { bind: `ssl ${common}`, server: `ssl ${common}` };
+}
+
+/**
+ * Generates the mesh's CA and one sidecar identity signed by it (RSA 2048, Istio's default
+ * workload key) with openssl into dir, readable by the proxy user. Returns the files.
+ */
+export async function generateMeshCerts(dir: string): Promise<MeshCerts> {
+  const f = (name: string) => join(dir, name);
+  const openssl = (args: string[]) => runChecked("openssl", args);
+  await openssl([
+    "req",
+    "-x509",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-days",
+    "2",
+    "-subj",
+    "/CN=waggle bench mesh CA",
+    "-keyout",
+    f("ca.key"),
+    "-out",
+    f("ca.pem"),
+  ]);
+  await openssl([
+    "req",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-subj",
+    "/CN=waggle bench sidecar",
+    "-keyout",
+    f("sidecar.key"),
+    "-out",
+    f("sidecar.csr"),
+  ]);
+  await openssl([
+    "x509",
+    "-req",
+    "-days",
+    "2",
+    "-in",
+    f("sidecar.csr"),
+    "-CA",
+    f("ca.pem"),
+    "-CAkey",
+    f("ca.key"),
+    "-CAcreateserial",
+    "-out",
+    f("sidecar.crt"),
+  ]);
+  const identity = readFileSync(f("sidecar.crt"), "utf8") + readFileSync(f("sidecar.key"), "utf8");
+  writeFileSync(f("sidecar.pem"), identity, { mode: 0o600 });
+  chownSync(f("sidecar.pem"), PROXY_UID, PROXY_UID);
+  rmSync(f("ca.key"));
+  rmSync(f("sidecar.key"));
+  return { caFile: f("ca.pem"), identityFile: f("sidecar.pem") };
+}
+
+/** HAProxy's configuration for a bench sidecar (mutual TLS between sidecars when certs are given). */
+export function haproxyBenchConfig(
+  routing: SidecarRouting,
+  statsSocket: string,
+  certs?: MeshCerts,
+): string {
+  const tls = certs ? sidecarTlsOptions(certs) : undefined;
+  const inbound = (addr: string) => (tls ? `${addr} ${tls.bind}` : addr);
+  const outbound = (addr: string) => (tls ? `${addr} ${tls.server}` : addr);
   const lines = [
     "global",
     "  maxconn 8000",
@@ -84,23 +165,23 @@ export function haproxyBenchConfig(routing: SidecarRouting, statsSocket: string)
       "",
     );
   if (routing.kind === "intercept") {
-    route("outbound", `127.0.0.1:${OUTBOUND_PORT}`, "0.0.0.0:0");
-    route("inbound", `0.0.0.0:${INBOUND_PORT}`, `0.0.0.0:0 source ${PASSTHROUGH_SOURCE}`);
+    route("outbound", `127.0.0.1:${OUTBOUND_PORT}`, outbound("0.0.0.0:0"));
+    route("inbound", inbound(`0.0.0.0:${INBOUND_PORT}`), `0.0.0.0:0 source ${PASSTHROUGH_SOURCE}`);
   } else {
-    route("outbound", `127.0.0.1:${OUTBOUND_PORT}`, `${routing.peerIp}:${INBOUND_PORT}`);
+    route("outbound", `127.0.0.1:${OUTBOUND_PORT}`, outbound(`${routing.peerIp}:${INBOUND_PORT}`));
     route(
       "outbound_sockperf",
       `127.0.0.1:${OUTBOUND_SOCKPERF_PORT}`,
-      `${routing.peerIp}:${INBOUND_SOCKPERF_PORT}`,
+      outbound(`${routing.peerIp}:${INBOUND_SOCKPERF_PORT}`),
     );
     route(
       "inbound",
-      `0.0.0.0:${INBOUND_PORT}`,
+      inbound(`0.0.0.0:${INBOUND_PORT}`),
       `${routing.selfIp}:${APP_PORT} source ${PASSTHROUGH_SOURCE}`,
     );
     route(
       "inbound_sockperf",
-      `0.0.0.0:${INBOUND_SOCKPERF_PORT}`,
+      inbound(`0.0.0.0:${INBOUND_SOCKPERF_PORT}`),
       `${routing.selfIp}:${SOCKPERF_PORT} source ${PASSTHROUGH_SOURCE}`,
     );
   }
@@ -222,11 +303,12 @@ export async function startSidecar(
   pod: Sandbox,
   routing: SidecarRouting,
   cpus: string | undefined,
+  certs?: MeshCerts,
 ): Promise<StartedProcess> {
   const dir = processDir("haproxy", PROXY_UID);
   const statsSocket = join(dir.path, "stats.sock");
   const config = join(dir.path, "haproxy.cfg");
-  writeFileSync(config, haproxyBenchConfig(routing, statsSocket), { mode: 0o644 });
+  writeFileSync(config, haproxyBenchConfig(routing, statsSocket, certs), { mode: 0o644 });
   const place: PlacedCommand = {
     role: "sidecar",
     name: "haproxy",

@@ -6,6 +6,7 @@ export const MODE_COLORS: Record<string, string> = {
   none: "#9e9e9e",
   explicit: "#1f77b4",
   iptables: "#d62728",
+  "waggle-redirect": "#98df8a",
   waggle: "#2ca02c",
 };
 const FALLBACK_COLORS = ["#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"];
@@ -17,6 +18,14 @@ export function escapeXml(s: string): string {
     .replace(/</g, "&lt;")
     .replace(/>/g, "&gt;")
     .replace(/"/g, "&quot;");
+}
+
+/** Series whose first 4 letters would read like another's (under the bars). */
+const SHORT_LABELS: Record<string, string> = { "waggle-redirect": "redir" };
+
+/** The label under a bar: the series' first 4 letters, or its own short form. */
+export function shortLabel(series: string): string {
+  return SHORT_LABELS[series] ?? series.slice(0, 4);
 }
 
 function colorOf(series: string, index: number): string {
@@ -280,7 +289,7 @@ export function barChartSvg(groups: BarGroup[], opts: ChartOptions): string {
         );
       }
       out.push(
-        `<text x="${cx}" y="${f.height - f.bottom + 30}" text-anchor="middle" font-size="9" fill="${seriesColors[si]}">${escapeXml(s.slice(0, 4))}</text>`,
+        `<text x="${cx}" y="${f.height - f.bottom + 30}" text-anchor="middle" font-size="9" fill="${seriesColors[si]}">${escapeXml(shortLabel(s))}</text>`,
         "</g>",
       );
     });

@@ -81,22 +81,53 @@ function goodRuns() {
     const jitter = 1 + (r - 1) * 0.01;
     runs.push(
       run("explicit", r, "max-new", "0", 5000 * jitter, 500, 2000, 0.2),
-      run("waggle", r, "max-new", "0", 4950 * jitter, 505, 2000, 0.202),
+      run("waggle-redirect", r, "max-new", "0", 4950 * jitter, 505, 2000, 0.202),
       run("iptables", r, "max-new", "0", 4000 * jitter, 600, 3000, 0.236),
       run("explicit", r, "max-keepalive", "0", 20000 * jitter, 300, 900, 0.05),
-      run("waggle", r, "max-keepalive", "0", 19900 * jitter, 301, 900, 0.05),
+      run("waggle-redirect", r, "max-keepalive", "0", 19900 * jitter, 301, 900, 0.05),
       run("iptables", r, "rate1000-new", "100k", 1000, 800, 10000, 0.4),
-      run("waggle", r, "rate1000-new", "100k", 1000, 700, 8000 * jitter, 0.35),
+      run("waggle-redirect", r, "rate1000-new", "100k", 1000, 700, 8000 * jitter, 0.35),
+      ...bypassRuns(r, ""),
+      ...bypassRuns(r, "-tls"),
     );
   }
   return runs;
+}
+
+/**
+ * One round of the bypass's workloads (suffix "-tls": between TLS sidecars) where waggle meets
+ * issue 13's targets: keep-alive 2x iptables and 1.6x explicit at half iptables' CPU, ping-pong
+ * p50 0.6x iptables, new connections level with waggle-redirect.
+ */
+function bypassRuns(r: number, suffix: string): RunFigures[] {
+  const ka = `max-keepalive${suffix}`;
+  const nc = `max-new${suffix}`;
+  const pp = `pingpong${suffix}`;
+  const out = [
+    run("iptables", r, ka, "0", 20000, 300, 900, 0.05),
+    run("waggle-redirect", r, ka, "0", 23000, 300, 900, 0.045),
+    run("waggle", r, ka, "0", 40000, 150, 500, 0.025),
+    run("waggle", r, nc, "0", 4950, 505, 2000, 0.2),
+    run("iptables", r, pp, "0", 10000, 100, 200, 0.1),
+    run("explicit", r, pp, "0", 11000, 90, 180, 0.1),
+    run("waggle-redirect", r, pp, "0", 11000, 90, 180, 0.1),
+    run("waggle", r, pp, "0", 16000, 60, 120, 0.06),
+  ];
+  // the plain workloads' explicit and waggle-redirect runs of max-* are in goodRuns already
+  if (suffix !== "")
+    out.push(
+      run("explicit", r, ka, "0", 25000, 290, 880, 0.045),
+      run("explicit", r, nc, "0", 5000, 500, 2000, 0.2),
+      run("waggle-redirect", r, nc, "0", 4950, 505, 2000, 0.2),
+    );
+  return out;
 }
 
 describe("bench analysis, plan, plots and report (bench/analysis.ts, plan.ts, svg.ts, report.ts)", () => {
   describe("cells and ratios", () => {
     it("summarises each rule level x workload x mode over its rounds, pooling the histograms", () => {
       const cells = summarizeCells(goodRuns());
-      const c = cells.find((x) => x.mode === "waggle" && x.workload === "max-new");
+      const c = cells.find((x) => x.mode === "waggle-redirect" && x.workload === "max-new");
       expect(c?.runs).to.equal(3);
       expect(c?.figures.throughput.median).to.equal(4950);
       expect(c?.pooled?.count).to.equal(300);
@@ -110,13 +141,19 @@ describe("bench analysis, plan, plots and report (bench/analysis.ts, plan.ts, sv
         runs,
         { level: "0", workload: "max-new" },
         "throughput",
-        "waggle",
+        "waggle-redirect",
         "explicit",
       );
       expect(r?.perRound).to.have.length(3);
       for (const x of r?.perRound ?? []) expect(x).to.be.closeTo(0.99, 1e-9);
       expect(
-        ratio(runs, { level: "10k", workload: "max-new" }, "throughput", "waggle", "explicit"),
+        ratio(
+          runs,
+          { level: "10k", workload: "max-new" },
+          "throughput",
+          "waggle-redirect",
+          "explicit",
+        ),
       ).to.equal(null);
     });
   });
@@ -131,6 +168,16 @@ describe("bench analysis, plan, plots and report (bench/analysis.ts, plan.ts, sv
         ["newconn-cpu", true],
         ["keepalive-throughput", true],
         ["flood-p99", true],
+        ["bypass-keepalive-vs-iptables", true],
+        ["bypass-keepalive-vs-iptables-tls", true],
+        ["bypass-keepalive-vs-explicit", true],
+        ["bypass-keepalive-vs-explicit-tls", true],
+        ["bypass-keepalive-cpu", true],
+        ["bypass-keepalive-cpu-tls", true],
+        ["bypass-pingpong-p50", true],
+        ["bypass-pingpong-p50-tls", true],
+        ["bypass-newconn", true],
+        ["bypass-newconn-tls", true],
         ["setup", true],
         ["variance", true],
       ]);
@@ -140,19 +187,19 @@ describe("bench analysis, plan, plots and report (bench/analysis.ts, plan.ts, sv
 
     it("new-connection throughput below 0.97 x explicit is not met, and says so with the ratio", () => {
       const runs = goodRuns().map((r) =>
-        r.mode === "waggle" && r.workload === "max-new"
+        r.mode === "waggle-redirect" && r.workload === "max-new"
           ? { ...r, throughputRps: r.throughputRps * 0.9 }
           : r,
       );
       const t = evaluateTargets(runs, setup).find((x) => x.id === "newconn-throughput");
       expect(t?.met).to.equal(false);
       expect(t?.measured).to.be.closeTo(0.891, 1e-3);
-      expect(t?.detail).to.match(/waggle\/explicit/);
+      expect(t?.detail).to.match(/waggle-redirect\/explicit/);
     });
 
     it("CPU above 1.03 x explicit, a slow attach and p50 spread above 5% each fail their target", () => {
       const runs = goodRuns().map((r) => {
-        if (r.mode === "waggle" && r.workload === "max-new")
+        if (r.mode === "waggle-redirect" && r.workload === "max-new")
           return { ...r, cpuPer1000: { ...r.cpuPer1000, node: 0.25 } };
         if (r.mode === "explicit" && r.workload === "max-keepalive" && r.round === 2)
           return { ...r, latencyUs: { ...r.latencyUs, p50: 400 } };
@@ -174,7 +221,7 @@ describe("bench analysis, plan, plots and report (bench/analysis.ts, plan.ts, sv
 
     it("paired runs on a machine that itself moved over 10% carry a warning; variance names the machine's spread", () => {
       const runs = goodRuns().map((r) => {
-        const slow = r.mode === "waggle" && r.workload === "max-new" && r.round === 1;
+        const slow = r.mode === "waggle-redirect" && r.workload === "max-new" && r.round === 1;
         return {
           ...r,
           machineSpeed: {
@@ -201,7 +248,7 @@ describe("bench analysis, plan, plots and report (bench/analysis.ts, plan.ts, sv
 
     it("errors and port exhaustion in the runs behind a target are attached as warnings", () => {
       const runs = goodRuns().map((r) =>
-        r.mode === "waggle" && r.workload === "max-new" && r.round === 0
+        r.mode === "waggle-redirect" && r.workload === "max-new" && r.round === 0
           ? { ...r, errorCount: 5, portPressure: { ...r.portPressure, exhausted: true } }
           : r,
       );
@@ -212,8 +259,8 @@ describe("bench analysis, plan, plots and report (bench/analysis.ts, plan.ts, sv
   });
 
   describe("plan", () => {
-    it("quick fits in 5 minutes here; full covers every workload at 0, 10k and 100k", () => {
-      expect(estimateSeconds(quickPlan())).to.be.below(300);
+    it("quick fits in 8 minutes here (5 modes, TLS twins, memory); full covers every workload at 0, 10k and 100k", () => {
+      expect(estimateSeconds(quickPlan())).to.be.below(480);
       const full = fullPlan();
       expect(full.levels.map((l) => l.level)).to.deep.equal(["0", "10k", "100k"]);
       expect(full.levels[0].workloads.map(workloadId)).to.include.members([
@@ -388,7 +435,7 @@ describe("bench analysis, plan, plots and report (bench/analysis.ts, plan.ts, sv
       const r = renderReport(results(), "png");
       expect(r.markdown).to.contain("## Targets");
       expect(r.markdown).to.contain(
-        "| new connection per request, max throughput: waggle >= 0.97 x explicit | >= 0.97 | 0.990 | **met**",
+        "| new connection per request, max throughput: waggle-redirect >= 0.97 x explicit | >= 0.97 | 0.990 | **met**",
       );
       expect(r.markdown).to.contain("### rules 100k: rate1000-new");
       expect(r.markdown).to.contain("No run hit ephemeral-port exhaustion");
@@ -432,7 +479,7 @@ describe("bench analysis, plan, plots and report (bench/analysis.ts, plan.ts, sv
       expect(md).to.contain("| before the first run | alu | 0 | 3 | 2.00 | 10.8% | +20.0% |");
       expect(md).to.contain("| after the last run | memory | 0 | 3 | 100.00 | 5.6% | +10.0% |");
       expect(md).to.match(
-        /Around the runs \(CPU 1, 21 runs\): the alu probe's CV over runs 0\.0% \(slowest run \+0\.0%\), moving 0\.0% \(median\) and up to 0\.0% from just before a run to just after it; the memory probe's CV over runs 0\.8%/,
+        /Around the runs \(CPU 1, 78 runs\): the alu probe's CV over runs 0\.0% \(slowest run \+0\.0%\), moving 0\.0% \(median\) and up to 0\.0% from just before a run to just after it; the memory probe's CV over runs 0\.8%/,
       );
       expect(md).to.contain("| 0 | max-new | explicit | 3 | 1.0% | 0.0% | 1.0% | – | 1.00 |");
       // results of older benches have no probes: no section
