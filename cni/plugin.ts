@@ -13,8 +13,9 @@
 // 3. No kubeconfig: facts come from the runtime's annotations alone (podFactsFromAnnotations:
 //    containers from the status annotation, istio-proxy defaults).
 // 4. Neither annotations nor a kubeconfig: ADD fails with code 7 (nothing to decide with).
-import { buildInfo } from "./build-info";
-import { cgroup2Root } from "./cgroup2";
+import { buildInfo } from "../base/build-info";
+import { cgroup2Root } from "../base/cgroup2";
+import type { DatapathOptions, AttachRequest as PodAttachRequest } from "../datapath";
 import {
   CGROUP_PATH_CAPABILITY,
   DEFAULT_CONFIG,
@@ -22,10 +23,9 @@ import {
   POD_ANNOTATIONS_CAPABILITY,
   parseWaggleConfig,
   type WaggleConfig,
-} from "./config";
-import type { DatapathOptions, AttachRequest as PodAttachRequest } from "./datapath";
-import { PodLookupError, podFactsFromPod, readPod } from "./k8s-pod";
-import { PodCgroupError, resolvePodCgroup } from "./pod-cgroup";
+} from "../mesh/config";
+import { PodLookupError, podFactsFromPod, readPod } from "../mesh/k8s-pod";
+import { PodCgroupError, resolvePodCgroup } from "../mesh/pod-cgroup";
 import {
   type K8sPodArgs,
   lacksSidecarStatus,
@@ -34,12 +34,12 @@ import {
   type Skip,
   skipByArgs,
   skipByPod,
-} from "./pod-selection";
+} from "../mesh/pod-selection";
 import {
   InvalidAnnotationError,
   parseRedirectSettings,
   type RedirectSettings,
-} from "./redirect-settings";
+} from "../mesh/redirect-settings";
 import {
   CniError,
   type CniOutcome,
@@ -58,7 +58,7 @@ import {
 // The datapath, as the plugin uses it (implemented by cni/datapath).
 
 /** bpffs root of waggle's pins, and the attach request (cni/datapath's types). */
-export type { AttachRequest as PodAttachRequest, DatapathOptions } from "./datapath";
+export type { AttachRequest as PodAttachRequest, DatapathOptions } from "../datapath";
 
 /** What the datapath keeps per attached pod (the plugin only needs its container ID). */
 export interface PodRecord {
@@ -120,17 +120,17 @@ export const defaultDeps: PluginDeps = {
   // Required on first use: VERSION and unmeshed pods' ADD never load the addon. The single
   // executable extracts the addon here, so only commands that need the kernel can fail on it.
   loadDatapath: async () => {
-    (require("./addon") as typeof import("./addon")).prepareBundledAddon();
-    return require("./datapath") as typeof import("./datapath");
+    (require("../base/addon") as typeof import("../base/addon")).prepareBundledAddon();
+    return require("../datapath") as typeof import("../datapath");
   },
-  pins: () => require("./datapath/pins") as typeof import("./datapath/pins"),
+  pins: () => require("../datapath/pins") as typeof import("../datapath/pins"),
 
   cgroupRoot: () => cgroup2Root(),
   readPodFacts: async (opts) => podFactsFromPod(await readPod(opts)),
   openLog: (config, meta) => {
     if (config.level === "none") return { log: SILENT_LOG, close: async () => {} };
     // Required here, not at the top, so VERSION never loads winston.
-    const { createLogger, closeLogger } = require("./log") as typeof import("./log");
+    const { createLogger, closeLogger } = require("../base/log") as typeof import("../base/log");
     // A log file that cannot be written must not fail (or hang) the pod's ADD or DEL:
     // createLogger then logs to stderr only, saying why.
     const logger = createLogger({

@@ -1,8 +1,8 @@
 // The installer's datapath port bound to cni/datapath (loaded only when install runs).
 
 import { netnsCookie } from "ebpf-napi";
-import { attachPod, listPods, removeDatapath, upgradePrograms } from "../cni/datapath";
-import { requireBpffs } from "../cni/datapath/pins";
+import { attachPod, listPods, removeDatapath, upgradePrograms } from "../datapath";
+import { requireBpffs } from "../datapath/pins";
 import type { InstallDatapath } from "./datapath-port";
 
 export const datapath: InstallDatapath = {

@@ -3,7 +3,7 @@
 // depends on this interface only (so its loop is testable without BPF); datapath-binding.ts
 // binds it.
 
-import type { AttachRequest, PodRecord } from "../cni/datapath";
+import type { AttachRequest, PodRecord } from "../datapath";
 
 export interface ProgramsReport {
   /** Pods whose links were looked at. */

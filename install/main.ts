@@ -11,9 +11,9 @@
 
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import { cgroup2Root } from "../cni/cgroup2";
-import type { CliArgs, CliIo } from "../cni/cli";
-import { closeLogger, createLogger, type Logger, type LogLevel } from "../cni/log";
+import type { CliArgs, CliIo } from "../app/cli";
+import { cgroup2Root } from "../base/cgroup2";
+import { closeLogger, createLogger, type Logger, type LogLevel } from "../base/log";
 import { removeFile } from "./atomic-file";
 import { BinaryKeeper, pluginBinaryPath, runningWaggleBinary } from "./binary-copy";
 import { type RemovedFrom, removeEntries } from "./conf-dir";

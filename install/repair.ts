@@ -10,11 +10,11 @@
 import { promises as fs, type Stats } from "node:fs";
 import { join } from "node:path";
 import type { V1Pod } from "@kubernetes/client-node";
-import { podFactsFromPod } from "../cni/k8s-pod";
-import type { Logger } from "../cni/log";
-import { resolvePodCgroup } from "../cni/pod-cgroup";
-import { skipByArgs, skipByPod } from "../cni/pod-selection";
-import { parseRedirectSettings, type RedirectSettings } from "../cni/redirect-settings";
+import type { Logger } from "../base/log";
+import { podFactsFromPod } from "../mesh/k8s-pod";
+import { resolvePodCgroup } from "../mesh/pod-cgroup";
+import { skipByArgs, skipByPod } from "../mesh/pod-selection";
+import { parseRedirectSettings, type RedirectSettings } from "../mesh/redirect-settings";
 import type { InstallDatapath } from "./datapath-port";
 import type { InstallMetrics } from "./metrics";
 

@@ -1,8 +1,9 @@
 // The CNI plugin skeleton: spec details shared by every command. See skel.ts for the entry.
+
+export { type Cidr, normalizeCidr, parseCidr, parseIp } from "../../base/ip";
 export { decodeJsonObject, type NetConf, parseNetConf } from "./conf";
 export { type CniCommand, type CniEnv, parseCniArgs, parseCniEnv } from "./env";
 export { CniError, type ErrorCode, ErrorCodes, errorCodeName } from "./errors";
-export { type Cidr, normalizeCidr, parseCidr, parseIp } from "./ip";
 export {
   type CniResult,
   convertResult,

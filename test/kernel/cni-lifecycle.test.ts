@@ -12,10 +12,10 @@ import {
   detachPod,
   ensureSharedPrograms,
   listPods,
-} from "../../cni/datapath";
-import { netnsKey } from "../../cni/datapath/encode";
-import { MAP_NAMES } from "../../cni/datapath/layout";
-import { CGROUP_PROGRAMS, NETNS_PROGRAM, paths } from "../../cni/datapath/programs";
+} from "../../datapath";
+import { netnsKey } from "../../datapath/encode";
+import { MAP_NAMES } from "../../datapath/layout";
+import { CGROUP_PROGRAMS, NETNS_PROGRAM, paths } from "../../datapath/programs";
 import {
   CniNode,
   type CniNode as CniNodeType,

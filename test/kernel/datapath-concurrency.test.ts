@@ -15,10 +15,10 @@ import {
   checkPod,
   listPods,
   mapEntryCounts,
-} from "../../cni/datapath";
-import { MAP_NAMES } from "../../cni/datapath/layout";
-import { ALL_PROGRAMS, CGROUP_PROGRAMS, paths } from "../../cni/datapath/programs";
-import { defaultRedirectSettings } from "../../cni/redirect-settings";
+} from "../../datapath";
+import { MAP_NAMES } from "../../datapath/layout";
+import { ALL_PROGRAMS, CGROUP_PROGRAMS, paths } from "../../datapath/programs";
+import { defaultRedirectSettings } from "../../mesh/redirect-settings";
 import "../support/hooks";
 import { uniqueName } from "../support/names";
 import { createNode, createPod, type Node, type Pod } from "../support/pod";
@@ -26,7 +26,7 @@ import { probe, startListeners } from "../support/sockprobe";
 import { BpfRoot } from "../support/waggle-mode";
 
 const CALLERS = 20;
-const DATAPATH_MODULE = require.resolve("../../cni/datapath");
+const DATAPATH_MODULE = require.resolve("../../datapath");
 
 /** One call of a datapath function in its own process. */
 interface RacingCall {

@@ -12,9 +12,9 @@ import {
   ensureSharedPrograms,
   mapEntryCounts,
   upgradePrograms,
-} from "../../cni/datapath";
-import { hasPodState, requireBpffs, unlinkPodLinks } from "../../cni/datapath/pins";
-import { paths } from "../../cni/datapath/programs";
+} from "../../datapath";
+import { hasPodState, requireBpffs, unlinkPodLinks } from "../../datapath/pins";
+import { paths } from "../../datapath/programs";
 import { createPod, type Pod } from "../support/pod";
 import { attachTestPod, BpfRoot } from "../support/waggle-mode";
 

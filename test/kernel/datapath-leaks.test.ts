@@ -12,9 +12,9 @@ import {
   ensureSharedPrograms,
   listPods,
   mapEntryCounts,
-} from "../../cni/datapath";
-import { MAP_NAMES } from "../../cni/datapath/layout";
-import { paths } from "../../cni/datapath/programs";
+} from "../../datapath";
+import { MAP_NAMES } from "../../datapath/layout";
+import { paths } from "../../datapath/programs";
 import { uniqueName } from "../support/names";
 import { createPod, type Pod } from "../support/pod";
 import { attachTestPod, BpfRoot } from "../support/waggle-mode";

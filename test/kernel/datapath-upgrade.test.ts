@@ -14,8 +14,8 @@ import {
   listPods,
   type UpgradeReport,
   upgradePrograms,
-} from "../../cni/datapath";
-import { ALL_PROGRAMS, LISTENER_FINDER, POD_LINKS, paths } from "../../cni/datapath/programs";
+} from "../../datapath";
+import { ALL_PROGRAMS, LISTENER_FINDER, POD_LINKS, paths } from "../../datapath/programs";
 import "../support/hooks";
 import { uniqueName } from "../support/names";
 import { createNode, createPod, type Node, type Pod } from "../support/pod";
@@ -106,7 +106,7 @@ process.stdin.on("end", () => { done = true; }).resume();
 })();
 `;
 
-const DATAPATH_MODULE = require.resolve("../../cni/datapath");
+const DATAPATH_MODULE = require.resolve("../../datapath");
 
 interface StreamState {
   count: number;

@@ -6,8 +6,8 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { expect } from "chai";
 import { BpfObject, type CgroupAttachType, type ProgType } from "ebpf-napi";
-import { shippedBpfObjects } from "../../cni/assets";
-import { attachTypeNeeds, helperNeeds, mapTypeNeeds, progTypeNeeds } from "../../cni/prerequisites";
+import { attachTypeNeeds, helperNeeds, mapTypeNeeds, progTypeNeeds } from "../../app/prerequisites";
+import { shippedBpfObjects } from "../../base/assets";
 import { bpfElfSections, helperNamesById } from "../support/bpf-elf";
 
 const BPF_BUILD = join(__dirname, "..", "..", "..", "bpf", "build");

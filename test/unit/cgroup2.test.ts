@@ -7,7 +7,7 @@ import {
   cgroup2Root,
   parseCgroup2Mounts,
   unescapeMountinfoField,
-} from "../../cni/cgroup2";
+} from "../../base/cgroup2";
 
 // Real mountinfo shapes: a unified host (systemd default since 2021), a hybrid host (this
 // machine), a v1-only host, and a container with a bind-mounted subtree first.

@@ -1,8 +1,8 @@
 // waggle's plugin config (cni/config.ts): defaults, istio-cni's field names (current and
 // legacy), and validation errors (code 7 naming the key, code 2 for unsupported istio-cni modes).
 import { expect } from "chai";
-import { DEFAULT_CONFIG, MAX_API_BUDGET_MS, parseWaggleConfig } from "../../cni/config";
 import { CniError } from "../../cni/skel";
+import { DEFAULT_CONFIG, MAX_API_BUDGET_MS, parseWaggleConfig } from "../../mesh/config";
 
 const base = { cniVersion: "0.3.1", name: "k8s-pod-network", type: "waggle" };
 

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
-import { PodLookupError, readPod } from "../../cni/k8s-pod";
+import { PodLookupError, readPod } from "../../mesh/k8s-pod";
 import { FakeKubeApi } from "../support/fake-kube-api";
 
 describe("cni k8s pod read (fake API server)", () => {

@@ -6,10 +6,8 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
-import { AddonUnavailableError } from "../../cni/addon";
-import { CgroupV2NotMountedError } from "../../cni/cgroup2";
-import { DatapathError } from "../../cni/datapath/errors";
-import { PodLookupError, podFactsFromPod, readPod } from "../../cni/k8s-pod";
+import { AddonUnavailableError } from "../../base/addon";
+import { CgroupV2NotMountedError } from "../../base/cgroup2";
 import {
   type Datapath,
   type DatapathOptions,
@@ -20,7 +18,9 @@ import {
   type PodRecord,
   runCni,
 } from "../../cni/plugin";
-import type { PodFacts } from "../../cni/pod-selection";
+import { DatapathError } from "../../datapath/errors";
+import { PodLookupError, podFactsFromPod, readPod } from "../../mesh/k8s-pod";
+import type { PodFacts } from "../../mesh/pod-selection";
 import { FakeKubeApi } from "../support/fake-kube-api";
 
 const UID = "5f1f4e0c-1b2a-4c3d-8e9f-0a1b2c3d4e5f";
@@ -76,7 +76,7 @@ class FakeDatapath implements Datapath {
   listPods(): PodRecord[] {
     return [...this.pods.keys()].map((containerId) => ({ containerId }));
   }
-  /** The pins as cni/datapath/pins reads them, over this fake's pods. */
+  /** The pins as datapath/pins reads them, over this fake's pods. */
   pins(bpffs: () => boolean): Pins {
     return {
       onBpffs: () => bpffs(),
@@ -795,7 +795,7 @@ describe("cni plugin cold path", () => {
     const plugin = join(__dirname, "..", "..", "cni", "plugin.js");
     const script = `
       const { runCni } = require(${JSON.stringify(plugin)});
-      const heavy = () => Object.keys(require.cache).filter((k) => /node_modules\\/(ip-address|@kubernetes|winston)|ebpf-napi|cni\\/datapath/.test(k));
+      const heavy = () => Object.keys(require.cache).filter((k) => /node_modules\\/(ip-address|@kubernetes|winston)|ebpf-napi|datapath\\//.test(k));
       runCni({ CNI_COMMAND: "VERSION" }, '{"cniVersion":"1.0.0"}').then(async (v) => {
         const afterVersion = heavy().length;
         const add = await runCni(

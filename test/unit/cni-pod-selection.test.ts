@@ -2,15 +2,15 @@
 // "Pods the plugin leaves alone" (1-8, first match wins), and the two ways of getting facts.
 import type { V1Pod } from "@kubernetes/client-node";
 import { expect } from "chai";
-import { podFactsFromPod } from "../../cni/k8s-pod";
+import { podFactsFromPod } from "../../mesh/k8s-pod";
 import {
   lacksSidecarStatus,
   type PodFacts,
   podFactsFromAnnotations,
   skipByArgs,
   skipByPod,
-} from "../../cni/pod-selection";
-import { InvalidAnnotationError } from "../../cni/redirect-settings";
+} from "../../mesh/pod-selection";
+import { InvalidAnnotationError } from "../../mesh/redirect-settings";
 
 const STATUS = JSON.stringify({
   initContainers: ["istio-validation"],

@@ -6,7 +6,7 @@ import {
   defaultRedirectSettings,
   InvalidAnnotationError,
   parseRedirectSettings,
-} from "../../cni/redirect-settings";
+} from "../../mesh/redirect-settings";
 
 function expectInvalid(annotation: string, value: string, problem: string) {
   expect(() => parseRedirectSettings({ [annotation]: value }))

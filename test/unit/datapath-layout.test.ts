@@ -2,9 +2,9 @@
 // shared struct has the same size and member offsets/sizes on both sides.
 import { execFileSync } from "node:child_process";
 import { expect } from "chai";
-import { bpfObject } from "../../cni/assets";
-import { STRUCTS } from "../../cni/datapath/layout";
-import { OBJECTS } from "../../cni/datapath/programs";
+import { bpfObject } from "../../base/assets";
+import { STRUCTS } from "../../datapath/layout";
+import { OBJECTS } from "../../datapath/programs";
 
 interface BtfType {
   id: number;

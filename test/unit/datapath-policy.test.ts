@@ -13,13 +13,13 @@ import {
   encodePortKey,
   policyEntries,
   sumCounters,
-} from "../../cni/datapath/encode";
-import { routeCidr } from "../../cni/datapath/interfaces";
-import { CIDR_KEY_FIXED_BITS, MAP_NAMES, POLICY, STRUCTS } from "../../cni/datapath/layout";
-import { bareIPs, flagNames, ipv6Enabled, podPolicy } from "../../cni/datapath/policy";
-import { containerDirName, containerIdOfDir } from "../../cni/datapath/programs";
-import { decodeRecord, encodeRecord, RECORD_VERSION } from "../../cni/datapath/record";
-import { defaultRedirectSettings, type RedirectSettings } from "../../cni/redirect-settings";
+} from "../../datapath/encode";
+import { routeCidr } from "../../datapath/interfaces";
+import { CIDR_KEY_FIXED_BITS, MAP_NAMES, POLICY, STRUCTS } from "../../datapath/layout";
+import { bareIPs, flagNames, ipv6Enabled, podPolicy } from "../../datapath/policy";
+import { containerDirName, containerIdOfDir } from "../../datapath/programs";
+import { decodeRecord, encodeRecord, RECORD_VERSION } from "../../datapath/record";
+import { defaultRedirectSettings, type RedirectSettings } from "../../mesh/redirect-settings";
 
 const NETNS = 0x1122334455667788n;
 

@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
-import { closeLogger, createLogger, isLogLevel, type LogLevel } from "../../cni/log";
+import { closeLogger, createLogger, isLogLevel, type LogLevel } from "../../base/log";
 
 function lines(file: string): Record<string, unknown>[] {
   return readFileSync(file, "utf8")
@@ -81,7 +81,7 @@ describe("log: JSON-lines logger", () => {
    * run: returns how long that took and what reached stderr, as JSON objects.
    */
   function logInChild(file: string): { ms: number; status: number | null; stderr: object[] } {
-    const log = join(__dirname, "..", "..", "cni", "log.js");
+    const log = join(__dirname, "..", "..", "base", "log.js");
     const script = `
       const { createLogger, closeLogger } = require(${JSON.stringify(log)});
       const logger = createLogger({ level: "info", file: ${JSON.stringify(file)} });

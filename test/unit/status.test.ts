@@ -5,19 +5,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
-import { runCli } from "../../cni/cli";
-import type { PodRecord } from "../../cni/datapath";
-import { policyEntries } from "../../cni/datapath/encode";
-import { COUNTER_NAMES, type CounterName, MAP_NAMES } from "../../cni/datapath/layout";
-import { flagNames, podPolicy } from "../../cni/datapath/policy";
-import {
-  ALL_PROGRAMS,
-  CGROUP_PROGRAMS,
-  NETNS_PROGRAM,
-  POD_LINKS,
-} from "../../cni/datapath/programs";
-import { RECORD_VERSION } from "../../cni/datapath/record";
-import { defaultRedirectSettings, type RedirectSettings } from "../../cni/redirect-settings";
+import { runCli } from "../../app/cli";
 import {
   formatDetail,
   formatJson,
@@ -30,7 +18,14 @@ import {
   readFailure,
   StatusError,
   type StatusReport,
-} from "../../cni/status";
+} from "../../app/status";
+import type { PodRecord } from "../../datapath";
+import { policyEntries } from "../../datapath/encode";
+import { COUNTER_NAMES, type CounterName, MAP_NAMES } from "../../datapath/layout";
+import { flagNames, podPolicy } from "../../datapath/policy";
+import { ALL_PROGRAMS, CGROUP_PROGRAMS, NETNS_PROGRAM, POD_LINKS } from "../../datapath/programs";
+import { RECORD_VERSION } from "../../datapath/record";
+import { defaultRedirectSettings, type RedirectSettings } from "../../mesh/redirect-settings";
 import { captureIo } from "../support/cli-io";
 
 function settings(patch: (s: RedirectSettings) => void = () => {}): RedirectSettings {

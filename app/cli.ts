@@ -66,7 +66,8 @@ export const commands: CliCommand[] = [
         })
         .option("bpf-root", {
           type: "string",
-          default: (require("./config") as typeof import("./config")).DEFAULT_CONFIG.bpfRoot,
+          default: (require("../mesh/config") as typeof import("../mesh/config")).DEFAULT_CONFIG
+            .bpfRoot,
           describe: "bpffs directory waggle pins under (the plugin's bpf_root)",
         })
         .option("json", {

@@ -26,7 +26,10 @@ async function readStdin(): Promise<Buffer> {
 // an unmeshed ADD, a DEL with nothing pinned and VERSION work where it cannot be extracted.
 async function runCniMode(env: NodeJS.ProcessEnv): Promise<number> {
   const stdin = await readStdin();
-  const outcome = await (require("./plugin") as typeof import("./plugin")).runCni(env, stdin);
+  const outcome = await (require("../cni/plugin") as typeof import("../cni/plugin")).runCni(
+    env,
+    stdin,
+  );
   process.stdout.write(outcome.stdout);
   process.stderr.write(outcome.stderr);
   return outcome.exitCode;
@@ -35,7 +38,7 @@ async function runCniMode(env: NodeJS.ProcessEnv): Promise<number> {
 async function runCliMode(argv: string[]): Promise<number> {
   const command = argv.find((a) => !a.startsWith("-"));
   if (command !== undefined && !commandsLoadingAddonThemselves.has(command)) {
-    (require("./addon") as typeof import("./addon")).prepareBundledAddon();
+    (require("../base/addon") as typeof import("../base/addon")).prepareBundledAddon();
   }
   const { runCli } = require("./cli") as typeof import("./cli");
   return runCli(argv);

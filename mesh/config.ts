@@ -2,7 +2,7 @@
 // (current and legacy), defaults and validation. Errors are code 7 naming the key (code 2 for
 // an istio-cni setting waggle does not implement). Keys are snake_case like istio-cni's; the
 // installer writes them (install/plugin-entry.ts).
-import { CniError, ErrorCodes } from "./skel/errors";
+import { CniError, ErrorCodes } from "../cni/skel/errors";
 
 export const PLUGIN_TYPE = "waggle";
 

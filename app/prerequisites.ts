@@ -2,8 +2,8 @@
 // for, and what to do when it is missing. `waggle doctor` checks every item; the kernel floor is
 // the newest `since` in these lists, so it can never disagree with them.
 import type { CgroupAttachType, MapType, ProgType } from "ebpf-napi";
-import { DATAPATH_REQUIREMENTS } from "./datapath/requirements";
-import { compareDotted } from "./dotted-version";
+import { compareDotted } from "../base/dotted-version";
+import { DATAPATH_REQUIREMENTS } from "../datapath/requirements";
 
 /** A kernel feature waggle uses: the first mainline release that has it, and why waggle needs it. */
 export interface KernelFeature {

@@ -15,8 +15,8 @@ import {
   possibleCpus,
   unpin,
 } from "ebpf-napi";
-import { makeDirectories } from "../make-directories";
-import type { RedirectSettings } from "../redirect-settings";
+import { makeDirectories } from "../base/make-directories";
+import type { RedirectSettings } from "../mesh/redirect-settings";
 import { decodeNetns, netnsKey, policyEntries, sumCounters, zeroCounters } from "./encode";
 import { DatapathError } from "./errors";
 import { addPassthroughV6, podInterfaces, routedCidrs } from "./interfaces";

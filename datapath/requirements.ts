@@ -7,7 +7,7 @@ import type {
   MapTypeNeed,
   ProgTypeNeed,
   VersionOnlyFeature,
-} from "../prerequisites";
+} from "../app/prerequisites";
 
 export const DATAPATH_PROG_TYPES: readonly ProgTypeNeed[] = [
   {

@@ -5,12 +5,12 @@
 // with fixture records and the first on real pods. Loads the addon and the datapath only;
 // never winston or the Kubernetes client.
 import { existsSync, readdirSync, statfsSync, statSync } from "node:fs";
+import type { PodRecord } from "../datapath";
+import { decodeCidrKey, decodePortKey } from "../datapath/encode";
+import { COUNTER_NAMES, type CounterName, MAP_NAMES } from "../datapath/layout";
+import { policyCidr } from "../datapath/policy";
+import { ALL_PROGRAMS, NETNS_PROGRAM, paths } from "../datapath/programs";
 import type { CliArgs, CliIo } from "./cli";
-import type { PodRecord } from "./datapath";
-import { decodeCidrKey, decodePortKey } from "./datapath/encode";
-import { COUNTER_NAMES, type CounterName, MAP_NAMES } from "./datapath/layout";
-import { policyCidr } from "./datapath/policy";
-import { ALL_PROGRAMS, NETNS_PROGRAM, paths } from "./datapath/programs";
 import { BPF_FS_MAGIC } from "./prerequisites";
 
 /** What the pod's policy does, decoded from the map keys attachPod recorded. */
@@ -265,7 +265,7 @@ function missingSharedPins(root: string): string[] {
  */
 export function gatherStatus(bpfRoot: string, query?: string): StatusReport {
   checkRoot(bpfRoot);
-  const datapath = require("./datapath") as typeof import("./datapath");
+  const datapath = require("../datapath") as typeof import("../datapath");
   const opts = { bpfRoot };
   const missing = missingSharedPins(bpfRoot);
   const loaded = missing.length === 0;
@@ -278,7 +278,7 @@ export function gatherStatus(bpfRoot: string, query?: string): StatusReport {
   };
   const records: PodRecord[] = reading("the pod records", () =>
     missing.includes(`maps/${MAP_NAMES.counters}`)
-      ? (require("./datapath/record") as typeof import("./datapath/record"))
+      ? (require("../datapath/record") as typeof import("../datapath/record"))
           .readAllRecords(bpfRoot)
           .map((r) => ({ ...r, counters: null }))
       : datapath.listPods(opts),
