@@ -2,15 +2,7 @@
 // lives in its own module, required only when that command runs, so `waggle version` loads
 // neither the addon nor winston nor the Kubernetes client.
 import yargs, { type Argv } from "yargs";
-
-/** Where a command writes: stdout for its output, stderr for diagnostics. */
-export interface CliIo {
-  out(text: string): void;
-  err(text: string): void;
-}
-
-/** Parsed arguments as yargs hands them over (option names in kebab and camel case). */
-export type CliArgs = Record<string, unknown>;
+import type { CliArgs, CliIo } from "../base/cli-io";
 
 export interface CliCommand {
   /** yargs command string: the name, then positional arguments ("status [pod]"). */

@@ -5,8 +5,8 @@ import { readFileSync, statfsSync } from "node:fs";
 import { release } from "node:os";
 import { dirname, join } from "node:path";
 import type { GlibcNeed } from "../base/build-info";
+import type { CliArgs, CliIo } from "../base/cli-io";
 import { compareDotted, kernelVersion } from "../base/dotted-version";
-import type { CliArgs, CliIo } from "./cli";
 import {
   attachTypeNeeds,
   BPF_FS_MAGIC,

@@ -5,12 +5,24 @@
 // with fixture records and the first on real pods. Loads the addon and the datapath only;
 // never winston or the Kubernetes client.
 import { existsSync, readdirSync, statfsSync, statSync } from "node:fs";
-import type { PodRecord } from "../datapath";
-import { decodeCidrKey, decodePortKey } from "../datapath/encode";
-import { COUNTER_NAMES, type CounterName, MAP_NAMES } from "../datapath/layout";
-import { policyCidr } from "../datapath/policy";
-import { ALL_PROGRAMS, NETNS_PROGRAM, paths } from "../datapath/programs";
-import type { CliArgs, CliIo } from "./cli";
+import type { CliArgs, CliIo } from "../base/cli-io";
+import {
+  ALL_PROGRAMS,
+  attachedContainerIds,
+  COUNTER_NAMES,
+  type CounterName,
+  checkPod,
+  decodeCidrKey,
+  decodePortKey,
+  listPods,
+  MAP_NAMES,
+  mapEntryCounts,
+  NETNS_PROGRAM,
+  type PodRecord,
+  paths,
+  policyCidr,
+  readAllRecords,
+} from "../datapath";
 import { BPF_FS_MAGIC } from "./prerequisites";
 
 /** What the pod's policy does, decoded from the map keys attachPod recorded. */
@@ -265,7 +277,6 @@ function missingSharedPins(root: string): string[] {
  */
 export function gatherStatus(bpfRoot: string, query?: string): StatusReport {
   checkRoot(bpfRoot);
-  const datapath = require("../datapath") as typeof import("../datapath");
   const opts = { bpfRoot };
   const missing = missingSharedPins(bpfRoot);
   const loaded = missing.length === 0;
@@ -278,16 +289,12 @@ export function gatherStatus(bpfRoot: string, query?: string): StatusReport {
   };
   const records: PodRecord[] = reading("the pod records", () =>
     missing.includes(`maps/${MAP_NAMES.counters}`)
-      ? (require("../datapath/record") as typeof import("../datapath/record"))
-          .readAllRecords(bpfRoot)
-          .map((r) => ({ ...r, counters: null }))
-      : datapath.listPods(opts),
+      ? readAllRecords(bpfRoot).map((r) => ({ ...r, counters: null }))
+      : listPods(opts),
   );
   const byId = new Map(records.map((r) => [r.containerId, r]));
   // Directories without a readable record are pods too: checkPod says what is wrong.
-  let ids = [
-    ...new Set([...records.map((r) => r.containerId), ...datapath.attachedContainerIds(opts)]),
-  ];
+  let ids = [...new Set([...records.map((r) => r.containerId), ...attachedContainerIds(opts)])];
   if (query !== undefined) {
     ids = ids.filter((id) => podMatches(query, { containerId: id, pod: byId.get(id)?.pod }));
     if (ids.length === 0) {
@@ -297,7 +304,7 @@ export function gatherStatus(bpfRoot: string, query?: string): StatusReport {
   const pods = ids.map((id) => {
     let problems: string[];
     try {
-      problems = datapath.checkPod(id, opts);
+      problems = checkPod(id, opts);
     } catch (err) {
       problems = [(err as Error).message];
     }
@@ -313,7 +320,7 @@ export function gatherStatus(bpfRoot: string, query?: string): StatusReport {
     datapath: {
       loaded,
       missing,
-      mapEntries: loaded ? reading("the shared maps", () => datapath.mapEntryCounts(opts)) : null,
+      mapEntries: loaded ? reading("the shared maps", () => mapEntryCounts(opts)) : null,
     },
     pods: pods.sort(byName),
   };

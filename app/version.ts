@@ -1,6 +1,6 @@
 // `waggle version`: what this binary is. Cheap by default; `--verbose` also loads the addon.
 import { buildInfo, loadedChunks } from "../base/build-info";
-import type { CliArgs, CliIo } from "./cli";
+import type { CliArgs, CliIo } from "../base/cli-io";
 
 export interface VersionReport {
   version: string;

@@ -13,8 +13,7 @@
 
 import { readdirSync } from "node:fs";
 import { BpfMap } from "ebpf-napi";
-import { attachPod, detachPod } from "../datapath";
-import { paths } from "../datapath/programs";
+import { attachPod, detachPod, paths } from "../datapath";
 import { defaultRedirectSettings } from "../mesh/redirect-settings";
 import { runChecked } from "../test/support/command";
 import { uniqueName } from "../test/support/names";

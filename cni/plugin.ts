@@ -23,6 +23,7 @@ import {
   POD_ANNOTATIONS_CAPABILITY,
   parseWaggleConfig,
   type WaggleConfig,
+  WaggleConfigError,
 } from "../mesh/config";
 import { PodLookupError, podFactsFromPod, readPod } from "../mesh/k8s-pod";
 import { PodCgroupError, resolvePodCgroup } from "../mesh/pod-cgroup";
@@ -241,7 +242,7 @@ export function createPlugin(deps: PluginDeps, closers: (() => Promise<void>)[] 
     let config: WaggleConfig;
     let args: Map<string, string>;
     try {
-      config = parseWaggleConfig(req.conf.raw);
+      config = configOf(req.conf.raw);
       args = parseCniArgs(req.env.args, K8S_ARGS);
     } catch (e) {
       if (!lenient) {
@@ -642,6 +643,17 @@ function attachErrorCode(datapathCode: unknown): ErrorCode {
   if (datapathCode === "CGROUP") return ErrorCodes.PodCgroupNotFound;
   if (datapathCode === "BPFFS") return ErrorCodes.PluginNotAvailable;
   return ErrorCodes.AttachFailed;
+}
+
+/** The plugin's entry, validated: code 7 naming the key, code 2 for an unsupported mode. */
+function configOf(raw: Record<string, unknown>): WaggleConfig {
+  try {
+    return parseWaggleConfig(raw);
+  } catch (e) {
+    if (!(e instanceof WaggleConfigError)) throw e;
+    const code = e.unsupported ? ErrorCodes.UnsupportedField : ErrorCodes.InvalidConfig;
+    throw new CniError(code, e.message, e.details);
+  }
 }
 
 function annotationError<T>(fn: () => T): T {

@@ -41,8 +41,69 @@ import {
 } from "./shared";
 import { listDir, removeTree } from "./shared-fs";
 
+// The datapath's public entry: everything outside datapath/ imports from here, or, for what
+// needs no addon, from ./pins (test/unit/layout.test.ts keeps it so).
+
+export {
+  addrBytes,
+  bytesAddr,
+  decodeCidrKey,
+  decodePortKey,
+  encodeCidrKey,
+  encodeIfaceKey,
+  encodeListenerKey,
+  encodeListenerQuery,
+  encodePolicy,
+  encodePortKey,
+  netnsKey,
+  policyEntries,
+  sumCounters,
+} from "./encode";
+// Failures, with a code the plugin maps to its CNI codes.
 export { DatapathError, type DatapathErrorCode } from "./errors";
-export type { PodRecordData } from "./record";
+export { routeCidr } from "./interfaces";
+// The maps' layouts and their keys and values, to read them (status, tests).
+export {
+  CIDR_KEY_FIXED_BITS,
+  COUNTER_NAMES,
+  type CounterName,
+  LISTENER_RESULT,
+  MAP_NAMES,
+  POLICY,
+  STRUCTS,
+} from "./layout";
+// How redirect settings become a pod's policy (pure; tests and status).
+export { bareIPs, flagNames, ipv6Enabled, podPolicy, policyCidr } from "./policy";
+// The pins' names and the per-pod record (status, tests, the bench).
+export {
+  ALL_PROGRAMS,
+  CGROUP_PROGRAMS,
+  containerDirName,
+  containerIdOfDir,
+  LISTENER_FINDER,
+  NETNS_PROGRAM,
+  OBJECTS,
+  POD_LINKS,
+  paths,
+} from "./programs";
+export {
+  decodeRecord,
+  encodeRecord,
+  type PodRecordData,
+  RECORD_VERSION,
+  readAllRecords,
+} from "./record";
+// What the kernel must offer (`waggle doctor`).
+export {
+  type AttachTypeNeed,
+  DATAPATH_REQUIREMENTS,
+  type HelperNeed,
+  type KernelFeature,
+  type MapTypeNeed,
+  type ProgTypeNeed,
+  type VersionOnlyFeature,
+} from "./requirements";
+// The node's shared programs and maps.
 export {
   type DatapathOptions,
   ensureSharedPrograms,
@@ -51,6 +112,7 @@ export {
   type UpgradeReport,
   upgradePrograms,
 } from "./shared";
+export { removeTree } from "./shared-fs";
 
 export interface AttachRequest {
   containerId: string;

@@ -11,8 +11,8 @@
 
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import type { CliArgs, CliIo } from "../app/cli";
 import { cgroup2Root } from "../base/cgroup2";
+import type { CliArgs, CliIo } from "../base/cli-io";
 import { closeLogger, createLogger, type Logger, type LogLevel } from "../base/log";
 import { removeFile } from "./atomic-file";
 import { BinaryKeeper, pluginBinaryPath, runningWaggleBinary } from "./binary-copy";

@@ -8,14 +8,16 @@ import { expect } from "chai";
 import { BpfMap, unpin } from "ebpf-napi";
 import {
   attachedContainerIds,
+  CGROUP_PROGRAMS,
   checkPod,
   detachPod,
   ensureSharedPrograms,
   listPods,
+  MAP_NAMES,
+  NETNS_PROGRAM,
+  netnsKey,
+  paths,
 } from "../../datapath";
-import { netnsKey } from "../../datapath/encode";
-import { MAP_NAMES } from "../../datapath/layout";
-import { CGROUP_PROGRAMS, NETNS_PROGRAM, paths } from "../../datapath/programs";
 import {
   CniNode,
   type CniNode as CniNodeType,

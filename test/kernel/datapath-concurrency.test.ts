@@ -10,14 +10,16 @@ import { createInterface } from "node:readline";
 import { expect } from "chai";
 import { cgroupQuery, netnsQuery } from "ebpf-napi";
 import {
+  ALL_PROGRAMS,
   type AttachRequest,
   attachedContainerIds,
+  CGROUP_PROGRAMS,
   checkPod,
   listPods,
+  MAP_NAMES,
   mapEntryCounts,
+  paths,
 } from "../../datapath";
-import { MAP_NAMES } from "../../datapath/layout";
-import { ALL_PROGRAMS, CGROUP_PROGRAMS, paths } from "../../datapath/programs";
 import { defaultRedirectSettings } from "../../mesh/redirect-settings";
 import "../support/hooks";
 import { uniqueName } from "../support/names";

@@ -11,10 +11,10 @@ import {
   detachPod,
   ensureSharedPrograms,
   mapEntryCounts,
+  paths,
   upgradePrograms,
 } from "../../datapath";
 import { hasPodState, requireBpffs, unlinkPodLinks } from "../../datapath/pins";
-import { paths } from "../../datapath/programs";
 import { createPod, type Pod } from "../support/pod";
 import { attachTestPod, BpfRoot } from "../support/waggle-mode";
 

@@ -11,10 +11,10 @@ import {
   detachPod,
   ensureSharedPrograms,
   listPods,
+  MAP_NAMES,
   mapEntryCounts,
+  paths,
 } from "../../datapath";
-import { MAP_NAMES } from "../../datapath/layout";
-import { paths } from "../../datapath/programs";
 import { uniqueName } from "../support/names";
 import { createPod, type Pod } from "../support/pod";
 import { attachTestPod, BpfRoot } from "../support/waggle-mode";

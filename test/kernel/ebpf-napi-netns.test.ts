@@ -19,7 +19,7 @@ import {
   testRun,
 } from "ebpf-napi";
 import { bpfObject } from "../../base/assets";
-import { LISTENER_RESULT } from "../../datapath/layout";
+import { LISTENER_RESULT } from "../../datapath";
 import "../support/hooks";
 import { createPod, type Pod } from "../support/pod";
 

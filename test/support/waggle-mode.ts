@@ -10,8 +10,8 @@ import {
   detachPod,
   ensureSharedPrograms,
   type PodRecordData,
+  removeTree,
 } from "../../datapath";
-import { removeTree } from "../../datapath/shared-fs";
 import { defaultRedirectSettings, type RedirectSettings } from "../../mesh/redirect-settings";
 import { CaptureLab, type CaptureMode } from "./capture-lab";
 import { uniqueName } from "./names";

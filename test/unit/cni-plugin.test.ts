@@ -18,7 +18,7 @@ import {
   type PodRecord,
   runCni,
 } from "../../cni/plugin";
-import { DatapathError } from "../../datapath/errors";
+import { DatapathError } from "../../datapath";
 import { PodLookupError, podFactsFromPod, readPod } from "../../mesh/k8s-pod";
 import type { PodFacts } from "../../mesh/pod-selection";
 import { FakeKubeApi } from "../support/fake-kube-api";
@@ -356,6 +356,15 @@ describe("cni plugin (fake datapath)", () => {
       const out = await cni("ADD", conf({ bpf_root: "relative/path" }));
       expect(out.json?.code).to.equal(7);
       expect(out.json?.msg).to.contain("bpf_root");
+      expect(decisions()).to.deep.equal(["failed"]);
+      expect(datapath.calls).to.deep.equal([]);
+    });
+
+    it("code 2 for an istio-cni mode waggle does not implement (ambient), saying so", async () => {
+      const out = await cni("ADD", conf({ ambient_enabled: true }));
+      expect(out.json?.code).to.equal(2);
+      expect(out.json?.msg).to.contain("ambient_enabled");
+      expect(out.json?.details).to.contain("ambient mode is not supported");
       expect(decisions()).to.deep.equal(["failed"]);
       expect(datapath.calls).to.deep.equal([]);
     });

@@ -3,8 +3,7 @@
 import { execFileSync } from "node:child_process";
 import { expect } from "chai";
 import { bpfObject } from "../../base/assets";
-import { STRUCTS } from "../../datapath/layout";
-import { OBJECTS } from "../../datapath/programs";
+import { OBJECTS, STRUCTS } from "../../datapath";
 
 interface BtfType {
   id: number;

@@ -2,23 +2,32 @@
 import { expect } from "chai";
 import {
   addrBytes,
+  bareIPs,
   bytesAddr,
+  CIDR_KEY_FIXED_BITS,
+  containerDirName,
+  containerIdOfDir,
   decodeCidrKey,
   decodePortKey,
+  decodeRecord,
   encodeCidrKey,
   encodeIfaceKey,
   encodeListenerKey,
   encodeListenerQuery,
   encodePolicy,
   encodePortKey,
+  encodeRecord,
+  flagNames,
+  ipv6Enabled,
+  MAP_NAMES,
+  POLICY,
+  podPolicy,
   policyEntries,
+  RECORD_VERSION,
+  routeCidr,
+  STRUCTS,
   sumCounters,
-} from "../../datapath/encode";
-import { routeCidr } from "../../datapath/interfaces";
-import { CIDR_KEY_FIXED_BITS, MAP_NAMES, POLICY, STRUCTS } from "../../datapath/layout";
-import { bareIPs, flagNames, ipv6Enabled, podPolicy } from "../../datapath/policy";
-import { containerDirName, containerIdOfDir } from "../../datapath/programs";
-import { decodeRecord, encodeRecord, RECORD_VERSION } from "../../datapath/record";
+} from "../../datapath";
 import { defaultRedirectSettings, type RedirectSettings } from "../../mesh/redirect-settings";
 
 const NETNS = 0x1122334455667788n;

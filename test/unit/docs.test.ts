@@ -10,7 +10,7 @@ import { kernelFloor } from "../../app/prerequisites";
 import { compareDotted } from "../../base/dotted-version";
 import { K8S_ARGS } from "../../cni/plugin";
 import { ErrorCodes } from "../../cni/skel/errors";
-import { DATAPATH_REQUIREMENTS } from "../../datapath/requirements";
+import { DATAPATH_REQUIREMENTS } from "../../datapath";
 import { OPTION_SPECS } from "../../install/options";
 import {
   CGROUP_PATH_CAPABILITY,

@@ -8,7 +8,7 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { expect } from "chai";
-import { COUNTER_NAMES, type CounterName } from "../../datapath/layout";
+import { COUNTER_NAMES, type CounterName } from "../../datapath";
 import type { InstallDatapath } from "../../install/datapath-port";
 import { startHealthServer } from "../../install/health";
 import { Installer, uninstall } from "../../install/main";

@@ -20,11 +20,19 @@ import {
   type StatusReport,
 } from "../../app/status";
 import type { PodRecord } from "../../datapath";
-import { policyEntries } from "../../datapath/encode";
-import { COUNTER_NAMES, type CounterName, MAP_NAMES } from "../../datapath/layout";
-import { flagNames, podPolicy } from "../../datapath/policy";
-import { ALL_PROGRAMS, CGROUP_PROGRAMS, NETNS_PROGRAM, POD_LINKS } from "../../datapath/programs";
-import { RECORD_VERSION } from "../../datapath/record";
+import {
+  ALL_PROGRAMS,
+  CGROUP_PROGRAMS,
+  COUNTER_NAMES,
+  type CounterName,
+  flagNames,
+  MAP_NAMES,
+  NETNS_PROGRAM,
+  POD_LINKS,
+  podPolicy,
+  policyEntries,
+  RECORD_VERSION,
+} from "../../datapath";
 import { defaultRedirectSettings, type RedirectSettings } from "../../mesh/redirect-settings";
 import { captureIo } from "../support/cli-io";
 
