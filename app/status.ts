@@ -8,6 +8,7 @@ import { existsSync, readdirSync, statfsSync, statSync } from "node:fs";
 import type { CliArgs, CliIo } from "../base/cli-io";
 import {
   ALL_PROGRAMS,
+  type AttachedPod,
   attachedContainerIds,
   COUNTER_NAMES,
   type CounterName,
@@ -18,7 +19,6 @@ import {
   MAP_NAMES,
   mapEntryCounts,
   NETNS_PROGRAM,
-  type PodRecord,
   paths,
   policyCidr,
   readAllRecords,
@@ -104,7 +104,7 @@ export class StatusError extends Error {
 const sortedPorts = (ports: number[]) => [...new Set(ports)].sort((a, b) => a - b);
 
 /** The policy as attachPod applied it (its flags and the port and CIDR keys it wrote). */
-export function policySummary(rec: PodRecord): PolicySummary {
+export function policySummary(rec: AttachedPod): PolicySummary {
   const flags = new Set(rec.policy.flags);
   const ports = rec.keys.ports.map((hex) => decodePortKey(Buffer.from(hex, "hex")));
   const cidrs = rec.keys.cidrs.map((hex) => {
@@ -145,10 +145,10 @@ export function policySummary(rec: PodRecord): PolicySummary {
 }
 
 /** What is known of one pod on the node besides its record. */
-export interface PodFacts {
+export interface PodObservation {
   containerId: string;
   /** null: the pod's directory holds no readable record. */
-  record: PodRecord | null;
+  record: AttachedPod | null;
   /** From checkPod. */
   problems: string[];
   /** Whether a path exists now (the netns and cgroup of the record). */
@@ -156,7 +156,7 @@ export interface PodFacts {
 }
 
 /** One pod's status from its record and facts. Pure but for facts.exists. */
-export function podStatus(f: PodFacts): PodStatus {
+export function podStatus(f: PodObservation): PodStatus {
   const r = f.record;
   const health = { ok: f.problems.length === 0, problems: [...f.problems] };
   if (r === null) {
@@ -287,7 +287,7 @@ export function gatherStatus(bpfRoot: string, query?: string): StatusReport {
       throw readFailure(what, bpfRoot, err);
     }
   };
-  const records: PodRecord[] = reading("the pod records", () =>
+  const records: AttachedPod[] = reading("the pod records", () =>
     missing.includes(`maps/${MAP_NAMES.counters}`)
       ? readAllRecords(bpfRoot).map((r) => ({ ...r, counters: null }))
       : listPods(opts),

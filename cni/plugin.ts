@@ -15,7 +15,7 @@
 // 4. Neither annotations nor a kubeconfig: ADD fails with code 7 (nothing to decide with).
 import { buildInfo } from "../base/build-info";
 import { cgroup2Root } from "../base/cgroup2";
-import type { DatapathOptions, AttachRequest as PodAttachRequest } from "../datapath";
+import type { DatapathOptions, DatapathView } from "../datapath";
 import {
   CGROUP_PATH_CAPABILITY,
   DEFAULT_CONFIG,
@@ -56,39 +56,20 @@ import {
 } from "./skel";
 
 // ---------------------------------------------------------------------------------------------
-// The datapath, as the plugin uses it (implemented by cni/datapath).
+// The datapath, as the plugin uses it: datapath/'s own functions (unit tests pass fakes).
 
-/** bpffs root of waggle's pins, and the attach request (cni/datapath's types). */
 export type { AttachRequest as PodAttachRequest, DatapathOptions } from "../datapath";
 
-/** What the datapath keeps per attached pod (the plugin only needs its container ID). */
-export interface PodRecord {
-  containerId: string;
-}
+/** What ADD, DEL, CHECK, GC and STATUS call of the datapath (loading its addon first). */
+export type Datapath = DatapathView<
+  "ensureSharedPrograms" | "attachPod" | "detachPod" | "checkPod"
+>;
 
-export interface Datapath {
-  /** Loads and pins the shared programs and maps once per node, under a lock (idempotent). */
-  ensureSharedPrograms(opts: DatapathOptions): void | Promise<void>;
-  /** Attaches one pod; on failure rolls back everything it did and throws. */
-  attachPod(req: PodAttachRequest, opts: DatapathOptions): PodRecord | Promise<PodRecord>;
-  /** Removes a pod's state; succeeds when there is none or its netns is gone. */
-  detachPod(containerId: string, opts: DatapathOptions): void | Promise<void>;
-  /** Problems with an attached pod's programs, links, filter and map entries; [] when healthy. */
-  checkPod(containerId: string, opts: DatapathOptions): string[] | Promise<string[]>;
-  listPods(opts: DatapathOptions): PodRecord[] | Promise<PodRecord[]>;
-}
-
-/** What the plugin reads and undoes of the pins with plain file calls (cni/datapath/pins). */
-export interface Pins {
-  /** True when `path` (or its nearest existing ancestor) is on a bpffs. */
-  onBpffs(path: string): boolean;
-  /** True when the container has any pinned state. */
-  hasPodState(bpfRoot: string, containerId: string): boolean;
-  /** Container IDs with any state (records or leftovers of a half-done ADD), for GC and CHECK. */
-  attachedContainerIds(bpfRoot: string): string[];
-  /** Degraded teardown without the addon: unlinks the pod's link pins, keeps its record. */
-  unlinkPodLinks(bpfRoot: string, containerId: string): string[];
-}
+/** What the plugin reads and undoes of the pins with plain file calls, without the addon. */
+export type Pins = Pick<
+  typeof import("../datapath/pins"),
+  "onBpffs" | "hasPodState" | "attachedContainerIds" | "unlinkPodLinks"
+>;
 
 // ---------------------------------------------------------------------------------------------
 // Dependencies (real ones by default; unit tests pass fakes).

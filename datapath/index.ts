@@ -72,6 +72,8 @@ export {
   POLICY,
   STRUCTS,
 } from "./layout";
+// What needs no addon (re-exported for callers that load the datapath anyway).
+export { requireBpffs } from "./pins";
 // How redirect settings become a pod's policy (pure; tests and status).
 export { bareIPs, flagNames, ipv6Enabled, podPolicy, policyCidr } from "./policy";
 // The pins' names and the per-pod record (status, tests, the bench).
@@ -125,8 +127,8 @@ export interface AttachRequest {
   pod?: { namespace: string; name: string; uid?: string };
 }
 
-/** A pod as recorded, with its counters summed over CPUs (null when the entry is missing). */
-export interface PodRecord extends PodRecordData {
+/** An attached pod: its record, with its counters summed over CPUs (null when the entry is missing). */
+export interface AttachedPod extends PodRecordData {
   counters: Record<CounterName, number> | null;
 }
 
@@ -524,8 +526,32 @@ function checkNetnsLink(
   }
 }
 
+/** The cookie of a network namespace, in decimal as pod records keep it (netnsCookie). */
+export function netnsCookieOf(netnsPath: string): string {
+  return netnsCookie(netnsPath).toString();
+}
+
+/**
+ * A view of this module for a caller that takes the datapath as a dependency (the plugin, the
+ * installer), so it can be tested with a fake: the functions it names, with their own
+ * parameters and results, which a fake may also answer asynchronously.
+ */
+export type DatapathView<K extends keyof DatapathModule> = {
+  [F in K]: (
+    ...args: Parameters<DatapathModule[F]>
+  ) => ReturnType<DatapathModule[F]> | Promise<ReturnType<DatapathModule[F]>>;
+};
+
+type DatapathModule = {
+  [F in keyof typeof import("./index") as typeof import("./index")[F] extends (
+    ...args: never[]
+  ) => unknown
+    ? F
+    : never]: typeof import("./index")[F];
+};
+
 /** Every attached pod with its policy summary and counters. */
-export function listPods(opts: DatapathOptions): PodRecord[] {
+export function listPods(opts: DatapathOptions): AttachedPod[] {
   const root = opts.bpfRoot;
   const records = readAllRecords(root);
   if (records.length === 0 || !existsSync(paths.maps(root))) {

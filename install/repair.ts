@@ -167,7 +167,7 @@ export interface RepairReport {
 export async function repairEarlyPods(opts: RepairOptions): Promise<RepairReport> {
   const report: RepairReport = { attached: [], alreadyAttached: [], skipped: [], failed: [] };
   const pods = await opts.listNodePods();
-  const records = await opts.datapath.listPods(opts.bpfRoot);
+  const records = await opts.datapath.listPods({ bpfRoot: opts.bpfRoot });
   const attachedUids = new Set(records.map((r) => r.pod?.uid).filter((u) => u !== undefined));
   const attachedNetns = new Set(records.map((r) => r.netnsCookie));
   for (const pod of pods) {
@@ -188,7 +188,7 @@ export async function repairEarlyPods(opts: RepairOptions): Promise<RepairReport
       const cgroupPath = resolvePodCgroup({ podUid: meta.uid, cgroupRoot: opts.cgroupRoot });
       const sandboxId = sandboxIdOf(await childDirs(cgroupPath), pod);
       const netnsPath = await findPodNetns(cgroupPath, sandboxId, opts.procRoot, opts.netnsDir);
-      if (attachedNetns.has(opts.datapath.netnsCookie(netnsPath))) {
+      if (attachedNetns.has(await opts.datapath.netnsCookieOf(netnsPath))) {
         report.alreadyAttached.push(name);
         continue;
       }
@@ -200,15 +200,18 @@ export async function repairEarlyPods(opts: RepairOptions): Promise<RepairReport
           pod: name,
           containerId,
         });
-      await opts.datapath.attachPod(opts.bpfRoot, {
-        containerId,
-        netnsPath,
-        ifname: POD_IFNAME,
-        cgroupPath,
-        podIPs: podIPs(pod),
-        settings: decision.settings,
-        pod: { namespace: meta.namespace ?? "", name: meta.name ?? "", uid: meta.uid },
-      });
+      await opts.datapath.attachPod(
+        {
+          containerId,
+          netnsPath,
+          ifname: POD_IFNAME,
+          cgroupPath,
+          podIPs: podIPs(pod),
+          settings: decision.settings,
+          pod: { namespace: meta.namespace ?? "", name: meta.name ?? "", uid: meta.uid },
+        },
+        { bpfRoot: opts.bpfRoot },
+      );
       report.attached.push(name);
       opts.log.info("early pod attached", { pod: name, containerId, netnsPath, cgroupPath });
     } catch (err) {

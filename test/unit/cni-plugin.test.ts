@@ -15,13 +15,13 @@ import {
   type Pins,
   type PluginDeps,
   type PodAttachRequest,
-  type PodRecord,
   runCni,
 } from "../../cni/plugin";
-import { DatapathError } from "../../datapath";
+import { DatapathError, type PodRecordData } from "../../datapath";
 import { PodLookupError, podFactsFromPod, readPod } from "../../mesh/k8s-pod";
 import type { PodFacts } from "../../mesh/pod-selection";
 import { FakeKubeApi } from "../support/fake-kube-api";
+import { recordOf } from "../support/pod-records";
 
 const UID = "5f1f4e0c-1b2a-4c3d-8e9f-0a1b2c3d4e5f";
 const CONTAINER = "c0ffee0123456789";
@@ -58,11 +58,11 @@ class FakeDatapath implements Datapath {
     this.calls.push(`ensure ${opts.bpfRoot}`);
     if (this.loadError) throw this.loadError;
   }
-  attachPod(req: PodAttachRequest, opts: DatapathOptions): PodRecord {
+  attachPod(req: PodAttachRequest, opts: DatapathOptions): PodRecordData {
     this.calls.push(`attach ${req.containerId} ${opts.bpfRoot}`);
     if (this.attachError) throw this.attachError;
     this.pods.set(req.containerId, req);
-    return { containerId: req.containerId };
+    return recordOf(req);
   }
   detachPod(containerId: string): void {
     this.calls.push(`detach ${containerId}`);
@@ -72,9 +72,6 @@ class FakeDatapath implements Datapath {
   }
   checkPod(containerId: string): string[] {
     return this.problems.get(containerId) ?? [];
-  }
-  listPods(): PodRecord[] {
-    return [...this.pods.keys()].map((containerId) => ({ containerId }));
   }
   /** The pins as datapath/pins reads them, over this fake's pods. */
   pins(bpffs: () => boolean): Pins {

@@ -9,6 +9,7 @@ import {
   repairEarlyPods,
   sandboxIdOf,
 } from "../../install/repair";
+import { attachedPod, FRESH_LOAD, recordOf } from "../support/pod-records";
 import { capturingLogger, waitFor } from "./install-fixtures";
 
 const SANDBOX = "a".repeat(64);
@@ -164,14 +165,15 @@ function datapath(
   const attached: string[] = [];
   return {
     attached,
-    checkBpfRoot: () => {},
-    loadPrograms: async () => ({ pods: 0, linksUpdated: 0, skipped: [] }),
+    requireBpffs: () => {},
+    upgradePrograms: async () => FRESH_LOAD,
     listPods: async () => records,
-    attachPod: async (_root, req) => {
+    attachPod: async (req) => {
       attached.push(req.containerId);
+      return recordOf(req);
     },
-    netnsCookie: () => "1",
-    removeAll: async () => ({ pods: 0 }),
+    netnsCookieOf: () => "1",
+    removeDatapath: async () => ({ pods: 0 }),
   };
 }
 
@@ -186,12 +188,13 @@ describe("install: early-pod repair (passes)", () => {
   it("skips pods the datapath already has (by pod UID) without touching the host", async () => {
     const pod = meshedPod();
     const dp = datapath([
-      {
+      attachedPod({
         containerId: SANDBOX,
         netnsCookie: "9",
+        podIPs: ["10.244.1.7"],
         pod: { namespace: "shop", name: "cart-1", uid: pod.metadata?.uid },
         counters: null,
-      },
+      }),
     ]);
     const report = await repairEarlyPods({
       ...base,
