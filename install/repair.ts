@@ -1,48 +1,50 @@
 // Early-pod repair: meshed pods on this node that started before waggle was in the CNI chain
 // (no waggle state for them) are attached in place, without a restart. The pods come from the
 // API (this node's only: fieldSelector spec.nodeName); whether one is meshed and how it is
-// redirected is decided exactly as the plugin's ADD decides it (cni/pod-selection.ts,
-// cni/redirect-settings.ts). Its cgroup is found by UID under the cgroup2 mount, its netns
-// through a process in that cgroup (/proc/<pid>/ns/net, then the runtime's bind mount of
-// the same namespace), its sandbox ID from the cgroup's children, so the runtime's DEL for
-// the pod later finds and removes exactly what is attached here.
+// redirected is the plugin's own decision (mesh/mesh-decision.ts). Its cgroup is found by UID
+// under the cgroup2 mount, its netns through a process in that cgroup (/proc/<pid>/ns/net,
+// then the runtime's bind mount of the same namespace), its sandbox ID from the cgroup's
+// children, so the runtime's DEL for the pod later finds and removes exactly what is
+// attached here.
 
 import { promises as fs, type Stats } from "node:fs";
 import { join } from "node:path";
 import type { V1Pod } from "@kubernetes/client-node";
 import type { Logger } from "../base/log";
 import { podFactsFromPod } from "../mesh/k8s-pod";
+import { decideMesh } from "../mesh/mesh-decision";
 import { resolvePodCgroup } from "../mesh/pod-cgroup";
-import { skipByArgs, skipByPod } from "../mesh/pod-selection";
-import { parseRedirectSettings, type RedirectSettings } from "../mesh/redirect-settings";
+import type { RedirectSettings } from "../mesh/redirect-settings";
 import type { InstallDatapath } from "./datapath-port";
 import type { InstallMetrics } from "./metrics";
 
 /** The pod's interface in its netns: Kubernetes runtimes always name it eth0. */
 export const POD_IFNAME = "eth0";
 
-export type MeshDecision = { skip: string } | { settings: RedirectSettings };
+export type RepairDecision = { skip: string } | { settings: RedirectSettings };
 
-/** Whether the plugin would mesh this pod, and with which settings. */
-export function meshDecision(
+/**
+ * Whether a running pod gets repaired, and with which settings: decideMesh, as the plugin's ADD
+ * decides, on a pod that is running, not terminating and not on the host's network. An
+ * invalid annotation skips the pod (the plugin would fail its ADD with code 101).
+ */
+export async function repairDecision(
   pod: V1Pod,
   excludeNamespaces: readonly string[],
   warn: (message: string) => void = () => {},
-): MeshDecision {
+): Promise<RepairDecision> {
   const meta = pod.metadata ?? {};
   if (pod.spec?.hostNetwork) return { skip: "host network" };
   if (meta.deletionTimestamp) return { skip: "terminating" };
   if (pod.status?.phase !== "Running") return { skip: `phase ${pod.status?.phase ?? "unknown"}` };
-  const byArgs = skipByArgs(
-    { namespace: meta.namespace, name: meta.name, uid: meta.uid },
-    excludeNamespaces,
-  );
-  if (byArgs) return { skip: byArgs.reason };
-  const facts = podFactsFromPod(pod);
-  const byPod = skipByPod(facts);
-  if (byPod) return { skip: byPod.reason };
   try {
-    return { settings: parseRedirectSettings(facts.annotations, facts.proxy, warn) };
+    const decision = await decideMesh({
+      pod: { namespace: meta.namespace, name: meta.name, uid: meta.uid },
+      excludeNamespaces,
+      readFacts: () => podFactsFromPod(pod),
+      warn,
+    });
+    return "skip" in decision ? { skip: decision.skip.reason } : { settings: decision.settings };
   } catch (err) {
     return { skip: (err as Error).message };
   }
@@ -173,7 +175,7 @@ export async function repairEarlyPods(opts: RepairOptions): Promise<RepairReport
   for (const pod of pods) {
     const meta = pod.metadata ?? {};
     const name = `${meta.namespace}/${meta.name}`;
-    const decision = meshDecision(pod, opts.excludeNamespaces, (m) =>
+    const decision = await repairDecision(pod, opts.excludeNamespaces, (m) =>
       opts.log.warn(m, { pod: name }),
     );
     if ("skip" in decision) {

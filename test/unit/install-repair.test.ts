@@ -4,8 +4,8 @@ import type { InstallDatapath } from "../../install/datapath-port";
 import { InstallMetrics } from "../../install/metrics";
 import {
   EarlyPodRepairer,
-  meshDecision,
   podIPs,
+  repairDecision,
   repairEarlyPods,
   sandboxIdOf,
 } from "../../install/repair";
@@ -69,8 +69,8 @@ function meshedPod(
 }
 
 describe("install: early-pod repair (decisions)", () => {
-  it("meshes a running injected pod with the settings the plugin would use", () => {
-    const d = meshDecision(meshedPod(), ["kube-system"]);
+  it("meshes a running injected pod with the settings the plugin would use", async () => {
+    const d = await repairDecision(meshedPod(), ["kube-system"]);
     expect(d).to.have.property("settings");
     const { settings } = d as {
       settings: { proxyUid: number; proxyGid: number; dnsCapture: boolean };
@@ -95,24 +95,12 @@ describe("install: early-pod repair (decisions)", () => {
       /phase Pending/,
     ],
     [
-      "an excluded namespace",
+      "a pod decideMesh leaves alone, with its reason (an excluded namespace)",
       (p) => ((p.metadata as { namespace?: string }).namespace = "kube-system"),
-      /exclude_namespaces/,
+      /namespace kube-system is in exclude_namespaces/,
     ],
     [
-      "a pod without the sidecar status",
-      (p) => delete p.metadata?.annotations?.["sidecar.istio.io/status"],
-      /not injected/,
-    ],
-    ["a pod with istio-init", (p) => p.spec?.containers.push({ name: "istio-init" }), /istio-init/],
-    [
-      "injection disabled by annotation",
-      (p) =>
-        ((p.metadata?.annotations as Record<string, string>)["sidecar.istio.io/inject"] = "false"),
-      /inject/,
-    ],
-    [
-      "an invalid traffic annotation (named)",
+      "an invalid traffic annotation (named), where the plugin's ADD would fail",
       (p) =>
         ((p.metadata?.annotations as Record<string, string>)[
           "traffic.sidecar.istio.io/excludeOutboundPorts"
@@ -121,10 +109,10 @@ describe("install: early-pod repair (decisions)", () => {
     ],
   ];
   for (const [what, change, reason] of skips) {
-    it(`leaves alone ${what}`, () => {
+    it(`leaves alone ${what}`, async () => {
       const pod = meshedPod();
       change(pod);
-      const d = meshDecision(pod, ["kube-system"]);
+      const d = await repairDecision(pod, ["kube-system"]);
       expect(d).to.have.property("skip").that.matches(reason);
     });
   }
