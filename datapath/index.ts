@@ -17,13 +17,20 @@ import {
 } from "ebpf-napi";
 import { makeDirectories } from "../base/make-directories";
 import type { RedirectSettings } from "../mesh/redirect-settings";
-import { decodeNetns, netnsKey, policyEntries, sumCounters, zeroCounters } from "./encode";
+import {
+  decodeNetns,
+  type MapEntry,
+  netnsKey,
+  policyEntries,
+  sumCounters,
+  zeroCounters,
+} from "./encode";
 import { DatapathError } from "./errors";
-import { addPassthroughV6, podInterfaces, routedCidrs } from "./interfaces";
+import { addPassthroughV6, type PodInterface, podInterfaces, routedCidrs } from "./interfaces";
 import { type CounterName, MAP_NAMES, POLICY } from "./layout";
 import { forgetListeners, recordExistingListeners } from "./listeners";
 import { attachedContainerIds as pinnedContainerIds } from "./pins";
-import { flagNames, podPolicy } from "./policy";
+import { flagNames, type PodPolicy, podPolicy } from "./policy";
 import { ALL_PROGRAMS, CGROUP_PROGRAMS, NETNS_PROGRAM, POD_LINKS, paths } from "./programs";
 import {
   type PodRecordData,
@@ -171,6 +178,49 @@ function errorCode(err: unknown): string | undefined {
  */
 export function attachPod(req: AttachRequest, opts: DatapathOptions): PodRecordData {
   const root = opts.bpfRoot;
+  validateRequest(req);
+  const netns = identifyPod(req);
+  const { interfaces, excludedCidrs } = readPodInterfaces(req);
+  const policy = buildPolicy(req, interfaces, excludedCidrs);
+  ensureSharedPrograms(opts);
+  claimNetns(root, req, netns, opts);
+  const entries = policyEntries(netns, policy);
+  const rec = podRecord(req, { netns, policy, interfaces, excludedCidrs, entries });
+  // The record goes first: whatever happens next, detachPod can find and undo it.
+  writePodRecord(root, rec);
+  try {
+    writePodMaps(root, netns, entries);
+    for (const cp of CGROUP_PROGRAMS) {
+      pinLink(root, req.containerId, cp.name, (prog) =>
+        attachCgroup(prog, req.cgroupPath, cp.attachType),
+      );
+    }
+    if (policy.flags & POLICY.IPV6) addPassthroughV6(req.netnsPath);
+    // sockops records the proxy's inbound listener from now on; one that listens already
+    // (a pod meshed in place) is looked up once, before inbound capture starts.
+    recordExistingListeners(root, {
+      netns,
+      netnsPath: req.netnsPath,
+      addresses: policy.localAddresses,
+      port: policy.inboundPort,
+    });
+    pinLink(root, req.containerId, NETNS_PROGRAM.name, (prog) =>
+      attachNetns(prog, req.netnsPath, NETNS_PROGRAM.attachType),
+    );
+    settleUpgradeRace(root, rec);
+  } catch (err) {
+    rollBack(req.containerId, opts);
+    throw new DatapathError(
+      "ATTACH",
+      `attaching container ${req.containerId} failed (rolled back)`,
+      err,
+    );
+  }
+  return rec;
+}
+
+/** The request names a valid container, interface, netns and cgroup directory. */
+function validateRequest(req: AttachRequest): void {
   checkContainerId(req.containerId);
   if (!req.ifname || typeof req.ifname !== "string" || req.ifname.length > 15) {
     throw new DatapathError(
@@ -184,43 +234,64 @@ export function attachPod(req: AttachRequest, opts: DatapathOptions): PodRecordD
   if (!existsSync(`${req.cgroupPath}/cgroup.procs`) || !statSync(req.cgroupPath).isDirectory()) {
     throw new DatapathError("CGROUP", `${req.cgroupPath} is not a cgroup directory`);
   }
-  let netns: bigint;
+}
+
+/** The pod's netns cookie, the key of all its map entries (its cgroup must be identifiable too). */
+function identifyPod(req: AttachRequest): bigint {
   try {
-    netns = netnsCookie(req.netnsPath);
+    const netns = netnsCookie(req.netnsPath);
     cgroupId(req.cgroupPath);
+    return netns;
   } catch (err) {
     throw new DatapathError("NETNS", `cannot identify ${req.netnsPath} / ${req.cgroupPath}`, err);
   }
-  let extraExcludes: string[] = [];
-  let interfaces: ReturnType<typeof podInterfaces>;
+}
+
+/** The pod's interfaces, and the routes of those its settings exclude; req.ifname must be one. */
+function readPodInterfaces(req: AttachRequest): {
+  interfaces: PodInterface[];
+  excludedCidrs: string[];
+} {
+  let interfaces: PodInterface[];
+  const excluded: string[] = [];
   try {
     interfaces = podInterfaces(req.netnsPath);
     for (const ifname of req.settings.excludeInterfaces) {
-      extraExcludes.push(...routedCidrs(req.netnsPath, ifname));
+      excluded.push(...routedCidrs(req.netnsPath, ifname));
     }
-    extraExcludes = [...new Set(extraExcludes)];
   } catch (err) {
     throw new DatapathError("NETNS", "reading the pod's interfaces and routes failed", err);
   }
   if (!interfaces.some((i) => i.ifname === req.ifname)) {
     throw new DatapathError("NETNS", `interface ${req.ifname} does not exist in ${req.netnsPath}`);
   }
-  // Every global address of the pod is a "local destination" and an inbound key.
-  const localAddresses = interfaces.flatMap((i) => i.addresses);
-  let policy: ReturnType<typeof podPolicy>;
+  return { interfaces, excludedCidrs: [...new Set(excluded)] };
+}
+
+/** The pod's policy from its settings; every global address of the pod is a local destination. */
+function buildPolicy(
+  req: AttachRequest,
+  interfaces: PodInterface[],
+  excludedCidrs: string[],
+): PodPolicy {
   try {
-    policy = podPolicy({
+    return podPolicy({
       settings: req.settings,
       podIPs: req.podIPs,
       interfaces,
-      localAddresses,
-      extraExcludeCidrs: extraExcludes,
+      localAddresses: interfaces.flatMap((i) => i.addresses),
+      extraExcludeCidrs: excludedCidrs,
     });
   } catch (err) {
     throw new DatapathError("INVALID_ARGUMENT", "the pod's redirect settings are invalid", err);
   }
+}
 
-  ensureSharedPrograms(opts);
+/**
+ * The netns is this container's to attach: another container's attachment of it is a conflict;
+ * this container's earlier attachment is removed (attaching again replaces it).
+ */
+function claimNetns(root: string, req: AttachRequest, netns: bigint, opts: DatapathOptions): void {
   const owner = readAllRecords(root).find(
     (r) => r.netnsCookie === netns.toString() && r.containerId !== req.containerId,
   );
@@ -231,9 +302,21 @@ export function attachPod(req: AttachRequest, opts: DatapathOptions): PodRecordD
     );
   }
   if (existsSync(paths.pod(root, req.containerId))) detachPod(req.containerId, opts);
+}
 
-  const entries = policyEntries(netns, policy);
-  const rec: PodRecordData = {
+/** What attachPod writes for the pod: every key it adds and every link it pins. */
+export function podRecord(
+  req: AttachRequest,
+  built: {
+    netns: bigint;
+    policy: PodPolicy;
+    interfaces: PodInterface[];
+    excludedCidrs: string[];
+    entries: MapEntry[];
+  },
+): PodRecordData {
+  const { netns, policy, interfaces, excludedCidrs, entries } = built;
+  return {
     version: RECORD_VERSION,
     containerId: req.containerId,
     netnsCookie: netns.toString(),
@@ -249,7 +332,7 @@ export function attachPod(req: AttachRequest, opts: DatapathOptions): PodRecordD
       ports: policy.ports.length,
       cidrs: policy.cidrs.length,
       excludeInterfaces: [...req.settings.excludeInterfaces],
-      excludedInterfaceCidrs: extraExcludes,
+      excludedInterfaceCidrs: excludedCidrs,
     },
     inboundInterfaces: interfaces
       .filter((i) => policy.inboundIfindexes.includes(i.ifindex))
@@ -264,75 +347,65 @@ export function attachPod(req: AttachRequest, opts: DatapathOptions): PodRecordD
     links: [...POD_LINKS],
     attachedAt: new Date().toISOString(),
   };
+}
 
-  // The record goes first: whatever happens next, detachPod can find and undo it.
+/** Pins the pod's record; on failure nothing of the pod is left. */
+function writePodRecord(root: string, rec: PodRecordData): void {
   try {
-    makeDirectories(paths.pod(root, req.containerId));
+    makeDirectories(paths.pod(root, rec.containerId));
     writeRecord(root, rec);
   } catch (err) {
-    removeTree(paths.pod(root, req.containerId));
+    removeTree(paths.pod(root, rec.containerId));
     throw new DatapathError("ATTACH", "writing the pod record failed", err);
   }
+}
+
+/** The pod's zeroed counters and its policy entries into the shared maps. */
+function writePodMaps(root: string, netns: bigint, entries: MapEntry[]): void {
+  withMaps(root, (maps) => {
+    (maps.get(MAP_NAMES.counters) as BpfMap).update(netnsKey(netns), zeroCounters(possibleCpus()));
+    for (const e of entries) (maps.get(e.map) as BpfMap).update(e.key, e.value);
+  });
+}
+
+/** Attaches a shared program (attach) and pins the link under the pod, which keeps it attached. */
+function pinLink(
+  root: string,
+  containerId: string,
+  program: string,
+  attach: (prog: Program) => Link,
+): void {
+  const prog = openProgram(root, program);
   try {
-    withMaps(root, (maps) => {
-      (maps.get(MAP_NAMES.counters) as BpfMap).update(
-        netnsKey(netns),
-        zeroCounters(possibleCpus()),
-      );
-      for (const e of entries) (maps.get(e.map) as BpfMap).update(e.key, e.value);
-    });
-    for (const cp of CGROUP_PROGRAMS) {
-      const prog = openProgram(root, cp.name);
-      try {
-        const link = attachCgroup(prog, req.cgroupPath, cp.attachType);
-        try {
-          link.pin(paths.podLink(root, req.containerId, cp.name));
-        } finally {
-          link.close(); // unpinned (pin failed) -> detached here
-        }
-      } finally {
-        prog.close();
-      }
-    }
-    if (policy.flags & POLICY.IPV6) addPassthroughV6(req.netnsPath);
-    // sockops records the proxy's inbound listener from now on; one that listens already
-    // (a pod meshed in place) is looked up once, before inbound capture starts.
-    recordExistingListeners(root, {
-      netns,
-      netnsPath: req.netnsPath,
-      addresses: policy.localAddresses,
-      port: policy.inboundPort,
-    });
-    const prog = openProgram(root, NETNS_PROGRAM.name);
+    const link = attach(prog);
     try {
-      const link = attachNetns(prog, req.netnsPath, NETNS_PROGRAM.attachType);
-      try {
-        link.pin(paths.podLink(root, req.containerId, NETNS_PROGRAM.name));
-      } finally {
-        link.close();
-      }
+      link.pin(paths.podLink(root, containerId, program));
     } finally {
-      prog.close();
+      link.close(); // unpinned (pin failed) -> detached here
     }
-    // An upgrade may have swapped the pinned programs while this pod was being attached
-    // (upgradePrograms' second pass covers the opposite order): end on the pinned ones.
-    withPinnedPrograms(root, (progs) => {
-      const problem = swapPodPrograms(root, rec, progs, { linksUpdated: 0 });
-      if (problem) throw new Error(problem);
-    });
-  } catch (err) {
-    try {
-      detachPod(req.containerId, opts);
-    } catch {
-      // rollback is best effort; the record stays only if its own removal failed
-    }
-    throw new DatapathError(
-      "ATTACH",
-      `attaching container ${req.containerId} failed (rolled back)`,
-      err,
-    );
+  } finally {
+    prog.close();
   }
-  return rec;
+}
+
+/**
+ * An upgrade may have swapped the pinned programs while this pod was being attached
+ * (upgradePrograms' second pass covers the opposite order): end on the pinned ones.
+ */
+function settleUpgradeRace(root: string, rec: PodRecordData): void {
+  withPinnedPrograms(root, (progs) => {
+    const problem = swapPodPrograms(root, rec, progs, { linksUpdated: 0 });
+    if (problem) throw new Error(problem);
+  });
+}
+
+/** Undoes a failed attach; best effort: the record stays only if its own removal failed. */
+function rollBack(containerId: string, opts: DatapathOptions): void {
+  try {
+    detachPod(containerId, opts);
+  } catch {
+    // the caller reports the attach's failure, not the rollback's
+  }
 }
 
 /** The hex keys of a pod's entries in one map. */

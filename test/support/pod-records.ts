@@ -1,18 +1,15 @@
-// Pod records as attachPod writes them and listPods returns them, built from a few facts
-// through the datapath's own policy and encoding: for pure tests (status) and datapath fakes
-// (the plugin's and the installer's).
+// Pod records as attachPod writes them and listPods returns them, built from a few facts by
+// the datapath's own policy, encoding and record (podRecord): for pure tests (status) and
+// datapath fakes (the plugin's and the installer's).
 import {
   type AttachedPod,
   type AttachRequest,
   COUNTER_NAMES,
   type CounterName,
-  flagNames,
-  MAP_NAMES,
-  POD_LINKS,
   type PodRecordData,
   podPolicy,
+  podRecord,
   policyEntries,
-  RECORD_VERSION,
   type UpgradeReport,
 } from "../../datapath";
 import { defaultRedirectSettings, type RedirectSettings } from "../../mesh/redirect-settings";
@@ -48,41 +45,26 @@ export interface RecordFixture {
 export function attachedPod(f: RecordFixture): AttachedPod {
   const s = f.settings ?? settings();
   const netns = BigInt(f.netnsCookie ?? 4242);
+  const interfaces = [{ ifname: "eth0", ifindex: 3, addresses: [] }];
+  const excludedCidrs = f.interfaceCidrs ?? [];
   const policy = podPolicy({
     settings: s,
     podIPs: f.podIPs,
-    extraExcludeCidrs: f.interfaceCidrs ?? [],
+    interfaces,
+    extraExcludeCidrs: excludedCidrs,
   });
-  const entries = policyEntries(netns, policy);
-  const keys = (map: string) =>
-    entries.filter((e) => e.map === map).map((e) => e.key.toString("hex"));
-  return {
-    version: RECORD_VERSION,
+  const req = {
     containerId: f.containerId,
-    netnsCookie: netns.toString(),
     netnsPath: `/var/run/netns/cni-${f.containerId.slice(0, 8)}`,
     ifname: "eth0",
     cgroupPath: `/sys/fs/cgroup/kubepods/pod-${f.containerId.slice(0, 8)}`,
-    podIPs: policy.podIPs,
+    podIPs: f.podIPs,
+    settings: s,
     ...(f.pod ? { pod: f.pod } : {}),
-    policy: {
-      flags: flagNames(policy.flags),
-      proxyUid: policy.proxyUid,
-      proxyGid: policy.proxyGid,
-      ports: policy.ports.length,
-      cidrs: policy.cidrs.length,
-      excludeInterfaces: s.excludeInterfaces,
-      excludedInterfaceCidrs: f.interfaceCidrs ?? [],
-    },
-    inboundInterfaces: [{ ifname: "eth0", ifindex: 3 }],
-    localAddresses: policy.localAddresses,
-    keys: {
-      ports: keys(MAP_NAMES.ports),
-      cidrs: keys(MAP_NAMES.cidrs),
-      podIps: keys(MAP_NAMES.podIps),
-      ifaces: keys(MAP_NAMES.ifaces),
-    },
-    links: [...POD_LINKS],
+  };
+  const entries = policyEntries(netns, policy);
+  return {
+    ...podRecord(req, { netns, policy, interfaces, excludedCidrs, entries }),
     attachedAt: "2025-06-01T12:00:00.000Z",
     counters: f.counters === undefined ? counters() : f.counters,
   };
