@@ -107,10 +107,10 @@ export const processIo: CliIo = {
   err: (text) => process.stderr.write(text),
 };
 
-/** Parses `argv` (without the program name), runs the chosen command, resolves to the exit code. */
 /** A command line yargs rejected; thrown from its fail handler so no command runs. */
 class UsageError extends Error {}
 
+/** Parses `argv` (without the program name), runs the chosen command, resolves to the exit code. */
 export async function runCli(
   argv: string[],
   io: CliIo = processIo,

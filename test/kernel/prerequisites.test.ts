@@ -1,4 +1,4 @@
-// waggle's declared prerequisites (cni/prerequisites.ts, what `waggle doctor` checks) against
+// waggle's declared prerequisites (app/prerequisites.ts, what `waggle doctor` checks) against
 // the BPF objects actually built: every program type, attach type, helper and map type a
 // shipped object uses must be declared, so doctor can never pass on a host that cannot run them.
 // Map types need the objects loaded (root).

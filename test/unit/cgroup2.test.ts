@@ -33,7 +33,7 @@ const SUBTREE_FIRST = `100 90 0:40 /kubepods/pod1 /run/pod\\040cgroup rw,relatim
 101 90 0:40 / /host/sys/fs/cgroup rw,relatime shared:10 - cgroup2 cgroup2 rw
 `;
 
-describe("cgroup2Root (cni/cgroup2)", () => {
+describe("cgroup2Root (base/cgroup2)", () => {
   let dir: string;
   before(() => {
     dir = mkdtempSync(join(tmpdir(), "waggle-cgroup2-"));

@@ -1,4 +1,4 @@
-// Reading the pod from the API server (cni/k8s-pod.ts) against a local fake API server:
+// Reading the pod from the API server (mesh/k8s-pod.ts) against a local fake API server:
 // bounded retries, which failures are retried, and messages that name the cause.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";

@@ -1,4 +1,4 @@
-// Finding the pod cgroup (cni/pod-cgroup.ts) in a directory tree laid out like a cgroup2
+// Finding the pod cgroup (mesh/pod-cgroup.ts) in a directory tree laid out like a cgroup2
 // mount: cgroupfs paths, systemd slice names, and lookup by pod UID for both drivers.
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";

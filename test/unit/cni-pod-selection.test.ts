@@ -1,4 +1,4 @@
-// istio-cni's pod selection (cni/pod-selection.ts), one case per rule of the contract's
+// istio-cni's pod selection (mesh/pod-selection.ts), one case per rule of the contract's
 // "Pods the plugin leaves alone" (1-8, first match wins), and the two ways of getting facts.
 import type { V1Pod } from "@kubernetes/client-node";
 import { expect } from "chai";

@@ -1,4 +1,4 @@
-// The map layouts of cni/datapath/layout.ts against the BTF of the compiled objects: every
+// The map layouts of datapath/layout.ts against the BTF of the compiled objects: every
 // shared struct has the same size and member offsets/sizes on both sides.
 import { execFileSync } from "node:child_process";
 import { expect } from "chai";
