@@ -184,14 +184,7 @@ export async function cmdDel(deps: PluginDeps, req: PluginRequest): Promise<void
     req.log.debug("nothing attached", { netns });
     return;
   }
-  try {
-    await removePodState(deps, req, req.env.containerId);
-  } catch (e) {
-    throw new CniError(
-      ErrorCodes.DetachFailed,
-      `removing the pod's state failed: ${(e as Error).message}`,
-    );
-  }
+  await detach(deps, req);
   req.log.info("detached", { netns });
 }
 
@@ -484,6 +477,18 @@ async function attach(
     throw new CniError(
       attachErrorCode((e as { code?: unknown }).code),
       `attaching the pod failed: ${(e as Error).message}`,
+    );
+  }
+}
+
+/** Removes the container's state (code 106 when something could not be removed). */
+async function detach(deps: PluginDeps, req: PluginRequest): Promise<void> {
+  try {
+    await removePodState(deps, req, req.env.containerId);
+  } catch (e) {
+    throw new CniError(
+      ErrorCodes.DetachFailed,
+      `removing the pod's state failed: ${(e as Error).message}`,
     );
   }
 }
