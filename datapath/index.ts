@@ -615,6 +615,7 @@ export type DatapathView<K extends keyof DatapathModule> = {
   ) => ReturnType<DatapathModule[F]> | Promise<ReturnType<DatapathModule[F]>>;
 };
 
+/** This module's functions, by name (the public entry: what callers may take a view of). */
 type DatapathModule = {
   [F in keyof typeof import("./index") as typeof import("./index")[F] extends (
     ...args: never[]
