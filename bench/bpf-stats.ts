@@ -4,7 +4,7 @@
 // run_time_ns of each pinned program, before and after.
 
 import { readFileSync, writeFileSync } from "node:fs";
-import { ALL_PROGRAMS, paths } from "../cni/datapath/programs";
+import { ALL_PROGRAMS, paths } from "../datapath";
 import { runChecked } from "../test/support/command";
 import { track } from "../test/support/resources";
 

@@ -22,7 +22,7 @@
 // speak mutual TLS to each other (bench/sidecars.ts), with certificates made for the run.
 // Every pod gets the same sysctls (POD_SYSCTLS), whatever its mode.
 
-import { defaultRedirectSettings } from "../cni/redirect-settings";
+import { defaultRedirectSettings } from "../mesh/redirect-settings";
 import { CniNode, MESHED_ANNOTATIONS } from "../test/support/cni-node";
 import { runChecked } from "../test/support/command";
 import { IPTABLES_RESTORE, renderIstioIptables } from "../test/support/istio-iptables";

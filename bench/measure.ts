@@ -3,7 +3,7 @@
 
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { listPods } from "../cni/datapath";
+import { listPods } from "../datapath";
 import { run } from "../test/support/command";
 import type { Sandbox } from "../test/support/sandbox";
 import {

@@ -13,9 +13,8 @@
 
 import { readdirSync } from "node:fs";
 import { BpfMap } from "ebpf-napi";
-import { attachPod, detachPod } from "../cni/datapath";
-import { paths } from "../cni/datapath/programs";
-import { defaultRedirectSettings } from "../cni/redirect-settings";
+import { attachPod, detachPod, paths } from "../datapath";
+import { defaultRedirectSettings } from "../mesh/redirect-settings";
 import { runChecked } from "../test/support/command";
 import { uniqueName } from "../test/support/names";
 import { applyIstioRules, type BenchCluster, type BenchPod, removeIstioRules } from "./cluster";

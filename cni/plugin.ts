@@ -1,6 +1,9 @@
 // waggle's CNI plugin: ADD, DEL, CHECK, GC and STATUS over the skeleton (cni/skel), which owns
-// the protocol. ADD decides istio-cni's way whether the pod is meshed and, if so, attaches the
-// datapath to its cgroup and interface; the previous result always passes through unchanged.
+// the protocol. ADD decides whether the pod is meshed (mesh/mesh-decision.ts, istio-cni's way)
+// and, if so, attaches the datapath to its cgroup and interface; the previous result always
+// passes through unchanged. Each command is a top-level function of (deps, request) that reads
+// as its steps; createPlugin puts them over the skeleton with what they share written once:
+// reading the request, opening the log, and logging a failure as the invocation's decision.
 //
 // Where pod facts come from (the selection rules need container facts the runtime's
 // annotations do not carry):
@@ -13,8 +16,9 @@
 // 3. No kubeconfig: facts come from the runtime's annotations alone (podFactsFromAnnotations:
 //    containers from the status annotation, istio-proxy defaults).
 // 4. Neither annotations nor a kubeconfig: ADD fails with code 7 (nothing to decide with).
-import { buildInfo } from "./build-info";
-import { cgroup2Root } from "./cgroup2";
+import { buildInfo } from "../base/build-info";
+import { cgroup2Root } from "../base/cgroup2";
+import type { DatapathOptions, DatapathView } from "../datapath";
 import {
   CGROUP_PATH_CAPABILITY,
   DEFAULT_CONFIG,
@@ -22,24 +26,13 @@ import {
   POD_ANNOTATIONS_CAPABILITY,
   parseWaggleConfig,
   type WaggleConfig,
-} from "./config";
-import type { DatapathOptions, AttachRequest as PodAttachRequest } from "./datapath";
-import { PodLookupError, podFactsFromPod, readPod } from "./k8s-pod";
-import { PodCgroupError, resolvePodCgroup } from "./pod-cgroup";
-import {
-  type K8sPodArgs,
-  lacksSidecarStatus,
-  type PodFacts,
-  podFactsFromAnnotations,
-  type Skip,
-  skipByArgs,
-  skipByPod,
-} from "./pod-selection";
-import {
-  InvalidAnnotationError,
-  parseRedirectSettings,
-  type RedirectSettings,
-} from "./redirect-settings";
+  WaggleConfigError,
+} from "../mesh/config";
+import { PodLookupError, podFactsFromPod, readPod } from "../mesh/k8s-pod";
+import { decideMesh, type MeshDecision } from "../mesh/mesh-decision";
+import { PodCgroupError, resolvePodCgroup } from "../mesh/pod-cgroup";
+import { type K8sPodArgs, type PodFacts, podFactsFromAnnotations } from "../mesh/pod-selection";
+import { InvalidAnnotationError, type RedirectSettings } from "../mesh/redirect-settings";
 import {
   CniError,
   type CniOutcome,
@@ -55,42 +48,20 @@ import {
 } from "./skel";
 
 // ---------------------------------------------------------------------------------------------
-// The datapath, as the plugin uses it (implemented by cni/datapath).
+// The datapath, as the plugin uses it: datapath/'s own functions (unit tests pass fakes).
 
-/** bpffs root of waggle's pins, and the attach request (cni/datapath's types). */
-export type { AttachRequest as PodAttachRequest, DatapathOptions } from "./datapath";
+export type { AttachRequest as PodAttachRequest, DatapathOptions } from "../datapath";
 
-/** What the datapath keeps per attached pod (the plugin only needs its container ID). */
-export interface PodRecord {
-  containerId: string;
-}
+/** What ADD, DEL, CHECK, GC and STATUS call of the datapath (loading its addon first). */
+export type Datapath = DatapathView<
+  "ensureSharedPrograms" | "attachPod" | "detachPod" | "checkPod"
+>;
 
-export interface Datapath {
-  /** Loads and pins the shared programs and maps once per node, under a lock (idempotent). */
-  ensureSharedPrograms(opts: DatapathOptions): void | Promise<void>;
-  /** Attaches one pod; on failure rolls back everything it did and throws. */
-  attachPod(req: PodAttachRequest, opts: DatapathOptions): PodRecord | Promise<PodRecord>;
-  /**
-   * Removes a pod's state; succeeds when there is none or its netns is gone. False when there
-   * was nothing to remove.
-   */
-  detachPod(containerId: string, opts: DatapathOptions): boolean | Promise<boolean>;
-  /** Problems with an attached pod's programs, links, filter and map entries; [] when healthy. */
-  checkPod(containerId: string, opts: DatapathOptions): string[] | Promise<string[]>;
-  listPods(opts: DatapathOptions): PodRecord[] | Promise<PodRecord[]>;
-}
-
-/** What the plugin reads and undoes of the pins with plain file calls (cni/datapath/pins). */
-export interface Pins {
-  /** True when `path` (or its nearest existing ancestor) is on a bpffs. */
-  onBpffs(path: string): boolean;
-  /** True when the container has any pinned state. */
-  hasPodState(bpfRoot: string, containerId: string): boolean;
-  /** Container IDs with any state (records or leftovers of a half-done ADD), for GC and CHECK. */
-  attachedContainerIds(bpfRoot: string): string[];
-  /** Degraded teardown without the addon: unlinks the pod's link pins, keeps its record. */
-  unlinkPodLinks(bpfRoot: string, containerId: string): string[];
-}
+/** What the plugin reads and undoes of the pins with plain file calls, without the addon. */
+export type Pins = Pick<
+  typeof import("../datapath/pins"),
+  "onBpffs" | "hasPodState" | "attachedContainerIds" | "unlinkPodLinks"
+>;
 
 // ---------------------------------------------------------------------------------------------
 // Dependencies (real ones by default; unit tests pass fakes).
@@ -123,17 +94,17 @@ export const defaultDeps: PluginDeps = {
   // Required on first use: VERSION and unmeshed pods' ADD never load the addon. The single
   // executable extracts the addon here, so only commands that need the kernel can fail on it.
   loadDatapath: async () => {
-    (require("./addon") as typeof import("./addon")).prepareBundledAddon();
-    return require("./datapath") as typeof import("./datapath");
+    (require("../base/addon") as typeof import("../base/addon")).prepareBundledAddon();
+    return require("../datapath") as typeof import("../datapath");
   },
-  pins: () => require("./datapath/pins") as typeof import("./datapath/pins"),
+  pins: () => require("../datapath/pins") as typeof import("../datapath/pins"),
 
   cgroupRoot: () => cgroup2Root(),
   readPodFacts: async (opts) => podFactsFromPod(await readPod(opts)),
   openLog: (config, meta) => {
     if (config.level === "none") return { log: SILENT_LOG, close: async () => {} };
     // Required here, not at the top, so VERSION never loads winston.
-    const { createLogger, closeLogger } = require("./log") as typeof import("./log");
+    const { createLogger, closeLogger } = require("../base/log") as typeof import("../base/log");
     // A log file that cannot be written must not fail (or hang) the pod's ADD or DEL:
     // createLogger then logs to stderr only, saying why.
     const logger = createLogger({
@@ -163,6 +134,381 @@ function boundedClose(closing: Promise<void>): Promise<void> {
   return Promise.race([closing, timeout]).finally(() => clearTimeout(timer));
 }
 
+// ---------------------------------------------------------------------------------------------
+// The commands.
+
+/**
+ * One invocation as the commands read it: the skeleton's request (env, conf), the entry's
+ * validated config, the pod's identity from CNI_ARGS, the invocation's log and the datapath
+ * options.
+ */
+export type PluginRequest<R extends CniRequest = CniRequest> = R & {
+  config: WaggleConfig;
+  pod: K8sPodArgs;
+  log: PluginLog;
+  opts: DatapathOptions;
+};
+
+/** ADD: attaches a meshed pod's datapath; passes the previous result through. */
+export async function cmdAdd(deps: PluginDeps, req: PluginRequest): Promise<CniResult> {
+  const prev = prevResultOf(
+    req,
+    "waggle is a chained plugin: ADD needs a prevResult",
+    "put waggle after the primary plugin (e.g. calico) in the config list",
+  );
+  const decision = await decide(deps, req);
+  if ("skip" in decision) {
+    req.log.info("skipped", { rule: decision.skip.rule, reason: decision.skip.reason });
+    return passThrough(req.conf);
+  }
+  const { ifname, podIPs } = podInterface(prev, req.env.netns, req.env.ifname);
+  const cgroupPath = podCgroup(deps, req);
+  await attach(deps, req, { ifname, podIPs, cgroupPath, settings: decision.settings });
+  req.log.info("attached", {
+    ifname,
+    podIPs,
+    cgroup: cgroupPath,
+    facts: decision.facts.source,
+    proxyUid: decision.settings.proxyUid,
+    proxyGid: decision.settings.proxyGid,
+    interceptionMode: decision.settings.interceptionMode,
+    dnsCapture: decision.settings.dnsCapture,
+  });
+  return passThrough(req.conf);
+}
+
+/** DEL: removes whatever the container has pinned; nothing pinned is success. */
+export async function cmdDel(deps: PluginDeps, req: PluginRequest): Promise<void> {
+  const netns = req.env.netns || undefined;
+  if (!deps.pins().hasPodState(req.opts.bpfRoot, req.env.containerId)) {
+    req.log.debug("nothing attached", { netns });
+    return;
+  }
+  await detach(deps, req);
+  req.log.info("detached", { netns });
+}
+
+/** CHECK: an attached pod is healthy; a pod without state is one ADD would have skipped. */
+export async function cmdCheck(deps: PluginDeps, req: PluginRequest): Promise<void> {
+  prevResultOf(req, "CHECK needs a prevResult");
+  if (deps.pins().hasPodState(req.opts.bpfRoot, req.env.containerId)) {
+    await checkAttached(deps, req);
+    req.log.debug("checked: attached and healthy");
+    return;
+  }
+  const decision = await decide(deps, req);
+  if (!("skip" in decision)) {
+    throw new CniError(
+      ErrorCodes.CheckFailed,
+      `the pod is meshed but waggle has no state for container ${req.env.containerId}`,
+    );
+  }
+  req.log.debug("checked: not meshed", { rule: decision.skip.rule });
+}
+
+/**
+ * GC: removes the state of every container the runtime no longer lists. waggle keeps one
+ * attachment per container (the pod's interface), so an attachment is valid when its
+ * container is listed, whatever the ifname.
+ */
+export async function cmdGc(deps: PluginDeps, req: PluginRequest<GcRequest>): Promise<void> {
+  const valid = new Set(req.validAttachments.map((a) => a.containerID));
+  const stale = deps
+    .pins()
+    .attachedContainerIds(req.opts.bpfRoot)
+    .filter((id) => !valid.has(id));
+  const failures: string[] = [];
+  for (const containerId of stale) {
+    try {
+      await removePodState(deps, req, containerId);
+      req.log.info("removed by GC", { containerId });
+    } catch (e) {
+      failures.push(`${containerId}: ${(e as Error).message}`);
+    }
+  }
+  if (failures.length > 0) {
+    throw new CniError(
+      ErrorCodes.GcFailed,
+      `GC could not remove ${failures.length} stale attachment${failures.length > 1 ? "s" : ""}`,
+      failures.join("; "),
+    );
+  }
+  req.log.debug("GC done", { removed: stale.length, kept: valid.size });
+}
+
+/** STATUS: ready when the bpffs, the cgroup2 mount and the shared programs are there. */
+export async function cmdStatus(deps: PluginDeps, req: PluginRequest): Promise<void> {
+  requireBpffs(deps, req);
+  requireCgroup2(deps);
+  await requireSharedPrograms(deps, req);
+  req.log.debug("ready");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The plugin over the skeleton.
+
+/**
+ * The plugin's commands over `deps`. Every command logs its decision once ("skipped",
+ * "attached", "detached", "check failed", "removed by GC", "failed") with the container and
+ * pod as fields; `closers` collects how to flush each invocation's log.
+ */
+export function createPlugin(deps: PluginDeps, closers: (() => Promise<void>)[] = []): CniPlugin {
+  const command =
+    <R extends CniRequest, T>(
+      run: (deps: PluginDeps, req: PluginRequest<R>) => Promise<T>,
+      lenient = false,
+    ) =>
+    async (req: R): Promise<T> => {
+      const request = begin(deps, closers, req, lenient);
+      try {
+        return await run(deps, request);
+      } catch (e) {
+        return failed(request.log, e);
+      }
+    };
+  return {
+    // A getter: building the line may run git (in a checkout), needed only without CNI_COMMAND.
+    get about() {
+      const info = buildInfo();
+      return `waggle CNI plugin ${info.version} (${info.commit})`;
+    },
+    add: command(cmdAdd),
+    // DEL must never keep a pod from being torn down: it goes on with what can be read.
+    del: command(cmdDel, true),
+    check: command(cmdCheck),
+    gc: command(cmdGc),
+    status: command(cmdStatus),
+  };
+}
+
+/**
+ * Runs one CNI invocation of waggle's plugin: the binary's entry point (app/main.ts) calls this
+ * with process.env and stdin, writes stdout and stderr, and exits with exitCode. Logs are
+ * flushed before it resolves.
+ */
+export async function runCni(
+  env: Readonly<Record<string, string | undefined>>,
+  stdin: string | Buffer,
+  deps: PluginDeps = defaultDeps,
+): Promise<CniOutcome> {
+  const closers: (() => Promise<void>)[] = [];
+  try {
+    return await runSkel(createPlugin(deps, closers), env, stdin);
+  } finally {
+    await Promise.all(closers.map((close) => close()));
+  }
+}
+
+/** CNI_ARGS keys waggle reads (containerd and CRI-O send them, with IgnoreUnknown=1). */
+export const K8S_ARGS = [
+  "K8S_POD_NAMESPACE",
+  "K8S_POD_NAME",
+  "K8S_POD_INFRA_CONTAINER_ID",
+  "K8S_POD_UID",
+];
+
+/**
+ * Reads the config and CNI_ARGS and opens the log. When either is invalid the failure is
+ * still logged (to stderr: the config's log settings are unknown). Lenient (DEL): a config or
+ * CNI_ARGS that does not validate goes on with the config's bpf_root (or the default) and
+ * logs a warning.
+ */
+function begin<R extends CniRequest>(
+  deps: PluginDeps,
+  closers: (() => Promise<void>)[],
+  req: R,
+  lenient: boolean,
+): PluginRequest<R> {
+  const meta: Record<string, unknown> = { command: req.env.command };
+  if (req.env.containerId) meta.containerId = req.env.containerId;
+  const problems: string[] = [];
+  let config: WaggleConfig;
+  let args: Map<string, string>;
+  try {
+    config = configOf(req.conf.raw);
+    args = parseCniArgs(req.env.args, K8S_ARGS);
+  } catch (e) {
+    if (!lenient) {
+      const { log, close } = deps.openLog(
+        { level: "error", file: "", maxSizeMB: 1, maxFiles: 1 },
+        meta,
+      );
+      closers.push(close);
+      return failed(log, e);
+    }
+    problems.push((e as Error).message);
+    config = fallbackConfig(req.conf.raw);
+    args = new Map();
+  }
+  const pod: K8sPodArgs = {
+    namespace: args.get("K8S_POD_NAMESPACE") || undefined,
+    name: args.get("K8S_POD_NAME") || undefined,
+    uid: args.get("K8S_POD_UID") || undefined,
+    infraContainerId: args.get("K8S_POD_INFRA_CONTAINER_ID") || undefined,
+  };
+  if (pod.namespace && pod.name) meta.pod = `${pod.namespace}/${pod.name}`;
+  const { log, close } = deps.openLog(
+    {
+      level: config.logLevel,
+      file: config.logFile,
+      maxSizeMB: config.logMaxSizeMB,
+      maxFiles: config.logMaxFiles,
+    },
+    meta,
+  );
+  closers.push(close);
+  for (const problem of problems) {
+    log.warn("invalid request; going on with what can be read", {
+      error: problem,
+      bpfRoot: config.bpfRoot,
+    });
+  }
+  const opts: DatapathOptions = {
+    bpfRoot: config.bpfRoot,
+    ...(config.socketBypass === undefined ? {} : { socketBypass: config.socketBypass }),
+  };
+  return { ...req, config, pod, log, opts };
+}
+
+/** Logs a failure once, as the decision of the invocation, and throws it as a CniError. */
+function failed(log: PluginLog, e: unknown): never {
+  const err =
+    e instanceof CniError
+      ? e
+      : new CniError(ErrorCodes.Internal, String((e as Error)?.message ?? e));
+  log.error("failed", { code: err.code, error: err.message, details: err.details });
+  throw err;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The commands' steps.
+
+/** The previous result, which ADD and CHECK need (code 7 without it). */
+function prevResultOf(req: PluginRequest, message: string, hint?: string): CniResult {
+  if (!req.conf.prevResult) throw new CniError(ErrorCodes.InvalidConfig, message, hint);
+  return req.conf.prevResult;
+}
+
+/** Whether the pod is meshed (decideMesh), its facts read as the header says; code 101 for an invalid annotation. */
+async function decide(deps: PluginDeps, req: PluginRequest): Promise<MeshDecision> {
+  let annotations: Record<string, string> | undefined;
+  try {
+    return await decideMesh({
+      pod: req.pod,
+      excludeNamespaces: req.config.excludeNamespaces,
+      runtimeAnnotations: () => {
+        annotations = runtimeAnnotations(req.conf.runtimeConfig);
+        return annotations;
+      },
+      readFacts: () => podFacts(deps, req, annotations),
+      warn: (m) => req.log.warn(m),
+    });
+  } catch (e) {
+    if (e instanceof InvalidAnnotationError) {
+      throw new CniError(ErrorCodes.InvalidPodAnnotation, e.message);
+    }
+    throw e;
+  }
+}
+
+/** The pod's facts: from the API server when a kubeconfig is configured, else from the runtime's annotations. */
+async function podFacts(
+  deps: PluginDeps,
+  req: PluginRequest,
+  annotations: Record<string, string> | undefined,
+): Promise<PodFacts> {
+  if (req.config.kubeconfig) {
+    const facts = await podFromApi(deps, req);
+    return annotations ? { ...facts, annotations } : facts;
+  }
+  if (annotations) return podFactsFromAnnotations(annotations);
+  throw new CniError(
+    ErrorCodes.InvalidConfig,
+    "cannot tell whether the pod is meshed: the runtime passed no pod annotations and no kubeconfig is configured",
+    `declare the ${POD_ANNOTATIONS_CAPABILITY} capability in waggle's entry, or set kubernetes.kubeconfig`,
+  );
+}
+
+/** The pod read from the API server: code 11 when retrying later may help, else 100. */
+async function podFromApi(deps: PluginDeps, req: PluginRequest): Promise<PodFacts> {
+  const { namespace = "", name = "" } = req.pod;
+  try {
+    return await deps.readPodFacts({
+      kubeconfigPath: req.config.kubeconfig as string,
+      namespace,
+      name,
+      attempts: req.config.api.attempts,
+      intervalMs: req.config.api.intervalMs,
+      timeoutMs: req.config.api.timeoutMs,
+      onRetry: (attempt, err) =>
+        req.log.debug("reading the pod failed; retrying", { attempt, error: err.message }),
+    });
+  } catch (e) {
+    if (e instanceof PodLookupError) {
+      throw new CniError(
+        e.transient ? ErrorCodes.TryAgainLater : ErrorCodes.PodLookupFailed,
+        e.message,
+      );
+    }
+    throw e;
+  }
+}
+
+/** Attaches the pod (the shared programs loaded first); a datapath failure gets its CNI code. */
+async function attach(
+  deps: PluginDeps,
+  req: PluginRequest,
+  where: { ifname: string; podIPs: string[]; cgroupPath: string; settings: RedirectSettings },
+): Promise<void> {
+  const datapath = await requireDatapath(deps);
+  try {
+    await datapath.ensureSharedPrograms(req.opts);
+    await datapath.attachPod(
+      {
+        containerId: req.env.containerId,
+        netnsPath: req.env.netns,
+        ...where,
+        pod: {
+          namespace: req.pod.namespace as string,
+          name: req.pod.name as string,
+          uid: req.pod.uid,
+        },
+      },
+      req.opts,
+    );
+  } catch (e) {
+    if (e instanceof CniError) throw e;
+    throw new CniError(
+      attachErrorCode((e as { code?: unknown }).code),
+      `attaching the pod failed: ${(e as Error).message}`,
+    );
+  }
+}
+
+/** Removes the container's state (code 106 when something could not be removed). */
+async function detach(deps: PluginDeps, req: PluginRequest): Promise<void> {
+  try {
+    await removePodState(deps, req, req.env.containerId);
+  } catch (e) {
+    throw new CniError(
+      ErrorCodes.DetachFailed,
+      `removing the pod's state failed: ${(e as Error).message}`,
+    );
+  }
+}
+
+/** An attached pod's programs, links and map entries are all there (code 105 naming what is not). */
+async function checkAttached(deps: PluginDeps, req: PluginRequest): Promise<void> {
+  const datapath = await requireDatapath(deps);
+  const problems = await datapath.checkPod(req.env.containerId, req.opts);
+  if (problems.length > 0) {
+    throw new CniError(
+      ErrorCodes.CheckFailed,
+      `the pod's redirection is incomplete: ${problems.join("; ")}`,
+    );
+  }
+}
+
 /**
  * The datapath for a command that cannot do without it: an addon that cannot be made
  * loadable is the node's problem, not the pod's (code 50, as STATUS says it).
@@ -186,7 +532,7 @@ async function requireDatapath(deps: PluginDeps): Promise<Datapath> {
  */
 async function removePodState(
   deps: PluginDeps,
-  inv: Invocation,
+  req: PluginRequest,
   containerId: string,
 ): Promise<"removed" | "links-unlinked"> {
   let datapath: Datapath;
@@ -194,374 +540,75 @@ async function removePodState(
     datapath = await deps.loadDatapath();
   } catch (e) {
     if ((e as Error).name !== "AddonUnavailableError") throw e;
-    const unlinked = deps.pins().unlinkPodLinks(inv.opts.bpfRoot, containerId);
-    inv.log.warn("the eBPF addon cannot be used: unlinked the pod's links, its map entries stay", {
+    const unlinked = deps.pins().unlinkPodLinks(req.opts.bpfRoot, containerId);
+    req.log.warn("the eBPF addon cannot be used: unlinked the pod's links, its map entries stay", {
       containerId,
       unlinked,
       error: (e as Error).message,
     });
     return "links-unlinked";
   }
-  await datapath.detachPod(containerId, inv.opts);
+  await datapath.detachPod(containerId, req.opts);
   return "removed";
 }
 
-// ---------------------------------------------------------------------------------------------
-// The plugin.
-
-/** CNI_ARGS keys waggle reads (containerd and CRI-O send them, with IgnoreUnknown=1). */
-export const K8S_ARGS = [
-  "K8S_POD_NAMESPACE",
-  "K8S_POD_NAME",
-  "K8S_POD_INFRA_CONTAINER_ID",
-  "K8S_POD_UID",
-];
-
-/** What ADD decided for a pod. */
-type Decision = { skip: Skip } | { settings: RedirectSettings; facts: PodFacts };
-
-interface Invocation {
-  config: WaggleConfig;
-  pod: K8sPodArgs;
-  log: PluginLog;
-  opts: DatapathOptions;
+/** STATUS: the bpf root is on a bpffs (code 51 otherwise: pinned state is gone). */
+function requireBpffs(deps: PluginDeps, req: PluginRequest): void {
+  if (deps.pins().onBpffs(req.config.bpfRoot)) return;
+  throw new CniError(
+    ErrorCodes.LimitedConnectivity,
+    `no bpffs at ${req.config.bpfRoot}: meshed pods' pinned state is gone and new pods cannot be attached`,
+    "mount it: mount -t bpf bpf /sys/fs/bpf",
+  );
 }
 
-/**
- * The plugin's handlers over `deps`. Every handler logs its decision once ("skipped",
- * "attached", "detached", "check failed", "removed by GC", "failed") with the container and
- * pod as fields.
- */
-export function createPlugin(deps: PluginDeps, closers: (() => Promise<void>)[] = []): CniPlugin {
-  // Reads the config and CNI_ARGS and opens the log. When either is invalid the failure is
-  // still logged (to stderr: the config's log settings are unknown). DEL is lenient: a config
-  // or CNI_ARGS that does not validate must not keep a pod from being torn down, so it goes
-  // on with the config's bpf_root (or the default) and logs a warning.
-  const begin = (req: CniRequest, lenient = false): Invocation => {
-    const meta: Record<string, unknown> = { command: req.env.command };
-    if (req.env.containerId) meta.containerId = req.env.containerId;
-    const problems: string[] = [];
-    let config: WaggleConfig;
-    let args: Map<string, string>;
-    try {
-      config = parseWaggleConfig(req.conf.raw);
-      args = parseCniArgs(req.env.args, K8S_ARGS);
-    } catch (e) {
-      if (!lenient) {
-        const { log, close } = deps.openLog(
-          { level: "error", file: "", maxSizeMB: 1, maxFiles: 1 },
-          meta,
-        );
-        closers.push(close);
-        return failed(log, e);
-      }
-      problems.push((e as Error).message);
-      config = fallbackConfig(req.conf.raw);
-      args = new Map();
-    }
-    const pod: K8sPodArgs = {
-      namespace: args.get("K8S_POD_NAMESPACE") || undefined,
-      name: args.get("K8S_POD_NAME") || undefined,
-      uid: args.get("K8S_POD_UID") || undefined,
-      infraContainerId: args.get("K8S_POD_INFRA_CONTAINER_ID") || undefined,
-    };
-    if (pod.namespace && pod.name) meta.pod = `${pod.namespace}/${pod.name}`;
-    const { log, close } = deps.openLog(
-      {
-        level: config.logLevel,
-        file: config.logFile,
-        maxSizeMB: config.logMaxSizeMB,
-        maxFiles: config.logMaxFiles,
-      },
-      meta,
-    );
-    closers.push(close);
-    for (const problem of problems) {
-      log.warn("invalid request; going on with what can be read", {
-        error: problem,
-        bpfRoot: config.bpfRoot,
-      });
-    }
-    return {
-      config,
-      pod,
-      log,
-      opts: {
-        bpfRoot: config.bpfRoot,
-        ...(config.socketBypass === undefined ? {} : { socketBypass: config.socketBypass }),
-      },
-    };
-  };
-
-  // Logs a failure once, as the decision of the invocation, and rethrows it.
-  const failed = (log: PluginLog, e: unknown): never => {
-    const err =
-      e instanceof CniError
-        ? e
-        : new CniError(ErrorCodes.Internal, String((e as Error)?.message ?? e));
-    log.error("failed", { code: err.code, error: err.message, details: err.details });
-    throw err;
-  };
-
-  const decide = async (req: CniRequest, inv: Invocation): Promise<Decision> => {
-    const byArgs = skipByArgs(inv.pod, inv.config.excludeNamespaces);
-    if (byArgs) return { skip: byArgs };
-    const annotations = runtimeAnnotations(req.conf.runtimeConfig);
-    if (annotations && lacksSidecarStatus(annotations)) {
-      return {
-        skip: {
-          rule: "no-sidecar-status",
-          reason: "no sidecar.istio.io/status in the runtime's pod annotations: not injected",
-        },
-      };
-    }
-    let facts: PodFacts;
-    if (inv.config.kubeconfig) {
-      facts = await podFromApi(inv);
-      if (annotations) facts = { ...facts, annotations };
-    } else if (annotations) {
-      facts = annotationError(() => podFactsFromAnnotations(annotations));
-    } else {
-      throw new CniError(
-        ErrorCodes.InvalidConfig,
-        "cannot tell whether the pod is meshed: the runtime passed no pod annotations and no kubeconfig is configured",
-        `declare the ${POD_ANNOTATIONS_CAPABILITY} capability in waggle's entry, or set kubernetes.kubeconfig`,
-      );
-    }
-    const byPod = skipByPod(facts);
-    if (byPod) return { skip: byPod };
-    const settings = annotationError(() =>
-      parseRedirectSettings(facts.annotations, facts.proxy, (m) => inv.log.warn(m)),
-    );
-    return { settings, facts };
-  };
-
-  const podFromApi = async (inv: Invocation): Promise<PodFacts> => {
-    const { namespace = "", name = "" } = inv.pod;
-    try {
-      return await deps.readPodFacts({
-        kubeconfigPath: inv.config.kubeconfig as string,
-        namespace,
-        name,
-        attempts: inv.config.api.attempts,
-        intervalMs: inv.config.api.intervalMs,
-        timeoutMs: inv.config.api.timeoutMs,
-        onRetry: (attempt, err) =>
-          inv.log.debug("reading the pod failed; retrying", { attempt, error: err.message }),
-      });
-    } catch (e) {
-      if (e instanceof PodLookupError) {
-        throw new CniError(
-          e.transient ? ErrorCodes.TryAgainLater : ErrorCodes.PodLookupFailed,
-          e.message,
-        );
-      }
-      throw e;
-    }
-  };
-
-  return {
-    // A getter: building the line may run git (in a checkout), needed only without CNI_COMMAND.
-    get about() {
-      const info = buildInfo();
-      return `waggle CNI plugin ${info.version} (${info.commit})`;
-    },
-
-    async add(req) {
-      const inv = begin(req);
-      try {
-        const prev = req.conf.prevResult;
-        if (!prev) {
-          throw new CniError(
-            ErrorCodes.InvalidConfig,
-            "waggle is a chained plugin: ADD needs a prevResult",
-            "put waggle after the primary plugin (e.g. calico) in the config list",
-          );
-        }
-        const decision = await decide(req, inv);
-        if ("skip" in decision) {
-          inv.log.info("skipped", { rule: decision.skip.rule, reason: decision.skip.reason });
-          return passThrough(req.conf);
-        }
-        const { ifname, podIPs } = podInterface(prev, req.env.netns, req.env.ifname);
-        const cgroupPath = podCgroup(req.conf.runtimeConfig, inv.pod.uid, deps);
-        const datapath = await requireDatapath(deps);
-        try {
-          await datapath.ensureSharedPrograms(inv.opts);
-          await datapath.attachPod(
-            {
-              containerId: req.env.containerId,
-              netnsPath: req.env.netns,
-              ifname,
-              cgroupPath,
-              podIPs,
-              settings: decision.settings,
-              pod: {
-                namespace: inv.pod.namespace as string,
-                name: inv.pod.name as string,
-                uid: inv.pod.uid,
-              },
-            },
-            inv.opts,
-          );
-        } catch (e) {
-          if (e instanceof CniError) throw e;
-          throw new CniError(
-            attachErrorCode((e as { code?: unknown }).code),
-            `attaching the pod failed: ${(e as Error).message}`,
-          );
-        }
-        inv.log.info("attached", {
-          ifname,
-          podIPs,
-          cgroup: cgroupPath,
-          facts: decision.facts.source,
-          proxyUid: decision.settings.proxyUid,
-          proxyGid: decision.settings.proxyGid,
-          interceptionMode: decision.settings.interceptionMode,
-          dnsCapture: decision.settings.dnsCapture,
-        });
-        return passThrough(req.conf);
-      } catch (e) {
-        return failed(inv.log, e);
-      }
-    },
-
-    async del(req) {
-      const inv = begin(req, true);
-      try {
-        if (!deps.pins().hasPodState(inv.opts.bpfRoot, req.env.containerId)) {
-          inv.log.debug("nothing attached", { netns: req.env.netns || undefined });
-          return;
-        }
-        try {
-          await removePodState(deps, inv, req.env.containerId);
-        } catch (e) {
-          throw new CniError(
-            ErrorCodes.DetachFailed,
-            `removing the pod's state failed: ${(e as Error).message}`,
-          );
-        }
-        inv.log.info("detached", { netns: req.env.netns || undefined });
-      } catch (e) {
-        failed(inv.log, e);
-      }
-    },
-
-    async check(req) {
-      const inv = begin(req);
-      try {
-        if (!req.conf.prevResult) {
-          throw new CniError(ErrorCodes.InvalidConfig, "CHECK needs a prevResult");
-        }
-        if (deps.pins().hasPodState(inv.opts.bpfRoot, req.env.containerId)) {
-          const datapath = await requireDatapath(deps);
-          const problems = await datapath.checkPod(req.env.containerId, inv.opts);
-          if (problems.length > 0) {
-            throw new CniError(
-              ErrorCodes.CheckFailed,
-              `the pod's redirection is incomplete: ${problems.join("; ")}`,
-            );
-          }
-          inv.log.debug("checked: attached and healthy");
-          return;
-        }
-        // Nothing attached: correct only if ADD would have skipped the pod.
-        const decision = await decide(req, inv);
-        if (!("skip" in decision)) {
-          throw new CniError(
-            ErrorCodes.CheckFailed,
-            `the pod is meshed but waggle has no state for container ${req.env.containerId}`,
-          );
-        }
-        inv.log.debug("checked: not meshed", { rule: decision.skip.rule });
-      } catch (e) {
-        failed(inv.log, e);
-      }
-    },
-
-    async gc(req: GcRequest) {
-      const inv = begin(req);
-      try {
-        // waggle keeps one attachment per container (the pod's interface), so an attachment
-        // is valid when its container is listed, whatever the ifname.
-        const valid = new Set(req.validAttachments.map((a) => a.containerID));
-        const failures: string[] = [];
-        let removed = 0;
-        for (const containerId of deps.pins().attachedContainerIds(inv.opts.bpfRoot)) {
-          if (valid.has(containerId)) continue;
-          try {
-            await removePodState(deps, inv, containerId);
-            removed++;
-            inv.log.info("removed by GC", { containerId });
-          } catch (e) {
-            failures.push(`${containerId}: ${(e as Error).message}`);
-          }
-        }
-        if (failures.length > 0) {
-          throw new CniError(
-            ErrorCodes.GcFailed,
-            `GC could not remove ${failures.length} stale attachment${failures.length > 1 ? "s" : ""}`,
-            failures.join("; "),
-          );
-        }
-        inv.log.debug("GC done", { removed, kept: valid.size });
-      } catch (e) {
-        failed(inv.log, e);
-      }
-    },
-
-    async status(req) {
-      const inv = begin(req);
-      try {
-        if (!deps.pins().onBpffs(inv.config.bpfRoot)) {
-          throw new CniError(
-            ErrorCodes.LimitedConnectivity,
-            `no bpffs at ${inv.config.bpfRoot}: meshed pods' pinned state is gone and new pods cannot be attached`,
-            "mount it: mount -t bpf bpf /sys/fs/bpf",
-          );
-        }
-        try {
-          deps.cgroupRoot();
-        } catch (e) {
-          throw new CniError(ErrorCodes.PluginNotAvailable, (e as Error).message);
-        }
-        try {
-          await (await deps.loadDatapath()).ensureSharedPrograms(inv.opts);
-        } catch (e) {
-          throw new CniError(
-            ErrorCodes.PluginNotAvailable,
-            `the BPF programs cannot be loaded: ${(e as Error).message}`,
-          );
-        }
-        inv.log.debug("ready");
-      } catch (e) {
-        failed(inv.log, e);
-      }
-    },
-  };
-}
-
-/**
- * Runs one CNI invocation of waggle's plugin: the binary's entry point (cni/main.ts) calls this
- * with process.env and stdin, writes stdout and stderr, and exits with exitCode. Logs are
- * flushed before it resolves.
- */
-export async function runCni(
-  env: Readonly<Record<string, string | undefined>>,
-  stdin: string | Buffer,
-  deps: PluginDeps = defaultDeps,
-): Promise<CniOutcome> {
-  const closers: (() => Promise<void>)[] = [];
+/** STATUS: cgroup2 is mounted (code 50 otherwise). */
+function requireCgroup2(deps: PluginDeps): void {
   try {
-    return await runSkel(createPlugin(deps, closers), env, stdin);
-  } finally {
-    await Promise.all(closers.map((close) => close()));
+    deps.cgroupRoot();
+  } catch (e) {
+    throw new CniError(ErrorCodes.PluginNotAvailable, (e as Error).message);
+  }
+}
+
+/** STATUS: the shared programs are loaded, or can be (code 50 otherwise). */
+async function requireSharedPrograms(deps: PluginDeps, req: PluginRequest): Promise<void> {
+  try {
+    await (await deps.loadDatapath()).ensureSharedPrograms(req.opts);
+  } catch (e) {
+    throw new CniError(
+      ErrorCodes.PluginNotAvailable,
+      `the BPF programs cannot be loaded: ${(e as Error).message}`,
+    );
   }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Reading the request.
+
+/** The plugin's entry, validated: code 7 naming the key, code 2 for an unsupported mode. */
+function configOf(raw: Record<string, unknown>): WaggleConfig {
+  try {
+    return parseWaggleConfig(raw);
+  } catch (e) {
+    if (!(e instanceof WaggleConfigError)) throw e;
+    const code = e.unsupported ? ErrorCodes.UnsupportedField : ErrorCodes.InvalidConfig;
+    throw new CniError(code, e.message, e.details);
+  }
+}
+
+// DEL's config when the entry does not validate: its bpf_root when that is usable, else the
+// default; logs to stderr only.
+function fallbackConfig(raw: Record<string, unknown>): WaggleConfig {
+  const root = raw.bpf_root;
+  return {
+    ...DEFAULT_CONFIG,
+    api: { ...DEFAULT_CONFIG.api },
+    excludeNamespaces: [],
+    bpfRoot: typeof root === "string" && root.startsWith("/") ? root : DEFAULT_CONFIG.bpfRoot,
+    logFile: "",
+  };
+}
 
 /** The pod's annotations from runtimeConfig, when the runtime passed them (code 6 if malformed). */
 function runtimeAnnotations(
@@ -609,19 +656,16 @@ export function podInterface(
   return { ifname: index >= 0 ? interfaces[index].name : ifname, podIPs: [...new Set(podIPs)] };
 }
 
-function podCgroup(
-  runtimeConfig: Record<string, unknown>,
-  podUid: string | undefined,
-  deps: PluginDeps,
-): string {
-  const cgroupPath = runtimeConfig[CGROUP_PATH_CAPABILITY];
+/** The pod's cgroup: from runtimeConfig's cgroupPath, else by pod UID (code 102 when not found). */
+function podCgroup(deps: PluginDeps, req: PluginRequest): string {
+  const cgroupPath = req.conf.runtimeConfig[CGROUP_PATH_CAPABILITY];
   if (cgroupPath !== undefined && typeof cgroupPath !== "string") {
     throw new CniError(ErrorCodes.DecodingFailure, "runtimeConfig cgroupPath is not a string");
   }
   try {
     return resolvePodCgroup({
       cgroupPath: cgroupPath || undefined,
-      podUid,
+      podUid: req.pod.uid,
       cgroupRoot: deps.cgroupRoot(),
     });
   } catch (e) {
@@ -632,19 +676,6 @@ function podCgroup(
   }
 }
 
-// DEL's config when the entry does not validate: its bpf_root when that is usable, else the
-// default; logs to stderr only.
-function fallbackConfig(raw: Record<string, unknown>): WaggleConfig {
-  const root = raw.bpf_root;
-  return {
-    ...DEFAULT_CONFIG,
-    api: { ...DEFAULT_CONFIG.api },
-    excludeNamespaces: [],
-    bpfRoot: typeof root === "string" && root.startsWith("/") ? root : DEFAULT_CONFIG.bpfRoot,
-    logFile: "",
-  };
-}
-
 /**
  * The CNI code of a failed attach, by the DatapathError code: a cgroup it cannot use is the
  * pod's (102); a bpf root that is no bpffs is the node's (50, as STATUS says); anything else 104.
@@ -653,14 +684,4 @@ function attachErrorCode(datapathCode: unknown): ErrorCode {
   if (datapathCode === "CGROUP") return ErrorCodes.PodCgroupNotFound;
   if (datapathCode === "BPFFS") return ErrorCodes.PluginNotAvailable;
   return ErrorCodes.AttachFailed;
-}
-
-function annotationError<T>(fn: () => T): T {
-  try {
-    return fn();
-  } catch (e) {
-    if (e instanceof InvalidAnnotationError)
-      throw new CniError(ErrorCodes.InvalidPodAnnotation, e.message);
-    throw e;
-  }
 }

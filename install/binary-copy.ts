@@ -7,8 +7,8 @@
 import { createHash } from "node:crypto";
 import { createReadStream, promises as fs } from "node:fs";
 import { join } from "node:path";
-import { PLUGIN_TYPE } from "../cni/config";
-import type { Logger } from "../cni/log";
+import type { Logger } from "../base/log";
+import { PLUGIN_TYPE } from "../mesh/config";
 import { copyFileAtomic } from "./atomic-file";
 import { DirWatcher, type DirWatcherOptions, type ReconcileOutcome } from "./watch";
 

@@ -5,7 +5,7 @@
 //
 // Pure functions only; conf-dir.ts does the file system side.
 
-import { PLUGIN_TYPE } from "../cni/config";
+import { PLUGIN_TYPE } from "../mesh/config";
 import {
   indentJson,
   type JsonNode,

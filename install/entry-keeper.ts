@@ -2,7 +2,7 @@
 // whose pass is ensureEntry(), with the outcome logged once per change of state and
 // reflected in the metrics and in readiness.
 
-import type { Logger } from "../cni/log";
+import type { Logger } from "../base/log";
 import { ChangedMeanwhileError, type EnsureResult, ensureEntry } from "./conf-dir";
 import type { InstallMetrics } from "./metrics";
 import { DirWatcher, type DirWatcherOptions, type ReconcileOutcome } from "./watch";

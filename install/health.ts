@@ -3,7 +3,7 @@
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { Logger } from "../cni/log";
+import type { Logger } from "../base/log";
 import type { InstallMetrics } from "./metrics";
 
 /** Named readiness checks, each evaluated on every /readyz request. */

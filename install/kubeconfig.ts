@@ -5,7 +5,7 @@
 
 import { promises as fs } from "node:fs";
 import { dirname } from "node:path";
-import type { Logger } from "../cni/log";
+import type { Logger } from "../base/log";
 import { writeFileAtomic } from "./atomic-file";
 import type { InstallMetrics } from "./metrics";
 import { DirWatcher, type DirWatcherOptions, type ReconcileOutcome } from "./watch";

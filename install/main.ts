@@ -12,9 +12,9 @@
 import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import { cgroup2Root } from "../cni/cgroup2";
-import type { CliArgs, CliIo } from "../cni/cli";
-import { closeLogger, createLogger, type Logger, type LogLevel } from "../cni/log";
+import { cgroup2Root } from "../base/cgroup2";
+import type { CliArgs, CliIo } from "../base/cli-io";
+import { closeLogger, createLogger, type Logger, type LogLevel } from "../base/log";
 import { removeFile } from "./atomic-file";
 import { BinaryKeeper, pluginBinaryPath, runningWaggleBinary } from "./binary-copy";
 import { type RemovedFrom, removeEntries } from "./conf-dir";
@@ -110,7 +110,7 @@ export class Installer {
     // Inputs first: a missing token or CA, or a bpf root that is no bpffs, fails here, before
     // anything on the host changes.
     await readCredentials(source);
-    deps.datapath.checkBpfRoot(options.bpfRoot);
+    await deps.datapath.requireBpffs(options.bpfRoot);
 
     if (this.stopping) return;
     this.binaryKeeper = new BinaryKeeper({
@@ -143,10 +143,10 @@ export class Installer {
     await this.kubeconfig.start();
 
     if (this.stopping) return;
-    const report = await deps.datapath.loadPrograms(options.bpfRoot);
+    const report = await deps.datapath.upgradePrograms({ bpfRoot: options.bpfRoot });
     this.programsLoaded = true;
     metrics.programsLoaded.set(1);
-    metrics.setPodSource(() => deps.datapath.listPods(options.bpfRoot));
+    metrics.setPodSource(async () => deps.datapath.listPods({ bpfRoot: options.bpfRoot }));
     log.info("shared programs loaded", { bpfRoot: options.bpfRoot, ...report });
 
     if (this.stopping) return;
@@ -225,7 +225,7 @@ export async function uninstall(
   for (const c of configs) log.info("config restored", { ...c });
   const binaryRemoved = await removeFile(pluginBinaryPath(options.cniBinDir));
   const kubeconfigRemoved = await removeFile(join(options.cniNetDir, options.kubeconfigName));
-  const { pods } = await deps.datapath.removeAll(options.bpfRoot);
+  const { pods } = await deps.datapath.removeDatapath({ bpfRoot: options.bpfRoot });
   const report: UninstallReport = { configs, binaryRemoved, kubeconfigRemoved, pods };
   log.info("uninstalled", { ...report });
   return report;
@@ -233,7 +233,7 @@ export async function uninstall(
 
 /** The real datapath, loaded (with the addon) only when a command runs. */
 function boundDatapath(): InstallDatapath {
-  return (require("./datapath-binding") as typeof import("./datapath-binding")).datapath;
+  return require("../datapath") as typeof import("../datapath");
 }
 
 const USAGE_EXIT_CODE = 2;

@@ -4,8 +4,8 @@
 
 import { isAbsolute } from "node:path";
 import type { Argv } from "yargs";
-import { DEFAULT_CONFIG } from "../cni/config";
-import { isLogLevel, type LogLevel, logLevels } from "../cni/log";
+import { isLogLevel, type LogLevel, logLevels } from "../base/log";
+import { DEFAULT_CONFIG } from "../mesh/config";
 
 export interface OptionSpec {
   /** Flag name (kebab case); yargs also accepts the camel-case twin. */

@@ -1,8 +1,8 @@
 // waggle's entry in the chained CNI config list: what the installer writes and the plugin
-// reads (cni/config.ts parses it; a unit test checks the two agree).
+// reads (mesh/config.ts parses it; a unit test checks the two agree).
 
 import { join } from "node:path";
-import { CGROUP_PATH_CAPABILITY, PLUGIN_TYPE, POD_ANNOTATIONS_CAPABILITY } from "../cni/config";
+import { CGROUP_PATH_CAPABILITY, PLUGIN_TYPE, POD_ANNOTATIONS_CAPABILITY } from "../mesh/config";
 import type { InstallOptions } from "./options";
 
 /**

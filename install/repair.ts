@@ -1,48 +1,50 @@
 // Early-pod repair: meshed pods on this node that started before waggle was in the CNI chain
 // (no waggle state for them) are attached in place, without a restart. The pods come from the
 // API (this node's only: fieldSelector spec.nodeName); whether one is meshed and how it is
-// redirected is decided exactly as the plugin's ADD decides it (cni/pod-selection.ts,
-// cni/redirect-settings.ts). Its cgroup is found by UID under the cgroup2 mount, its netns
-// through a process in that cgroup (/proc/<pid>/ns/net, then the runtime's bind mount of
-// the same namespace), its sandbox ID from the cgroup's children, so the runtime's DEL for
-// the pod later finds and removes exactly what is attached here.
+// redirected is the plugin's own decision (mesh/mesh-decision.ts). Its cgroup is found by UID
+// under the cgroup2 mount, its netns through a process in that cgroup (/proc/<pid>/ns/net,
+// then the runtime's bind mount of the same namespace), its sandbox ID from the cgroup's
+// children, so the runtime's DEL for the pod later finds and removes exactly what is
+// attached here.
 
 import { promises as fs, type Stats } from "node:fs";
 import { join } from "node:path";
 import type { V1Pod } from "@kubernetes/client-node";
-import { podFactsFromPod } from "../cni/k8s-pod";
-import type { Logger } from "../cni/log";
-import { resolvePodCgroup } from "../cni/pod-cgroup";
-import { skipByArgs, skipByPod } from "../cni/pod-selection";
-import { parseRedirectSettings, type RedirectSettings } from "../cni/redirect-settings";
+import type { Logger } from "../base/log";
+import { podFactsFromPod } from "../mesh/k8s-pod";
+import { decideMesh } from "../mesh/mesh-decision";
+import { resolvePodCgroup } from "../mesh/pod-cgroup";
+import type { RedirectSettings } from "../mesh/redirect-settings";
 import type { InstallDatapath } from "./datapath-port";
 import type { InstallMetrics } from "./metrics";
 
 /** The pod's interface in its netns: Kubernetes runtimes always name it eth0. */
 export const POD_IFNAME = "eth0";
 
-export type MeshDecision = { skip: string } | { settings: RedirectSettings };
+export type RepairDecision = { skip: string } | { settings: RedirectSettings };
 
-/** Whether the plugin would mesh this pod, and with which settings. */
-export function meshDecision(
+/**
+ * Whether a running pod gets repaired, and with which settings: decideMesh, as the plugin's ADD
+ * decides, on a pod that is running, not terminating and not on the host's network. An
+ * invalid annotation skips the pod (the plugin would fail its ADD with code 101).
+ */
+export async function repairDecision(
   pod: V1Pod,
   excludeNamespaces: readonly string[],
   warn: (message: string) => void = () => {},
-): MeshDecision {
+): Promise<RepairDecision> {
   const meta = pod.metadata ?? {};
   if (pod.spec?.hostNetwork) return { skip: "host network" };
   if (meta.deletionTimestamp) return { skip: "terminating" };
   if (pod.status?.phase !== "Running") return { skip: `phase ${pod.status?.phase ?? "unknown"}` };
-  const byArgs = skipByArgs(
-    { namespace: meta.namespace, name: meta.name, uid: meta.uid },
-    excludeNamespaces,
-  );
-  if (byArgs) return { skip: byArgs.reason };
-  const facts = podFactsFromPod(pod);
-  const byPod = skipByPod(facts);
-  if (byPod) return { skip: byPod.reason };
   try {
-    return { settings: parseRedirectSettings(facts.annotations, facts.proxy, warn) };
+    const decision = await decideMesh({
+      pod: { namespace: meta.namespace, name: meta.name, uid: meta.uid },
+      excludeNamespaces,
+      readFacts: () => podFactsFromPod(pod),
+      warn,
+    });
+    return "skip" in decision ? { skip: decision.skip.reason } : { settings: decision.settings };
   } catch (err) {
     return { skip: (err as Error).message };
   }
@@ -167,13 +169,13 @@ export interface RepairReport {
 export async function repairEarlyPods(opts: RepairOptions): Promise<RepairReport> {
   const report: RepairReport = { attached: [], alreadyAttached: [], skipped: [], failed: [] };
   const pods = await opts.listNodePods();
-  const records = await opts.datapath.listPods(opts.bpfRoot);
+  const records = await opts.datapath.listPods({ bpfRoot: opts.bpfRoot });
   const attachedUids = new Set(records.map((r) => r.pod?.uid).filter((u) => u !== undefined));
   const attachedNetns = new Set(records.map((r) => r.netnsCookie));
   for (const pod of pods) {
     const meta = pod.metadata ?? {};
     const name = `${meta.namespace}/${meta.name}`;
-    const decision = meshDecision(pod, opts.excludeNamespaces, (m) =>
+    const decision = await repairDecision(pod, opts.excludeNamespaces, (m) =>
       opts.log.warn(m, { pod: name }),
     );
     if ("skip" in decision) {
@@ -188,7 +190,7 @@ export async function repairEarlyPods(opts: RepairOptions): Promise<RepairReport
       const cgroupPath = resolvePodCgroup({ podUid: meta.uid, cgroupRoot: opts.cgroupRoot });
       const sandboxId = sandboxIdOf(await childDirs(cgroupPath), pod);
       const netnsPath = await findPodNetns(cgroupPath, sandboxId, opts.procRoot, opts.netnsDir);
-      if (attachedNetns.has(opts.datapath.netnsCookie(netnsPath))) {
+      if (attachedNetns.has(await opts.datapath.netnsCookieOf(netnsPath))) {
         report.alreadyAttached.push(name);
         continue;
       }
@@ -200,15 +202,18 @@ export async function repairEarlyPods(opts: RepairOptions): Promise<RepairReport
           pod: name,
           containerId,
         });
-      await opts.datapath.attachPod(opts.bpfRoot, {
-        containerId,
-        netnsPath,
-        ifname: POD_IFNAME,
-        cgroupPath,
-        podIPs: podIPs(pod),
-        settings: decision.settings,
-        pod: { namespace: meta.namespace ?? "", name: meta.name ?? "", uid: meta.uid },
-      });
+      await opts.datapath.attachPod(
+        {
+          containerId,
+          netnsPath,
+          ifname: POD_IFNAME,
+          cgroupPath,
+          podIPs: podIPs(pod),
+          settings: decision.settings,
+          pod: { namespace: meta.namespace ?? "", name: meta.name ?? "", uid: meta.uid },
+        },
+        { bpfRoot: opts.bpfRoot },
+      );
       report.attached.push(name);
       opts.log.info("early pod attached", { pod: name, containerId, netnsPath, cgroupPath });
     } catch (err) {

@@ -5,7 +5,7 @@
 // with a warning when something keeps undoing what the passes put back.
 
 import { type FSWatcher, promises as fs, watch } from "node:fs";
-import type { Logger } from "../cni/log";
+import type { Logger } from "../base/log";
 
 export interface ReconcileOutcome {
   /** This pass had to put something back that had been in place (a repair). */

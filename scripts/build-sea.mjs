@@ -5,7 +5,7 @@
 // Run by scripts/build as `node_modules/.bin/node scripts/build-sea.mjs` (Node 24: the SEA blob
 // must be made by the same Node binary it is injected into), after tsc has filled out/.
 //
-// Steps: bundle cni/main.ts with esbuild (one CJS file); find the glibc floor of every shipped ELF
+// Steps: bundle app/main.ts with esbuild (one CJS file); find the glibc floor of every shipped ELF
 // file (objdump -T); hash the addon files (the runtime directory's name); write the SEA config and
 // blob; copy node, strip its symbol table, inject the blob with postject; rename into place.
 import { execFileSync } from "node:child_process";
@@ -52,9 +52,9 @@ if (!/^v24\./.test(process.version)) {
 }
 
 // Modules from out/ (tsc ran first): the same code the binary runs.
-const { assetKey, gitCommit } = require(join(root, "out", "cni", "build-info.js"));
-const { glibcFloor, glibcNeeds } = require(join(root, "out", "cni", "glibc.js"));
-const { shippedBpfObjects } = require(join(root, "out", "cni", "assets.js"));
+const { assetKey, gitCommit } = require(join(root, "out", "base", "build-info.js"));
+const { glibcFloor, glibcNeeds } = require(join(root, "out", "base", "glibc.js"));
+const { shippedBpfObjects } = require(join(root, "out", "base", "assets.js"));
 
 const addonFiles = [addonFile, ...addonLibs];
 for (const f of addonFiles) {
@@ -152,7 +152,7 @@ const bundleOptions = {
 // code cache made here, by the same node, after running the chunk (scripts/sea-train.cjs; a
 // cache taken after a run holds the functions that ran compiled, unlike SEA's useCodeCache,
 // taken before it).
-// - "main": the bundle of cni/main.ts, trained on CNI VERSION and `waggle version`;
+// - "main": the bundle of app/main.ts, trained on CNI VERSION and `waggle version`;
 // - large dependencies only some commands use, loaded on first require: the Kubernetes client
 //   (3 MB) costs nothing to the commands that never talk to the API server.
 const chunk = require("./sea-chunk.cjs");
@@ -203,7 +203,7 @@ for (const c of lazyChunks) {
 
 const result = await esbuild.build({
   ...bundleOptions,
-  entryPoints: [join(root, "cni", "main.ts")],
+  entryPoints: [join(root, "app", "main.ts")],
   outfile: join(work, chunk.codeKey("main")),
   plugins: [lazyStringWidth, chunkStandIns],
 });

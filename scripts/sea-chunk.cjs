@@ -17,6 +17,6 @@ module.exports = {
   cacheKey: (name) => `chunks/${name}.cache`,
   /** Global the loader is published under, for the stand-ins of lazily loaded modules. */
   loaderSymbolName: "waggle.loadChunk",
-  /** Global where each loaded chunk's code cache verdict is recorded (cni/build-info.ts). */
+  /** Global where each loaded chunk's code cache verdict is recorded (base/build-info.ts). */
   statesSymbolName: "waggle.chunks",
 };

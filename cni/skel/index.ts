@@ -1,4 +1,6 @@
 // The CNI plugin skeleton: spec details shared by every command. See skel.ts for the entry.
+
+export { type Cidr, normalizeCidr, parseCidr, parseIp } from "../../base/ip";
 export { decodeJsonObject, type NetConf, parseNetConf } from "./conf";
 export {
   type CniCommand,
@@ -8,7 +10,6 @@ export {
   parseCniEnv,
 } from "./env";
 export { CniError, type ErrorCode, ErrorCodes, errorCodeName } from "./errors";
-export { type Cidr, normalizeCidr, parseCidr, parseIp } from "./ip";
 export {
   type CniResult,
   convertResult,

@@ -1,7 +1,8 @@
 // CNI results (SPEC.md section 5): validation of a result against its version, and conversion
 // between the 0.3.0/0.3.1/0.4.0 shape and the 1.0.0/1.1.0 shape.
+
+import { parseCidr, parseIp } from "../../base/ip";
 import { CniError, ErrorCodes } from "./errors";
-import { parseCidr, parseIp } from "./ip";
 import { isSupportedVersion, resultFamily, type SupportedVersion } from "./versions";
 
 export interface ResultInterface {

@@ -9,20 +9,21 @@ import { join } from "node:path";
 import { expect } from "chai";
 import { Link } from "ebpf-napi";
 import {
+  applyNodeBypass,
   attachPod,
+  BYPASS_OPEN_DIFFERENCES,
+  BYPASS_PROGRAM,
+  type BypassCounterName,
   detachPod,
   ensureSharedPrograms,
   listPods,
+  MAP_NAMES,
   mapEntryCounts,
+  paths,
   removeDatapath,
   upgradePrograms,
-} from "../../cni/datapath";
-import { applyNodeBypass } from "../../cni/datapath/bypass";
-import type { BypassCounterName } from "../../cni/datapath/layout";
-import { MAP_NAMES } from "../../cni/datapath/layout";
-import { BYPASS_PROGRAM, paths } from "../../cni/datapath/programs";
-import { BYPASS_OPEN_DIFFERENCES } from "../../cni/datapath/requirements";
-import { defaultRedirectSettings, type RedirectSettings } from "../../cni/redirect-settings";
+} from "../../datapath";
+import { defaultRedirectSettings, type RedirectSettings } from "../../mesh/redirect-settings";
 import "../support/hooks";
 import { uniqueName } from "../support/names";
 import { createNode, createPod, type Node, type Pod } from "../support/pod";

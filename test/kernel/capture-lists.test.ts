@@ -1,7 +1,7 @@
 // Per-pod lists of realistic size: 70 ports and 70 CIDRs per family, the entry that matters
 // at the END of each list, under waggle (no small fixed caps).
 import { expect } from "chai";
-import { defaultRedirectSettings } from "../../cni/redirect-settings";
+import { defaultRedirectSettings } from "../../mesh/redirect-settings";
 import { describeFailures, runScenario } from "../support/capture-lab";
 import { type CaptureScenario, type Family, LAB_ADDRESSES } from "../support/capture-scenarios";
 import { useWaggleLab } from "../support/waggle-mode";

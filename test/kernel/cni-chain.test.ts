@@ -5,7 +5,7 @@
 import "../support/hooks";
 import { expect } from "chai";
 import { netnsQuery } from "ebpf-napi";
-import { checkPod, listPods } from "../../cni/datapath";
+import { checkPod, listPods } from "../../datapath";
 import { CniNode } from "../support/cni-node";
 import { runChecked } from "../support/command";
 import { assertNoLeaks, snapshotLeaks } from "../support/leaks";

@@ -8,7 +8,7 @@
 import "../support/hooks";
 import { expect } from "chai";
 import { netnsQuery } from "ebpf-napi";
-import { listPods } from "../../cni/datapath";
+import { listPods } from "../../datapath";
 import { CniNode, type CniPod, MESHED_ANNOTATIONS } from "../support/cni-node";
 import { runChecked } from "../support/command";
 import { type HaproxySidecar, startHaproxySidecar } from "../support/haproxy";

@@ -8,14 +8,16 @@ import { expect } from "chai";
 import { BpfMap, unpin } from "ebpf-napi";
 import {
   attachedContainerIds,
+  CGROUP_PROGRAMS,
   checkPod,
   detachPod,
   ensureSharedPrograms,
   listPods,
-} from "../../cni/datapath";
-import { netnsKey } from "../../cni/datapath/encode";
-import { MAP_NAMES } from "../../cni/datapath/layout";
-import { CGROUP_PROGRAMS, NETNS_PROGRAM, paths } from "../../cni/datapath/programs";
+  MAP_NAMES,
+  NETNS_PROGRAM,
+  netnsKey,
+  paths,
+} from "../../datapath";
 import {
   CniNode,
   type CniNode as CniNodeType,

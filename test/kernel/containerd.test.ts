@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { join } from "node:path";
 import { expect } from "chai";
 import { netnsQuery } from "ebpf-napi";
-import { listPods } from "../../cni/datapath";
+import { listPods } from "../../datapath";
 import { calicoShapedChain, MESHED_ANNOTATIONS } from "../support/cni-node";
 import { runChecked } from "../support/command";
 import {

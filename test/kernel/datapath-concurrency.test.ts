@@ -10,15 +10,17 @@ import { createInterface } from "node:readline";
 import { expect } from "chai";
 import { cgroupQuery, netnsQuery } from "ebpf-napi";
 import {
+  ALL_PROGRAMS,
   type AttachRequest,
   attachedContainerIds,
+  CGROUP_PROGRAMS,
   checkPod,
   listPods,
+  MAP_NAMES,
   mapEntryCounts,
-} from "../../cni/datapath";
-import { MAP_NAMES } from "../../cni/datapath/layout";
-import { ALL_PROGRAMS, CGROUP_PROGRAMS, paths } from "../../cni/datapath/programs";
-import { defaultRedirectSettings } from "../../cni/redirect-settings";
+  paths,
+} from "../../datapath";
+import { defaultRedirectSettings } from "../../mesh/redirect-settings";
 import "../support/hooks";
 import { uniqueName } from "../support/names";
 import { createNode, createPod, type Node, type Pod } from "../support/pod";
@@ -26,7 +28,7 @@ import { probe, startListeners } from "../support/sockprobe";
 import { BpfRoot } from "../support/waggle-mode";
 
 const CALLERS = 20;
-const DATAPATH_MODULE = require.resolve("../../cni/datapath");
+const DATAPATH_MODULE = require.resolve("../../datapath");
 
 /** One call of a datapath function in its own process. */
 interface RacingCall {

@@ -22,9 +22,10 @@ import {
   ensureSharedPrograms,
   loadSharedPrograms,
   mapEntryCounts,
+  paths,
   removeDatapath,
   upgradePrograms,
-} from "../../cni/datapath";
+} from "../../datapath";
 import {
   attachedContainerIds,
   hasPodState,
@@ -32,8 +33,7 @@ import {
   requireBpffs,
   STALE_STAGING_MS,
   unlinkPodLinks,
-} from "../../cni/datapath/pins";
-import { paths } from "../../cni/datapath/programs";
+} from "../../datapath/pins";
 import { createPod, type Pod } from "../support/pod";
 import { attachTestPod, BpfRoot } from "../support/waggle-mode";
 

@@ -11,10 +11,10 @@ import {
   detachPod,
   ensureSharedPrograms,
   listPods,
+  MAP_NAMES,
   mapEntryCounts,
-} from "../../cni/datapath";
-import { MAP_NAMES } from "../../cni/datapath/layout";
-import { paths } from "../../cni/datapath/programs";
+  paths,
+} from "../../datapath";
 import { uniqueName } from "../support/names";
 import { createPod, type Pod } from "../support/pod";
 import { attachTestPod, BpfRoot } from "../support/waggle-mode";

@@ -4,7 +4,7 @@
 import { existsSync } from "node:fs";
 import { expect } from "chai";
 import { cgroupQuery } from "ebpf-napi";
-import { ensureSharedPrograms, listPods, removeDatapath } from "../../cni/datapath";
+import { ensureSharedPrograms, listPods, removeDatapath } from "../../datapath";
 import { createPod, type Pod } from "../support/pod";
 import { attachTestPod, BpfRoot } from "../support/waggle-mode";
 

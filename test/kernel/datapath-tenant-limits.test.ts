@@ -4,10 +4,15 @@
 // sized for every pod at those bounds.
 import { expect } from "chai";
 import { BpfMap } from "ebpf-napi";
-import { detachPod, ensureSharedPrograms, mapEntryCounts } from "../../cni/datapath";
-import { MAP_CAPACITY, MAP_NAMES } from "../../cni/datapath/layout";
-import { paths } from "../../cni/datapath/programs";
-import { defaultRedirectSettings, MAX_CIDRS_PER_ANNOTATION } from "../../cni/redirect-settings";
+import {
+  detachPod,
+  ensureSharedPrograms,
+  MAP_CAPACITY,
+  MAP_NAMES,
+  mapEntryCounts,
+  paths,
+} from "../../datapath";
+import { defaultRedirectSettings, MAX_CIDRS_PER_ANNOTATION } from "../../mesh/redirect-settings";
 import { createPod, type Pod } from "../support/pod";
 import { attachTestPod, BpfRoot } from "../support/waggle-mode";
 

@@ -8,14 +8,17 @@ import { spawn } from "node:child_process";
 import { expect } from "chai";
 import { Link, Program } from "ebpf-napi";
 import {
+  ALL_PROGRAMS,
   checkPod,
   detachPod,
   ensureSharedPrograms,
+  LISTENER_FINDER,
   listPods,
+  POD_LINKS,
+  paths,
   type UpgradeReport,
   upgradePrograms,
-} from "../../cni/datapath";
-import { ALL_PROGRAMS, LISTENER_FINDER, POD_LINKS, paths } from "../../cni/datapath/programs";
+} from "../../datapath";
 import "../support/hooks";
 import { uniqueName } from "../support/names";
 import { createNode, createPod, type Node, type Pod } from "../support/pod";
@@ -106,7 +109,7 @@ process.stdin.on("end", () => { done = true; }).resume();
 })();
 `;
 
-const DATAPATH_MODULE = require.resolve("../../cni/datapath");
+const DATAPATH_MODULE = require.resolve("../../datapath");
 
 interface StreamState {
   count: number;

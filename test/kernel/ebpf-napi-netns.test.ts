@@ -18,8 +18,8 @@ import {
   type Program,
   testRun,
 } from "ebpf-napi";
-import { bpfObject } from "../../cni/assets";
-import { LISTENER_RESULT } from "../../cni/datapath/layout";
+import { bpfObject } from "../../base/assets";
+import { LISTENER_RESULT } from "../../datapath";
 import "../support/hooks";
 import { createPod, type Pod } from "../support/pod";
 

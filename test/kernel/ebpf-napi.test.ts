@@ -44,8 +44,8 @@ import {
   tcQuery,
   unpin,
 } from "ebpf-napi";
-import { bpfObject, repoRoot } from "../../cni/assets";
-import { cgroup2Root } from "../../cni/cgroup2";
+import { bpfObject, repoRoot } from "../../base/assets";
+import { cgroup2Root } from "../../base/cgroup2";
 
 const execFileAsync = promisify(execFile);
 const PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";

@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSy
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { expect } from "chai";
-import { cgroup2Root } from "../../cni/cgroup2";
+import { cgroup2Root } from "../../base/cgroup2";
 import { run, runChecked, sleep } from "../support/command";
 import "../support/hooks";
 import { assertNoLeaks, diffLeaks, snapshotLeaks } from "../support/leaks";

@@ -5,9 +5,14 @@
 
 import { expect } from "chai";
 import { attachNetns, Link, netnsLinkInfo, Program, unpin } from "ebpf-napi";
-import { checkPod, listPods, mapEntryCounts } from "../../cni/datapath";
-import { MAP_NAMES } from "../../cni/datapath/layout";
-import { NETNS_PROGRAM, paths } from "../../cni/datapath/programs";
+import {
+  checkPod,
+  listPods,
+  MAP_NAMES,
+  mapEntryCounts,
+  NETNS_PROGRAM,
+  paths,
+} from "../../datapath";
 import { type CaptureLab, type CaptureMode, labAddress } from "../support/capture-lab";
 import type { Family } from "../support/capture-scenarios";
 import "../support/hooks";

@@ -1,5 +1,5 @@
 // Runs `waggle install` / `waggle uninstall` as the container would: a child process of the
-// compiled CLI (out/cni/main.js on the project's Node), in a scratch "host" layout: CNI bin
+// compiled CLI (out/app/main.js on the project's Node), in a scratch "host" layout: CNI bin
 // and net dirs, a projected-style service account dir, and a unique bpffs root.
 
 import { type ChildProcess, spawn } from "node:child_process";
@@ -10,7 +10,7 @@ import { type LogLine, scratchDir, waitFor } from "../unit/install-fixtures";
 
 const repo = join(__dirname, "..", "..", "..");
 const nodeBin = join(repo, "node_modules", ".bin", "node");
-const cliMain = join(repo, "out", "cni", "main.js");
+const cliMain = join(repo, "out", "app", "main.js");
 /** The single executable `npm run build` makes. */
 export const SEA_BINARY = join(repo, "dist", "waggle");
 

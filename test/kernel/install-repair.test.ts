@@ -12,7 +12,7 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import type { V1Pod } from "@kubernetes/client-node";
 import { expect } from "chai";
-import { checkPod, listPods } from "../../cni/datapath";
+import { checkPod, listPods } from "../../datapath";
 import { COMMAND_PATH } from "../support/command";
 import { uniqueName } from "../support/names";
 import { Pod } from "../support/pod";

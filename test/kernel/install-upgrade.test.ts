@@ -6,7 +6,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { expect } from "chai";
 import { Link } from "ebpf-napi";
-import { paths } from "../../cni/datapath/programs";
+import { paths } from "../../datapath";
 import { Node, Pod } from "../support/pod";
 import type { SandboxProcess } from "../support/sandbox";
 import { attachTestPod } from "../support/waggle-mode";

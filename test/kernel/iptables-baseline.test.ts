@@ -4,7 +4,7 @@
 // them honest, and the waggle tests are held to the same outcomes.
 
 import { expect } from "chai";
-import { defaultRedirectSettings } from "../../cni/redirect-settings";
+import { defaultRedirectSettings } from "../../mesh/redirect-settings";
 import {
   CaptureLab,
   type CaptureMode,

@@ -1,4 +1,4 @@
-// waggle's declared prerequisites (cni/prerequisites.ts, what `waggle doctor` checks) against
+// waggle's declared prerequisites (app/prerequisites.ts, what `waggle doctor` checks) against
 // the BPF objects actually built: every program type, attach type, helper and map type a
 // shipped object uses must be declared, so doctor can never pass on a host that cannot run them.
 // Map types need the objects loaded (root).
@@ -6,8 +6,8 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { expect } from "chai";
 import { BpfObject, type CgroupAttachType, type ProgType } from "ebpf-napi";
-import { shippedBpfObjects } from "../../cni/assets";
-import { attachTypeNeeds, helperNeeds, mapTypeNeeds, progTypeNeeds } from "../../cni/prerequisites";
+import { attachTypeNeeds, helperNeeds, mapTypeNeeds, progTypeNeeds } from "../../app/prerequisites";
+import { shippedBpfObjects } from "../../base/assets";
 import { bpfElfSections, helperNamesById } from "../support/bpf-elf";
 
 const BPF_BUILD = join(__dirname, "..", "..", "..", "bpf", "build");

@@ -8,7 +8,7 @@ import { expect } from "chai";
 import type { CaptureMode } from "../support/capture-lab";
 import { type HaproxySidecar, startHaproxySidecar } from "../support/haproxy";
 import "../support/hooks";
-import { defaultRedirectSettings } from "../../cni/redirect-settings";
+import { defaultRedirectSettings } from "../../mesh/redirect-settings";
 import { IptablesCaptureMode } from "../support/istio-iptables";
 import { startNginx } from "../support/nginx";
 import { createNode, createPod, type Node, type Pod } from "../support/pod";

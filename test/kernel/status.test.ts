@@ -9,10 +9,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
 import { unpin } from "ebpf-napi";
-import { runCli } from "../../cni/cli";
-import { detachPod, ensureSharedPrograms } from "../../cni/datapath";
-import { paths } from "../../cni/datapath/programs";
-import type { StatusReport } from "../../cni/status";
+import { runCli } from "../../app/cli";
+import type { StatusReport } from "../../app/status";
+import { detachPod, ensureSharedPrograms, paths } from "../../datapath";
 import { captureIo } from "../support/cli-io";
 import { type CommandResult, run } from "../support/command";
 import { REPO, waggleBinary } from "../support/libcni";
@@ -53,14 +52,14 @@ describe("waggle status on real pods", function () {
   const nameA = "frontend";
   const nameB = "backend";
   const attached: string[] = [];
-  /** The binary under test: dist/waggle when current, else node over out/cni/main.js. */
+  /** The binary under test: dist/waggle when current, else node over out/app/main.js. */
   let binary: { cmd: string; args: string[] };
 
   before(async () => {
     binary =
       waggleBinary().kind === "dist"
         ? { cmd: join(REPO, "dist", "waggle"), args: [] }
-        : { cmd: process.execPath, args: [join(REPO, "out", "cni", "main.js")] };
+        : { cmd: process.execPath, args: [join(REPO, "out", "app", "main.js")] };
     dir = mkdtempSync(join(tmpdir(), "waggle-status-kernel-"));
     writeFileSync(join(dir, "recorder.cjs"), RECORDER);
     root = new BpfRoot();
@@ -163,7 +162,7 @@ describe("waggle status on real pods", function () {
       process.execPath,
       [
         ...["--require", join(dir, "recorder.cjs")],
-        ...[join(REPO, "out", "cni", "main.js"), "status", "--bpf-root", root.path],
+        ...[join(REPO, "out", "app", "main.js"), "status", "--bpf-root", root.path],
       ],
       { env: { ...process.env, RECORD_TO: recordTo } },
     );

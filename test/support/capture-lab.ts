@@ -9,7 +9,7 @@
 // run the probes, then `mode.teardown()` and destroy the pod. Scenarios in one lab run one
 // at a time.
 
-import type { RedirectSettings } from "../../cni/redirect-settings";
+import type { RedirectSettings } from "../../mesh/redirect-settings";
 import {
   type CaptureScenario,
   type ClientRef,

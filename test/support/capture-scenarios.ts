@@ -7,7 +7,7 @@
 // tests' truth). Where that differs from the contract's wording, the probe carries a
 // `discrepancy` note; the list is also in DISCREPANCIES below.
 
-import { defaultRedirectSettings, type RedirectSettings } from "../../cni/redirect-settings";
+import { defaultRedirectSettings, type RedirectSettings } from "../../mesh/redirect-settings";
 import type { Proto } from "./sockprobe";
 
 export type Family = 4 | 6;

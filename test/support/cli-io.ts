@@ -1,5 +1,5 @@
 // A CliIo that keeps what a command writes, for running commands in-process in tests.
-import type { CliIo } from "../../cni/cli";
+import type { CliIo } from "../../base/cli-io";
 
 export type CapturedIo = CliIo & { stdout: string; stderr: string };
 

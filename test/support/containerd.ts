@@ -33,7 +33,7 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { cgroup2Root } from "../../cni/cgroup2";
+import { cgroup2Root } from "../../base/cgroup2";
 import { COMMAND_PATH, runSync, sleep, sleepSync } from "./command";
 import { CriClient, type Message } from "./cri-client";
 import { preparePluginDir, SYSTEM_CNI_DIR } from "./libcni";

@@ -3,7 +3,7 @@
 // IPv6), the app listening on 8080 and, when asked, the proxy on 15006; everything torn
 // down afterwards, also when the test fails.
 
-import { defaultRedirectSettings, type RedirectSettings } from "../../cni/redirect-settings";
+import { defaultRedirectSettings, type RedirectSettings } from "../../mesh/redirect-settings";
 import type { CaptureLab, CaptureMode } from "./capture-lab";
 import type { Family } from "./capture-scenarios";
 import type { Pod } from "./pod";

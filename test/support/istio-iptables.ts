@@ -29,7 +29,7 @@
 // picks on a host without legacy rules. Both families always use the nft binaries.
 
 import { isIPv4, isIPv6 } from "node:net";
-import { ISTIO_PORTS, type RedirectSettings } from "../../cni/redirect-settings";
+import { ISTIO_PORTS, type RedirectSettings } from "../../mesh/redirect-settings";
 import type { CaptureMode } from "./capture-lab";
 import { runChecked } from "./command";
 import type { Pod } from "./pod";

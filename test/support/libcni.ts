@@ -23,7 +23,7 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
-import { cgroup2Root } from "../../cni/cgroup2";
+import { cgroup2Root } from "../../base/cgroup2";
 import {
   type CniResult,
   convertResult,
@@ -472,13 +472,18 @@ export function waggleBinary(): WaggleBinary {
   if (forced === "dist") return { kind: "dist", path: dist };
   if (!existsSync(dist)) return out;
   const newestOut = Math.max(
-    ...readdirSync(join(REPO, "out", "cni"), { recursive: true, withFileTypes: true })
+    ...PLUGIN_ROOMS.flatMap((room) =>
+      readdirSync(join(REPO, "out", room), { recursive: true, withFileTypes: true }),
+    )
       .filter((e) => e.isFile() && e.name.endsWith(".js"))
       .map((e) => statSync(join(e.parentPath, e.name)).mtimeMs),
   );
   if (statSync(dist).mtimeMs < newestOut) return out;
   return answersCni(dist) ? { kind: "dist", path: dist } : out;
 }
+
+/** The compiled rooms the plugin runs from (out/<room>): see README.md "Layout". */
+const PLUGIN_ROOMS = ["base", "mesh", "datapath", "cni"];
 
 // A DEL of a container nobody attached: succeeds only when the binary runs waggle's plugin.
 function answersCni(binary: string): boolean {
@@ -543,7 +548,7 @@ export function preparePluginDir(opts: PluginDirOptions = {}): {
 }
 
 /**
- * A private copy of the compiled plugin (out/cni, out/ebpf-napi, the test entry, the addon
+ * A private copy of the compiled plugin (its rooms under out/, out/ebpf-napi, the test entry, the addon
  * and the BPF objects) under build/, so a rebuild while a long test runs (other work in the
  * same checkout) never hands a plugin process a half-written file. Other dependencies resolve
  * from the repository's node_modules.
@@ -559,7 +564,7 @@ function snapshotOut(): { root: string; entry: string } {
   }
   const root = mkdtempSync(join(parent, `cni-test-${process.pid}-`));
   const copy = (rel: string) => cpSync(join(REPO, rel), join(root, rel), { recursive: true });
-  copy("out/cni");
+  for (const room of PLUGIN_ROOMS) copy(join("out", room));
   copy("out/ebpf-napi");
   copy("out/test/support/cni-plugin-entry.js");
   // the addon with its libraries, and the BPF objects: rebuilt in place by other work too

@@ -19,7 +19,7 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { cgroup2Root } from "../../cni/cgroup2";
+import { cgroup2Root } from "../../base/cgroup2";
 import {
   COMMAND_PATH,
   type CommandOptions,

@@ -10,9 +10,9 @@ import {
   detachPod,
   ensureSharedPrograms,
   type PodRecordData,
-} from "../../cni/datapath";
-import { removeTree } from "../../cni/datapath/shared-fs";
-import { defaultRedirectSettings, type RedirectSettings } from "../../cni/redirect-settings";
+  removeTree,
+} from "../../datapath";
+import { defaultRedirectSettings, type RedirectSettings } from "../../mesh/redirect-settings";
 import { CaptureLab, type CaptureMode } from "./capture-lab";
 import { uniqueName } from "./names";
 import type { Pod } from "./pod";

@@ -1,7 +1,12 @@
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { expect } from "chai";
-import { bpfObject, bpfObjectNames, shippedBpfObjects, testOnlyBpfObjects } from "../../cni/assets";
+import {
+  bpfObject,
+  bpfObjectNames,
+  shippedBpfObjects,
+  testOnlyBpfObjects,
+} from "../../base/assets";
 
 const BPF_BUILD = join(__dirname, "..", "..", "..", "bpf", "build");
 

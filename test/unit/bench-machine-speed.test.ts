@@ -18,7 +18,7 @@ import {
   probeCpu,
   speedprobeArgv,
 } from "../../bench/tools/speedprobe";
-import { run } from "../../test/support/command";
+import { run } from "../support/command";
 
 describe("bench machine probes (bench/speedprobe, tools/speedprobe.ts, machine-speed.ts)", () => {
   describe("summaries", () => {

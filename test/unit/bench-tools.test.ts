@@ -30,7 +30,7 @@ import {
 } from "../../bench/tools/loadgen";
 import { parseSockperfOutput, sockperfClientArgv } from "../../bench/tools/sockperf";
 import { parseWrkOutput, WRK_LUA, wrkArgv, wrkErrorCount } from "../../bench/tools/wrk";
-import { run } from "../../test/support/command";
+import { run } from "../support/command";
 
 const ESC = String.fromCharCode(27);
 

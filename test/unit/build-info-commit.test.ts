@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
-import { gitCommit } from "../../cni/build-info";
+import { gitCommit } from "../../base/build-info";
 
 describe("build info: the commit", () => {
   const saved = process.env.WAGGLE_COMMIT;

@@ -5,7 +5,7 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { expect } from "chai";
-import { SELECTION_RULES } from "../../cni/pod-selection";
+import { SELECTION_RULES } from "../../mesh/pod-selection";
 import { CAPTURE_SCENARIOS } from "../support/capture-scenarios";
 
 const repo = join(__dirname, "..", "..", "..");

@@ -7,7 +7,7 @@ import {
   cgroup2Root,
   parseCgroup2Mounts,
   unescapeMountinfoField,
-} from "../../cni/cgroup2";
+} from "../../base/cgroup2";
 
 // Real mountinfo shapes: a unified host (systemd default since 2021), a hybrid host (this
 // machine), a v1-only host, and a container with a bind-mounted subtree first.
@@ -33,7 +33,7 @@ const SUBTREE_FIRST = `100 90 0:40 /kubepods/pod1 /run/pod\\040cgroup rw,relatim
 101 90 0:40 / /host/sys/fs/cgroup rw,relatime shared:10 - cgroup2 cgroup2 rw
 `;
 
-describe("cgroup2Root (cni/cgroup2)", () => {
+describe("cgroup2Root (base/cgroup2)", () => {
   let dir: string;
   before(() => {
     dir = mkdtempSync(join(tmpdir(), "waggle-cgroup2-"));

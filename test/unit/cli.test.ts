@@ -1,5 +1,6 @@
 import { expect } from "chai";
-import { type CliArgs, type CliCommand, commands, runCli, usageExitCode } from "../../cni/cli";
+import { type CliCommand, commands, runCli, usageExitCode } from "../../app/cli";
+import type { CliArgs } from "../../base/cli-io";
 import { captureIo } from "../support/cli-io";
 
 /** A registry of one command that records what it was called with and exits with `code`. */

@@ -6,10 +6,8 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
-import { AddonUnavailableError } from "../../cni/addon";
-import { CgroupV2NotMountedError } from "../../cni/cgroup2";
-import { DatapathError } from "../../cni/datapath/errors";
-import { PodLookupError, podFactsFromPod, readPod } from "../../cni/k8s-pod";
+import { AddonUnavailableError } from "../../base/addon";
+import { CgroupV2NotMountedError } from "../../base/cgroup2";
 import {
   type Datapath,
   type DatapathOptions,
@@ -17,11 +15,13 @@ import {
   type Pins,
   type PluginDeps,
   type PodAttachRequest,
-  type PodRecord,
   runCni,
 } from "../../cni/plugin";
-import type { PodFacts } from "../../cni/pod-selection";
+import { DatapathError, type PodRecordData } from "../../datapath";
+import { PodLookupError, podFactsFromPod, readPod } from "../../mesh/k8s-pod";
+import type { PodFacts } from "../../mesh/pod-selection";
 import { FakeKubeApi } from "../support/fake-kube-api";
+import { recordOf } from "../support/pod-records";
 
 const UID = "5f1f4e0c-1b2a-4c3d-8e9f-0a1b2c3d4e5f";
 const CONTAINER = "c0ffee0123456789";
@@ -58,11 +58,11 @@ class FakeDatapath implements Datapath {
     this.calls.push(`ensure ${opts.bpfRoot}`);
     if (this.loadError) throw this.loadError;
   }
-  attachPod(req: PodAttachRequest, opts: DatapathOptions): PodRecord {
+  attachPod(req: PodAttachRequest, opts: DatapathOptions): PodRecordData {
     this.calls.push(`attach ${req.containerId} ${opts.bpfRoot}`);
     if (this.attachError) throw this.attachError;
     this.pods.set(req.containerId, req);
-    return { containerId: req.containerId };
+    return recordOf(req);
   }
   detachPod(containerId: string): boolean {
     this.calls.push(`detach ${containerId}`);
@@ -73,10 +73,7 @@ class FakeDatapath implements Datapath {
   checkPod(containerId: string): string[] {
     return this.problems.get(containerId) ?? [];
   }
-  listPods(): PodRecord[] {
-    return [...this.pods.keys()].map((containerId) => ({ containerId }));
-  }
-  /** The pins as cni/datapath/pins reads them, over this fake's pods. */
+  /** The pins as datapath/pins reads them, over this fake's pods. */
   pins(bpffs: () => boolean): Pins {
     return {
       onBpffs: () => bpffs(),
@@ -368,6 +365,15 @@ describe("cni plugin (fake datapath)", () => {
       const out = await cni("ADD", conf({ bpf_root: "relative/path" }));
       expect(out.json?.code).to.equal(7);
       expect(out.json?.msg).to.contain("bpf_root");
+      expect(decisions()).to.deep.equal(["failed"]);
+      expect(datapath.calls).to.deep.equal([]);
+    });
+
+    it("code 2 for an istio-cni mode waggle does not implement (ambient), saying so", async () => {
+      const out = await cni("ADD", conf({ ambient_enabled: true }));
+      expect(out.json?.code).to.equal(2);
+      expect(out.json?.msg).to.contain("ambient_enabled");
+      expect(out.json?.details).to.contain("ambient mode is not supported");
       expect(decisions()).to.deep.equal(["failed"]);
       expect(datapath.calls).to.deep.equal([]);
     });
@@ -815,7 +821,7 @@ describe("cni plugin cold path", () => {
     const plugin = join(__dirname, "..", "..", "cni", "plugin.js");
     const script = `
       const { runCni } = require(${JSON.stringify(plugin)});
-      const heavy = () => Object.keys(require.cache).filter((k) => /node_modules\\/(ip-address|@kubernetes|winston)|ebpf-napi|cni\\/datapath/.test(k));
+      const heavy = () => Object.keys(require.cache).filter((k) => /node_modules\\/(ip-address|@kubernetes|winston)|ebpf-napi|datapath\\//.test(k));
       runCni({ CNI_COMMAND: "VERSION" }, '{"cniVersion":"1.0.0"}').then(async (v) => {
         const afterVersion = heavy().length;
         const add = await runCni(

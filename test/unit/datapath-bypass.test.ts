@@ -1,21 +1,21 @@
 // The socket bypass's settings: the kernel check (requirements.ts bypassSupport), the node
 // switch in the plugin config, the per-pod opt-out annotation and its policy flag.
 import { expect } from "chai";
-import { parseWaggleConfig } from "../../cni/config";
-import { POLICY } from "../../cni/datapath/layout";
-import { podPolicy } from "../../cni/datapath/policy";
+import { formatStatus } from "../../app/status";
+import { CniError } from "../../cni/skel";
 import {
   BYPASS_KERNEL_FIXES,
   BYPASS_OPEN_DIFFERENCES,
   bypassSupport,
-} from "../../cni/datapath/requirements";
+  POLICY,
+  podPolicy,
+} from "../../datapath";
+import { parseWaggleConfig } from "../../mesh/config";
 import {
   InvalidAnnotationError,
   parseRedirectSettings,
   WAGGLE_ANNOTATIONS,
-} from "../../cni/redirect-settings";
-import { CniError } from "../../cni/skel";
-import { formatStatus } from "../../cni/status";
+} from "../../mesh/redirect-settings";
 
 const entry = { cniVersion: "0.3.1", name: "k8s-pod-network", type: "waggle" };
 

@@ -1,10 +1,9 @@
-// The map layouts of cni/datapath/layout.ts against the BTF of the compiled objects: every
+// The map layouts of datapath/layout.ts against the BTF of the compiled objects: every
 // shared struct has the same size and member offsets/sizes on both sides.
 import { execFileSync } from "node:child_process";
 import { expect } from "chai";
-import { bpfObject } from "../../cni/assets";
-import { STRUCTS } from "../../cni/datapath/layout";
-import { OBJECTS } from "../../cni/datapath/programs";
+import { bpfObject } from "../../base/assets";
+import { OBJECTS, STRUCTS } from "../../datapath";
 
 interface BtfType {
   id: number;

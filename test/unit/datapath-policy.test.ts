@@ -2,10 +2,15 @@
 import { expect } from "chai";
 import {
   addrBytes,
+  bareIPs,
   bytesAddr,
+  CIDR_KEY_FIXED_BITS,
+  containerDirName,
+  containerIdOfDir,
   decodeCidrKey,
   decodePortKey,
   decodePortSet,
+  decodeRecord,
   encodeCidrKey,
   encodeIfaceKey,
   encodeListenerKey,
@@ -13,17 +18,21 @@ import {
   encodePolicy,
   encodePortKey,
   encodePortSet,
+  encodeRecord,
   expandPortRanges,
+  flagNames,
+  ipv6Enabled,
+  MAP_NAMES,
+  POLICY,
+  podPolicy,
   policyEntries,
   portRanges,
+  RECORD_VERSION,
+  routeCidr,
+  STRUCTS,
   sumCounters,
-} from "../../cni/datapath/encode";
-import { routeCidr } from "../../cni/datapath/interfaces";
-import { CIDR_KEY_FIXED_BITS, MAP_NAMES, POLICY, STRUCTS } from "../../cni/datapath/layout";
-import { bareIPs, flagNames, ipv6Enabled, podPolicy } from "../../cni/datapath/policy";
-import { containerDirName, containerIdOfDir } from "../../cni/datapath/programs";
-import { decodeRecord, encodeRecord, RECORD_VERSION } from "../../cni/datapath/record";
-import { defaultRedirectSettings, type RedirectSettings } from "../../cni/redirect-settings";
+} from "../../datapath";
+import { defaultRedirectSettings, type RedirectSettings } from "../../mesh/redirect-settings";
 
 const NETNS = 0x1122334455667788n;
 

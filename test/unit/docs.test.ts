@@ -5,7 +5,13 @@
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { expect } from "chai";
-import { commands } from "../../cni/cli";
+import { commands } from "../../app/cli";
+import { kernelFloor } from "../../app/prerequisites";
+import { compareDotted } from "../../base/dotted-version";
+import { K8S_ARGS } from "../../cni/plugin";
+import { ErrorCodes } from "../../cni/skel/errors";
+import { DATAPATH_REQUIREMENTS } from "../../datapath";
+import { OPTION_SPECS } from "../../install/options";
 import {
   CGROUP_PATH_CAPABILITY,
   DEFAULT_CONFIG,
@@ -14,27 +20,21 @@ import {
   KNOWN_KEYS,
   KUBERNETES_KEYS,
   POD_ANNOTATIONS_CAPABILITY,
-} from "../../cni/config";
-import { DATAPATH_REQUIREMENTS } from "../../cni/datapath/requirements";
-import { compareDotted } from "../../cni/dotted-version";
-import { K8S_ARGS } from "../../cni/plugin";
+} from "../../mesh/config";
 import {
   DISABLE_ENVOY_ENV,
   INJECT_KEY,
   ISTIO_INIT,
   ISTIO_PROXY,
   SIDECAR_STATUS_ANNOTATION,
-} from "../../cni/pod-selection";
-import { kernelFloor } from "../../cni/prerequisites";
+} from "../../mesh/pod-selection";
 import {
   ALWAYS_EXCLUDED_INBOUND_PORTS,
   DEFAULT_EXCLUDED_OUTBOUND_PORTS,
   PROXY_ENV,
   TRAFFIC_ANNOTATIONS,
   WAGGLE_ANNOTATIONS,
-} from "../../cni/redirect-settings";
-import { ErrorCodes } from "../../cni/skel/errors";
-import { OPTION_SPECS } from "../../install/options";
+} from "../../mesh/redirect-settings";
 
 const repo = join(__dirname, "..", "..", "..");
 const read = (path: string) => readFileSync(join(repo, path), "utf8");

@@ -6,7 +6,7 @@ import {
   evaluate,
   formatResults,
   probeChecks,
-} from "../../cni/doctor";
+} from "../../app/doctor";
 import {
   allKernelFeatures,
   attachTypeNeeds,
@@ -15,7 +15,7 @@ import {
   kernelFloor,
   mapTypeNeeds,
   progTypeNeeds,
-} from "../../cni/prerequisites";
+} from "../../app/prerequisites";
 
 const SYSFS_MAGIC = 0x62656572;
 // CapEff of root: every capability up to CAP_CHECKPOINT_RESTORE (40).

@@ -4,7 +4,7 @@ import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { expect } from "chai";
 import { BpfError, type Program, tcAttach, tcQuery } from "ebpf-napi";
-import { repoRoot } from "../../cni/assets";
+import { repoRoot } from "../../base/assets";
 import { invalidArgument } from "../../ebpf-napi/lib/errors";
 
 const INDEX_JS = join(repoRoot(), "out", "ebpf-napi", "lib", "index.js");

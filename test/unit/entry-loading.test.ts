@@ -1,13 +1,13 @@
 // The entry loads only what a command needs: `waggle version` and CNI VERSION must not pay for
 // the addon, winston, the Kubernetes client or any BPF object (and CNI VERSION not for yargs).
-// Runs out/cni/main.js under a preload that records every module, file read and dlopen.
+// Runs out/app/main.js under a preload that records every module, file read and dlopen.
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
 
-const MAIN = join(__dirname, "..", "..", "cni", "main.js");
+const MAIN = join(__dirname, "..", "..", "app", "main.js");
 
 const RECORDER = `
 const fs = require("node:fs");

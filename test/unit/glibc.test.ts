@@ -1,6 +1,6 @@
 import { expect } from "chai";
-import { compareDotted, kernelVersion } from "../../cni/dotted-version";
-import { glibcFloor, glibcNeeds, highestGlibcVersion, runningGlibc } from "../../cni/glibc";
+import { compareDotted, kernelVersion } from "../../base/dotted-version";
+import { glibcFloor, glibcNeeds, highestGlibcVersion, runningGlibc } from "../../base/glibc";
 
 // Shapes of `objdump -T` lines: imported (*UND*) symbols with their version, a weak import, and
 // symbols the file defines itself (a libc's own versions are not needs).

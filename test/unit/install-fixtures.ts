@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import winston from "winston";
-import { createLogger, type Logger } from "../../cni/log";
+import { createLogger, type Logger } from "../../base/log";
 
 const fixtureDir = join(__dirname, "..", "..", "..", "test", "fixtures", "calico");
 

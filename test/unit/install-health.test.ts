@@ -8,12 +8,12 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { expect } from "chai";
-import { COUNTER_NAMES, type CounterName } from "../../cni/datapath/layout";
 import type { InstallDatapath } from "../../install/datapath-port";
 import { startHealthServer } from "../../install/health";
 import { Installer, uninstall } from "../../install/main";
 import { InstallMetrics } from "../../install/metrics";
 import { resolveInstallOptions } from "../../install/options";
+import { attachedPod, counters, FRESH_LOAD, recordOf } from "../support/pod-records";
 import { CALICO_SHAPES, capturingLogger, scratchDir, waitFor } from "./install-fixtures";
 
 const CA = "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n";
@@ -28,28 +28,26 @@ function fakeDatapath(over: Partial<InstallDatapath> = {}): InstallDatapath & { 
   const calls: string[] = [];
   return {
     calls,
-    checkBpfRoot: () => {},
-    loadPrograms: async (root) => {
-      calls.push(`load ${root}`);
-      return { pods: 0, linksUpdated: 0, skipped: [] };
+    requireBpffs: () => {},
+    upgradePrograms: async ({ bpfRoot }) => {
+      calls.push(`load ${bpfRoot}`);
+      return FRESH_LOAD;
     },
     listPods: async () => [
-      {
+      attachedPod({
         containerId: "c1",
-        netnsCookie: "4097",
+        podIPs: ["10.1.0.4"],
         pod: { namespace: "default", name: "app-1" },
-        counters: {
-          ...(Object.fromEntries(COUNTER_NAMES.map((n) => [n, 0])) as Record<CounterName, number>),
-          outbound_redirected: 7,
-        },
-      },
+        counters: counters({ outbound_redirected: 7 }),
+      }),
     ],
-    attachPod: async (root, req) => {
-      calls.push(`attach ${root} ${req.containerId}`);
+    attachPod: async (req, { bpfRoot }) => {
+      calls.push(`attach ${bpfRoot} ${req.containerId}`);
+      return recordOf(req);
     },
-    netnsCookie: () => "1",
-    removeAll: async (root) => {
-      calls.push(`removeAll ${root}`);
+    netnsCookieOf: () => "1",
+    removeDatapath: async ({ bpfRoot }) => {
+      calls.push(`removeAll ${bpfRoot}`);
       return { pods: 2 };
     },
     ...over,
@@ -158,9 +156,9 @@ describe("install: health server and the installer's readiness", () => {
       release = r;
     });
     const datapath = fakeDatapath({
-      loadPrograms: async () => {
+      upgradePrograms: async () => {
         await programsGate;
-        return { pods: 0, linksUpdated: 0, skipped: [] };
+        return FRESH_LOAD;
       },
     });
     installer = new Installer(options, { log: capturingLogger().log, datapath });
@@ -184,7 +182,7 @@ describe("install: health server and the installer's readiness", () => {
   it("a failing program load fails start (nothing chained) and leaves readiness false", async () => {
     const options = layout();
     const datapath = fakeDatapath({
-      loadPrograms: async () => {
+      upgradePrograms: async () => {
         throw new Error("verifier says no");
       },
     });
@@ -202,7 +200,7 @@ describe("install: health server and the installer's readiness", () => {
   it("a bpf root that is no bpffs fails start before the binary, kubeconfig or entry are written", async () => {
     const options = layout();
     const datapath = fakeDatapath({
-      checkBpfRoot: (root) => {
+      requireBpffs: (root) => {
         throw new Error(`${root} is not on a bpffs`);
       },
     });
@@ -232,7 +230,7 @@ describe("install: health server and the installer's readiness", () => {
       CALICO_SHAPES.operator,
     );
     const failing = fakeDatapath({
-      removeAll: async () => {
+      removeDatapath: async () => {
         throw new Error("link busy");
       },
     });

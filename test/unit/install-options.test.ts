@@ -1,6 +1,5 @@
 import { expect } from "chai";
 import yargs from "yargs";
-import { parseWaggleConfig } from "../../cni/config";
 import {
   declareInstallOptions,
   declareUninstallOptions,
@@ -10,6 +9,7 @@ import {
   resolveUninstallOptions,
 } from "../../install/options";
 import { pluginEntry } from "../../install/plugin-entry";
+import { parseWaggleConfig } from "../../mesh/config";
 
 const apiEnv = { KUBERNETES_SERVICE_HOST: "10.96.0.1", KUBERNETES_SERVICE_PORT: "443" };
 

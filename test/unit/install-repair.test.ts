@@ -4,11 +4,12 @@ import type { InstallDatapath } from "../../install/datapath-port";
 import { InstallMetrics } from "../../install/metrics";
 import {
   EarlyPodRepairer,
-  meshDecision,
   podIPs,
+  repairDecision,
   repairEarlyPods,
   sandboxIdOf,
 } from "../../install/repair";
+import { attachedPod, FRESH_LOAD, recordOf } from "../support/pod-records";
 import { capturingLogger, waitFor } from "./install-fixtures";
 
 const SANDBOX = "a".repeat(64);
@@ -68,8 +69,8 @@ function meshedPod(
 }
 
 describe("install: early-pod repair (decisions)", () => {
-  it("meshes a running injected pod with the settings the plugin would use", () => {
-    const d = meshDecision(meshedPod(), ["kube-system"]);
+  it("meshes a running injected pod with the settings the plugin would use", async () => {
+    const d = await repairDecision(meshedPod(), ["kube-system"]);
     expect(d).to.have.property("settings");
     const { settings } = d as {
       settings: { proxyUid: number; proxyGid: number; dnsCapture: boolean };
@@ -94,24 +95,12 @@ describe("install: early-pod repair (decisions)", () => {
       /phase Pending/,
     ],
     [
-      "an excluded namespace",
+      "a pod decideMesh leaves alone, with its reason (an excluded namespace)",
       (p) => ((p.metadata as { namespace?: string }).namespace = "kube-system"),
-      /exclude_namespaces/,
+      /namespace kube-system is in exclude_namespaces/,
     ],
     [
-      "a pod without the sidecar status",
-      (p) => delete p.metadata?.annotations?.["sidecar.istio.io/status"],
-      /not injected/,
-    ],
-    ["a pod with istio-init", (p) => p.spec?.containers.push({ name: "istio-init" }), /istio-init/],
-    [
-      "injection disabled by annotation",
-      (p) =>
-        ((p.metadata?.annotations as Record<string, string>)["sidecar.istio.io/inject"] = "false"),
-      /inject/,
-    ],
-    [
-      "an invalid traffic annotation (named)",
+      "an invalid traffic annotation (named), where the plugin's ADD would fail",
       (p) =>
         ((p.metadata?.annotations as Record<string, string>)[
           "traffic.sidecar.istio.io/excludeOutboundPorts"
@@ -120,10 +109,10 @@ describe("install: early-pod repair (decisions)", () => {
     ],
   ];
   for (const [what, change, reason] of skips) {
-    it(`leaves alone ${what}`, () => {
+    it(`leaves alone ${what}`, async () => {
       const pod = meshedPod();
       change(pod);
-      const d = meshDecision(pod, ["kube-system"]);
+      const d = await repairDecision(pod, ["kube-system"]);
       expect(d).to.have.property("skip").that.matches(reason);
     });
   }
@@ -164,14 +153,15 @@ function datapath(
   const attached: string[] = [];
   return {
     attached,
-    checkBpfRoot: () => {},
-    loadPrograms: async () => ({ pods: 0, linksUpdated: 0, skipped: [] }),
+    requireBpffs: () => {},
+    upgradePrograms: async () => FRESH_LOAD,
     listPods: async () => records,
-    attachPod: async (_root, req) => {
+    attachPod: async (req) => {
       attached.push(req.containerId);
+      return recordOf(req);
     },
-    netnsCookie: () => "1",
-    removeAll: async () => ({ pods: 0 }),
+    netnsCookieOf: () => "1",
+    removeDatapath: async () => ({ pods: 0 }),
   };
 }
 
@@ -186,12 +176,13 @@ describe("install: early-pod repair (passes)", () => {
   it("skips pods the datapath already has (by pod UID) without touching the host", async () => {
     const pod = meshedPod();
     const dp = datapath([
-      {
+      attachedPod({
         containerId: SANDBOX,
         netnsCookie: "9",
+        podIPs: ["10.244.1.7"],
         pod: { namespace: "shop", name: "cart-1", uid: pod.metadata?.uid },
         counters: null,
-      },
+      }),
     ]);
     const report = await repairEarlyPods({
       ...base,

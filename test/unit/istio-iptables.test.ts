@@ -2,7 +2,7 @@
 // istio-iptables writes per setting, in its order.
 
 import { expect } from "chai";
-import { defaultRedirectSettings, type RedirectSettings } from "../../cni/redirect-settings";
+import { defaultRedirectSettings, type RedirectSettings } from "../../mesh/redirect-settings";
 import { ipv6Enabled, renderIstioIptables } from "../support/istio-iptables";
 
 const POD = { ipv4: "10.0.0.9" };

@@ -9,7 +9,7 @@ import {
   isLogLevel,
   type LoggerOptions,
   type LogLevel,
-} from "../../cni/log";
+} from "../../base/log";
 
 function lines(file: string): Record<string, unknown>[] {
   return readFileSync(file, "utf8")
@@ -93,7 +93,7 @@ describe("log: JSON-lines logger", () => {
     stdout: string;
     stderr: string;
   } {
-    const log = join(__dirname, "..", "..", "cni", "log.js");
+    const log = join(__dirname, "..", "..", "base", "log.js");
     const script = `
       const { createLogger, closeLogger } = require(${JSON.stringify(log)});
       const logger = createLogger(${JSON.stringify(options)});

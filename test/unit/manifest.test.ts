@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { loadAllYaml } from "@kubernetes/client-node";
 import { expect } from "chai";
-import { runtimeDirCandidates } from "../../cni/runtime-dir";
+import { runtimeDirCandidates } from "../../base/runtime-dir";
 import { withEntry } from "../../install/conflist";
 import {
   OPTION_SPECS,

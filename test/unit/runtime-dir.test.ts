@@ -20,7 +20,7 @@ import {
   ensureRuntimeDir,
   type RuntimeFile,
   runtimeDirCandidates,
-} from "../../cni/runtime-dir";
+} from "../../base/runtime-dir";
 
 const ID = "0123456789abcdef";
 

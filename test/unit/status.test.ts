@@ -5,19 +5,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
-import { runCli } from "../../cni/cli";
-import type { PodRecord } from "../../cni/datapath";
-import { policyEntries } from "../../cni/datapath/encode";
-import { COUNTER_NAMES, type CounterName, MAP_NAMES } from "../../cni/datapath/layout";
-import { podPolicy } from "../../cni/datapath/policy";
-import {
-  ALL_PROGRAMS,
-  CGROUP_PROGRAMS,
-  NETNS_PROGRAM,
-  POD_LINKS,
-} from "../../cni/datapath/programs";
-import { RECORD_VERSION, recordedPolicy } from "../../cni/datapath/record";
-import { defaultRedirectSettings, type RedirectSettings } from "../../cni/redirect-settings";
+import { runCli } from "../../app/cli";
 import {
   formatDetail,
   formatJson,
@@ -30,67 +18,10 @@ import {
   readFailure,
   StatusError,
   type StatusReport,
-} from "../../cni/status";
+} from "../../app/status";
+import { ALL_PROGRAMS, CGROUP_PROGRAMS, MAP_NAMES, NETNS_PROGRAM } from "../../datapath";
 import { captureIo } from "../support/cli-io";
-
-function settings(patch: (s: RedirectSettings) => void = () => {}): RedirectSettings {
-  const s = defaultRedirectSettings();
-  patch(s);
-  return s;
-}
-
-function counters(values: Partial<Record<CounterName, number>> = {}): Record<CounterName, number> {
-  return Object.fromEntries(COUNTER_NAMES.map((c) => [c, values[c] ?? 0])) as Record<
-    CounterName,
-    number
-  >;
-}
-
-interface Fixture {
-  containerId: string;
-  pod?: { namespace: string; name: string; uid?: string };
-  podIPs: string[];
-  settings?: RedirectSettings;
-  /** Routes of the excluded interfaces (attachPod reads them from the netns). */
-  interfaceCidrs?: string[];
-  counters?: Record<CounterName, number> | null;
-}
-
-/** A record as attachPod writes it, with counters as listPods adds them. */
-function record(f: Fixture): PodRecord {
-  const s = f.settings ?? settings();
-  const netns = 4242n;
-  const policy = podPolicy({
-    settings: s,
-    podIPs: f.podIPs,
-    extraExcludeCidrs: f.interfaceCidrs ?? [],
-  });
-  const entries = policyEntries(netns, policy);
-  const keys = (map: string) =>
-    entries.filter((e) => e.map === map).map((e) => e.key.toString("hex"));
-  return {
-    version: RECORD_VERSION,
-    containerId: f.containerId,
-    netnsCookie: netns.toString(),
-    netnsPath: `/var/run/netns/cni-${f.containerId.slice(0, 8)}`,
-    ifname: "eth0",
-    cgroupPath: `/sys/fs/cgroup/kubepods/pod-${f.containerId.slice(0, 8)}`,
-    podIPs: policy.podIPs,
-    ...(f.pod ? { pod: f.pod } : {}),
-    policy: recordedPolicy(policy, s, f.interfaceCidrs ?? []),
-    inboundInterfaces: [{ ifname: "eth0", ifindex: 3 }],
-    localAddresses: policy.localAddresses,
-    keys: {
-      ports: keys(MAP_NAMES.ports),
-      cidrs: keys(MAP_NAMES.cidrs),
-      podIps: keys(MAP_NAMES.podIps),
-      ifaces: keys(MAP_NAMES.ifaces),
-    },
-    links: [...POD_LINKS],
-    attachedAt: "2025-06-01T12:00:00.000Z",
-    counters: f.counters === undefined ? counters() : f.counters,
-  };
-}
+import { attachedPod, counters, settings } from "../support/pod-records";
 
 const FRONTEND_ID = "3f2a1b4c5d6e7f8091a2b3c4d5e6f708";
 const BACKEND_ID = "9c1d2e3f4a5b6c7d8e9fa0b1c2d3e4f5";
@@ -98,7 +29,7 @@ const BACKEND_ID = "9c1d2e3f4a5b6c7d8e9fa0b1c2d3e4f5";
 const frontend = (): PodStatus =>
   podStatus({
     containerId: FRONTEND_ID,
-    record: record({
+    record: attachedPod({
       containerId: FRONTEND_ID,
       pod: { namespace: "shop", name: "frontend", uid: "0c8e-uid" },
       podIPs: ["10.250.0.3/32"],
@@ -116,7 +47,7 @@ const frontend = (): PodStatus =>
 const backend = (): PodStatus =>
   podStatus({
     containerId: BACKEND_ID,
-    record: record({
+    record: attachedPod({
       containerId: BACKEND_ID,
       pod: { namespace: "shop", name: "backend" },
       podIPs: ["10.250.0.4", "fd00::4"],
@@ -136,7 +67,7 @@ function report(pods: PodStatus[], datapath?: Partial<StatusReport["datapath"]>)
 
 describe("status: the policy summary decoded from a pod's record", () => {
   it("a default pod: every destination but port 15020 out, every port but 15020/15021/15090 in", () => {
-    const p = policySummary(record({ containerId: "a1", podIPs: ["10.1.2.3"] }));
+    const p = policySummary(attachedPod({ containerId: "a1", podIPs: ["10.1.2.3"] }));
     expect(p).to.deep.equal({
       proxyUid: 1337,
       proxyGid: 1337,
@@ -164,7 +95,7 @@ describe("status: the policy summary decoded from a pod's record", () => {
       x.dualStack = true;
     });
     const p = policySummary(
-      record({
+      attachedPod({
         containerId: "a2",
         podIPs: ["10.1.2.3", "fd00::3"],
         settings: s,
@@ -187,7 +118,7 @@ describe("status: the policy summary decoded from a pod's record", () => {
     const detail = formatDetail(
       podStatus({
         containerId: "a2",
-        record: record({
+        record: attachedPod({
           containerId: "a2",
           podIPs: ["10.1.2.3", "fd00::3"],
           settings: s,
@@ -213,7 +144,7 @@ describe("status: the policy summary decoded from a pod's record", () => {
 
   it("outbound and inbound capture off: empty include lists, not '*'", () => {
     const p = policySummary(
-      record({
+      attachedPod({
         containerId: "a3",
         podIPs: ["10.1.2.3"],
         settings: settings((x) => {
@@ -227,12 +158,12 @@ describe("status: the policy summary decoded from a pod's record", () => {
   });
 
   it("IPv6 is not captured without dual stack when the pod also has IPv4", () => {
-    const p = policySummary(record({ containerId: "a4", podIPs: ["10.1.2.3", "fd00::3"] }));
+    const p = policySummary(attachedPod({ containerId: "a4", podIPs: ["10.1.2.3", "fd00::3"] }));
     expect(p.ipv6Captured).to.equal(false);
   });
 
   it("a record written before excludeInterfaces was kept says so (null, shown as not recorded)", () => {
-    const rec = record({ containerId: "a5", podIPs: ["10.1.2.3"] });
+    const rec = attachedPod({ containerId: "a5", podIPs: ["10.1.2.3"] });
     delete rec.policy.excludeInterfaces;
     const status = podStatus({ containerId: "a5", record: rec, problems: [], exists: () => true });
     expect(status.policy?.excludeInterfaces).to.equal(null);

@@ -1,43 +1,27 @@
 // What a host must offer waggle, each item with the kernel that brought it, what waggle uses it
 // for, and what to do when it is missing. `waggle doctor` checks every item; the kernel floor is
 // the newest `since` in these lists, so it can never disagree with them.
-import type { CgroupAttachType, MapType, ProgType } from "ebpf-napi";
-import { DATAPATH_REQUIREMENTS } from "./datapath/requirements";
-import { compareDotted } from "./dotted-version";
+import { compareDotted } from "../base/dotted-version";
 
-/** A kernel feature waggle uses: the first mainline release that has it, and why waggle needs it. */
-export interface KernelFeature {
-  since: string;
-  usedFor: string;
-}
+export type {
+  AttachTypeNeed,
+  HelperNeed,
+  KernelFeature,
+  MapTypeNeed,
+  ProgTypeNeed,
+  VersionOnlyFeature,
+} from "../datapath";
 
-export interface ProgTypeNeed extends KernelFeature {
-  progType: ProgType;
-  /** Kernel configuration that provides the type. */
-  config: string;
-}
+import {
+  type AttachTypeNeed,
+  DATAPATH_REQUIREMENTS,
+  type HelperNeed,
+  type MapTypeNeed,
+  type ProgTypeNeed,
+  type VersionOnlyFeature,
+} from "../datapath";
 
-export interface AttachTypeNeed extends KernelFeature {
-  attachType: CgroupAttachType;
-}
-
-export interface MapTypeNeed extends KernelFeature {
-  mapType: MapType;
-}
-
-export interface HelperNeed extends KernelFeature {
-  /** UAPI helper name without the bpf_ prefix. */
-  helper: string;
-  /** The program type that calls it (helpers are allowed per program type). */
-  progType: ProgType;
-}
-
-/** Features that no probe can isolate cheaply; the kernel version check covers them. */
-export interface VersionOnlyFeature extends KernelFeature {
-  feature: string;
-}
-
-// Every kernel feature waggle needs is the datapath's (cni/datapath/requirements.ts keeps
+// Every kernel feature waggle needs is the datapath's (datapath/requirements.ts keeps
 // them next to the programs); doctor checks exactly those.
 export const progTypeNeeds: readonly ProgTypeNeed[] = DATAPATH_REQUIREMENTS.progTypes;
 export const attachTypeNeeds: readonly AttachTypeNeed[] = DATAPATH_REQUIREMENTS.attachTypes;
@@ -70,7 +54,7 @@ export function kernelFloor(): { version: string; setBy: string[] } {
 }
 
 /** Filesystem magic of bpffs (statfs f_type). */
-export const BPF_FS_MAGIC = 0xcafe4a11;
+export { BPF_FS_MAGIC } from "../datapath/pins";
 
 /** Default bpffs directory waggle pins under. */
 export const DEFAULT_BPF_ROOT = "/sys/fs/bpf";

@@ -2,7 +2,7 @@
 // form. Parsed from pod annotations and the istio-proxy container (see parseRedirectSettings
 // once implemented); turned into map entries by the datapath module.
 // The contract: docs/capture-contract.md ("Per-pod settings").
-import { normalizeCidr } from "./skel/ip";
+import { normalizeCidr } from "../base/ip";
 
 /** Ports fixed by Istio's contract. */
 export const ISTIO_PORTS = {

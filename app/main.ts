@@ -26,7 +26,7 @@ async function readStdin(): Promise<Buffer> {
 // an unmeshed ADD, a DEL with nothing pinned and VERSION work where it cannot be extracted.
 async function runCniMode(env: NodeJS.ProcessEnv): Promise<number> {
   const outcome = await readStdin().then(
-    (stdin) => (require("./plugin") as typeof import("./plugin")).runCni(env, stdin),
+    (stdin) => (require("../cni/plugin") as typeof import("../cni/plugin")).runCni(env, stdin),
     (err: Error) => stdinFailure(err),
   );
   process.stdout.write(outcome.stdout);
@@ -35,8 +35,9 @@ async function runCniMode(env: NodeJS.ProcessEnv): Promise<number> {
 }
 
 /** Stdin that cannot be read (a directory, a closed descriptor) is the spec's code 5. */
-function stdinFailure(err: Error): import("./skel").CniOutcome {
-  const { CniError, ErrorCodes, failureOutcome } = require("./skel") as typeof import("./skel");
+function stdinFailure(err: Error): import("../cni/skel").CniOutcome {
+  const { CniError, ErrorCodes, failureOutcome } =
+    require("../cni/skel") as typeof import("../cni/skel");
   return failureOutcome(
     new CniError(
       ErrorCodes.IoFailure,
@@ -48,7 +49,7 @@ function stdinFailure(err: Error): import("./skel").CniOutcome {
 async function runCliMode(argv: string[]): Promise<number> {
   const command = argv.find((a) => !a.startsWith("-"));
   if (command !== undefined && !commandsLoadingAddonThemselves.has(command)) {
-    (require("./addon") as typeof import("./addon")).prepareBundledAddon();
+    (require("../base/addon") as typeof import("../base/addon")).prepareBundledAddon();
   }
   const { runCli } = require("./cli") as typeof import("./cli");
   return runCli(argv);
@@ -57,7 +58,7 @@ async function runCliMode(argv: string[]): Promise<number> {
 async function main(): Promise<number> {
   // A container runtime sets CNI_COMMAND and the other CNI_* variables; one that lost
   // CNI_COMMAND still gets a CNI error, not the command line's help.
-  const { hasCniVariables } = require("./skel/env") as typeof import("./skel/env");
+  const { hasCniVariables } = require("../cni/skel/env") as typeof import("../cni/skel/env");
   if (hasCniVariables(process.env)) return runCniMode(process.env);
   return runCliMode(process.argv.slice(2));
 }

@@ -9,7 +9,10 @@ import { DatapathError } from "./errors";
 import { containerIdOfDir, paths } from "./programs";
 import { listDir, removeTree } from "./shared-fs";
 
-const BPF_FS_MAGIC = 0xcafe4a11;
+export { DatapathError } from "./errors";
+
+/** Filesystem magic of bpffs (statfs f_type). */
+export const BPF_FS_MAGIC = 0xcafe4a11;
 
 /** True when `path` (or, when it does not exist yet, its nearest existing ancestor) is on a bpffs. */
 export function onBpffs(path: string): boolean {

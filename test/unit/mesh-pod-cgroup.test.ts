@@ -1,4 +1,4 @@
-// Finding the pod cgroup (cni/pod-cgroup.ts) in a directory tree laid out like a cgroup2
+// Finding the pod cgroup (mesh/pod-cgroup.ts) in a directory tree laid out like a cgroup2
 // mount: cgroupfs paths, systemd slice names, and lookup by pod UID for both drivers.
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -10,7 +10,7 @@ import {
   findPodCgroupByUid,
   PodCgroupError,
   resolvePodCgroup,
-} from "../../cni/pod-cgroup";
+} from "../../mesh/pod-cgroup";
 
 const UID = "5f1f4e0c-1b2a-4c3d-8e9f-0a1b2c3d4e5f";
 const UID_ = UID.replace(/-/g, "_");

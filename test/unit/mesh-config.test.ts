@@ -1,8 +1,14 @@
-// waggle's plugin config (cni/config.ts): defaults, istio-cni's field names (current and
-// legacy), and validation errors (code 7 naming the key, code 2 for unsupported istio-cni modes).
+// waggle's plugin config (mesh/config.ts): defaults, istio-cni's field names (current and
+// legacy), and validation errors (code 7 naming the key, code 2 for unsupported istio-cni modes,
+// as the plugin answers them: test/unit/cni-plugin.test.ts).
 import { expect } from "chai";
-import { DEFAULT_CONFIG, MAX_API_BUDGET_MS, parseWaggleConfig } from "../../cni/config";
-import { CniError } from "../../cni/skel";
+import { ErrorCodes } from "../../cni/skel";
+import {
+  DEFAULT_CONFIG,
+  MAX_API_BUDGET_MS,
+  parseWaggleConfig,
+  WaggleConfigError,
+} from "../../mesh/config";
 
 const base = { cniVersion: "0.3.1", name: "k8s-pod-network", type: "waggle" };
 
@@ -12,8 +18,8 @@ function parse(extra: Record<string, unknown>) {
 
 function expectError(extra: Record<string, unknown>, code: number, text: string) {
   expect(() => parse(extra))
-    .to.throw(CniError, text)
-    .with.property("code", code);
+    .to.throw(WaggleConfigError, text)
+    .with.property("unsupported", code === ErrorCodes.UnsupportedField);
 }
 
 describe("cni config: defaults and waggle's keys", () => {

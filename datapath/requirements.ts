@@ -1,15 +1,41 @@
 // What the datapath needs from the kernel, machine-readable for `waggle doctor`
-// (cni/prerequisites.ts). Every item names the first mainline release that has it; the
+// (app/prerequisites.ts). Every item names the first mainline release that has it; the
 // kernel floor is the newest of them. Kept beside the programs so it changes with them.
 import { release as osRelease } from "node:os";
-import { compareDotted, kernelVersion } from "../dotted-version";
-import type {
-  AttachTypeNeed,
-  HelperNeed,
-  MapTypeNeed,
-  ProgTypeNeed,
-  VersionOnlyFeature,
-} from "../prerequisites";
+import type { CgroupAttachType, MapType, ProgType } from "ebpf-napi";
+import { compareDotted, kernelVersion } from "../base/dotted-version";
+
+/** A kernel feature waggle uses: the first mainline release that has it, and why waggle needs it. */
+export interface KernelFeature {
+  since: string;
+  usedFor: string;
+}
+
+export interface ProgTypeNeed extends KernelFeature {
+  progType: ProgType;
+  /** Kernel configuration that provides the type. */
+  config: string;
+}
+
+export interface AttachTypeNeed extends KernelFeature {
+  attachType: CgroupAttachType;
+}
+
+export interface MapTypeNeed extends KernelFeature {
+  mapType: MapType;
+}
+
+export interface HelperNeed extends KernelFeature {
+  /** UAPI helper name without the bpf_ prefix. */
+  helper: string;
+  /** The program type that calls it (helpers are allowed per program type). */
+  progType: ProgType;
+}
+
+/** Features that no probe can isolate cheaply; the kernel version check covers them. */
+export interface VersionOnlyFeature extends KernelFeature {
+  feature: string;
+}
 
 export const DATAPATH_PROG_TYPES: readonly ProgTypeNeed[] = [
   {

@@ -2,15 +2,7 @@
 // lives in its own module, required only when that command runs, so `waggle version` loads
 // neither the addon nor winston nor the Kubernetes client.
 import yargs, { type Argv } from "yargs";
-
-/** Where a command writes: stdout for its output, stderr for diagnostics. */
-export interface CliIo {
-  out(text: string): void;
-  err(text: string): void;
-}
-
-/** Parsed arguments as yargs hands them over (option names in kebab and camel case). */
-export type CliArgs = Record<string, unknown>;
+import type { CliArgs, CliIo } from "../base/cli-io";
 
 export interface CliCommand {
   /** yargs command string: the name, then positional arguments ("status [pod]"). */
@@ -66,7 +58,8 @@ export const commands: CliCommand[] = [
         })
         .option("bpf-root", {
           type: "string",
-          default: (require("./config") as typeof import("./config")).DEFAULT_CONFIG.bpfRoot,
+          default: (require("../mesh/config") as typeof import("../mesh/config")).DEFAULT_CONFIG
+            .bpfRoot,
           describe: "bpffs directory waggle pins under (the plugin's bpf_root)",
         })
         .option("json", {
@@ -114,10 +107,10 @@ export const processIo: CliIo = {
   err: (text) => process.stderr.write(text),
 };
 
-/** Parses `argv` (without the program name), runs the chosen command, resolves to the exit code. */
 /** A command line yargs rejected; thrown from its fail handler so no command runs. */
 class UsageError extends Error {}
 
+/** Parses `argv` (without the program name), runs the chosen command, resolves to the exit code. */
 export async function runCli(
   argv: string[],
   io: CliIo = processIo,

@@ -1,10 +1,10 @@
-// Reading the pod from the API server (cni/k8s-pod.ts) against a local fake API server:
+// Reading the pod from the API server (mesh/k8s-pod.ts) against a local fake API server:
 // bounded retries, which failures are retried, and messages that name the cause.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
-import { PodLookupError, readPod } from "../../cni/k8s-pod";
+import { PodLookupError, readPod } from "../../mesh/k8s-pod";
 import { FakeKubeApi } from "../support/fake-kube-api";
 
 describe("cni k8s pod read (fake API server)", () => {

@@ -4,10 +4,10 @@
 import { readFileSync, statfsSync } from "node:fs";
 import { release } from "node:os";
 import { dirname, join } from "node:path";
-import type { GlibcNeed } from "./build-info";
-import type { CliArgs, CliIo } from "./cli";
-import { bypassSupport } from "./datapath/requirements";
-import { compareDotted, kernelVersion } from "./dotted-version";
+import type { GlibcNeed } from "../base/build-info";
+import type { CliArgs, CliIo } from "../base/cli-io";
+import { compareDotted, kernelVersion } from "../base/dotted-version";
+import { bypassSupport } from "../datapath";
 import {
   attachTypeNeeds,
   BPF_FS_MAGIC,
@@ -320,10 +320,11 @@ function nearestExisting(path: string): { path: string; fsType: number } {
 
 /** Looks at this host. Never throws: what cannot be found out becomes an error fact. */
 export function gatherFacts(opts: { bpfRoot: string }): DoctorFacts {
-  const { buildInfo } = require("./build-info") as typeof import("./build-info");
-  const { cgroup2Root } = require("./cgroup2") as typeof import("./cgroup2");
-  const { glibcFloor, glibcNeeds, runningGlibc } = require("./glibc") as typeof import("./glibc");
-  const { loadAddon } = require("./addon") as typeof import("./addon");
+  const { buildInfo } = require("../base/build-info") as typeof import("../base/build-info");
+  const { cgroup2Root } = require("../base/cgroup2") as typeof import("../base/cgroup2");
+  const { glibcFloor, glibcNeeds, runningGlibc } =
+    require("../base/glibc") as typeof import("../base/glibc");
+  const { loadAddon } = require("../base/addon") as typeof import("../base/addon");
 
   const bpfStat = found(() => nearestExisting(opts.bpfRoot));
   const addon = found(() => loadAddon());
@@ -360,7 +361,8 @@ export function gatherFacts(opts: { bpfRoot: string }): DoctorFacts {
   const bpf = require("ebpf-napi") as typeof import("ebpf-napi");
   for (const probe of probeChecks()) facts.probes[probe.id] = found(() => probe.run(bpf));
 
-  const { bpfObject, bpfObjectNames } = require("./assets") as typeof import("./assets");
+  const { bpfObject, bpfObjectNames } =
+    require("../base/assets") as typeof import("../base/assets");
   const names = found(() => bpfObjectNames());
   if ("error" in names) {
     facts.objects["(embedded objects)"] = names;

@@ -5,12 +5,25 @@
 // with fixture records and the first on real pods. Loads the addon and the datapath only;
 // never winston or the Kubernetes client.
 import { existsSync, readdirSync, statfsSync, statSync } from "node:fs";
-import type { CliArgs, CliIo } from "./cli";
-import type { PodRecord } from "./datapath";
-import { decodeCidrKey, expandPortRanges } from "./datapath/encode";
-import { COUNTER_NAMES, type CounterName, MAP_NAMES } from "./datapath/layout";
-import { policyCidr } from "./datapath/policy";
-import { ALL_PROGRAMS, NETNS_PROGRAM, paths } from "./datapath/programs";
+import type { CliArgs, CliIo } from "../base/cli-io";
+import {
+  ALL_PROGRAMS,
+  type AttachedPod,
+  attachedContainerIds,
+  COUNTER_NAMES,
+  type CounterName,
+  checkPod,
+  decodeCidrKey,
+  expandPortRanges,
+  listPods,
+  MAP_NAMES,
+  mapEntryCounts,
+  NETNS_PROGRAM,
+  nodeBypassEnabled,
+  paths,
+  policyCidr,
+  readAllRecords,
+} from "../datapath";
 import { BPF_FS_MAGIC } from "./prerequisites";
 
 /** What the pod's policy does, decoded from the map keys attachPod recorded. */
@@ -94,7 +107,7 @@ export class StatusError extends Error {
 const sortedPorts = (ports: number[]) => [...new Set(ports)].sort((a, b) => a - b);
 
 /** The policy as attachPod applied it (its flags and the port and CIDR keys it wrote). */
-export function policySummary(rec: PodRecord): PolicySummary {
+export function policySummary(rec: AttachedPod): PolicySummary {
   const flags = new Set(rec.policy.flags);
   const ports = Object.entries(rec.policy.portSets ?? {}).flatMap(([kind, ranges]) =>
     expandPortRanges(ranges as string).map((port) => ({ kind, port })),
@@ -137,10 +150,10 @@ export function policySummary(rec: PodRecord): PolicySummary {
 }
 
 /** What is known of one pod on the node besides its record. */
-export interface PodFacts {
+export interface PodObservation {
   containerId: string;
   /** null: the pod's directory holds no readable record. */
-  record: PodRecord | null;
+  record: AttachedPod | null;
   /** From checkPod. */
   problems: string[];
   /** Whether a path exists now (the netns and cgroup of the record). */
@@ -148,7 +161,7 @@ export interface PodFacts {
 }
 
 /** One pod's status from its record and facts. Pure but for facts.exists. */
-export function podStatus(f: PodFacts): PodStatus {
+export function podStatus(f: PodObservation): PodStatus {
   const r = f.record;
   const health = { ok: f.problems.length === 0, problems: [...f.problems] };
   if (r === null) {
@@ -269,7 +282,6 @@ function missingSharedPins(root: string): string[] {
  */
 export function gatherStatus(bpfRoot: string, query?: string): StatusReport {
   checkRoot(bpfRoot);
-  const datapath = require("./datapath") as typeof import("./datapath");
   const opts = { bpfRoot };
   const missing = missingSharedPins(bpfRoot);
   const loaded = missing.length === 0;
@@ -280,18 +292,14 @@ export function gatherStatus(bpfRoot: string, query?: string): StatusReport {
       throw readFailure(what, bpfRoot, err);
     }
   };
-  const records: PodRecord[] = reading("the pod records", () =>
+  const records: AttachedPod[] = reading("the pod records", () =>
     missing.includes(`maps/${MAP_NAMES.counters}`)
-      ? (require("./datapath/record") as typeof import("./datapath/record"))
-          .readAllRecords(bpfRoot)
-          .map((r) => ({ ...r, counters: null }))
-      : datapath.listPods(opts),
+      ? readAllRecords(bpfRoot).map((r) => ({ ...r, counters: null }))
+      : listPods(opts),
   );
   const byId = new Map(records.map((r) => [r.containerId, r]));
   // Directories without a readable record are pods too: checkPod says what is wrong.
-  let ids = [
-    ...new Set([...records.map((r) => r.containerId), ...datapath.attachedContainerIds(opts)]),
-  ];
+  let ids = [...new Set([...records.map((r) => r.containerId), ...attachedContainerIds(opts)])];
   if (query !== undefined) {
     ids = ids.filter((id) => podMatches(query, { containerId: id, pod: byId.get(id)?.pod }));
     if (ids.length === 0) {
@@ -301,7 +309,7 @@ export function gatherStatus(bpfRoot: string, query?: string): StatusReport {
   const pods = ids.map((id) => {
     let problems: string[];
     try {
-      problems = datapath.checkPod(id, opts);
+      problems = checkPod(id, opts);
     } catch (err) {
       problems = [(err as Error).message];
     }
@@ -317,15 +325,9 @@ export function gatherStatus(bpfRoot: string, query?: string): StatusReport {
     datapath: {
       loaded,
       missing,
-      mapEntries: loaded ? reading("the shared maps", () => datapath.mapEntryCounts(opts)) : null,
+      mapEntries: loaded ? reading("the shared maps", () => mapEntryCounts(opts)) : null,
       ...(loaded
-        ? {
-            socketBypass: reading("the node settings", () =>
-              (
-                require("./datapath/bypass") as typeof import("./datapath/bypass")
-              ).nodeBypassEnabled(bpfRoot),
-            ),
-          }
+        ? { socketBypass: reading("the node settings", () => nodeBypassEnabled(bpfRoot)) }
         : {}),
     },
     pods: pods.sort(byName),

@@ -6,7 +6,7 @@ import { assetKey, buildInfo, isBundled } from "./build-info";
 
 /** The repository root when running from out/ (compiled) or from a checkout. */
 export function repoRoot(): string {
-  // out/cni/assets.js -> repo root is two levels up from out/cni
+  // out/base/assets.js -> repo root is two levels up from out/base
   return join(__dirname, "..", "..");
 }
 

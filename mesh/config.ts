@@ -1,8 +1,19 @@
 // waggle's entry in the CNI config list: its keys, istio-cni's names for the same settings
-// (current and legacy), defaults and validation. Errors are code 7 naming the key (code 2 for
-// an istio-cni setting waggle does not implement). Keys are snake_case like istio-cni's; the
-// installer writes them (install/plugin-entry.ts).
-import { CniError, ErrorCodes } from "./skel/errors";
+// (current and legacy), defaults and validation. Errors are WaggleConfigErrors naming the key
+// (the plugin answers code 7, or code 2 for an istio-cni setting waggle does not implement).
+// Keys are snake_case like istio-cni's; the installer writes them (install/plugin-entry.ts).
+
+/** An entry waggle cannot run with; `unsupported`: an istio-cni mode waggle does not implement. */
+export class WaggleConfigError extends Error {
+  override name = "WaggleConfigError";
+  constructor(
+    message: string,
+    readonly unsupported = false,
+    readonly details?: string,
+  ) {
+    super(message);
+  }
+}
 
 export const PLUGIN_TYPE = "waggle";
 
@@ -104,9 +115,9 @@ export function parseWaggleConfig(raw: Raw): WaggleConfig {
       invalid(key, `unknown key (waggle knows ${[...KNOWN_KEYS].sort().join(", ")})`);
   }
   if (raw.ambient_enabled !== undefined && raw.ambient_enabled !== false) {
-    throw new CniError(
-      ErrorCodes.UnsupportedField,
+    throw new WaggleConfigError(
       `unsupported field ambient_enabled=${JSON.stringify(raw.ambient_enabled)}`,
+      true,
       "waggle redirects sidecar pods only; Istio ambient mode is not supported",
     );
   }
@@ -177,7 +188,7 @@ export const KNOWN_KEYS: ReadonlySet<string> = new Set([
 export const KUBERNETES_KEYS: ReadonlySet<string> = new Set(["kubeconfig", "exclude_namespaces"]);
 
 function invalid(key: string, problem: string): never {
-  throw new CniError(ErrorCodes.InvalidConfig, `invalid waggle config: ${key}: ${problem}`);
+  throw new WaggleConfigError(`invalid waggle config: ${key}: ${problem}`);
 }
 
 function objectAt(raw: Raw, key: string): Raw {

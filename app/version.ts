@@ -1,6 +1,6 @@
 // `waggle version`: what this binary is. Cheap by default; `--verbose` also loads the addon.
-import { buildInfo, loadedChunks } from "./build-info";
-import type { CliArgs, CliIo } from "./cli";
+import { buildInfo, loadedChunks } from "../base/build-info";
+import type { CliArgs, CliIo } from "../base/cli-io";
 
 export interface VersionReport {
   version: string;
@@ -22,7 +22,7 @@ export async function runVersion(args: CliArgs, io: CliIo): Promise<number> {
     node: process.version,
   };
   if (args.verbose) {
-    const { loadAddon } = require("./addon") as typeof import("./addon");
+    const { loadAddon } = require("../base/addon") as typeof import("../base/addon");
     const addon = loadAddon();
     report.libbpf = addon.libbpfVersion;
     report.addon = addon.path;

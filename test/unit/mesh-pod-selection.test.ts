@@ -1,16 +1,16 @@
-// istio-cni's pod selection (cni/pod-selection.ts), cases for every rule of "Pods the plugin
+// istio-cni's pod selection (mesh/pod-selection.ts), cases for every rule of "Pods the plugin
 // leaves alone" in docs/capture-contract.md (first match wins), and the two ways of getting facts.
 import type { V1Pod } from "@kubernetes/client-node";
 import { expect } from "chai";
-import { podFactsFromPod } from "../../cni/k8s-pod";
+import { podFactsFromPod } from "../../mesh/k8s-pod";
 import {
   lacksSidecarStatus,
   type PodFacts,
   podFactsFromAnnotations,
   skipByArgs,
   skipByPod,
-} from "../../cni/pod-selection";
-import { InvalidAnnotationError } from "../../cni/redirect-settings";
+} from "../../mesh/pod-selection";
+import { InvalidAnnotationError } from "../../mesh/redirect-settings";
 
 const STATUS = JSON.stringify({
   initContainers: ["istio-validation"],

@@ -4,7 +4,7 @@
 // undoes exactly that, even when the netns is long gone.
 import { existsSync } from "node:fs";
 import { BpfMap } from "ebpf-napi";
-import type { RedirectSettings } from "../redirect-settings";
+import type { RedirectSettings } from "../mesh/redirect-settings";
 import { portRanges, portSets } from "./encode";
 import type { PortKind } from "./layout";
 import { flagNames, type PodPolicy } from "./policy";

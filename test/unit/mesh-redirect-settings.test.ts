@@ -1,4 +1,4 @@
-// Pod annotations and istio-proxy facts -> RedirectSettings (cni/redirect-settings.ts): one
+// Pod annotations and istio-proxy facts -> RedirectSettings (mesh/redirect-settings.ts): one
 // valid and one invalid case per annotation; every error names its annotation.
 import { expect } from "chai";
 import {
@@ -6,7 +6,7 @@ import {
   defaultRedirectSettings,
   InvalidAnnotationError,
   parseRedirectSettings,
-} from "../../cni/redirect-settings";
+} from "../../mesh/redirect-settings";
 
 function expectInvalid(annotation: string, value: string, problem: string) {
   expect(() => parseRedirectSettings({ [annotation]: value }))

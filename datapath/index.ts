@@ -15,16 +15,23 @@ import {
   possibleCpus,
   unpin,
 } from "ebpf-napi";
-import { makeDirectories } from "../make-directories";
-import type { RedirectSettings } from "../redirect-settings";
+import { makeDirectories } from "../base/make-directories";
+import type { RedirectSettings } from "../mesh/redirect-settings";
 import { applyNodeBypass, bypassCountersEntry } from "./bypass";
-import { decodeNetns, netnsKey, policyEntries, sumCounters, zeroCounters } from "./encode";
+import {
+  decodeNetns,
+  type MapEntry,
+  netnsKey,
+  policyEntries,
+  sumCounters,
+  zeroCounters,
+} from "./encode";
 import { DatapathError } from "./errors";
-import { addPassthroughV6, podInterfaces, routedCidrs } from "./interfaces";
+import { addPassthroughV6, type PodInterface, podInterfaces, routedCidrs } from "./interfaces";
 import { type CounterName, MAP_NAMES, POLICY, STORAGE_MAPS } from "./layout";
 import { forgetListeners, recordExistingListeners } from "./listeners";
 import { attachedContainerIds as pinnedContainerIds, sweepStaging } from "./pins";
-import { podPolicy } from "./policy";
+import { type PodPolicy, podPolicy } from "./policy";
 import { ALL_PROGRAMS, CGROUP_PROGRAMS, NETNS_PROGRAM, POD_LINKS, paths } from "./programs";
 import {
   type PodRecordData,
@@ -43,8 +50,86 @@ import {
 } from "./shared";
 import { listDir, removeTree } from "./shared-fs";
 
+// The datapath's public entry: everything outside datapath/ imports from here, or, for what
+// needs no addon, from ./pins (test/unit/layout.test.ts keeps it so).
+
+// The socket bypass: the node switch, its counters entry, whether the kernel can run it.
+export { applyNodeBypass, nodeBypassEnabled } from "./bypass";
+export {
+  addrBytes,
+  bytesAddr,
+  decodeCidrKey,
+  decodePortKey,
+  decodePortSet,
+  encodeCidrKey,
+  encodeIfaceKey,
+  encodeListenerKey,
+  encodeListenerQuery,
+  encodePolicy,
+  encodePortKey,
+  encodePortSet,
+  expandPortRanges,
+  netnsKey,
+  policyEntries,
+  portRanges,
+  sumCounters,
+} from "./encode";
+// Failures, with a code the plugin maps to its CNI codes.
 export { DatapathError, type DatapathErrorCode } from "./errors";
-export type { PodRecordData } from "./record";
+export { routeCidr } from "./interfaces";
+// The maps' layouts and their keys and values, to read them (status, tests).
+export {
+  type BypassCounterName,
+  CIDR_KEY_FIXED_BITS,
+  COUNTER_NAMES,
+  type CounterName,
+  EXCLUDED_INTERFACE_ROUTES,
+  LISTENER_RESULT,
+  MAP_CAPACITY,
+  MAP_NAMES,
+  POLICY,
+  STRUCTS,
+} from "./layout";
+// What needs no addon (re-exported for callers that load the datapath anyway).
+export { requireBpffs } from "./pins";
+// How redirect settings become a pod's policy (pure; tests and status).
+export { bareIPs, flagNames, ipv6Enabled, podPolicy, policyCidr } from "./policy";
+// The pins' names and the per-pod record (status, tests, the bench).
+export {
+  ALL_PROGRAMS,
+  BYPASS_PROGRAM,
+  CGROUP_PROGRAMS,
+  containerDirName,
+  containerIdOfDir,
+  LISTENER_FINDER,
+  NETNS_PROGRAM,
+  OBJECTS,
+  POD_LINKS,
+  paths,
+} from "./programs";
+export {
+  decodeRecord,
+  encodeRecord,
+  type PodRecordData,
+  RECORD_VERSION,
+  readAllRecords,
+  recordedPolicy,
+} from "./record";
+// What the kernel must offer (`waggle doctor`).
+export {
+  type AttachTypeNeed,
+  BYPASS_KERNEL_FIXES,
+  BYPASS_OPEN_DIFFERENCES,
+  type BypassSupport,
+  bypassSupport,
+  DATAPATH_REQUIREMENTS,
+  type HelperNeed,
+  type KernelFeature,
+  type MapTypeNeed,
+  type ProgTypeNeed,
+  type VersionOnlyFeature,
+} from "./requirements";
+// The node's shared programs and maps.
 export {
   type DatapathOptions,
   ensureSharedPrograms,
@@ -53,6 +138,7 @@ export {
   type UpgradeReport,
   upgradePrograms,
 } from "./shared";
+export { removeTree } from "./shared-fs";
 
 export interface AttachRequest {
   containerId: string;
@@ -65,8 +151,8 @@ export interface AttachRequest {
   pod?: { namespace: string; name: string; uid?: string };
 }
 
-/** A pod as recorded, with its counters summed over CPUs (null when the entry is missing). */
-export interface PodRecord extends PodRecordData {
+/** An attached pod: its record, with its counters summed over CPUs (null when the entry is missing). */
+export interface AttachedPod extends PodRecordData {
   counters: Record<CounterName, number> | null;
 }
 
@@ -109,6 +195,50 @@ function errorCode(err: unknown): string | undefined {
  */
 export function attachPod(req: AttachRequest, opts: DatapathOptions): PodRecordData {
   const root = opts.bpfRoot;
+  validateRequest(req);
+  const netns = identifyPod(req);
+  const { interfaces, excludedCidrs } = readPodInterfaces(req);
+  const policy = buildPolicy(req, interfaces, excludedCidrs);
+  ensureSharedPrograms(opts);
+  claimNetns(root, req, netns, opts);
+  const entries = policyEntries(netns, policy);
+  const rec = podRecord(req, { netns, policy, interfaces, excludedCidrs, entries });
+  // The record goes first: whatever happens next, detachPod can find and undo it.
+  writePodRecord(root, rec);
+  try {
+    writePodMaps(root, netns, entries);
+    for (const cp of CGROUP_PROGRAMS) {
+      pinLink(root, req.containerId, cp.name, (prog) =>
+        attachCgroup(prog, req.cgroupPath, cp.attachType),
+      );
+    }
+    applyNodeBypass(root, opts.socketBypass);
+    if (policy.flags & POLICY.IPV6) addPassthroughV6(req.netnsPath);
+    // sockops records the proxy's inbound listener from now on; one that listens already
+    // (a pod meshed in place) is looked up once, before inbound capture starts.
+    recordExistingListeners(root, {
+      netns,
+      netnsPath: req.netnsPath,
+      addresses: policy.localAddresses,
+      port: policy.inboundPort,
+    });
+    pinLink(root, req.containerId, NETNS_PROGRAM.name, (prog) =>
+      attachNetns(prog, req.netnsPath, NETNS_PROGRAM.attachType),
+    );
+    settleUpgradeRace(root, rec);
+  } catch (err) {
+    rollBack(req.containerId, opts);
+    throw new DatapathError(
+      "ATTACH",
+      `attaching container ${req.containerId} failed (rolled back)`,
+      err,
+    );
+  }
+  return rec;
+}
+
+/** The request names a valid container, interface, netns and cgroup directory. */
+function validateRequest(req: AttachRequest): void {
   checkContainerId(req.containerId);
   if (!req.ifname || typeof req.ifname !== "string" || req.ifname.length > 15) {
     throw new DatapathError(
@@ -122,43 +252,64 @@ export function attachPod(req: AttachRequest, opts: DatapathOptions): PodRecordD
   if (!existsSync(`${req.cgroupPath}/cgroup.procs`) || !statSync(req.cgroupPath).isDirectory()) {
     throw new DatapathError("CGROUP", `${req.cgroupPath} is not a cgroup directory`);
   }
-  let netns: bigint;
+}
+
+/** The pod's netns cookie, the key of all its map entries (its cgroup must be identifiable too). */
+function identifyPod(req: AttachRequest): bigint {
   try {
-    netns = netnsCookie(req.netnsPath);
+    const netns = netnsCookie(req.netnsPath);
     cgroupId(req.cgroupPath);
+    return netns;
   } catch (err) {
     throw new DatapathError("NETNS", `cannot identify ${req.netnsPath} / ${req.cgroupPath}`, err);
   }
-  let extraExcludes: string[] = [];
-  let interfaces: ReturnType<typeof podInterfaces>;
+}
+
+/** The pod's interfaces, and the routes of those its settings exclude; req.ifname must be one. */
+function readPodInterfaces(req: AttachRequest): {
+  interfaces: PodInterface[];
+  excludedCidrs: string[];
+} {
+  let interfaces: PodInterface[];
+  const excluded: string[] = [];
   try {
     interfaces = podInterfaces(req.netnsPath);
     for (const ifname of req.settings.excludeInterfaces) {
-      extraExcludes.push(...routedCidrs(req.netnsPath, ifname));
+      excluded.push(...routedCidrs(req.netnsPath, ifname));
     }
-    extraExcludes = [...new Set(extraExcludes)];
   } catch (err) {
     throw new DatapathError("NETNS", "reading the pod's interfaces and routes failed", err);
   }
   if (!interfaces.some((i) => i.ifname === req.ifname)) {
     throw new DatapathError("NETNS", `interface ${req.ifname} does not exist in ${req.netnsPath}`);
   }
-  // Every global address of the pod is a "local destination" and an inbound key.
-  const localAddresses = interfaces.flatMap((i) => i.addresses);
-  let policy: ReturnType<typeof podPolicy>;
+  return { interfaces, excludedCidrs: [...new Set(excluded)] };
+}
+
+/** The pod's policy from its settings; every global address of the pod is a local destination. */
+function buildPolicy(
+  req: AttachRequest,
+  interfaces: PodInterface[],
+  excludedCidrs: string[],
+): PodPolicy {
   try {
-    policy = podPolicy({
+    return podPolicy({
       settings: req.settings,
       podIPs: req.podIPs,
       interfaces,
-      localAddresses,
-      extraExcludeCidrs: extraExcludes,
+      localAddresses: interfaces.flatMap((i) => i.addresses),
+      extraExcludeCidrs: excludedCidrs,
     });
   } catch (err) {
     throw new DatapathError("INVALID_ARGUMENT", "the pod's redirect settings are invalid", err);
   }
+}
 
-  ensureSharedPrograms(opts);
+/**
+ * The netns is this container's to attach: another container's attachment of it is a conflict;
+ * this container's earlier attachment is removed (attaching again replaces it).
+ */
+function claimNetns(root: string, req: AttachRequest, netns: bigint, opts: DatapathOptions): void {
   const owner = readAllRecords(root).find(
     (r) => r.netnsCookie === netns.toString() && r.containerId !== req.containerId,
   );
@@ -169,9 +320,21 @@ export function attachPod(req: AttachRequest, opts: DatapathOptions): PodRecordD
     );
   }
   if (existsSync(paths.pod(root, req.containerId))) detachPod(req.containerId, opts);
+}
 
-  const entries = policyEntries(netns, policy);
-  const rec: PodRecordData = {
+/** What attachPod writes for the pod: every key it adds and every link it pins. */
+export function podRecord(
+  req: AttachRequest,
+  built: {
+    netns: bigint;
+    policy: PodPolicy;
+    interfaces: PodInterface[];
+    excludedCidrs: string[];
+    entries: MapEntry[];
+  },
+): PodRecordData {
+  const { netns, policy, interfaces, excludedCidrs, entries } = built;
+  return {
     version: RECORD_VERSION,
     containerId: req.containerId,
     netnsCookie: netns.toString(),
@@ -180,7 +343,7 @@ export function attachPod(req: AttachRequest, opts: DatapathOptions): PodRecordD
     cgroupPath: req.cgroupPath,
     podIPs: policy.podIPs,
     ...(req.pod ? { pod: req.pod } : {}),
-    policy: recordedPolicy(policy, req.settings, extraExcludes),
+    policy: recordedPolicy(policy, req.settings, excludedCidrs),
     inboundInterfaces: interfaces
       .filter((i) => policy.inboundIfindexes.includes(i.ifindex))
       .map(({ ifname, ifindex }) => ({ ifname, ifindex })),
@@ -194,78 +357,67 @@ export function attachPod(req: AttachRequest, opts: DatapathOptions): PodRecordD
     links: [...POD_LINKS],
     attachedAt: new Date().toISOString(),
   };
+}
 
-  // The record goes first: whatever happens next, detachPod can find and undo it.
+/** Pins the pod's record; on failure nothing of the pod is left. */
+function writePodRecord(root: string, rec: PodRecordData): void {
   try {
-    makeDirectories(paths.pod(root, req.containerId));
+    makeDirectories(paths.pod(root, rec.containerId));
     writeRecord(root, rec);
   } catch (err) {
-    removeTree(paths.pod(root, req.containerId));
+    removeTree(paths.pod(root, rec.containerId));
     throw new DatapathError("ATTACH", "writing the pod record failed", err);
   }
+}
+
+/** The pod's zeroed counters (the bypass's too) and its policy entries into the shared maps. */
+function writePodMaps(root: string, netns: bigint, entries: MapEntry[]): void {
+  withMaps(root, (maps) => {
+    (maps.get(MAP_NAMES.counters) as BpfMap).update(netnsKey(netns), zeroCounters(possibleCpus()));
+    const bypass = bypassCountersEntry(netns);
+    (maps.get(bypass.map) as BpfMap).update(bypass.key, bypass.value);
+    for (const e of entries) (maps.get(e.map) as BpfMap).update(e.key, e.value);
+  });
+}
+
+/** Attaches a shared program (attach) and pins the link under the pod, which keeps it attached. */
+function pinLink(
+  root: string,
+  containerId: string,
+  program: string,
+  attach: (prog: Program) => Link,
+): void {
+  const prog = openProgram(root, program);
   try {
-    withMaps(root, (maps) => {
-      (maps.get(MAP_NAMES.counters) as BpfMap).update(
-        netnsKey(netns),
-        zeroCounters(possibleCpus()),
-      );
-      const bypass = bypassCountersEntry(netns);
-      (maps.get(bypass.map) as BpfMap).update(bypass.key, bypass.value);
-      for (const e of entries) (maps.get(e.map) as BpfMap).update(e.key, e.value);
-    });
-    for (const cp of CGROUP_PROGRAMS) {
-      const prog = openProgram(root, cp.name);
-      try {
-        const link = attachCgroup(prog, req.cgroupPath, cp.attachType);
-        try {
-          link.pin(paths.podLink(root, req.containerId, cp.name));
-        } finally {
-          link.close(); // unpinned (pin failed) -> detached here
-        }
-      } finally {
-        prog.close();
-      }
-    }
-    applyNodeBypass(root, opts.socketBypass);
-    if (policy.flags & POLICY.IPV6) addPassthroughV6(req.netnsPath);
-    // sockops records the proxy's inbound listener from now on; one that listens already
-    // (a pod meshed in place) is looked up once, before inbound capture starts.
-    recordExistingListeners(root, {
-      netns,
-      netnsPath: req.netnsPath,
-      addresses: policy.localAddresses,
-      port: policy.inboundPort,
-    });
-    const prog = openProgram(root, NETNS_PROGRAM.name);
+    const link = attach(prog);
     try {
-      const link = attachNetns(prog, req.netnsPath, NETNS_PROGRAM.attachType);
-      try {
-        link.pin(paths.podLink(root, req.containerId, NETNS_PROGRAM.name));
-      } finally {
-        link.close();
-      }
+      link.pin(paths.podLink(root, containerId, program));
     } finally {
-      prog.close();
+      link.close(); // unpinned (pin failed) -> detached here
     }
-    // An upgrade may have swapped the pinned programs while this pod was being attached
-    // (upgradePrograms' second pass covers the opposite order): end on the pinned ones.
-    withPinnedPrograms(root, (progs) => {
-      const problem = swapPodPrograms(root, rec, progs, { linksUpdated: 0 });
-      if (problem) throw new Error(problem);
-    });
-  } catch (err) {
-    try {
-      detachPod(req.containerId, opts);
-    } catch {
-      // rollback is best effort; the record stays only if its own removal failed
-    }
-    throw new DatapathError(
-      "ATTACH",
-      `attaching container ${req.containerId} failed (rolled back)`,
-      err,
-    );
+  } finally {
+    prog.close();
   }
-  return rec;
+}
+
+/**
+ * An upgrade may have swapped the pinned programs while this pod was being attached
+ * (upgradePrograms' second pass covers the opposite order): end on the pinned ones.
+ */
+function settleUpgradeRace(root: string, rec: PodRecordData): void {
+  withPinnedPrograms(root, (progs) => {
+    const problem = swapPodPrograms(root, rec, progs, { linksUpdated: 0 });
+    if (problem) throw new Error(problem);
+  });
+}
+
+/** Undoes a failed attach; best effort: the record stays only if its own removal failed. */
+function rollBack(containerId: string, opts: DatapathOptions): void {
+  try {
+    detachPod(containerId, opts);
+  } catch {
+    // the caller reports the attach's failure, not the rollback's
+  }
 }
 
 /** The hex keys of a pod's entries in one map. */
@@ -461,8 +613,33 @@ function checkNetnsLink(
   }
 }
 
+/** The cookie of a network namespace, in decimal as pod records keep it (netnsCookie). */
+export function netnsCookieOf(netnsPath: string): string {
+  return netnsCookie(netnsPath).toString();
+}
+
+/**
+ * A view of this module for a caller that takes the datapath as a dependency (the plugin, the
+ * installer), so it can be tested with a fake: the functions it names, with their own
+ * parameters and results, which a fake may also answer asynchronously.
+ */
+export type DatapathView<K extends keyof DatapathModule> = {
+  [F in K]: (
+    ...args: Parameters<DatapathModule[F]>
+  ) => ReturnType<DatapathModule[F]> | Promise<ReturnType<DatapathModule[F]>>;
+};
+
+/** This module's functions, by name (the public entry: what callers may take a view of). */
+type DatapathModule = {
+  [F in keyof typeof import("./index") as typeof import("./index")[F] extends (
+    ...args: never[]
+  ) => unknown
+    ? F
+    : never]: typeof import("./index")[F];
+};
+
 /** Every attached pod with its policy summary and counters. */
-export function listPods(opts: DatapathOptions): PodRecord[] {
+export function listPods(opts: DatapathOptions): AttachedPod[] {
   const root = opts.bpfRoot;
   const records = readAllRecords(root);
   if (records.length === 0 || !existsSync(paths.maps(root))) {

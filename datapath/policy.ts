@@ -2,8 +2,8 @@
 // programs look up (bpf/include/waggle/policy.h walks the contract rows over them). Every
 // decision that does not depend on a single connection is made here, in TypeScript.
 import { Address4, Address6 } from "ip-address";
-import { ISTIO_PORTS, type RedirectSettings } from "../redirect-settings";
-import { parseCidr, parseIp } from "../skel/ip";
+import { parseCidr, parseIp } from "../base/ip";
+import { ISTIO_PORTS, type RedirectSettings } from "../mesh/redirect-settings";
 import { type CidrKind, EXCLUDED_INTERFACE_ROUTES, POLICY, type PortKind } from "./layout";
 
 /** A CIDR split into family, network address and prefix length. */
