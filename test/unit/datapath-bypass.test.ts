@@ -2,7 +2,6 @@
 // switch in the plugin config, the per-pod opt-out annotation and its policy flag.
 import { expect } from "chai";
 import { formatStatus } from "../../app/status";
-import { CniError } from "../../cni/skel";
 import {
   BYPASS_KERNEL_FIXES,
   BYPASS_OPEN_DIFFERENCES,
@@ -10,7 +9,7 @@ import {
   POLICY,
   podPolicy,
 } from "../../datapath";
-import { parseWaggleConfig } from "../../mesh/config";
+import { parseWaggleConfig, WaggleConfigError } from "../../mesh/config";
 import {
   InvalidAnnotationError,
   parseRedirectSettings,
@@ -60,10 +59,10 @@ describe("socket bypass: the node switch (plugin config socket_bypass)", () => {
     expect(parseWaggleConfig({ ...entry, socket_bypass: false }).socketBypass).to.equal(false);
   });
 
-  it("refuses anything but a boolean with code 7 naming the key", () => {
+  it("refuses anything but a boolean, naming the key (the plugin answers code 7)", () => {
     expect(() => parseWaggleConfig({ ...entry, socket_bypass: "yes" }))
-      .to.throw(CniError, "socket_bypass: must be true or false")
-      .with.property("code", 7);
+      .to.throw(WaggleConfigError, "socket_bypass: must be true or false")
+      .with.property("unsupported", false);
   });
 });
 
