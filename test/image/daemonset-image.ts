@@ -149,8 +149,9 @@ describe("the install image: built by buildah from local base images, run by pod
       [full, ["docker.io/library/debian:bookworm"]],
       [slim, ["docker.io/library/debian:bookworm-slim"]],
     ] as const) {
-      const r = await podman(["import", "--quiet", tar, names[0]]);
-      if (r.code !== 0) throw new Error(`podman import ${tar}: ${r.stderr}`);
+      const r = await podman(["import", "--quiet", tar, names[0]], 600_000);
+      if (r.code !== 0)
+        throw new Error(`podman import ${tar}: ${r.signal ?? `exit ${r.code}`}: ${r.stderr}`);
     }
     timings["base images imported"] = Date.now() - t;
     t = Date.now();
