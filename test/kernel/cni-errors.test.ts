@@ -11,6 +11,7 @@ import { BpfMap, Link } from "ebpf-napi";
 import { attachedContainerIds, ensureSharedPrograms } from "../../cni/datapath";
 import { MAP_NAMES } from "../../cni/datapath/layout";
 import { paths } from "../../cni/datapath/programs";
+import { REFUSED_ANNOTATIONS } from "../../cni/redirect-settings";
 import { CniNode, type CniPod, MESHED_ANNOTATIONS, SIDECAR_STATUS } from "../support/cni-node";
 import { FakeKubeApi } from "../support/fake-kube-api";
 import { assertNoLeaks, type LeakSnapshot, snapshotLeaks } from "../support/leaks";
@@ -225,6 +226,17 @@ describe("cni errors: every code, triggered for real, nothing left behind", func
       "traffic.sidecar.istio.io/excludeOutboundIPRanges",
     );
   });
+
+  for (const annotation of Object.values(REFUSED_ANNOTATIONS)) {
+    it(`101 a pod asking for VM interface capture (${annotation}) never starts: refused through the chain, naming it`, async () => {
+      await addFails(
+        await pod({ ...MESHED_ANNOTATIONS, [annotation]: "vmnet0" }),
+        {},
+        101,
+        `annotation ${annotation}="vmnet0" is invalid: capture of traffic forwarded from VM interfaces is not implemented`,
+      );
+    });
+  }
 
   it("102 pod cgroup not found: the runtime's cgroupPath does not exist", async () => {
     const p = await pod();
