@@ -30,6 +30,7 @@ import {
   ALWAYS_EXCLUDED_INBOUND_PORTS,
   DEFAULT_EXCLUDED_OUTBOUND_PORTS,
   PROXY_ENV,
+  REFUSED_ANNOTATIONS,
   TRAFFIC_ANNOTATIONS,
 } from "../../cni/redirect-settings";
 import { ErrorCodes } from "../../cni/skel/errors";
@@ -119,6 +120,7 @@ describe("docs: README.md, docs/architecture.md and conf/README.md against the c
     const documented = rows.map((r) => unquote(r[0]));
     const annotations = [
       ...Object.values(TRAFFIC_ANNOTATIONS),
+      ...Object.values(REFUSED_ANNOTATIONS),
       INJECT_KEY,
       SIDECAR_STATUS_ANNOTATION,
     ];
