@@ -197,6 +197,14 @@ function each<T>(items: readonly T[], make: (item: T) => ScenarioProbe): Scenari
   return items.map(make);
 }
 
+/**
+ * The meshed pod's local addresses that O3 covers (local, not 127.0.0.1): its IP, its address
+ * on net1, another loopback address (IPv4 only) and the passthrough address.
+ */
+function localNonLoopback(f: Family): HostRef[] {
+  return ["pod", "net1Pod", ...(f === 4 ? (["loopbackOther"] as const) : []), "passthrough"];
+}
+
 const dnsOn: SettingsPatch = (s) => {
   s.dnsCapture = true;
 };
@@ -274,6 +282,30 @@ const TEMPLATES: ScenarioTemplate[] = [
       }),
     ],
   },
+  ...([false, true] as const).map(
+    (dns): ScenarioTemplate => ({
+      row: "O3",
+      title: `the proxy's own calls to every local address on the HBONE port 15008 are never sent to 15006 (DNS capture ${dns ? "on" : "off"})`,
+      settings: (s) => {
+        s.dnsCapture = dns;
+      },
+      probes: (f) => [
+        ...localNonLoopback(f).flatMap((host) => [
+          tcp("pod", "proxy", at(host, 15008), localUntouched("pod:tunnel"), {
+            discrepancy: dns ? undefined : TUNNEL_PORT_ALWAYS_EXCLUDED,
+          }),
+          tcp("pod", "proxyGid", at(host, 15008), localUntouched("pod:tunnel")),
+        ]),
+        // control: the same addresses on another port do go to 15006 (not ::6: see
+        // docs/datapath.md, "Known differences")
+        ...localNonLoopback(f)
+          .filter((host) => host !== "passthrough")
+          .map((host) =>
+            tcp("pod", "proxy", at(host, 8080), redirectedTo("pod:inbound", host, 8080)),
+          ),
+      ],
+    }),
+  ),
   {
     row: "O4",
     title: "other processes calling local addresses stay local",
