@@ -30,6 +30,7 @@ import {
   type UninstallOptions,
 } from "./options";
 import { pluginEntry } from "./plugin-entry";
+import { PodFollower, type PodFollowerOptions, type PodFollowPort } from "./pod-follower";
 import { EarlyPodRepairer, listNodePods } from "./repair";
 import type { DirWatcherOptions } from "./watch";
 
@@ -39,6 +40,9 @@ const LIST_TIMEOUT_MS = 5000;
 export interface InstallerDeps {
   log: Logger;
   datapath: InstallDatapath;
+  /** Following pods' interfaces after ADD (pod-follower.ts); absent: not followed. */
+  follow?: PodFollowPort;
+  followTiming?: Pick<PodFollowerOptions, "scanMs" | "resyncMs">;
   /** Watcher timings (tests shorten them). */
   timing?: Pick<DirWatcherOptions, "debounceMs" | "maxDelayMs" | "resyncMs" | "retryMs">;
   settleMs?: number;
@@ -51,6 +55,7 @@ export class Installer {
   private kubeconfig?: KubeconfigKeeper;
   private programsLoaded = false;
   private repairer?: EarlyPodRepairer;
+  private follower?: PodFollower;
   private binaryKeeper?: BinaryKeeper;
   private stopping = false;
   private starting?: Promise<void>;
@@ -144,6 +149,20 @@ export class Installer {
     metrics.setPodSource(() => deps.datapath.listPods(options.bpfRoot));
     log.info("shared programs loaded", { bpfRoot: options.bpfRoot, ...report });
 
+    // Interfaces, addresses and routes that change in meshed pods after their ADD (a Multus
+    // network, say): every pod is refreshed now (covering changes made while we were down)
+    // and whenever its netns reports a change.
+    if (this.stopping) return;
+    if (deps.follow) {
+      this.follower = new PodFollower({
+        bpfRoot: options.bpfRoot,
+        port: deps.follow,
+        log,
+        ...deps.followTiming,
+      });
+      this.follower.start();
+    }
+
     if (this.stopping) return;
     if (options.nodeName) {
       const nodeName = options.nodeName;
@@ -183,6 +202,7 @@ export class Installer {
     this.stopping = true;
     await this.starting?.catch(() => {});
     await this.entry?.stop();
+    this.follower?.stop();
     await this.repairer?.stop();
     await this.kubeconfig?.stop();
     await this.binaryKeeper?.stop();
@@ -228,6 +248,11 @@ function boundDatapath(): InstallDatapath {
   return (require("./datapath-binding") as typeof import("./datapath-binding")).datapath;
 }
 
+/** The real pod follower's port, loaded like boundDatapath. */
+function boundFollowPort(): PodFollowPort {
+  return (require("./datapath-binding") as typeof import("./datapath-binding")).followPort;
+}
+
 const USAGE_EXIT_CODE = 2;
 
 /**
@@ -267,7 +292,11 @@ export function runInstallCommand(args: CliArgs, io: CliIo): Promise<number> {
     () => resolveInstallOptions(args, process.env),
     io,
     async (options, log) => {
-      const installer = new Installer(options, { log, datapath: boundDatapath() });
+      const installer = new Installer(options, {
+        log,
+        datapath: boundDatapath(),
+        follow: boundFollowPort(),
+      });
       const stopRequested = new Promise<string>((resolve) => {
         for (const signal of ["SIGTERM", "SIGINT"] as const)
           process.once(signal, () => resolve(signal));

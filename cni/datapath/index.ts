@@ -17,20 +17,21 @@ import {
 } from "ebpf-napi";
 import { makeDirectories } from "../make-directories";
 import type { RedirectSettings } from "../redirect-settings";
-import { decodeNetns, netnsKey, policyEntries, sumCounters, zeroCounters } from "./encode";
+import { decodeNetns, netnsKey, sumCounters, zeroCounters } from "./encode";
 import { DatapathError } from "./errors";
-import { addPassthroughV6, podInterfaces, routedCidrs } from "./interfaces";
+import { addPassthroughV6 } from "./interfaces";
 import { type CounterName, MAP_NAMES, POLICY } from "./layout";
 import { forgetListeners, recordExistingListeners } from "./listeners";
 import { attachedContainerIds as pinnedContainerIds, sweepStaging } from "./pins";
-import { podPolicy } from "./policy";
+import { lockPod } from "./pod-lock";
+import { type PodNetwork, type PodState, podState, readPodNetwork } from "./pod-state";
 import { ALL_PROGRAMS, CGROUP_PROGRAMS, NETNS_PROGRAM, POD_LINKS, paths } from "./programs";
 import {
+  NEXT_RECORD,
   type PodRecordData,
   RECORD_VERSION,
   readAllRecords,
   readRecord,
-  recordedPolicy,
   writeRecord,
 } from "./record";
 import {
@@ -43,6 +44,7 @@ import {
 import { listDir, removeTree } from "./shared-fs";
 
 export { DatapathError, type DatapathErrorCode } from "./errors";
+export { type RefreshOutcome, refreshPod } from "./follow";
 export type { PodRecordData } from "./record";
 export {
   type DatapathOptions,
@@ -128,34 +130,22 @@ export function attachPod(req: AttachRequest, opts: DatapathOptions): PodRecordD
   } catch (err) {
     throw new DatapathError("NETNS", `cannot identify ${req.netnsPath} / ${req.cgroupPath}`, err);
   }
-  let extraExcludes: string[] = [];
-  let interfaces: ReturnType<typeof podInterfaces>;
+  let network: PodNetwork;
   try {
-    interfaces = podInterfaces(req.netnsPath);
-    for (const ifname of req.settings.excludeInterfaces) {
-      extraExcludes.push(...routedCidrs(req.netnsPath, ifname));
-    }
-    extraExcludes = [...new Set(extraExcludes)];
+    network = readPodNetwork(req.netnsPath, req.settings.excludeInterfaces);
   } catch (err) {
     throw new DatapathError("NETNS", "reading the pod's interfaces and routes failed", err);
   }
-  if (!interfaces.some((i) => i.ifname === req.ifname)) {
+  if (!network.interfaces.some((i) => i.ifname === req.ifname)) {
     throw new DatapathError("NETNS", `interface ${req.ifname} does not exist in ${req.netnsPath}`);
   }
-  // Every global address of the pod is a "local destination" and an inbound key.
-  const localAddresses = interfaces.flatMap((i) => i.addresses);
-  let policy: ReturnType<typeof podPolicy>;
+  let state: PodState;
   try {
-    policy = podPolicy({
-      settings: req.settings,
-      podIPs: req.podIPs,
-      interfaces,
-      localAddresses,
-      extraExcludeCidrs: extraExcludes,
-    });
+    state = podState(netns, req.settings, req.podIPs, network);
   } catch (err) {
     throw new DatapathError("INVALID_ARGUMENT", "the pod's redirect settings are invalid", err);
   }
+  const { policy, entries } = state;
 
   ensureSharedPrograms(opts);
   const owner = readAllRecords(root).find(
@@ -169,7 +159,6 @@ export function attachPod(req: AttachRequest, opts: DatapathOptions): PodRecordD
   }
   if (existsSync(paths.pod(root, req.containerId))) detachPod(req.containerId, opts);
 
-  const entries = policyEntries(netns, policy);
   const rec: PodRecordData = {
     version: RECORD_VERSION,
     containerId: req.containerId,
@@ -179,26 +168,21 @@ export function attachPod(req: AttachRequest, opts: DatapathOptions): PodRecordD
     cgroupPath: req.cgroupPath,
     podIPs: policy.podIPs,
     ...(req.pod ? { pod: req.pod } : {}),
-    policy: recordedPolicy(policy, req.settings, extraExcludes),
-    inboundInterfaces: interfaces
-      .filter((i) => policy.inboundIfindexes.includes(i.ifindex))
-      .map(({ ifname, ifindex }) => ({ ifname, ifindex })),
-    localAddresses: policy.localAddresses,
-    keys: {
-      ports: keysOf(entries, MAP_NAMES.ports),
-      cidrs: keysOf(entries, MAP_NAMES.cidrs),
-      podIps: keysOf(entries, MAP_NAMES.podIps),
-      ifaces: keysOf(entries, MAP_NAMES.ifaces),
-    },
+    ...state.record,
+    settings: req.settings,
     links: [...POD_LINKS],
     attachedAt: new Date().toISOString(),
   };
 
-  // The record goes first: whatever happens next, detachPod can find and undo it.
+  // The record goes first: whatever happens next, detachPod can find and undo it. The pod's
+  // lock is held until the attachment is complete: refreshPod never interleaves with it.
+  let unlock: (() => void) | null = null;
   try {
     makeDirectories(paths.pod(root, req.containerId));
+    unlock = lockPod(root, req.containerId);
     writeRecord(root, rec);
   } catch (err) {
+    unlock?.();
     removeTree(paths.pod(root, req.containerId));
     throw new DatapathError("ATTACH", "writing the pod record failed", err);
   }
@@ -255,18 +239,15 @@ export function attachPod(req: AttachRequest, opts: DatapathOptions): PodRecordD
     } catch {
       // rollback is best effort; the record stays only if its own removal failed
     }
+    unlock?.();
     throw new DatapathError(
       "ATTACH",
       `attaching container ${req.containerId} failed (rolled back)`,
       err,
     );
   }
+  unlock?.();
   return rec;
-}
-
-/** The hex keys of a pod's entries in one map. */
-function keysOf(entries: { map: string; key: Buffer }[], map: string): string[] {
-  return entries.filter((e) => e.map === map).map((e) => e.key.toString("hex"));
 }
 
 /**
@@ -279,6 +260,17 @@ export function detachPod(containerId: string, opts: DatapathOptions): void {
   checkContainerId(containerId);
   const dir = paths.pod(root, containerId);
   if (!existsSync(dir)) return;
+  const unlock = lockPod(root, containerId);
+  if (!unlock) return; // detached meanwhile
+  try {
+    detachLocked(root, containerId, dir);
+  } finally {
+    unlock();
+  }
+}
+
+/** detachPod's work, under the pod's lock. */
+function detachLocked(root: string, containerId: string, dir: string): void {
   const problems: string[] = [];
   let rec: PodRecordData | null = null;
   try {
@@ -289,7 +281,7 @@ export function detachPod(containerId: string, opts: DatapathOptions): void {
 
   // links first: the pod stops being captured before its policy disappears
   for (const name of listDir(dir)) {
-    if (name === "record") continue;
+    if (name === "record" || name === NEXT_RECORD) continue; // removed with the directory
     const pin = `${dir}/${name}`;
     try {
       const link = Link.openPinned(pin);
