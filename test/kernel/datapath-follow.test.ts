@@ -4,9 +4,11 @@
 // real connections, the three the issue lists, against what istio-iptables decides:
 // the app to a peer routed through the excluded interface is left alone; the app to the
 // pod's own address on it is left alone (local); the proxy to that address goes to 15006.
+import { spawn } from "node:child_process";
 import { expect } from "chai";
 import { BpfMap } from "ebpf-napi";
 import {
+  DatapathError,
   detachPod,
   ensureSharedPrograms,
   type PodRecordData,
@@ -15,7 +17,7 @@ import {
 import { encodeIfaceKey } from "../../cni/datapath/encode";
 import { MAP_NAMES } from "../../cni/datapath/layout";
 import { paths } from "../../cni/datapath/programs";
-import { readRecord } from "../../cni/datapath/record";
+import { readRecord, replaceRecord } from "../../cni/datapath/record";
 import { defaultRedirectSettings } from "../../cni/redirect-settings";
 import "../support/hooks";
 import { uniqueName } from "../support/names";
@@ -161,6 +163,55 @@ describe("datapath: following a pod's interfaces, addresses and routes after ADD
     } finally {
       ifaces.close();
     }
+  });
+
+  it("a record written without its settings (an earlier waggle) is skipped, unchanged", () => {
+    const current = record();
+    const { settings: _settings, ...old } = current;
+    replaceRecord(root.path, old);
+    try {
+      const outcome = refreshPod(rec.containerId, root.opts);
+      expect(outcome.status).to.equal("skipped");
+      expect(outcome.status === "skipped" && outcome.reason).to.contain(
+        "did not record its settings",
+      );
+      expect(record()).to.deep.equal(old);
+    } finally {
+      replaceRecord(root.path, current);
+    }
+  });
+
+  it("more routes through the excluded interface than a pod may have: the refresh fails and changes nothing", async () => {
+    const before = record();
+    await vethToFar("net1");
+    await pod.ip(["link", "set", "net1", "up"]);
+    await pod.ipBatch(
+      Array.from({ length: 257 }, (_, i) => `route add 10.230.${i >> 8}.${i & 255}/32 dev net1`),
+    );
+    try {
+      expect(() => refreshPod(rec.containerId, root.opts)).to.throw(DatapathError, /at most 256/);
+      expect(record()).to.deep.equal(before);
+    } finally {
+      await pod.ip(["link", "del", "net1"]);
+    }
+  });
+
+  it("a refresh waits while another process holds the pod's lock (a DEL, an ADD)", async () => {
+    const addon = require.resolve("ebpf-napi");
+    const dir = paths.pod(root.path, rec.containerId);
+    const holder = spawn(
+      process.execPath,
+      [
+        "-e",
+        `const r=require(${JSON.stringify(addon)}).lockPath(${JSON.stringify(dir)});console.log("held");setTimeout(r,600);`,
+      ],
+      { stdio: ["ignore", "pipe", "inherit"] },
+    );
+    await new Promise<void>((resolve) => holder.stdout.once("data", () => resolve()));
+    const t0 = Date.now();
+    expect(refreshPod(rec.containerId, root.opts).status).to.equal("applied");
+    expect(Date.now() - t0).to.be.at.least(400);
+    await new Promise((r) => holder.on("exit", r));
   });
 
   it("a pod that is not attached, or whose netns is gone, is skipped and nothing is written", async () => {
