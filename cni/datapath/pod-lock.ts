@@ -6,7 +6,9 @@
 import { lockPath } from "ebpf-napi";
 import { paths } from "./programs";
 
+/** Lock depth and release function by pod directory, for the locks this process holds. */
 const held = new Map<string, number>();
+const releases = new Map<string, () => void>();
 
 /**
  * Locks the pod's directory; returns the unlock function, or null when the directory does
@@ -40,5 +42,3 @@ export function lockPod(root: string, containerId: string): (() => void) | null 
     releases.delete(dir);
   };
 }
-
-const releases = new Map<string, () => void>();
