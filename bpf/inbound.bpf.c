@@ -108,7 +108,7 @@ int waggle_inbound(struct bpf_sk_lookup *ctx)
 
 /*
  * waggle_listener's input layout, kept in the object's BTF so that the TypeScript encoding
- * (cni/datapath/layout.ts) is checked against it like every map key (a program's local types
+ * (datapath/layout.ts) is checked against it like every map key (a program's local types
  * are not in BTF). Never read.
  */
 const volatile struct listener_query waggle_listener_input = {};

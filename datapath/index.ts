@@ -18,27 +18,21 @@ import {
 import { makeDirectories } from "../base/make-directories";
 import type { RedirectSettings } from "../mesh/redirect-settings";
 import { applyNodeBypass, bypassCountersEntry } from "./bypass";
-import {
-  decodeNetns,
-  type MapEntry,
-  netnsKey,
-  policyEntries,
-  sumCounters,
-  zeroCounters,
-} from "./encode";
+import { decodeNetns, type MapEntry, netnsKey, sumCounters, zeroCounters } from "./encode";
 import { DatapathError } from "./errors";
-import { addPassthroughV6, type PodInterface, podInterfaces, routedCidrs } from "./interfaces";
+import { addPassthroughV6 } from "./interfaces";
 import { type CounterName, MAP_NAMES, POLICY, STORAGE_MAPS } from "./layout";
 import { forgetListeners, recordExistingListeners } from "./listeners";
 import { attachedContainerIds as pinnedContainerIds, sweepStaging } from "./pins";
-import { type PodPolicy, podPolicy } from "./policy";
+import { lockPod } from "./pod-lock";
+import { type PodNetwork, type PodState, podState, readPodNetwork } from "./pod-state";
 import { ALL_PROGRAMS, CGROUP_PROGRAMS, NETNS_PROGRAM, POD_LINKS, paths } from "./programs";
 import {
+  NEXT_RECORD,
   type PodRecordData,
   RECORD_VERSION,
   readAllRecords,
   readRecord,
-  recordedPolicy,
   writeRecord,
 } from "./record";
 import {
@@ -63,6 +57,7 @@ export {
   decodePortSet,
   encodeCidrKey,
   encodeIfaceKey,
+  encodeIpKey,
   encodeListenerKey,
   encodeListenerQuery,
   encodePolicy,
@@ -76,6 +71,8 @@ export {
 } from "./encode";
 // Failures, with a code the plugin maps to its CNI codes.
 export { DatapathError, type DatapathErrorCode } from "./errors";
+// Following a pod's interfaces, addresses and routes after ADD (the installer).
+export { type RefreshOutcome, refreshPod } from "./follow";
 export { routeCidr } from "./interfaces";
 // The maps' layouts and their keys and values, to read them (status, tests).
 export {
@@ -92,6 +89,7 @@ export {
 } from "./layout";
 // What needs no addon (re-exported for callers that load the datapath anyway).
 export { requireBpffs } from "./pins";
+export { type PodNetwork, type PodState, podState } from "./pod-state";
 // How redirect settings become a pod's policy (pure; tests and status).
 export { bareIPs, flagNames, ipv6Enabled, podPolicy, policyCidr } from "./policy";
 // The pins' names and the per-pod record (status, tests, the bench).
@@ -113,7 +111,9 @@ export {
   type PodRecordData,
   RECORD_VERSION,
   readAllRecords,
+  readRecord,
   recordedPolicy,
+  replaceRecord,
 } from "./record";
 // What the kernel must offer (`waggle doctor`).
 export {
@@ -197,14 +197,15 @@ export function attachPod(req: AttachRequest, opts: DatapathOptions): PodRecordD
   const root = opts.bpfRoot;
   validateRequest(req);
   const netns = identifyPod(req);
-  const { interfaces, excludedCidrs } = readPodInterfaces(req);
-  const policy = buildPolicy(req, interfaces, excludedCidrs);
+  const network = readNetwork(req);
+  const state = deriveState(req, netns, network);
+  const { policy, entries } = state;
   ensureSharedPrograms(opts);
   claimNetns(root, req, netns, opts);
-  const entries = policyEntries(netns, policy);
-  const rec = podRecord(req, { netns, policy, interfaces, excludedCidrs, entries });
-  // The record goes first: whatever happens next, detachPod can find and undo it.
-  writePodRecord(root, rec);
+  const rec = podRecord(req, netns, state);
+  // The record goes first: whatever happens next, detachPod can find and undo it. The pod's
+  // lock is held until the attachment is complete: refreshPod never interleaves with it.
+  const unlock = writePodRecord(root, rec);
   try {
     writePodMaps(root, netns, entries);
     for (const cp of CGROUP_PROGRAMS) {
@@ -233,6 +234,8 @@ export function attachPod(req: AttachRequest, opts: DatapathOptions): PodRecordD
       `attaching container ${req.containerId} failed (rolled back)`,
       err,
     );
+  } finally {
+    unlock();
   }
   return rec;
 }
@@ -265,41 +268,24 @@ function identifyPod(req: AttachRequest): bigint {
   }
 }
 
-/** The pod's interfaces, and the routes of those its settings exclude; req.ifname must be one. */
-function readPodInterfaces(req: AttachRequest): {
-  interfaces: PodInterface[];
-  excludedCidrs: string[];
-} {
-  let interfaces: PodInterface[];
-  const excluded: string[] = [];
+/** The pod's network now (interfaces, routes of the excluded ones); req.ifname must be in it. */
+function readNetwork(req: AttachRequest): PodNetwork {
+  let network: PodNetwork;
   try {
-    interfaces = podInterfaces(req.netnsPath);
-    for (const ifname of req.settings.excludeInterfaces) {
-      excluded.push(...routedCidrs(req.netnsPath, ifname));
-    }
+    network = readPodNetwork(req.netnsPath, req.settings.excludeInterfaces);
   } catch (err) {
     throw new DatapathError("NETNS", "reading the pod's interfaces and routes failed", err);
   }
-  if (!interfaces.some((i) => i.ifname === req.ifname)) {
+  if (!network.interfaces.some((i) => i.ifname === req.ifname)) {
     throw new DatapathError("NETNS", `interface ${req.ifname} does not exist in ${req.netnsPath}`);
   }
-  return { interfaces, excludedCidrs: [...new Set(excluded)] };
+  return network;
 }
 
-/** The pod's policy from its settings; every global address of the pod is a local destination. */
-function buildPolicy(
-  req: AttachRequest,
-  interfaces: PodInterface[],
-  excludedCidrs: string[],
-): PodPolicy {
+/** The pod's policy, map entries and derived record fields (pod-state.ts, shared with refreshPod). */
+function deriveState(req: AttachRequest, netns: bigint, network: PodNetwork): PodState {
   try {
-    return podPolicy({
-      settings: req.settings,
-      podIPs: req.podIPs,
-      interfaces,
-      localAddresses: interfaces.flatMap((i) => i.addresses),
-      extraExcludeCidrs: excludedCidrs,
-    });
+    return podState(netns, req.settings, req.podIPs, network);
   } catch (err) {
     throw new DatapathError("INVALID_ARGUMENT", "the pod's redirect settings are invalid", err);
   }
@@ -322,18 +308,8 @@ function claimNetns(root: string, req: AttachRequest, netns: bigint, opts: Datap
   if (existsSync(paths.pod(root, req.containerId))) detachPod(req.containerId, opts);
 }
 
-/** What attachPod writes for the pod: every key it adds and every link it pins. */
-export function podRecord(
-  req: AttachRequest,
-  built: {
-    netns: bigint;
-    policy: PodPolicy;
-    interfaces: PodInterface[];
-    excludedCidrs: string[];
-    entries: MapEntry[];
-  },
-): PodRecordData {
-  const { netns, policy, interfaces, excludedCidrs, entries } = built;
+/** What attachPod writes for the pod: every key it adds, every link it pins, its settings. */
+export function podRecord(req: AttachRequest, netns: bigint, state: PodState): PodRecordData {
   return {
     version: RECORD_VERSION,
     containerId: req.containerId,
@@ -341,30 +317,29 @@ export function podRecord(
     netnsPath: req.netnsPath,
     ifname: req.ifname,
     cgroupPath: req.cgroupPath,
-    podIPs: policy.podIPs,
+    podIPs: state.policy.podIPs,
     ...(req.pod ? { pod: req.pod } : {}),
-    policy: recordedPolicy(policy, req.settings, excludedCidrs),
-    inboundInterfaces: interfaces
-      .filter((i) => policy.inboundIfindexes.includes(i.ifindex))
-      .map(({ ifname, ifindex }) => ({ ifname, ifindex })),
-    localAddresses: policy.localAddresses,
-    keys: {
-      ports: keysOf(entries, MAP_NAMES.ports),
-      cidrs: keysOf(entries, MAP_NAMES.cidrs),
-      podIps: keysOf(entries, MAP_NAMES.podIps),
-      ifaces: keysOf(entries, MAP_NAMES.ifaces),
-    },
+    ...state.record,
+    settings: req.settings,
     links: [...POD_LINKS],
     attachedAt: new Date().toISOString(),
   };
 }
 
-/** Pins the pod's record; on failure nothing of the pod is left. */
-function writePodRecord(root: string, rec: PodRecordData): void {
+/**
+ * Makes the pod's directory, takes its lock and pins its record; returns the unlock. On failure
+ * nothing of the pod is left.
+ */
+function writePodRecord(root: string, rec: PodRecordData): () => void {
+  let unlock: (() => void) | null = null;
   try {
     makeDirectories(paths.pod(root, rec.containerId));
+    unlock = lockPod(root, rec.containerId);
+    if (!unlock) throw new Error(`${paths.pod(root, rec.containerId)} vanished`);
     writeRecord(root, rec);
+    return unlock;
   } catch (err) {
+    unlock?.();
     removeTree(paths.pod(root, rec.containerId));
     throw new DatapathError("ATTACH", "writing the pod record failed", err);
   }
@@ -420,11 +395,6 @@ function rollBack(containerId: string, opts: DatapathOptions): void {
   }
 }
 
-/** The hex keys of a pod's entries in one map. */
-function keysOf(entries: { map: string; key: Buffer }[], map: string): string[] {
-  return entries.filter((e) => e.map === map).map((e) => e.key.toString("hex"));
-}
-
 /**
  * Removes everything attachPod did for the container: links, map entries, pins. Idempotent;
  * succeeds for unknown containers and vanished netns. Throws only when something that
@@ -435,6 +405,18 @@ export function detachPod(containerId: string, opts: DatapathOptions): boolean {
   checkContainerId(containerId);
   const dir = paths.pod(root, containerId);
   if (!existsSync(dir)) return false;
+  const unlock = lockPod(root, containerId);
+  if (!unlock) return false; // detached meanwhile
+  try {
+    detachLocked(root, containerId, dir);
+  } finally {
+    unlock();
+  }
+  return true;
+}
+
+/** detachPod's work, under the pod's lock. */
+function detachLocked(root: string, containerId: string, dir: string): void {
   const problems: string[] = [];
   let rec: PodRecordData | null = null;
   try {
@@ -445,7 +427,7 @@ export function detachPod(containerId: string, opts: DatapathOptions): boolean {
 
   // links first: the pod stops being captured before its policy disappears
   for (const name of listDir(dir)) {
-    if (name === "record") continue;
+    if (name === "record" || name === NEXT_RECORD) continue; // removed with the directory
     const pin = `${dir}/${name}`;
     try {
       const link = Link.openPinned(pin);
@@ -496,7 +478,6 @@ export function detachPod(containerId: string, opts: DatapathOptions): boolean {
     );
   }
   removeTree(dir);
-  return true;
 }
 
 /** Problems with a pod's attachment (missing program, link, map entry); [] when healthy. */

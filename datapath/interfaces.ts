@@ -1,8 +1,8 @@
 // What attachPod reads from and puts into the pod's netns: its interfaces and addresses
 // (rtnetlink, in-process), ::6 on lo for IPv6 passthrough, and for X1 outbound the
 // destinations routed through each excluded interface: the cgroup hooks run before routing,
-// so those routes are read at attach time and excluded like excludeOutboundIPRanges. Routes
-// added to the pod later are not followed (documented in docs/datapath.md).
+// so those routes are read and excluded like excludeOutboundIPRanges: at attach, and again
+// whenever the installer sees the pod's netns change (follow.ts, docs/datapath.md).
 import { execFileSync } from "node:child_process";
 import {
   ADDRESS_SCOPE,

@@ -2,7 +2,8 @@
 // array map pinned at <bpfRoot>/pods/<containerId>/record whose value is the JSON of what
 // attachPod did (netns cookie, paths, every map key it wrote, the links it pinned). detachPod
 // undoes exactly that, even when the netns is long gone.
-import { existsSync } from "node:fs";
+import { existsSync, renameSync, rmSync } from "node:fs";
+import { join } from "node:path";
 import { BpfMap } from "ebpf-napi";
 import type { RedirectSettings } from "../mesh/redirect-settings";
 import { portRanges, portSets } from "./encode";
@@ -50,6 +51,12 @@ export interface PodRecordData {
     podIps: string[];
     ifaces: string[];
   };
+  /**
+   * The settings the pod was attached with, so its entries can be derived again when its
+   * interfaces, addresses or routes change (absent in records written before they were kept:
+   * such a pod is not followed).
+   */
+  settings?: RedirectSettings;
   /** The programs linked: the cgroup ones and the netns one (pinned as pods/<id>/<name>). */
   links: string[];
   attachedAt: string;
@@ -97,8 +104,31 @@ export function decodeRecord(b: Buffer): PodRecordData {
 
 const KEY0 = Buffer.alloc(4);
 
+/** The pin a replacement record is written to before it is renamed over the record. */
+export const NEXT_RECORD = "record-next";
+
+/**
+ * Replaces a pod's record at once (pinned beside it, then renamed over it: bpffs renames
+ * atomically), so a concurrent reader sees the old record or the new one. Throws ENOENT when
+ * the pod directory is gone (the pod was detached).
+ */
+export function replaceRecord(root: string, rec: PodRecordData): void {
+  const next = join(paths.pod(root, rec.containerId), NEXT_RECORD);
+  writeRecord(root, rec, next);
+  try {
+    renameSync(next, paths.podRecord(root, rec.containerId));
+  } catch (err) {
+    rmSync(next, { force: true });
+    throw err;
+  }
+}
+
 /** Creates the record map and pins it (the pod directory must exist). */
-export function writeRecord(root: string, rec: PodRecordData): void {
+export function writeRecord(
+  root: string,
+  rec: PodRecordData,
+  pin = paths.podRecord(root, rec.containerId),
+): void {
   const value = encodeRecord(rec);
   const map = BpfMap.create({
     type: "array",
@@ -109,7 +139,7 @@ export function writeRecord(root: string, rec: PodRecordData): void {
   });
   try {
     map.update(KEY0, value);
-    map.pin(paths.podRecord(root, rec.containerId));
+    map.pin(pin);
   } finally {
     map.close();
   }

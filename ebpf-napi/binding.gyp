@@ -5,6 +5,7 @@
       "sources": [
         "src/addon.cc",
         "src/error.cc",
+        "src/flock.cc",
         "src/handles.cc",
         "src/ids.cc",
         "src/libbpf_log.cc",
@@ -14,6 +15,7 @@
         "src/netns_bpf.cc",
         "src/netns_interfaces.cc",
         "src/netns_thread.cc",
+        "src/netns_watch.cc",
         "src/object.cc",
         "src/probes.cc",
         "src/tc.cc"

@@ -31,6 +31,7 @@ import {
   type UninstallOptions,
 } from "./options";
 import { pluginEntry } from "./plugin-entry";
+import { PodFollower, type PodFollowerOptions, type PodFollowPort } from "./pod-follower";
 import { EarlyPodRepairer, listNodePods } from "./repair";
 import type { DirWatcherOptions } from "./watch";
 
@@ -44,6 +45,9 @@ const LIST_TIMEOUT_MS = 5000;
 export interface InstallerDeps {
   log: Logger;
   datapath: InstallDatapath;
+  /** Following pods' interfaces after ADD (pod-follower.ts); absent: not followed. */
+  follow?: PodFollowPort;
+  followTiming?: Pick<PodFollowerOptions, "scanMs" | "resyncMs">;
   /** Watcher timings (tests shorten them). */
   timing?: Pick<DirWatcherOptions, "debounceMs" | "maxDelayMs" | "resyncMs" | "retryMs">;
   settleMs?: number;
@@ -56,6 +60,7 @@ export class Installer {
   private kubeconfig?: KubeconfigKeeper;
   private programsLoaded = false;
   private repairer?: EarlyPodRepairer;
+  private follower?: PodFollower;
   private binaryKeeper?: BinaryKeeper;
   private stopping = false;
   private starting?: Promise<void>;
@@ -149,6 +154,20 @@ export class Installer {
     metrics.setPodSource(async () => deps.datapath.listPods({ bpfRoot: options.bpfRoot }));
     log.info("shared programs loaded", { bpfRoot: options.bpfRoot, ...report });
 
+    // Interfaces, addresses and routes that change in meshed pods after their ADD (a Multus
+    // network, say): every pod is refreshed now (covering changes made while we were down)
+    // and whenever its netns reports a change.
+    if (this.stopping) return;
+    if (deps.follow) {
+      this.follower = new PodFollower({
+        bpfRoot: options.bpfRoot,
+        port: deps.follow,
+        log,
+        ...deps.followTiming,
+      });
+      this.follower.start();
+    }
+
     if (this.stopping) return;
     if (options.nodeName) {
       const nodeName = options.nodeName;
@@ -191,6 +210,7 @@ export class Installer {
     this.stopping = true;
     await this.starting?.catch(() => {});
     await this.entry?.stop();
+    this.follower?.stop();
     await this.repairer?.stop();
     await this.kubeconfig?.stop();
     await this.binaryKeeper?.stop();
@@ -236,6 +256,20 @@ function boundDatapath(): InstallDatapath {
   return require("../datapath") as typeof import("../datapath");
 }
 
+/** The real pod follower's port over the datapath, loaded like boundDatapath. */
+export function boundFollowPort(): PodFollowPort {
+  const datapath = require("../datapath") as typeof import("../datapath");
+  const { NetnsWatcher } = require("ebpf-napi") as typeof import("ebpf-napi");
+  return {
+    podsDir: (bpfRoot) => datapath.paths.pods(bpfRoot),
+    podIds: (bpfRoot) => datapath.attachedContainerIds({ bpfRoot }),
+    podNetns: (bpfRoot, containerId) =>
+      datapath.readRecord(bpfRoot, containerId)?.netnsPath ?? null,
+    refreshPod: (bpfRoot, containerId) => datapath.refreshPod(containerId, { bpfRoot }),
+    watcher: (onChange) => new NetnsWatcher(onChange),
+  };
+}
+
 const USAGE_EXIT_CODE = 2;
 
 /**
@@ -275,7 +309,11 @@ export function runInstallCommand(args: CliArgs, io: CliIo): Promise<number> {
     () => resolveInstallOptions(args, process.env),
     io,
     async (options, log) => {
-      const installer = new Installer(options, { log, datapath: boundDatapath() });
+      const installer = new Installer(options, {
+        log,
+        datapath: boundDatapath(),
+        follow: boundFollowPort(),
+      });
       const stopRequested = new Promise<string>((resolve) => {
         for (const signal of ["SIGTERM", "SIGINT"] as const)
           process.once(signal, () => resolve(signal));

@@ -46,7 +46,7 @@ export interface WaggleConfig {
   api: { attempts: number; intervalMs: number; timeoutMs: number };
   /**
    * socket_bypass: the node's socket bypass switch. Absent: the default for this kernel
-   * (cni/datapath/requirements.ts bypassSupport); true: on where the kernel can run it;
+   * (datapath/requirements.ts bypassSupport); true: on where the kernel can run it;
    * false: off (new connections use TCP).
    */
   socketBypass?: boolean;

@@ -95,6 +95,23 @@ export const WAGGLE_ANNOTATIONS = {
   socketBypass: "waggle.io/socket-bypass",
 } as const;
 
+/**
+ * Annotations asking for capture waggle does not implement, where ignoring them would let
+ * traffic bypass the proxy: a pod carrying one (non-empty) is refused, code 101.
+ * Both name the interfaces of a KubeVirt VM whose forwarded traffic Istio sends to 15001
+ * (`istio.io/reroute-virtual-interfaces` is the current name; istio-cni reads the other
+ * only when it is absent). Forwarded packets never pass a socket hook, so waggle's cgroup
+ * programs cannot see them.
+ */
+export const REFUSED_ANNOTATIONS = {
+  rerouteVirtualInterfaces: "istio.io/reroute-virtual-interfaces",
+  kubevirtInterfaces: "traffic.sidecar.istio.io/kubevirtInterfaces",
+} as const;
+
+/** Why a pod with a REFUSED_ANNOTATIONS entry is refused (in the CNI error). */
+export const VIRTUAL_INTERFACES_REFUSAL =
+  "capture of traffic forwarded from VM interfaces is not implemented by waggle (the VM's connections would bypass the proxy); remove the annotation or leave this pod to istio-cni";
+
 /** istio-proxy environment variables that shape the redirection (Go booleans). */
 export const PROXY_ENV = {
   dnsCapture: "ISTIO_META_DNS_CAPTURE",
@@ -141,7 +158,8 @@ function shortened(value: string, max = 120): string {
  *   excludeOutboundPorts, which the annotation replaces);
  * - proxy uid/gid come from runAsUser/runAsGroup when set and non-zero, each independently;
  * - ISTIO_META_DNS_CAPTURE / ISTIO_DUAL_STACK are Go booleans; an unparsable value is off
- *   (reported through `warn`), as istio-cni only logs it.
+ *   (reported through `warn`), as istio-cni only logs it;
+ * - a non-empty REFUSED_ANNOTATIONS entry (VM interfaces) is refused: not implemented.
  * @throws InvalidAnnotationError naming the first invalid annotation.
  */
 export function parseRedirectSettings(
@@ -156,6 +174,11 @@ export function parseRedirectSettings(
   const mode = get(a.interceptionMode) ?? "REDIRECT";
   if (mode !== "REDIRECT" && mode !== "TPROXY") {
     throw new InvalidAnnotationError(a.interceptionMode, mode, 'must be "REDIRECT" or "TPROXY"');
+  }
+  for (const name of Object.values(REFUSED_ANNOTATIONS)) {
+    const value = get(name);
+    if (value !== undefined && value !== "")
+      throw new InvalidAnnotationError(name, value, VIRTUAL_INTERFACES_REFUSAL);
   }
 
   const includeRanges = get(a.includeOutboundIPRanges) ?? "*";

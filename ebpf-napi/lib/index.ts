@@ -13,6 +13,7 @@
 //   netnsCookie(netnsPath), cgroupId(cgroupDir)
 //   attachNetns(prog, netnsPath) -> Link; netnsLinkInfo(link); netnsQuery; testRun(prog, data, { netns })
 //   netnsInterfaces(netnsPath), netnsReplaceAddress(netnsPath, ifname, address, prefixLength)
+//   NetnsWatcher (rtnetlink change notifications of other netns), lockPath(path) (flock)
 //   probeProgType / probeMapType / probeHelper / probeAttachType, possibleCpus, libbpfVersion
 //   setAddonPath(path) before first use; BpfError { op, errno, code, log? }
 export { BpfError } from "./errors";
@@ -35,6 +36,7 @@ export {
   type TestRunResult,
   testRun,
 } from "./netns";
+export { lockPath, NetnsWatcher } from "./netns-watch";
 export { BpfObject, type OpenOptions } from "./object";
 export { libbpfVersion, probeAttachType, probeHelper, probeMapType, probeProgType } from "./probe";
 export { Program } from "./program";

@@ -51,6 +51,8 @@ Napi::Object Register(Napi::Env env, Napi::Object exports) {
   InitProbes(env, exports);
   InitNetnsBpf(env, exports);
   InitNetnsInterfaces(env, exports);
+  InitNetnsWatch(env, exports);
+  InitFlock(env, exports);
   return exports;
 }
 

@@ -14,6 +14,8 @@ void InitIds(Napi::Env env, Napi::Object exports);      // ids.cc
 void InitProbes(Napi::Env env, Napi::Object exports);   // probes.cc
 void InitNetnsBpf(Napi::Env env, Napi::Object exports);         // netns_bpf.cc
 void InitNetnsInterfaces(Napi::Env env, Napi::Object exports);  // netns_interfaces.cc
+void InitNetnsWatch(Napi::Env env, Napi::Object exports);       // netns_watch.cc
+void InitFlock(Napi::Env env, Napi::Object exports);            // flock.cc
 
 // Registers exports[name] = Guard<F>.
 template <Napi::Value (*F)(const Napi::CallbackInfo&)>

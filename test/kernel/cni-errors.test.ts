@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { expect } from "chai";
 import { BpfMap, Link } from "ebpf-napi";
 import { attachedContainerIds, ensureSharedPrograms, MAP_NAMES, paths } from "../../datapath";
+import { REFUSED_ANNOTATIONS } from "../../mesh/redirect-settings";
 import { CniNode, type CniPod, MESHED_ANNOTATIONS, SIDECAR_STATUS } from "../support/cni-node";
 import { FakeKubeApi } from "../support/fake-kube-api";
 import { assertNoLeaks, type LeakSnapshot, snapshotLeaks } from "../support/leaks";
@@ -223,6 +224,17 @@ describe("cni errors: every code, triggered for real, nothing left behind", func
       "traffic.sidecar.istio.io/excludeOutboundIPRanges",
     );
   });
+
+  for (const annotation of Object.values(REFUSED_ANNOTATIONS)) {
+    it(`101 a pod asking for VM interface capture (${annotation}) never starts: refused through the chain, naming it`, async () => {
+      await addFails(
+        await pod({ ...MESHED_ANNOTATIONS, [annotation]: "vmnet0" }),
+        {},
+        101,
+        `annotation ${annotation}="vmnet0" is invalid: capture of traffic forwarded from VM interfaces is not implemented`,
+      );
+    });
+  }
 
   it("102 pod cgroup not found: the runtime's cgroupPath does not exist", async () => {
     const p = await pod();

@@ -199,6 +199,14 @@ function each<T>(items: readonly T[], make: (item: T) => ScenarioProbe): Scenari
   return items.map(make);
 }
 
+/**
+ * The meshed pod's local addresses that O3 covers (local, not 127.0.0.1): its IP, its address
+ * on net1, another loopback address (IPv4 only) and the passthrough address.
+ */
+function localNonLoopback(f: Family): HostRef[] {
+  return ["pod", "net1Pod", ...(f === 4 ? (["loopbackOther"] as const) : []), "passthrough"];
+}
+
 const dnsOn: SettingsPatch = (s) => {
   s.dnsCapture = true;
 };
@@ -232,10 +240,17 @@ const TEMPLATES: ScenarioTemplate[] = [
   {
     row: "O2",
     title: "a socket bound to the passthrough address calling a local address is untouched",
-    probes: () => [
+    probes: (f) => [
       tcp("pod", "proxy", at("pod", 8080), localUntouched("pod:app"), { bind: "passthrough" }),
       tcp("pod", "app", at("pod", 8080), localUntouched("pod:app"), { bind: "passthrough" }),
       tcp("pod", "proxy", at("loopback", 8080), localUntouched("pod:app"), { bind: "passthrough" }),
+      // unbound to ::6: the kernel picks ::6 as the source (127.0.0.6 gets 127.0.0.1: O3)
+      tcp(
+        "pod",
+        "proxy",
+        at("passthrough", 8080),
+        f === 6 ? localUntouched("pod:app") : redirectedTo("pod:inbound", "passthrough", 8080),
+      ),
     ],
   },
   {
@@ -276,6 +291,30 @@ const TEMPLATES: ScenarioTemplate[] = [
       }),
     ],
   },
+  ...([false, true] as const).map(
+    (dns): ScenarioTemplate => ({
+      row: "O3",
+      title: `the proxy's own calls to every local address on the HBONE port 15008 are never sent to 15006 (DNS capture ${dns ? "on" : "off"})`,
+      settings: (s) => {
+        s.dnsCapture = dns;
+      },
+      probes: (f) => [
+        ...localNonLoopback(f).flatMap((host) => [
+          tcp("pod", "proxy", at(host, 15008), localUntouched("pod:tunnel"), {
+            discrepancy: dns ? undefined : TUNNEL_PORT_ALWAYS_EXCLUDED,
+          }),
+          tcp("pod", "proxyGid", at(host, 15008), localUntouched("pod:tunnel")),
+        ]),
+        // control: the same addresses on another port do go to 15006, but for ::6, which
+        // the kernel makes the source of an unbound socket's connection to it (O2)
+        ...localNonLoopback(f)
+          .filter((host) => f === 4 || host !== "passthrough")
+          .map((host) =>
+            tcp("pod", "proxy", at(host, 8080), redirectedTo("pod:inbound", host, 8080)),
+          ),
+      ],
+    }),
+  ),
   {
     row: "O4",
     title: "other processes calling local addresses stay local",

@@ -7,9 +7,8 @@ import {
   COUNTER_NAMES,
   type CounterName,
   type PodRecordData,
-  podPolicy,
   podRecord,
-  policyEntries,
+  podState,
   type UpgradeReport,
 } from "../../datapath";
 import { defaultRedirectSettings, type RedirectSettings } from "../../mesh/redirect-settings";
@@ -45,13 +44,9 @@ export interface RecordFixture {
 export function attachedPod(f: RecordFixture): AttachedPod {
   const s = f.settings ?? settings();
   const netns = BigInt(f.netnsCookie ?? 4242);
-  const interfaces = [{ ifname: "eth0", ifindex: 3, addresses: [] }];
-  const excludedCidrs = f.interfaceCidrs ?? [];
-  const policy = podPolicy({
-    settings: s,
-    podIPs: f.podIPs,
-    interfaces,
-    extraExcludeCidrs: excludedCidrs,
+  const state = podState(netns, s, f.podIPs, {
+    interfaces: [{ ifname: "eth0", ifindex: 3, addresses: [] }],
+    excludedInterfaceCidrs: f.interfaceCidrs ?? [],
   });
   const req = {
     containerId: f.containerId,
@@ -62,9 +57,8 @@ export function attachedPod(f: RecordFixture): AttachedPod {
     settings: s,
     ...(f.pod ? { pod: f.pod } : {}),
   };
-  const entries = policyEntries(netns, policy);
   return {
-    ...podRecord(req, { netns, policy, interfaces, excludedCidrs, entries }),
+    ...podRecord(req, netns, state),
     attachedAt: "2025-06-01T12:00:00.000Z",
     counters: f.counters === undefined ? counters() : f.counters,
   };

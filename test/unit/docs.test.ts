@@ -32,6 +32,7 @@ import {
   ALWAYS_EXCLUDED_INBOUND_PORTS,
   DEFAULT_EXCLUDED_OUTBOUND_PORTS,
   PROXY_ENV,
+  REFUSED_ANNOTATIONS,
   TRAFFIC_ANNOTATIONS,
   WAGGLE_ANNOTATIONS,
 } from "../../mesh/redirect-settings";
@@ -120,6 +121,7 @@ describe("docs: README.md, docs/architecture.md and conf/README.md against the c
     const documented = rows.map((r) => unquote(r[0]));
     const annotations = [
       ...Object.values(TRAFFIC_ANNOTATIONS),
+      ...Object.values(REFUSED_ANNOTATIONS),
       INJECT_KEY,
       SIDECAR_STATUS_ANNOTATION,
       ...Object.values(WAGGLE_ANNOTATIONS),

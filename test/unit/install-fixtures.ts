@@ -7,6 +7,8 @@ import { join } from "node:path";
 import { Writable } from "node:stream";
 import winston from "winston";
 import { createLogger, type Logger } from "../../base/log";
+import type { RefreshOutcome } from "../../datapath";
+import type { PodFollowPort } from "../../install/pod-follower";
 
 const fixtureDir = join(__dirname, "..", "..", "..", "test", "fixtures", "calico");
 
@@ -71,3 +73,52 @@ export async function waitFor(
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A PodFollowPort over pods in memory and a watcher whose changes the test reports. */
+export class FakeFollowPort implements PodFollowPort {
+  pods = new Map<string, string>(); // containerId -> netns path
+  refreshed: string[] = [];
+  watches = new Map<number, string>(); // watch id -> netns path
+  onChange: (id: number) => void = () => {};
+  closed = false;
+  failWatch = new Set<string>();
+  failRefresh = new Set<string>();
+  failList = false;
+  outcome: RefreshOutcome = { status: "applied", added: 0, removed: 0 };
+  private nextId = 1;
+
+  constructor(readonly dir: string) {}
+
+  podsDir = () => this.dir;
+  podIds = () => {
+    if (this.failList) throw new Error("bpffs unreadable");
+    return [...this.pods.keys()];
+  };
+  podNetns = (_root: string, id: string) => this.pods.get(id) ?? null;
+  refreshPod = (_root: string, id: string): RefreshOutcome => {
+    this.refreshed.push(id);
+    if (this.failRefresh.has(id)) throw new Error("netns unreadable");
+    return this.outcome;
+  };
+  watcher = (onChange: (id: number) => void) => {
+    this.onChange = onChange;
+    return {
+      add: (path: string) => {
+        if (this.failWatch.has(path)) throw new Error("ENOENT");
+        const id = this.nextId++;
+        this.watches.set(id, path);
+        return id;
+      },
+      remove: (id: number) => {
+        this.watches.delete(id);
+      },
+      close: () => {
+        this.closed = true;
+      },
+    };
+  };
+  /** Reports a change in the netns at path, as the native watcher would. */
+  change(path: string): void {
+    for (const [id, p] of this.watches) if (p === path) this.onChange(id);
+  }
+}

@@ -14,7 +14,13 @@ import { Installer, uninstall } from "../../install/main";
 import { InstallMetrics } from "../../install/metrics";
 import { resolveInstallOptions } from "../../install/options";
 import { attachedPod, counters, FRESH_LOAD, recordOf } from "../support/pod-records";
-import { CALICO_SHAPES, capturingLogger, scratchDir, waitFor } from "./install-fixtures";
+import {
+  CALICO_SHAPES,
+  capturingLogger,
+  FakeFollowPort,
+  scratchDir,
+  waitFor,
+} from "./install-fixtures";
 
 const CA = "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n";
 
@@ -177,6 +183,22 @@ describe("install: health server and the installer's readiness", () => {
     expect(metrics).to.match(
       /^waggle_pod_events\{namespace="default",pod="app-1",counter="outbound_redirected"\} 7$/m,
     );
+  });
+
+  it("follows the attached pods once the programs are loaded, and stops following on stop", async () => {
+    const options = layout();
+    const follow = new FakeFollowPort(join(options.bpfRoot, "pods"));
+    follow.pods.set("a", "/run/netns/a");
+    installer = new Installer(options, {
+      log: capturingLogger().log,
+      datapath: fakeDatapath(),
+      follow,
+    });
+    await installer.start();
+    expect(follow.refreshed).to.deep.equal(["a"]);
+    expect([...follow.watches.values()]).to.deep.equal(["/run/netns/a"]);
+    await installer.stop();
+    expect(follow.closed).to.equal(true);
   });
 
   it("a failing program load fails start (nothing chained) and leaves readiness false", async () => {

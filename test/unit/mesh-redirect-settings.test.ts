@@ -6,6 +6,7 @@ import {
   defaultRedirectSettings,
   InvalidAnnotationError,
   parseRedirectSettings,
+  REFUSED_ANNOTATIONS,
 } from "../../mesh/redirect-settings";
 
 function expectInvalid(annotation: string, value: string, problem: string) {
@@ -192,4 +193,19 @@ describe("cni redirect settings: annotations", () => {
       parseRedirectSettings({ [A.interceptionMode]: "REDIRECT", [A.excludeOutboundPorts]: "x" }),
     ).to.throw(InvalidAnnotationError, A.excludeOutboundPorts);
   });
+});
+
+describe("cni redirect settings: VM interface capture is refused until implemented", () => {
+  for (const annotation of Object.values(REFUSED_ANNOTATIONS)) {
+    it(`${annotation} naming an interface is refused, naming the annotation`, () =>
+      expectInvalid(annotation, "net1", "not implemented by waggle"));
+
+    it(`${annotation} is refused even beside valid traffic annotations`, () =>
+      expect(() =>
+        parseRedirectSettings({ [A.excludeInterfaces]: "net2", [annotation]: "vmnet0,vmnet1" }),
+      ).to.throw(InvalidAnnotationError, annotation));
+
+    it(`${annotation} empty asks for nothing and is accepted`, () =>
+      expect(parseRedirectSettings({ [annotation]: "" })).to.deep.equal(defaultRedirectSettings()));
+  }
 });

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * waggle datapath ABI: the layouts of every map key and value and the constants the
- * TypeScript side writes (cni/datapath/layout.ts mirrors this file; a unit test checks both
+ * TypeScript side writes (datapath/layout.ts mirrors this file; a unit test checks both
  * against the BTF of the compiled objects). Change a layout here and there, never one alone.
  *
  * Addresses are always 16 bytes in network order; IPv4 is stored v4-mapped

@@ -122,8 +122,13 @@ static __always_inline enum verdict outbound_verdict(const struct pod_policy *p,
 		return VERDICT_PASS;
 
 	local = is_local_destination(c->netns, &c->dst);
-	/* O2 */
-	if (local && addr_is_passthrough_source(&c->src))
+	/*
+	 * O2: from the passthrough address; an unbound IPv6 socket to ::6 too, since the kernel
+	 * then picks ::6 itself as the source (IPv4's 127.0.0.6 gets 127.0.0.1)
+	 */
+	if (local && (addr_is_passthrough_source(&c->src) ||
+		      (!v4 && !(c->src.w[0] | c->src.w[1] | c->src.w[2] | c->src.w[3]) &&
+		       addr_is_passthrough_source(&c->dst))))
 		return VERDICT_PASS;
 
 	/*
