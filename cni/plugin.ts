@@ -419,7 +419,10 @@ export function createPlugin(deps: PluginDeps, closers: (() => Promise<void>)[] 
     async del(req) {
       const inv = begin(req, true);
       try {
-        if (!deps.pins().hasPodState(inv.opts.bpfRoot, req.env.containerId)) {
+        const attached = readPins(ErrorCodes.DetachFailed, () =>
+          deps.pins().hasPodState(inv.opts.bpfRoot, req.env.containerId),
+        );
+        if (!attached) {
           inv.log.debug("nothing attached", { netns: req.env.netns || undefined });
           return;
         }
@@ -443,7 +446,10 @@ export function createPlugin(deps: PluginDeps, closers: (() => Promise<void>)[] 
         if (!req.conf.prevResult) {
           throw new CniError(ErrorCodes.InvalidConfig, "CHECK needs a prevResult");
         }
-        if (deps.pins().hasPodState(inv.opts.bpfRoot, req.env.containerId)) {
+        const attached = readPins(ErrorCodes.CheckFailed, () =>
+          deps.pins().hasPodState(inv.opts.bpfRoot, req.env.containerId),
+        );
+        if (attached) {
           const datapath = await requireDatapath(deps);
           const problems = await datapath.checkPod(req.env.containerId, inv.opts);
           if (problems.length > 0) {
@@ -477,7 +483,10 @@ export function createPlugin(deps: PluginDeps, closers: (() => Promise<void>)[] 
         const valid = new Set(req.validAttachments.map((a) => a.containerID));
         const failures: string[] = [];
         let removed = 0;
-        for (const containerId of deps.pins().attachedContainerIds(inv.opts.bpfRoot)) {
+        const attached = readPins(ErrorCodes.GcFailed, () =>
+          deps.pins().attachedContainerIds(inv.opts.bpfRoot),
+        );
+        for (const containerId of attached) {
           if (valid.has(containerId)) continue;
           try {
             await removePodState(deps, inv, containerId);
@@ -642,6 +651,23 @@ function attachErrorCode(datapathCode: unknown): ErrorCode {
   if (datapathCode === "CGROUP") return ErrorCodes.PodCgroupNotFound;
   if (datapathCode === "BPFFS") return ErrorCodes.PluginNotAvailable;
   return ErrorCodes.AttachFailed;
+}
+
+/**
+ * Reads the pod pins for DEL, CHECK or GC. A bpf root waggle refuses to read (another user
+ * could have made or changed it, or it is not on a bpffs) fails that command with its own
+ * code, naming why: the pod's programs may still be attached, so it must neither pass nor
+ * look like a bug (it was code 999).
+ */
+function readPins<T>(code: ErrorCode, read: () => T): T {
+  try {
+    return read();
+  } catch (e) {
+    const datapathCode = (e as { code?: unknown }).code;
+    if (datapathCode === "UNTRUSTED_ROOT" || datapathCode === "BPFFS")
+      throw new CniError(code, `the bpf root cannot be read: ${(e as Error).message}`);
+    throw e;
+  }
 }
 
 function annotationError<T>(fn: () => T): T {
