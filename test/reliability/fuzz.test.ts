@@ -22,7 +22,7 @@ describe("reliability: fuzzed CNI calls through dist/waggle", function () {
   this.timeout(600_000);
   const fixture = useReliabilityBench();
 
-  it(`${RUNS} fuzzed calls each end in 10 s with a result or a documented code and leave nothing`, async () => {
+  it(`${RUNS} fuzzed calls each end within the bound with a result or a documented code and leave nothing`, async () => {
     const pod = fixture.bench.pods[0];
     const seen = { attached: 0, refusedAdd: 0, codes: new Set<number>() };
     await fc.assert(

@@ -58,7 +58,8 @@ export class ReliabilityBench {
       for (let i = 0; i < pods; i++) bench.pods.push(await createPod({ node: bench.node }));
       const req = bench.request(bench.pods[0]);
       for (const command of ["ADD", "DEL"] as const) {
-        const r = await podCommand(command, req);
+        // the first ADD loads the shared programs: the verifier takes long on a busy machine
+        const r = await podCommand(command, req, { timeoutMs: 120_000 });
         if (r.outcome !== "ok") throw new Error(`priming ${command}: ${describeRun(r)}`);
       }
       bench.baseline = rootState(bench.root.path);
@@ -435,6 +436,13 @@ export function oversizedStdin(bench: ReliabilityBench, pod: Pod): string {
   return JSON.stringify({ ...conf, padding: "x".repeat(4 * 1024 * 1024) });
 }
 
+/**
+ * How long one call may take before it counts as a hang: 30 s (an idle machine answers in
+ * 50-100 ms; a 2-core machine shared by several test runs has taken 20 s), or
+ * $WAGGLE_CALL_BOUND_MS.
+ */
+export const CALL_BOUND_MS = Number(process.env.WAGGLE_CALL_BOUND_MS ?? 30_000);
+
 export interface CaseReport {
   run: CniRun;
   /** What broke the contract: a crash, a hang, a slow answer, a leak (empty when none). */
@@ -454,7 +462,7 @@ export async function runFuzzCase(
   c: FuzzCase,
   opts: CniRunOptions & { boundMs?: number } = {},
 ): Promise<CaseReport> {
-  const boundMs = opts.boundMs ?? 10_000;
+  const boundMs = opts.boundMs ?? CALL_BOUND_MS;
   const run = await runWaggle(c.env, c.stdin, { timeoutMs: boundMs, cwd: bench.scratch, ...opts });
   const violations: string[] = [];
   if (run.outcome === "crash" || run.outcome === "hang") violations.push(describeRun(run));
