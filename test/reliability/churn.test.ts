@@ -10,9 +10,9 @@ import { ownFdCount } from "../support/cni-binary";
 import { descendantsOf } from "../support/procs";
 import { churn, killCycle, seededRandom, useReliabilityBench } from "../support/reliability";
 
-const CYCLES = Number(process.env.WAGGLE_CHURN_CYCLES ?? 10);
-const CONCURRENCY = Number(process.env.WAGGLE_CHURN_CONCURRENCY ?? 4);
-const KILLS = Number(process.env.WAGGLE_KILLS ?? 6);
+const CYCLES = Number(process.env.WAGGLE_CHURN_CYCLES ?? 6);
+const CONCURRENCY = Number(process.env.WAGGLE_CHURN_CONCURRENCY ?? 3);
+const KILLS = Number(process.env.WAGGLE_KILLS ?? 5);
 
 describe("reliability: ADD/DEL churn and kill -9 through dist/waggle", function () {
   this.timeout(900_000);

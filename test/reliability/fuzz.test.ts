@@ -3,7 +3,7 @@
 // variables and in CNI_ARGS, every call ends within a bound with exit 0 or a CNI error with a
 // documented code (never 999, a stack trace or a hang), a failed ADD leaves nothing, and after
 // the DEL kubelet sends nothing is left in the bpf root or on the pod.
-// WAGGLE_FUZZ_RUNS (default 30) and WAGGLE_FUZZ_SEED replay or widen a run.
+// WAGGLE_FUZZ_RUNS (default 25) and WAGGLE_FUZZ_SEED replay or widen a run.
 import "../support/hooks";
 import { expect } from "chai";
 import fc from "fast-check";
@@ -15,7 +15,7 @@ import {
   useReliabilityBench,
 } from "../support/reliability";
 
-const RUNS = Number(process.env.WAGGLE_FUZZ_RUNS ?? 30);
+const RUNS = Number(process.env.WAGGLE_FUZZ_RUNS ?? 25);
 const SEED = process.env.WAGGLE_FUZZ_SEED ? Number(process.env.WAGGLE_FUZZ_SEED) : undefined;
 
 describe("reliability: fuzzed CNI calls through dist/waggle", function () {

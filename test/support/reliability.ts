@@ -201,12 +201,16 @@ function present<T>(valid: fc.Arbitrary<T>, hostile: fc.Arbitrary<T>): fc.Arbitr
   return fc.oneof({ weight: 4, arbitrary: valid }, { weight: 1, arbitrary: hostile });
 }
 
-/** The object without its undefined values (a key the case leaves out). */
+/**
+ * The environment without its undefined values (a variable the case leaves out) and without
+ * NUL characters (an environment string is a C string: no caller can pass one).
+ */
 function withoutAbsent<T extends Record<string, unknown>>(o: T): Record<string, string> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Record<
-    string,
-    string
-  >;
+  return Object.fromEntries(
+    Object.entries(o)
+      .filter((e): e is [string, string] => typeof e[1] === "string")
+      .map(([k, v]) => [k, v.replaceAll("\0", "")]),
+  );
 }
 
 /**
