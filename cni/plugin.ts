@@ -180,7 +180,10 @@ export async function cmdAdd(deps: PluginDeps, req: PluginRequest): Promise<CniR
 /** DEL: removes whatever the container has pinned; nothing pinned is success. */
 export async function cmdDel(deps: PluginDeps, req: PluginRequest): Promise<void> {
   const netns = req.env.netns || undefined;
-  if (!deps.pins().hasPodState(req.opts.bpfRoot, req.env.containerId)) {
+  const attached = readPins(ErrorCodes.DetachFailed, () =>
+    deps.pins().hasPodState(req.opts.bpfRoot, req.env.containerId),
+  );
+  if (!attached) {
     req.log.debug("nothing attached", { netns });
     return;
   }
@@ -191,7 +194,10 @@ export async function cmdDel(deps: PluginDeps, req: PluginRequest): Promise<void
 /** CHECK: an attached pod is healthy; a pod without state is one ADD would have skipped. */
 export async function cmdCheck(deps: PluginDeps, req: PluginRequest): Promise<void> {
   prevResultOf(req, "CHECK needs a prevResult");
-  if (deps.pins().hasPodState(req.opts.bpfRoot, req.env.containerId)) {
+  const attached = readPins(ErrorCodes.CheckFailed, () =>
+    deps.pins().hasPodState(req.opts.bpfRoot, req.env.containerId),
+  );
+  if (attached) {
     await checkAttached(deps, req);
     req.log.debug("checked: attached and healthy");
     return;
@@ -213,10 +219,9 @@ export async function cmdCheck(deps: PluginDeps, req: PluginRequest): Promise<vo
  */
 export async function cmdGc(deps: PluginDeps, req: PluginRequest<GcRequest>): Promise<void> {
   const valid = new Set(req.validAttachments.map((a) => a.containerID));
-  const stale = deps
-    .pins()
-    .attachedContainerIds(req.opts.bpfRoot)
-    .filter((id) => !valid.has(id));
+  const stale = readPins(ErrorCodes.GcFailed, () =>
+    deps.pins().attachedContainerIds(req.opts.bpfRoot),
+  ).filter((id) => !valid.has(id));
   const failures: string[] = [];
   for (const containerId of stale) {
     try {
@@ -684,4 +689,21 @@ function attachErrorCode(datapathCode: unknown): ErrorCode {
   if (datapathCode === "CGROUP") return ErrorCodes.PodCgroupNotFound;
   if (datapathCode === "BPFFS") return ErrorCodes.PluginNotAvailable;
   return ErrorCodes.AttachFailed;
+}
+
+/**
+ * Reads the pod pins for DEL, CHECK or GC. A bpf root waggle refuses to read (another user
+ * could have made or changed it, or it is not on a bpffs) fails that command with its own
+ * code, naming why: the pod's programs may still be attached, so it must neither pass nor
+ * look like a bug (it was code 999).
+ */
+function readPins<T>(code: ErrorCode, read: () => T): T {
+  try {
+    return read();
+  } catch (e) {
+    const datapathCode = (e as { code?: unknown }).code;
+    if (datapathCode === "UNTRUSTED_ROOT" || datapathCode === "BPFFS")
+      throw new CniError(code, `the bpf root cannot be read: ${(e as Error).message}`);
+    throw e;
+  }
 }
