@@ -17,7 +17,7 @@ import {
   mapEntryCounts,
 } from "../../cni/datapath";
 import { MAP_NAMES } from "../../cni/datapath/layout";
-import { ALL_PROGRAMS, CGROUP_PROGRAMS, paths } from "../../cni/datapath/programs";
+import { ALL_PROGRAMS, BYPASS_PROGRAM, CGROUP_PROGRAMS, paths } from "../../cni/datapath/programs";
 import { defaultRedirectSettings } from "../../cni/redirect-settings";
 import "../support/hooks";
 import { uniqueName } from "../support/names";
@@ -164,7 +164,11 @@ describe("kernel: the datapath under concurrent callers", function () {
     expect(readdirSync(root.path), "bpf root").to.deep.equal(["datapath"]);
     const maps = Object.values(MAP_NAMES);
     expect(pinsUnder(paths.datapath(root.path)).sort()).to.deep.equal(
-      [...ALL_PROGRAMS.map((p) => `progs/${p}`), ...maps.map((m) => `maps/${m}`)].sort(),
+      [
+        ...ALL_PROGRAMS.map((p) => `progs/${p}`),
+        ...maps.map((m) => `maps/${m}`),
+        `links/${BYPASS_PROGRAM.name}`, // the node's sockmap link (socket bypass)
+      ].sort(),
     );
     // ... and of the SAME load: every pinned program uses the pinned maps, no loser's copy.
     const pinnedMapIds = new Set(maps.map((m) => mapId(paths.map(root.path, m))));
