@@ -13,6 +13,7 @@ import {
   ALL_PROGRAMS,
   type AttachRequest,
   attachedContainerIds,
+  BYPASS_PROGRAM,
   CGROUP_PROGRAMS,
   checkPod,
   listPods,
@@ -166,7 +167,11 @@ describe("kernel: the datapath under concurrent callers", function () {
     expect(readdirSync(root.path), "bpf root").to.deep.equal(["datapath"]);
     const maps = Object.values(MAP_NAMES);
     expect(pinsUnder(paths.datapath(root.path)).sort()).to.deep.equal(
-      [...ALL_PROGRAMS.map((p) => `progs/${p}`), ...maps.map((m) => `maps/${m}`)].sort(),
+      [
+        ...ALL_PROGRAMS.map((p) => `progs/${p}`),
+        ...maps.map((m) => `maps/${m}`),
+        `links/${BYPASS_PROGRAM.name}`, // the node's sockmap link (socket bypass)
+      ].sort(),
     );
     // ... and of the SAME load: every pinned program uses the pinned maps, no loser's copy.
     const pinnedMapIds = new Set(maps.map((m) => mapId(paths.map(root.path, m))));
