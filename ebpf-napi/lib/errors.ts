@@ -1,4 +1,5 @@
 // The one error type the addon throws.
+import { constants } from "node:os";
 import { getSystemErrorMessage, getSystemErrorName } from "node:util";
 
 /** How many trailing log lines a load failure's message carries (the full log is in `.log`). */
@@ -50,14 +51,27 @@ const LIBBPF_CODES = [
   "NLPARSE",
 ];
 
+/**
+ * The platform's errno names by value. libuv names only the errors it maps (getSystemErrorName
+ * calls ENOLINK, which a severed bpf link returns, "Unknown system error -67"); Node's
+ * os.constants.errno has every name of the platform. Where two names share a value (EAGAIN and
+ * EWOULDBLOCK) the first listed wins, libuv's choice.
+ */
+const ERRNO_NAMES = new Map<number, string>();
+for (const [name, value] of Object.entries(constants.errno)) {
+  if (!ERRNO_NAMES.has(value)) ERRNO_NAMES.set(value, name);
+}
+
 function errnoCode(errno: number): string {
   const libbpf = LIBBPF_CODES[errno - LIBBPF_ERRNO_BASE];
   if (libbpf !== undefined) return `LIBBPF_ERRNO__${libbpf}`;
   try {
-    return getSystemErrorName(-errno);
+    const name = getSystemErrorName(-errno);
+    if (!name.startsWith("Unknown")) return name;
   } catch {
-    return `E${errno}`;
+    // not an errno libuv knows
   }
+  return ERRNO_NAMES.get(errno) ?? `E${errno}`;
 }
 
 function logTail(log: string): string {

@@ -75,6 +75,17 @@ describe("ebpf-napi: BpfError", () => {
     );
   });
 
+  it("names errnos libuv does not map by the platform's name (ENOLINK of a severed link)", () => {
+    const e = new BpfError("bpf_link_update", 67, "Link has been severed");
+    expect(e.code).to.equal("ENOLINK");
+    expect(e.message).to.equal("bpf_link_update: Link has been severed (ENOLINK)");
+    // a value shared by two names keeps libuv's (EAGAIN, not EWOULDBLOCK)
+    expect(new BpfError("bpf_prog_load", 11, "Resource temporarily unavailable").code).to.equal(
+      "EAGAIN",
+    );
+    expect(new BpfError("op", 4999, "no such errno").code).to.equal("E4999");
+  });
+
   it("input errors caught before any syscall use the same shape", () => {
     const e = invalidArgument("bpf_tc", "priority 70000 is not in 1..65535");
     expect(e).to.include({ op: "bpf_tc", errno: 22, code: "EINVAL" });
