@@ -1,5 +1,6 @@
 // The installer's HTTP endpoints: /healthz (the process serves), /readyz (ready only while
-// every check holds: the entry is in place and the shared programs are loaded), /metrics.
+// every check holds: the entry is in place and the shared programs are loaded; it also lists
+// warnings, conditions an operator should fix that do not stop pods from starting), /metrics.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -9,11 +10,18 @@ import type { InstallMetrics } from "./metrics";
 /** Named readiness checks, each evaluated on every /readyz request. */
 export type ReadinessChecks = Record<string, () => boolean>;
 
+/**
+ * Named warnings, each evaluated on every /readyz request: what is wrong (a sentence), or null.
+ * A warning is shown but never makes the node unready: pods still start, something degrades.
+ */
+export type ReadinessWarnings = Record<string, () => string | null>;
+
 export interface HealthServerOptions {
   port: number;
   /** "" listens on every address. */
   address: string;
   checks: ReadinessChecks;
+  warnings?: ReadinessWarnings;
   metrics: InstallMetrics;
   log: Logger;
 }
@@ -23,13 +31,22 @@ export interface HealthServer {
   close(): Promise<void>;
 }
 
-export function evaluateReadiness(checks: ReadinessChecks): {
+export function evaluateReadiness(
+  checks: ReadinessChecks,
+  warnings: ReadinessWarnings = {},
+): {
   ready: boolean;
   checks: Record<string, boolean>;
+  warnings: Record<string, string>;
 } {
   const results: Record<string, boolean> = {};
   for (const [name, check] of Object.entries(checks)) results[name] = check();
-  return { ready: Object.values(results).every(Boolean), checks: results };
+  const raised: Record<string, string> = {};
+  for (const [name, warning] of Object.entries(warnings)) {
+    const text = warning();
+    if (text !== null) raised[name] = text;
+  }
+  return { ready: Object.values(results).every(Boolean), checks: results, warnings: raised };
 }
 
 export async function startHealthServer(options: HealthServerOptions): Promise<HealthServer> {
@@ -80,7 +97,7 @@ async function handle(
     res.writeHead(200, { "content-type": "text/plain" });
     res.end("ok\n");
   } else if (path === "/readyz") {
-    const readiness = evaluateReadiness(options.checks);
+    const readiness = evaluateReadiness(options.checks, options.warnings);
     res.writeHead(readiness.ready ? 200 : 503, { "content-type": "application/json" });
     res.end(`${JSON.stringify(readiness)}\n`);
   } else if (path === "/metrics") {

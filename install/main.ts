@@ -97,6 +97,13 @@ export class Installer {
         entryInPlace: () => this.entryInPlace,
         programsLoaded: () => this.programsLoaded,
       },
+      warnings: {
+        // only where early pods are repaired (the directory is read for them alone)
+        netnsDir: () =>
+          options.nodeName && !existsSync(options.netnsDir)
+            ? `${NETNS_DIR_MISSING}: ${options.netnsDir}`
+            : null,
+      },
     });
 
     const binary = options.binary ?? runningWaggleBinary();

@@ -1,5 +1,6 @@
-// `waggle install` says when the runtime's netns directory is missing (not mounted): early-pod
-// repair then records pods by /proc paths that die with their process.
+// `waggle install` says when the runtime's netns directory is missing (not mounted), in its log
+// and as a /readyz warning: early-pod repair then records pods by /proc paths that die with
+// their process.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { expect } from "chai";
@@ -38,10 +39,25 @@ describe("install (kernel): the runtime's netns directory", function () {
       ]),
     ]);
 
-  it("a missing --netns-dir is logged as a warning naming it", async () => {
-    installer = start(join(host.root, "not-mounted"));
+  /** /readyz of the running installer, parsed. */
+  async function readyz(): Promise<{ ready: boolean; warnings: Record<string, string> }> {
+    const listening = await (installer as CliProcess).waitForLog("health server listening");
+    const res = await fetch(`http://127.0.0.1:${listening.port}/readyz`);
+    return (await res.json()) as { ready: boolean; warnings: Record<string, string> };
+  }
+
+  it("a missing --netns-dir is logged as a warning naming it, and /readyz stays ready but warns", async () => {
+    const missing = join(host.root, "not-mounted");
+    installer = start(missing);
     const line = await installer.waitForLog(NETNS_DIR_MISSING);
-    expect(line).to.deep.include({ level: "warn", netnsDir: join(host.root, "not-mounted") });
+    expect(line).to.deep.include({ level: "warn", netnsDir: missing });
+    await installer.waitForLog("entry written");
+    const r = await readyz();
+    expect(r.ready).to.equal(true);
+    expect(r.warnings).to.deep.equal({ netnsDir: `${NETNS_DIR_MISSING}: ${missing}` });
+    // mounted later (the manifest fixed): the warning goes without a restart
+    mkdirSync(missing);
+    expect((await readyz()).warnings).to.deep.equal({});
   });
 
   it("a present --netns-dir gives no such warning", async () => {
@@ -51,5 +67,6 @@ describe("install (kernel): the runtime's netns directory", function () {
     await installer.waitForLog("shared programs loaded");
     await installer.waitForLog("entry written");
     expect(installer.lines.map((l) => l.message)).to.not.include(NETNS_DIR_MISSING);
+    expect(await readyz()).to.deep.include({ ready: true, warnings: {} });
   });
 });

@@ -90,6 +90,7 @@ describe("install: health server and the installer's readiness", () => {
       expect(JSON.parse(notReady.body)).to.deep.equal({
         ready: false,
         checks: { entryInPlace: false, programsLoaded: true },
+        warnings: {},
       });
       entry = true;
       expect((await get(server.port, "/readyz")).status).to.equal(200);
@@ -98,6 +99,34 @@ describe("install: health server and the installer's readiness", () => {
       expect(m.body).to.match(/^# TYPE waggle_install_repairs_total counter$/m);
       expect((await get(server.port, "/other")).status).to.equal(404);
       expect((await get(server.port, "/healthz", "POST")).status).to.equal(405);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("/readyz lists the warnings raised now, and a warning never makes the node unready", async () => {
+    let missing = true;
+    const server = await startHealthServer({
+      port: 0,
+      address: "127.0.0.1",
+      metrics: new InstallMetrics(),
+      log: capturingLogger().log,
+      checks: { entryInPlace: () => true },
+      warnings: {
+        netnsDir: () => (missing ? "the netns directory is not mounted" : null),
+        other: () => null,
+      },
+    });
+    try {
+      const warned = await get(server.port, "/readyz");
+      expect(warned.status).to.equal(200);
+      expect(JSON.parse(warned.body)).to.deep.equal({
+        ready: true,
+        checks: { entryInPlace: true },
+        warnings: { netnsDir: "the netns directory is not mounted" },
+      });
+      missing = false;
+      expect(JSON.parse((await get(server.port, "/readyz")).body).warnings).to.deep.equal({});
     } finally {
       await server.close();
     }
@@ -175,6 +204,7 @@ describe("install: health server and the installer's readiness", () => {
     expect(before).to.deep.equal({
       ready: false,
       checks: { entryInPlace: false, programsLoaded: false },
+      warnings: {},
     });
     release();
     await started;
