@@ -4,16 +4,14 @@
 // against the CA the kubeconfig carries) and attaches the pod in place, under its sandbox ID,
 // within 10 s; its app's connections are then captured.
 
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { createServer, type Server } from "node:https";
-import type { AddressInfo } from "node:net";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { V1Pod } from "@kubernetes/client-node";
 import { expect } from "chai";
 import { checkPod, listPods } from "../../datapath";
 import { COMMAND_PATH } from "../support/command";
+import { FakeKubeApi, nodePod } from "../support/fake-kube-api";
 import { uniqueName } from "../support/names";
 import { Pod } from "../support/pod";
 import { removeCgroupDirSync, sandboxArgv, testCgroupParent } from "../support/sandbox";
@@ -27,113 +25,10 @@ const SANDBOX = id("a");
 const APP_ID = id("b");
 const PROXY_ID = id("c");
 
-/** An HTTPS stand-in for the API server's pod list, with a self-signed certificate. */
-class FakeApiServer {
-  readonly requests: Array<{ url: string; authorization?: string }> = [];
-  pods: V1Pod[] = [];
-  private server?: Server;
-  readonly certFile: string;
-  private readonly keyFile: string;
-
-  constructor(dir: string) {
-    this.certFile = join(dir, "api.crt");
-    this.keyFile = join(dir, "api.key");
-    execFileSync(
-      "openssl",
-      [
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        this.keyFile,
-        "-out",
-        this.certFile,
-        "-days",
-        "1",
-        "-subj",
-        "/CN=127.0.0.1",
-        "-addext",
-        "subjectAltName=IP:127.0.0.1",
-      ],
-      { stdio: "ignore" },
-    );
-  }
-
-  async start(token: string): Promise<number> {
-    const server = createServer(
-      { key: readFileSync(this.keyFile), cert: readFileSync(this.certFile) },
-      (req, res) => {
-        this.requests.push({ url: req.url ?? "", authorization: req.headers.authorization });
-        const url = new URL(req.url ?? "/", "https://x");
-        const send = (code: number, body: object) => {
-          res.writeHead(code, { "content-type": "application/json" });
-          res.end(JSON.stringify(body));
-        };
-        if (req.headers.authorization !== `Bearer ${token}`)
-          return send(401, { kind: "Status", code: 401 });
-        if (url.pathname !== "/api/v1/pods") return send(404, { kind: "Status", code: 404 });
-        const selector = url.searchParams.get("fieldSelector");
-        const items = this.pods.filter((p) => selector === `spec.nodeName=${p.spec?.nodeName}`);
-        send(200, { apiVersion: "v1", kind: "PodList", metadata: {}, items });
-      },
-    );
-    this.server = server;
-    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-    return (server.address() as AddressInfo).port;
-  }
-
-  async stop(): Promise<void> {
-    this.server?.closeAllConnections();
-    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
-  }
-}
-
-function podObject(name: string, uid: string, ip: string, meshed: boolean, nodeName = NODE): V1Pod {
-  return {
-    metadata: {
-      namespace: "shop",
-      name,
-      uid,
-      annotations: meshed ? { "sidecar.istio.io/status": '{"containers":["istio-proxy"]}' } : {},
-    },
-    spec: {
-      nodeName,
-      containers: meshed ? [{ name: "app" }, { name: "istio-proxy" }] : [{ name: "app" }],
-    },
-    status: {
-      phase: "Running",
-      podIP: ip,
-      podIPs: [{ ip }],
-      containerStatuses: [
-        {
-          name: "app",
-          containerID: `containerd://${APP_ID}`,
-          image: "",
-          imageID: "",
-          ready: true,
-          restartCount: 0,
-        },
-        {
-          name: "istio-proxy",
-          containerID: `containerd://${PROXY_ID}`,
-          image: "",
-          imageID: "",
-          ready: true,
-          restartCount: 0,
-        },
-      ],
-    },
-  };
-}
-
 describe("install (kernel): early-pod repair", function () {
   this.timeout(90_000);
   let host: InstallHost;
-  let api: FakeApiServer;
+  let api: FakeKubeApi;
   let pod: Pod | undefined;
   let installer: CliProcess | undefined;
   const cgroupRoot = join(testCgroupParent(), uniqueName("c"));
@@ -172,7 +67,8 @@ describe("install (kernel): early-pod repair", function () {
   before(async () => {
     host = new InstallHost();
     writeFileSync(join(host.netDir, "10-calico.conflist"), CALICO_SHAPES.manifest, { mode: 0o600 });
-    api = new FakeApiServer(host.root);
+    api = new FakeKubeApi();
+    api.token = "token-1";
     pod = await Pod.create({ label: "early pod" });
     for (const c of [SANDBOX, APP_ID, PROXY_ID]) mkdirSync(join(podCgroup, c), { recursive: true });
   });
@@ -193,12 +89,15 @@ describe("install (kernel): early-pod repair", function () {
     await waitFor("the proxy", () => proxy.output().includes("ready")).catch((e: Error) => {
       throw new Error(`${e.message}: ${proxy.errors()}`);
     });
-    api.pods = [
-      podObject("early", uid, p.address(4), true),
-      podObject("plain", randomUUID(), "10.0.0.250", false),
-      podObject("elsewhere", randomUUID(), "10.0.0.251", true, "another-node"),
-    ];
-    const port = await api.start("token-1");
+    const containerIds = { app: APP_ID, proxy: PROXY_ID };
+    for (const pod of [
+      { name: "early", uid, ip: p.address(4), meshed: true, nodeName: NODE, containerIds },
+      { name: "plain", uid: randomUUID(), ip: "10.0.0.250", meshed: false, nodeName: NODE },
+      { name: "elsewhere", uid: randomUUID(), meshed: true, nodeName: "another-node" },
+    ])
+      api.addPod(nodePod(pod));
+    await api.start({ tlsDir: host.root });
+    const port = api.port;
 
     const started = Date.now();
     installer = new CliProcess([
@@ -209,7 +108,7 @@ describe("install (kernel): early-pod repair", function () {
         "--kubernetes-service-port",
         String(port),
         "--ca-file",
-        api.certFile,
+        api.certFile as string,
         "--node-name",
         NODE,
         "--cgroup-root",
