@@ -8,44 +8,23 @@
 // containerd 1.6 passes the pod annotations (io.kubernetes.cri.pod-annotations) but no
 // cgroupPath, so waggle finds every pod cgroup here by the pod UID in CNI_ARGS.
 import "../support/hooks";
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { expect } from "chai";
 import { netnsQuery } from "ebpf-napi";
 import { listPods } from "../../datapath";
 import { calicoShapedChain, MESHED_ANNOTATIONS } from "../support/cni-node";
 import { runChecked } from "../support/command";
-import {
-  containerLog,
-  type KubeletStandIn,
-  PrivateContainerd,
-  type RunningPod,
-  startContainer,
-  waitForLog,
-} from "../support/containerd";
+import { type KubeletStandIn, PrivateContainerd, type RunningPod } from "../support/containerd";
 import { CriError } from "../support/cri-client";
-import { type HaproxyLogLine, haproxySidecarConfig } from "../support/haproxy";
-import { sandboxArgv } from "../support/sandbox";
+import { SidecarPods } from "../support/sidecar-pods";
 import { BpfRoot } from "../support/waggle-mode";
 
-const APP_UID = 1000;
 /**
  * Which of a pod's calls (ADD, DEL at stop, DEL at remove) carry prevResult in a 0.3.1 list:
  * the ADD its predecessors' result, no DEL any (libcni adds the cached one from 0.4.0 on).
  */
 const PREV_RESULT_031 = [true, false, false];
-const PROXY_UID = 1337;
-const SIDECAR = "istio-proxy";
-const APP = "app";
-
-/** The one-shot HTTP client the apps run (stdout: the body; exit 1 with the error). */
-const HTTP_GET = [
-  "/usr/bin/python3",
-  "-c",
-  "import sys, urllib.request\n" +
-    "try:\n  print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode(), end='')\n" +
-    "except Exception as e:\n  print(e, file=sys.stderr); sys.exit(1)",
-];
 
 describe("containerd 1.6 over the CRI: the Calico-shaped chain with waggle (real runtime)", function () {
   this.timeout(240_000);
@@ -53,7 +32,7 @@ describe("containerd 1.6 over the CRI: the Calico-shaped chain with waggle (real
   let kubelet: KubeletStandIn;
   const bpf = new BpfRoot();
   let waggleLog: string;
-  let files: string;
+  let pods: SidecarPods;
 
   before(async () => {
     const started = Date.now();
@@ -70,14 +49,7 @@ describe("containerd 1.6 over the CRI: the Calico-shaped chain with waggle (real
       },
     });
     kubelet = ctrd.kubelet;
-    // Config and content the containers mount read-only (uids 1000 and 1337 read them).
-    files = join(ctrd.work, "files");
-    mkdirSync(join(files, "proxy"), { recursive: true, mode: 0o755 });
-    writeFileSync(
-      join(files, "proxy", "haproxy.cfg"),
-      haproxySidecarConfig({ outboundPort: 15001, inboundPort: 15006 }),
-      { mode: 0o644 },
-    );
+    pods = new SidecarPods(ctrd);
     const version = await ctrd.cri.version();
     console.log(
       `      ${version.runtimeName} ${version.runtimeVersion} up with both images in ${((Date.now() - started) / 1000).toFixed(1)} s`,
@@ -101,74 +73,14 @@ describe("containerd 1.6 over the CRI: the Calico-shaped chain with waggle (real
   };
   const attachedIds = () => listPods(bpf.opts).map((p) => p.containerId);
 
-  const containers = new Map<string, string>();
-  const containerId = (pod: RunningPod, name: string): string => {
-    const id = containers.get(`${pod.sandboxId}/${name}`);
-    if (!id) throw new Error(`no container ${name} in ${pod.config.hostname}`);
-    return id;
-  };
-
-  /** A pod with an HAProxy sidecar (uid 1337) and an http.server app (uid 1000) on 8080. */
-  const runPod = async (
+  const runPod = (
     name: string,
     annotations: Record<string, string>,
     opts: { podCgroup?: boolean } = {},
-  ): Promise<RunningPod> => {
-    const pod = await kubelet.runPod(ctrd.cri, { name, annotations }, ctrd.podLogs, opts);
-    const www = join(files, name);
-    mkdirSync(www, { mode: 0o755 });
-    writeFileSync(join(www, "index.html"), `served by ${name}\n`, { mode: 0o644 });
-    const sidecar = await startContainer(ctrd.cri, pod, {
-      name: SIDECAR,
-      command: ["/usr/sbin/haproxy", "-db", "-f", "/etc/proxy/haproxy.cfg"],
-      runAs: PROXY_UID,
-      mounts: [{ containerPath: "/etc/proxy", hostPath: join(files, "proxy") }],
-    });
-    const app = await startContainer(ctrd.cri, pod, {
-      name: APP,
-      command: ["/usr/bin/python3", "-u", "-m", "http.server", "8080"],
-      runAs: APP_UID,
-      workingDir: "/srv/www",
-      mounts: [{ containerPath: "/srv/www", hostPath: www }],
-    });
-    containers.set(`${pod.sandboxId}/${SIDECAR}`, sidecar);
-    containers.set(`${pod.sandboxId}/${APP}`, app);
-    await waitForLog(pod, APP, (l) => l.startsWith("Serving HTTP"));
-    await waitForLog(pod, SIDECAR, (l) => l.includes("Proxy") || l.includes("started"), 3000).catch(
-      () => undefined,
-    );
-    return pod;
-  };
-
-  /** The app container of `pod` fetches `url` (ExecSync: in the container, as uid 1000). */
-  const appGet = async (pod: RunningPod, url: string): Promise<string> => {
-    const r = await ctrd.cri.execSync(containerId(pod, APP), [...HTTP_GET, url]);
-    if (r.exitCode !== 0) throw new Error(`GET ${url} from ${pod.config.hostname}: ${r.stderr}`);
-    return r.stdout;
-  };
-
-  /** The same fetch without the runtime: a process put into the app container's cgroup. */
-  const appGetWithoutRuntime = async (pod: RunningPod, url: string): Promise<string> => {
-    const cgroup = join(pod.cgroupDir, containerId(pod, APP));
-    const argv = sandboxArgv(pod.netnsPath, cgroup, HTTP_GET[0], [...HTTP_GET.slice(1), url], {
-      uid: APP_UID,
-    });
-    return runChecked("sh", argv);
-  };
-
-  const proxyLog = (pod: RunningPod): HaproxyLogLine[] =>
-    containerLog(pod, SIDECAR, "stdout")
-      .filter((l) => l.startsWith("{"))
-      .map((l) => JSON.parse(l) as HaproxyLogLine);
-  const waitForProxy = async (pod: RunningPod, match: (c: HaproxyLogLine) => boolean) =>
-    JSON.parse(
-      await waitForLog(pod, SIDECAR, (l) => l.startsWith("{") && match(JSON.parse(l))),
-    ) as HaproxyLogLine;
-  /** The clients the app's http.server logged ("10.250.0.2 - - [...] "GET / ..." 200"). */
-  const appClients = (pod: RunningPod): string[] =>
-    containerLog(pod, APP, "stderr")
-      .map((l) => /^(\S+) - - .*"GET \//.exec(l)?.[1])
-      .filter((c): c is string => c !== undefined);
+  ): Promise<RunningPod> => pods.run({ name, annotations }, opts);
+  const appGet = (pod: RunningPod, url: string) => pods.appGet(pod, url);
+  const waitForProxy = (pod: RunningPod, match: Parameters<SidecarPods["waitForProxy"]>[1]) =>
+    pods.waitForProxy(pod, match);
 
   /** waggle's decisions for one sandbox: [level, message]. */
   const decisionsFor = (sandboxId: string) =>
@@ -218,7 +130,7 @@ describe("containerd 1.6 over the CRI: the Calico-shaped chain with waggle (real
       expect(inb.accepted).to.equal(`${server.ip}:8080`); // inbound: the destination unchanged
       expect(inb.client.split(":")[0]).to.equal(client.ip); // from the client's sidecar
       expect(inb.source.split(":")[0]).to.equal("127.0.0.6");
-      expect(appClients(server)).to.deep.equal(["127.0.0.6"]);
+      expect(pods.appClients(server)).to.deep.equal(["127.0.0.6"]);
     });
 
     it("the unmeshed pod is untouched: no programs, its sidecar sees nothing, its app talks directly", async () => {
@@ -238,15 +150,15 @@ describe("containerd 1.6 over the CRI: the Calico-shaped chain with waggle (real
         client,
         (c) => c.frontend === "outbound" && c.accepted === `${plain.ip}:8080`,
       );
-      expect(appClients(plain)).to.deep.equal([client.ip]);
-      expect(proxyLog(plain)).to.deep.equal([]);
+      expect(pods.appClients(plain)).to.deep.equal([client.ip]);
+      expect(pods.proxyLog(plain)).to.deep.equal([]);
       expect(decisionsFor(plain.sandboxId)).to.deep.equal([["info", "skipped"]]);
     });
 
     it("survives a containerd restart: capture works while it is down and after, and the later DELs still clean up", async () => {
       await ctrd.stopDaemon();
-      const before = proxyLog(client).length;
-      expect(await appGetWithoutRuntime(client, `http://${server.ip}:8080/`)).to.equal(
+      const before = pods.proxyLog(client).length;
+      expect(await pods.appGetWithoutRuntime(client, `http://${server.ip}:8080/`)).to.equal(
         "served by server\n",
       );
       await ctrd.startDaemon();
@@ -256,7 +168,8 @@ describe("containerd 1.6 over the CRI: the Calico-shaped chain with waggle (real
         [server.sandboxId, "SANDBOX_READY"],
       ]);
       expect(await appGet(client, `http://${server.ip}:8080/`)).to.equal("served by server\n");
-      const outbound = proxyLog(client)
+      const outbound = pods
+        .proxyLog(client)
         .slice(before)
         .filter((c) => c.frontend === "outbound");
       expect(outbound.map((c) => c.accepted)).to.deep.equal([
@@ -379,9 +292,7 @@ describe("containerd 1.6 over the CRI: the Calico-shaped chain with waggle (real
           .split("\n")
           .map((l) => l.split(": ")[1]),
       ).to.deep.equal(["lo"]);
-      expect(
-        readdirSync(join(ctrd.work, "state", "io.containerd.grpc.v1.cri", "netns")),
-      ).to.deep.equal([]);
+      expect(readdirSync(ctrd.netnsDir)).to.deep.equal([]);
     });
   });
 });

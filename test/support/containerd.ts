@@ -31,12 +31,13 @@ import {
   symlinkSync,
   writeFileSync,
 } from "node:fs";
+import { createConnection, createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cgroup2Root } from "../../base/cgroup2";
 import { COMMAND_PATH, runSync, sleep, sleepSync } from "./command";
 import { CriClient, type Message } from "./cri-client";
-import { preparePluginDir, SYSTEM_CNI_DIR } from "./libcni";
+import { preparePluginDir, REPO, SYSTEM_CNI_DIR } from "./libcni";
 import { RUN_TAG } from "./names";
 import {
   APP_IMAGE,
@@ -77,6 +78,8 @@ export class PrivateContainerd {
   private proc: ChildProcess | undefined;
   private exited: Promise<void> | undefined;
   private client: CriClient | undefined;
+  /** Host ports made reachable inside the node netns: the forwarders and their host ends. */
+  private readonly forwards: Array<{ child: ChildProcess; server: Server }> = [];
   private readonly tracked: TrackedResource;
   private readonly shimDirExisted = existsSync("/run/containerd/s");
 
@@ -131,6 +134,11 @@ export class PrivateContainerd {
       await c.destroy();
       throw new Error(`${(e as Error).message}\ncontainerd log:\n${log}`);
     }
+  }
+
+  /** Where the CRI bind-mounts pod network namespaces (netns_mounts_under_state_dir). */
+  get netnsDir(): string {
+    return join(this.work, "state", "io.containerd.grpc.v1.cri", "netns");
   }
 
   get cri(): CriClient {
@@ -261,6 +269,68 @@ ${cri.slice(0, -1)}.cni]
     return this.calls().filter((c) => c.env.CNI_CONTAINERID === sandboxId);
   }
 
+  /**
+   * Makes the host's 127.0.0.1:`port` reachable as 127.0.0.1:`port` inside the node netns,
+   * where containerd and the plugins it runs live (a node reaches its API server; here the
+   * API stand-in listens on the host's loopback). A Node forwarder in the node netns passes
+   * each connection through a Unix socket under `work` to the host's port.
+   */
+  async forwardHostPort(port: number): Promise<void> {
+    const path = join(this.work, `forward-${port}.sock`);
+    const server = createServer((conn) => {
+      const upstream = createConnection(port, "127.0.0.1");
+      conn.pipe(upstream).pipe(conn);
+      const end = () => {
+        conn.destroy();
+        upstream.destroy();
+      };
+      conn.on("error", end).on("close", end);
+      upstream.on("error", end).on("close", end);
+    });
+    await new Promise<void>((resolve) => server.listen(path, resolve));
+    const script = [
+      "const net = require('node:net');",
+      "const [port, path] = process.argv.slice(1);",
+      "net.createServer((c) => {",
+      "  const u = net.connect(path); c.pipe(u).pipe(c);",
+      "  const end = () => { c.destroy(); u.destroy(); };",
+      "  c.on('error', end).on('close', end); u.on('error', end).on('close', end);",
+      "}).listen(Number(port), '127.0.0.1', () => console.log('listening'));",
+    ].join("\n");
+    const child = spawn(
+      "nsenter",
+      [
+        `--net=${this.node.netnsPath}`,
+        join(REPO, "node_modules", ".bin", "node"),
+        "-e",
+        script,
+        String(port),
+        path,
+      ],
+      { env: { PATH: COMMAND_PATH }, stdio: ["ignore", "pipe", "pipe"] },
+    );
+    this.forwards.push({ child, server });
+    await new Promise<void>((resolve, reject) => {
+      let err = "";
+      child.stderr?.on("data", (d: Buffer) => {
+        err += d.toString();
+      });
+      child.stdout?.on("data", (d: Buffer) => {
+        if (d.toString().includes("listening")) resolve();
+      });
+      child.once("exit", (code) =>
+        reject(new Error(`port forwarder into the node netns exited (${code}): ${err}`)),
+      );
+    });
+  }
+
+  private stopForwards(): void {
+    for (const { child, server } of this.forwards.splice(0)) {
+      child.kill("SIGKILL");
+      server.close();
+    }
+  }
+
   /** Stops and removes every sandbox over the CRI (best effort), then sweeps. */
   async destroy(): Promise<void> {
     if (this.client) {
@@ -284,6 +354,7 @@ ${cri.slice(0, -1)}.cni]
    * processes, unmounts what is mounted under `work`, removes the pod cgroups and `work`.
    */
   private sweep(): void {
+    this.stopForwards();
     if (this.proc?.pid) {
       try {
         process.kill(this.proc.pid, "SIGKILL");
@@ -348,6 +419,8 @@ function cgroupMounts(): string[] {
 /** A pod as kubelet describes it to the runtime. */
 export interface PodSpec {
   name: string;
+  /** The pod's UID (default: a fresh one), e.g. to serve the pod from an API stand-in first. */
+  uid?: string;
   namespace?: string;
   annotations?: Record<string, string>;
 }
@@ -455,7 +528,7 @@ export class KubeletStandIn {
     logRoot: string,
     opts: { podCgroup?: boolean } = {},
   ): Promise<RunningPod> {
-    const uid = randomUUID();
+    const uid = spec.uid ?? randomUUID();
     const cgroupDir =
       opts.podCgroup === false
         ? join(cgroup2Root(), this.cgroupParent(uid))
