@@ -1,4 +1,6 @@
 // Ownership of one kernel fd by one JS object: close() releases it, a finalizer is the safety net.
+// And opening a pin as the kind of object the caller expects.
+import { readFileSync } from "node:fs";
 import { invalidArgument } from "./errors";
 import { native } from "./native";
 
@@ -51,4 +53,32 @@ export abstract class FdHandle {
 /** Removes a pin (program, map or link) from bpffs. Throws BpfError (ENOENT) if absent. */
 export function unpin(path: string): void {
   native().unpin(path);
+}
+
+/** The kinds of BPF object a bpffs pin can hold, as /proc/<pid>/fdinfo names their type. */
+export type PinnedKind = "prog" | "map" | "link";
+const KINDS: readonly PinnedKind[] = ["prog", "map", "link"];
+
+/**
+ * Opens a pin (bpf_obj_get) and checks that it holds a `kind`. bpf_obj_get opens whatever is
+ * pinned, and the kernel's info call answers for any kind, so a map opened as a link would
+ * read back a map's info as a link's. The fd's fdinfo names the kind ("link_type:", ...).
+ * A pin of another kind: BpfError (op "bpf_obj_get", EINVAL) naming both, the fd closed.
+ */
+export function openPinnedAs(kind: PinnedKind, path: string): number {
+  const fd = native().openPinned(path);
+  let found: PinnedKind | undefined;
+  try {
+    const info = readFileSync(`/proc/self/fdinfo/${fd}`, "utf8");
+    found = KINDS.find((k) => new RegExp(`^${k}_type:`, "m").test(info));
+  } catch {
+    // no procfs: the kernel's own checks stay (an op on the wrong kind fails later)
+    return fd;
+  }
+  if (found === kind) return fd;
+  native().closeFd(fd);
+  throw invalidArgument(
+    "bpf_obj_get",
+    `${path} holds ${found ? `a ${found}` : "no BPF program, map or link"}, not a ${kind}`,
+  );
 }

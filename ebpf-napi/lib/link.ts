@@ -1,6 +1,6 @@
 // bpf_links on cgroup v2 directories and on sockmaps: attach, pin, open pinned, replace the
 // program, detach.
-import { FdHandle } from "./fd";
+import { FdHandle, openPinnedAs } from "./fd";
 import type { BpfMap } from "./map";
 import { native } from "./native";
 import type { Program } from "./program";
@@ -18,7 +18,7 @@ export class Link extends FdHandle {
 
   /** Opens a link pinned in bpffs (bpf_obj_get). */
   static openPinned(path: string): Link {
-    return new Link(native().openPinned(path));
+    return new Link(openPinnedAs("link", path));
   }
 
   /** Opens a link by its kernel id (bpf_link_get_fd_by_id). */

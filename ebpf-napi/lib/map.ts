@@ -1,6 +1,6 @@
 // A BPF map, held by fd: lookups, updates, deletes and iteration with Buffers.
 import { invalidArgument } from "./errors";
-import { FdHandle } from "./fd";
+import { FdHandle, openPinnedAs } from "./fd";
 import { native } from "./native";
 import type { MapInfo, MapType } from "./types";
 
@@ -63,7 +63,7 @@ export class BpfMap extends FdHandle {
 
   /** Opens a map pinned in bpffs (bpf_obj_get). */
   static openPinned(path: string): BpfMap {
-    return new BpfMap(native().openPinned(path));
+    return new BpfMap(openPinnedAs("map", path));
   }
 
   /** Opens a map by its kernel id (bpf_map_get_fd_by_id). */

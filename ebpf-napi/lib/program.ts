@@ -1,5 +1,5 @@
 // A loaded BPF program, held by fd.
-import { FdHandle } from "./fd";
+import { FdHandle, openPinnedAs } from "./fd";
 import { native } from "./native";
 import type { ProgramInfo } from "./types";
 
@@ -21,7 +21,7 @@ export class Program extends FdHandle {
 
   /** Opens a program pinned in bpffs (bpf_obj_get). */
   static openPinned(path: string): Program {
-    return new Program(native().openPinned(path));
+    return new Program(openPinnedAs("prog", path));
   }
 
   /** Opens a program by its kernel id (bpf_prog_get_fd_by_id). */

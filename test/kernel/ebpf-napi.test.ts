@@ -591,6 +591,32 @@ describe("ebpf-napi: sockmap links", () => {
       .with.property("code", "ENOLINK");
   });
 
+  it("a pin opens only as its own kind: a map, program or link pin opened as another is EINVAL naming both", () => {
+    const pins = makePinDir();
+    const obj = loadSelftest();
+    const map = owned(obj.map("selftest_sockhash"));
+    const prog = owned(obj.program("selftest_msg_pass"));
+    const link = owned(attachSockmap(prog, map, "sk_msg_verdict"));
+    const at = (name: string) => join(pins, name);
+    map.pin(at("map"));
+    prog.pin(at("prog"));
+    link.pin(at("link"));
+    for (const name of ["map", "prog", "link"])
+      onTeardown(`unpin ${name}`, () => rmSync(at(name), { force: true }));
+    const fds = fdCount();
+    // Before, a map opened as a link read back the map's info as a link's (a made-up prog id).
+    const err = expectBpfError(() => Link.openPinned(at("map")), "bpf_obj_get", "EINVAL");
+    expect(err.message).to.contain(`${at("map")} holds a map, not a link`);
+    expectBpfError(() => Link.openPinned(at("prog")), "bpf_obj_get", "EINVAL");
+    expectBpfError(() => BpfMap.openPinned(at("link")), "bpf_obj_get", "EINVAL");
+    expect(() => Program.openPinned(at("map"))).to.throw(BpfError, /holds a map, not a prog/);
+    expect(fdCount(), "the refused fds are closed").to.equal(fds);
+    // each kind still opens as itself
+    expect(owned(Link.openPinned(at("link"))).info().progId).to.equal(prog.info().id);
+    expect(owned(BpfMap.openPinned(at("map"))).info.id).to.equal(map.info.id);
+    expect(owned(Program.openPinned(at("prog"))).info().id).to.equal(prog.info().id);
+  });
+
   it("refuses an attach type that is not a sockmap one, naming it", () => {
     const obj = loadSelftest();
     const map = owned(obj.map("selftest_sockhash"));
