@@ -2,8 +2,11 @@
 // made locally with mmdebstrap (scripts/make-base-images; no registry is needed), the
 // Dockerfile built by buildah, and the image run by podman the way conf/waggle.yaml runs it
 // (read-only root, the manifest's capabilities, environment and mounts, host network and PID
-// namespace) against test directories: it installs, serves /readyz, exits 0 on SIGTERM
-// leaving everything in place, and the uninstall container puts every CNI config file back
+// namespace) on a containerd node (a private containerd 1.6 whose CNI dirs and netns directory
+// are the volumes, a stand-in API server listing the node's pods): it installs into
+// containerd's config, serves /readyz, repairs a meshed pod that started before it, a new
+// meshed pod goes through the installed plugin, it exits 0 on SIGTERM leaving everything in
+// place (pods keep starting), and the uninstall container puts every CNI config file back
 // byte for byte. All images and containers live in a private containers storage under
 // build/image-test/storage, removed at the end (the base image tarballs are kept).
 import "../support/hooks";
@@ -22,13 +25,18 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadAllYaml } from "@kubernetes/client-node";
 import { expect } from "chai";
+import { listPods } from "../../datapath";
+import { calicoShapedChain, MESHED_ANNOTATIONS } from "../support/cni-node";
 import { run, runChecked } from "../support/command";
+import { PrivateContainerd, type RunningPod } from "../support/containerd";
+import { FakeKubeApi, nodePod } from "../support/fake-kube-api";
 import { REPO } from "../support/libcni";
 import { uniqueName } from "../support/names";
 import { track } from "../support/resources";
-import { CALICO_SHAPES } from "../unit/install-fixtures";
+import { APP, SIDECAR, SidecarPods } from "../support/sidecar-pods";
 
 const IMAGE = "localhost/waggle:image-test";
+const NODE = "image-test-node";
 const STORE = join(REPO, "build", "image-test", "storage");
 /** Where the build steps see the host's CA bundle (see the Dockerfile's BUILD_CA_BUNDLE). */
 const HOST_CA = "/etc/ssl/certs/ca-certificates.crt";
@@ -240,7 +248,7 @@ describe("the install image: built by buildah from local base images, run by pod
     expect(size - binary, "the base under the binary").to.be.lessThan(150 * 2 ** 20);
   });
 
-  describe("run as conf/waggle.yaml runs it, against test directories", () => {
+  describe("run as conf/waggle.yaml runs it, on a containerd node with a pod that started before it", () => {
     const docs = manifests("waggle.yaml");
     const daemonSet = docs.find((d) => d.kind === "DaemonSet")?.spec?.template.spec;
     const config = docs.find((d) => d.kind === "ConfigMap")?.data ?? {};
@@ -254,17 +262,19 @@ describe("the install image: built by buildah from local base images, run by pod
     const bpfTracked = track(`image test bpffs root ${bpfRoot}`, () =>
       rmSync(bpfRoot, { recursive: true, force: true }),
     );
-    const dirs = {
-      "cni-bin": join(host, "opt-cni-bin"),
-      "cni-net": join(host, "etc-cni-net.d"),
-      netns: join(host, "run-netns"),
-      sa: join(host, "serviceaccount"),
-    };
+    const sa = join(host, "serviceaccount");
     const container = `waggle-image-test-${process.pid}`;
+    let ctrd: PrivateContainerd;
+    let pods: SidecarPods;
+    let api: FakeKubeApi;
+    let early: RunningPod;
     let port: number;
     let original: Record<string, string>;
+    const attachedIds = () => listPods({ bpfRoot }).map((p) => p.containerId);
+    /** The volumes that are the node's: containerd's own CNI dirs and its netns directory. */
+    const dirs = () => ({ "cni-bin": ctrd.cniBin, "cni-net": ctrd.cniConf, netns: ctrd.netnsDir });
 
-    /** podman run arguments for a container of a manifest's pod, its mounts on the test dirs. */
+    /** podman run arguments for a container of a manifest's pod, its mounts on the node's dirs. */
     const runArgs = (
       pod: NonNullable<typeof daemonSet>,
       c: Container,
@@ -282,12 +292,15 @@ describe("the install image: built by buildah from local base images, run by pod
           args.push("--tmpfs", `${m.mountPath}:rw,exec,mode=0755`);
           continue;
         }
-        const source = dirs[m.name as keyof typeof dirs] ?? volume?.hostPath?.path;
+        const source = dirs()[m.name as keyof ReturnType<typeof dirs>] ?? volume?.hostPath?.path;
         if (!source) throw new Error(`${c.name}: no host path for volume ${m.name}`);
-        args.push("--volume", `${source}:${m.mountPath}:${m.readOnly ? "ro" : "rw"},rslave`);
+        // containerd here keeps netns under its state dir (netns_mounts_under_state_dir):
+        // mounted at its host path, as conf/README.md says to do for such a node.
+        const at = m.name === "netns" ? source : m.mountPath;
+        args.push("--volume", `${source}:${at}:${m.readOnly ? "ro" : "rw"},rslave`);
       }
       // The service account kubelet projects into every pod.
-      args.push("--volume", `${dirs.sa}:/var/run/secrets/kubernetes.io/serviceaccount:ro`);
+      args.push("--volume", `${sa}:/var/run/secrets/kubernetes.io/serviceaccount:ro`);
       for (const e of c.env ?? [])
         if (e.value !== undefined) args.push("--env", `${e.name}=${e.value}`);
       for (const [k, v] of Object.entries(env)) args.push("--env", `${k}=${v}`);
@@ -305,25 +318,47 @@ describe("the install image: built by buildah from local base images, run by pod
         return { status: 0, body: String(e) };
       }
     };
+    const installerLog = async () => (await podman(["logs", container])).stderr;
 
     before(async () => {
-      for (const d of Object.values(dirs)) mkdirSync(d, { recursive: true });
-      // Calico's own file as its manifests write it (no waggle entry yet).
-      writeFileSync(join(dirs["cni-net"], "10-calico.conflist"), CALICO_SHAPES.manifest, {
-        mode: 0o644,
+      // containerd's chain as Calico leaves it before waggle (ptp, host-local, portmap), and a
+      // second file containerd does not load, which must come back untouched too.
+      ctrd = await PrivateContainerd.start({
+        conflist: ({ work }) => {
+          const chain = calicoShapedChain("0.3.1", join(work, "host-local"), { type: "waggle" });
+          return { ...chain, plugins: chain.plugins.filter((p) => p.type !== "waggle") };
+        },
       });
       writeFileSync(
-        join(dirs["cni-net"], "99-loopback.conf"),
+        join(ctrd.cniConf, "99-loopback.conf"),
         '{"cniVersion":"0.3.1","name":"lo","type":"loopback"}\n',
       );
-      writeFileSync(join(dirs.sa, "token"), "image-test-token");
-      writeFileSync(
-        join(dirs.sa, "ca.crt"),
-        readFileSync(HOST_CA, "utf8").split("-----END CERTIFICATE-----")[0] +
-          "-----END CERTIFICATE-----\n",
+      original = snapshot(ctrd.cniConf);
+      pods = new SidecarPods(ctrd);
+      // The API server: this node's pods, over TLS checked against the service account's CA;
+      // reached by the installer (host network) and by the plugin where containerd runs it.
+      api = new FakeKubeApi();
+      await api.start({ tlsDir: host });
+      await ctrd.forwardHostPort(api.port);
+      mkdirSync(sa);
+      writeFileSync(join(sa, "token"), api.token);
+      writeFileSync(join(sa, "ca.crt"), readFileSync(api.certFile as string));
+      writeFileSync(join(sa, "namespace"), "waggle-system");
+      // A meshed pod that starts before waggle is installed.
+      early = await pods.run({ name: "early", annotations: MESHED_ANNOTATIONS });
+      api.addPod(
+        nodePod({
+          name: "early",
+          uid: early.uid,
+          ip: early.ip,
+          meshed: true,
+          nodeName: NODE,
+          containerIds: {
+            app: pods.containerId(early, APP),
+            proxy: pods.containerId(early, SIDECAR),
+          },
+        }),
       );
-      writeFileSync(join(dirs.sa, "namespace"), "waggle-system");
-      original = snapshot(dirs["cni-net"]);
       port = await freePort();
       if (!daemonSet) throw new Error("conf/waggle.yaml has no DaemonSet");
       const install = daemonSet.containers[0] as Container;
@@ -334,14 +369,17 @@ describe("the install image: built by buildah from local base images, run by pod
         container,
         ...runArgs(daemonSet, install, {
           ...config,
-          // kubelet's service environment; nothing is listening there, and with no node name
-          // the installer never calls the API (no early-pod repair in this test)
+          // kubelet's service environment and the downward API
           KUBERNETES_SERVICE_HOST: "127.0.0.1",
-          KUBERNETES_SERVICE_PORT: "9",
+          KUBERNETES_SERVICE_PORT: String(api.port),
+          WAGGLE_NODE_NAME: NODE,
           POD_NAMESPACE: "waggle-system",
           WAGGLE_HEALTH_PORT: String(port),
           WAGGLE_HEALTH_ADDRESS: "127.0.0.1",
           WAGGLE_BPF_ROOT: bpfRoot,
+          // the node's paths, where they are not the defaults
+          WAGGLE_HOST_CNI_NET_DIR: ctrd.cniConf,
+          WAGGLE_NETNS_DIR: ctrd.netnsDir,
         }),
         IMAGE,
       ]);
@@ -349,49 +387,83 @@ describe("the install image: built by buildah from local base images, run by pod
     });
     after(async () => {
       await podman(["rm", "--force", container]);
+      await ctrd?.destroy();
+      await api?.stop();
       bpfTracked.release();
       hostTracked.release();
     });
 
-    it("installs: /readyz turns ready, the binary is copied, waggle is chained into the primary config", async () => {
+    it("installs: /readyz turns ready, the binary is copied, waggle is chained into containerd's config", async () => {
       const started = Date.now();
       let ready = await readyz();
       while (ready.status !== 200 && Date.now() - started < 60_000) {
         await new Promise((r) => setTimeout(r, 250));
         ready = await readyz();
       }
-      const logs = (await podman(["logs", container])).stderr;
-      expect(ready.status, `${ready.body}\n${logs.slice(-3000)}`).to.equal(200);
+      expect(ready.status, `${ready.body}\n${(await installerLog()).slice(-3000)}`).to.equal(200);
+      expect(JSON.parse(ready.body).warnings).to.deep.equal({});
       console.log(
         `      ready ${((Date.now() - started) / 1000).toFixed(1)} s after the container started`,
       );
-      expect(readdirSync(dirs["cni-bin"])).to.include("waggle");
-      const conflist = JSON.parse(
-        readFileSync(join(dirs["cni-net"], "10-calico.conflist"), "utf8"),
-      );
-      const last = conflist.plugins.at(-1);
-      expect(last).to.include({ type: "waggle", bpf_root: bpfRoot });
-      expect(existsSync(bpfRoot)).to.equal(true);
-      expect(readFileSync(join(dirs["cni-net"], "99-loopback.conf"), "base64")).to.equal(
+      const copied = await runChecked(join(ctrd.cniBin, "waggle"), ["version"]);
+      expect(copied).to.include(expectedCommit);
+      const conflist = JSON.parse(readFileSync(join(ctrd.cniConf, "10-calico.conflist"), "utf8"));
+      expect(conflist.plugins.map((p: { type: string }) => p.type)).to.deep.equal([
+        "ptp",
+        "portmap",
+        "waggle",
+      ]);
+      expect(conflist.plugins.at(-1)).to.include({ type: "waggle", bpf_root: bpfRoot });
+      expect(readFileSync(join(ctrd.cniConf, "99-loopback.conf"), "base64")).to.equal(
         original["99-loopback.conf"],
       );
     });
 
-    it("SIGTERM: exits 0 and leaves the entry, the binary and the pins in place", async () => {
+    it("repairs the pod that started before it, in place, under its sandbox ID", async () => {
+      const started = Date.now();
+      while (!attachedIds().includes(early.sandboxId) && Date.now() - started < 30_000)
+        await new Promise((r) => setTimeout(r, 250));
+      const log = await installerLog();
+      expect(attachedIds(), log.slice(-3000)).to.deep.equal([early.sandboxId]);
+      const line = log
+        .split("\n")
+        .filter((l) => l.startsWith("{"))
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+        .find((l) => l.message === "early pod attached");
+      expect(line).to.deep.include({ pod: "shop/early", netnsPath: early.netnsPath });
+    });
+
+    it("a meshed pod through the installed plugin: the repaired pod's app reaches it through both sidecars", async () => {
+      const late = await runUntilAttached("late");
+      expect(await pods.appGet(early, `http://${late.ip}:8080/`)).to.equal(
+        `served by ${late.config.hostname}\n`,
+      );
+      const out = await pods.waitForProxy(early, (c) => c.frontend === "outbound");
+      expect(out.accepted).to.equal(`${late.ip}:8080`);
+      const inb = await pods.waitForProxy(late, (c) => c.frontend === "inbound");
+      expect(inb.client.split(":")[0]).to.equal(early.ip);
+      await ctrd.kubelet.removePod(ctrd.cri, late);
+      expect(attachedIds()).to.deep.equal([early.sandboxId]);
+    });
+
+    it("SIGTERM: exits 0 and leaves the entry, the binary and the pins in place; pods keep starting and stopping", async () => {
       const stop = await podman(["stop", "--time", "10", container]);
       expect(stop.code, stop.stderr).to.equal(0);
       const code = (
         await podman(["inspect", "--format", "{{.State.ExitCode}}", container])
       ).stdout.trim();
       expect(code).to.equal("0");
-      expect(readdirSync(dirs["cni-bin"])).to.include("waggle");
-      expect(readFileSync(join(dirs["cni-net"], "10-calico.conflist"), "utf8")).to.include(
-        '"waggle"',
-      );
+      expect(readdirSync(ctrd.cniBin)).to.include("waggle");
+      expect(readFileSync(join(ctrd.cniConf, "10-calico.conflist"), "utf8")).to.include('"waggle"');
       expect(existsSync(bpfRoot)).to.equal(true);
+      // with the DaemonSet's pod gone, the binary on the node does the work itself
+      const during = await runUntilAttached("during");
+      await ctrd.kubelet.removePod(ctrd.cri, during);
+      await ctrd.kubelet.removePod(ctrd.cri, early);
+      expect(attachedIds()).to.deep.equal([]);
     });
 
-    it("uninstall, as conf/waggle-uninstall.yaml runs it: every config file back byte for byte, binary and pins gone", async () => {
+    it("uninstall, as conf/waggle-uninstall.yaml runs it: containerd's config files back byte for byte, binary and pins gone", async () => {
       if (!uninstallPod) throw new Error("conf/waggle-uninstall.yaml has no DaemonSet");
       const c = (uninstallPod.initContainers ?? [])[0] as Container;
       const r = await podman([
@@ -404,9 +476,19 @@ describe("the install image: built by buildah from local base images, run by pod
         ...(c.command ?? []).slice(1),
       ]);
       expect(r.code, r.stderr + r.stdout).to.equal(0);
-      expect(snapshot(dirs["cni-net"])).to.deep.equal(original);
-      expect(readdirSync(dirs["cni-bin"])).to.not.include("waggle");
+      expect(snapshot(ctrd.cniConf)).to.deep.equal(original);
+      expect(readdirSync(ctrd.cniBin)).to.not.include("waggle");
       expect(existsSync(bpfRoot)).to.equal(false);
     });
+
+    /** A meshed pod, served by the API stand-in, that went through the installed plugin. */
+    const runUntilAttached = async (prefix: string) =>
+      (
+        await pods.runUntilAttached(
+          prefix,
+          (id) => attachedIds().includes(id),
+          (name, uid) => api.addPod(nodePod({ name, uid, meshed: true, nodeName: NODE })),
+        )
+      ).pod;
   });
 });

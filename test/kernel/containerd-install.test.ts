@@ -7,7 +7,6 @@
 // pod goes through the chained plugin, the early pod's app is captured, containerd's own DEL
 // detaches it, and uninstall leaves containerd's dirs as they were.
 import "../support/hooks";
-import { randomUUID } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { expect } from "chai";
@@ -19,7 +18,6 @@ import { PrivateContainerd, type RunningPod } from "../support/containerd";
 import { FakeKubeApi, nodePod } from "../support/fake-kube-api";
 import { APP, SIDECAR, SidecarPods } from "../support/sidecar-pods";
 import { BpfRoot } from "../support/waggle-mode";
-import { waitFor } from "../unit/install-fixtures";
 import { CliProcess } from "./install-process";
 
 const NODE = "containerd-node";
@@ -121,25 +119,12 @@ describe("waggle install on a containerd 1.6 node: chains itself into containerd
   });
 
   it("a pod started after the install goes through the chained plugin, and the early pod's app is captured on the way to it", async () => {
-    // containerd reloads its CNI config on the conf dir's change event; a pod it started with
-    // the old config is not attached, so start pods until one goes through the new config.
-    let attempt = 0;
-    let late: RunningPod | undefined;
-    await waitFor(
-      "a pod attached through containerd's reloaded config",
-      async () => {
-        const name = `late${++attempt}`;
-        api.addPod(nodePod({ name, uid: randomUUID(), meshed: true, nodeName: NODE }));
-        const uid = api.pods.get(`shop/${name}`)?.metadata?.uid;
-        const pod = await pods.run({ name, uid, annotations: MESHED_ANNOTATIONS });
-        if (attachedIds().includes(pod.sandboxId)) late = pod;
-        else await ctrd.kubelet.removePod(ctrd.cri, pod);
-        return late !== undefined;
-      },
-      30_000,
+    const { pod: server, attempts } = await pods.runUntilAttached(
+      "late",
+      (id) => attachedIds().includes(id),
+      (name, uid) => api.addPod(nodePod({ name, uid, meshed: true, nodeName: NODE })),
     );
-    console.log(`      ${attempt} pod(s) started until containerd used the chained config`);
-    const server = late as RunningPod;
+    console.log(`      ${attempts} pod(s) started until containerd used the chained config`);
     expect(await pods.appGet(early, `http://${server.ip}:8080/`)).to.equal(
       `served by ${server.config.hostname}\n`,
     );

@@ -2,8 +2,10 @@
 // proxy's 15001/15006 listeners) and a python3 http.server app (uid 1000) on 8080 serving
 // "served by <pod>". The proofs the containerd suites read: the sidecars' JSON connection
 // logs (SO_ORIGINAL_DST, sources) and the apps' access logs.
+import { randomUUID } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { MESHED_ANNOTATIONS } from "./cni-node";
 import { runChecked } from "./command";
 import {
   containerLog,
@@ -79,6 +81,31 @@ export class SidecarPods {
       () => undefined,
     );
     return pod;
+  }
+
+  /**
+   * Runs meshed pods named `<prefix>N` until one is attached (`isAttached`), removing the
+   * others: containerd reloads its CNI config on the conf dir's change event, so a pod it
+   * starts just after waggle was chained in may still get the old config. `announce` is told
+   * each pod's name and UID before it starts (e.g. to serve it from an API stand-in).
+   */
+  async runUntilAttached(
+    prefix: string,
+    isAttached: (sandboxId: string) => boolean,
+    announce: (name: string, uid: string) => void = () => {},
+    timeoutMs = 30_000,
+  ): Promise<{ pod: RunningPod; attempts: number }> {
+    const started = Date.now();
+    for (let attempts = 1; ; attempts++) {
+      const name = `${prefix}${attempts}`;
+      const uid = randomUUID();
+      announce(name, uid);
+      const pod = await this.run({ name, uid, annotations: MESHED_ANNOTATIONS });
+      if (isAttached(pod.sandboxId)) return { pod, attempts };
+      await this.ctrd.kubelet.removePod(this.ctrd.cri, pod);
+      if (Date.now() - started > timeoutMs)
+        throw new Error(`no ${prefix} pod attached in ${timeoutMs} ms: ${this.ctrd.logTail(2000)}`);
+    }
   }
 
   /** The app container of `pod` fetches `url` (ExecSync: in the container, as uid 1000). */
