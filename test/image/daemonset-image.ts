@@ -33,7 +33,7 @@ import { FakeKubeApi, nodePod } from "../support/fake-kube-api";
 import { REPO } from "../support/libcni";
 import { uniqueName } from "../support/names";
 import { track } from "../support/resources";
-import { APP, SIDECAR, SidecarPods } from "../support/sidecar-pods";
+import { SidecarPods } from "../support/sidecar-pods";
 
 const IMAGE = "localhost/waggle:image-test";
 const NODE = "image-test-node";
@@ -346,19 +346,7 @@ describe("the install image: built by buildah from local base images, run by pod
       writeFileSync(join(sa, "namespace"), "waggle-system");
       // A meshed pod that starts before waggle is installed.
       early = await pods.run({ name: "early", annotations: MESHED_ANNOTATIONS });
-      api.addPod(
-        nodePod({
-          name: "early",
-          uid: early.uid,
-          ip: early.ip,
-          meshed: true,
-          nodeName: NODE,
-          containerIds: {
-            app: pods.containerId(early, APP),
-            proxy: pods.containerId(early, SIDECAR),
-          },
-        }),
-      );
+      api.addPod(pods.apiPod(early, NODE));
       port = await freePort();
       if (!daemonSet) throw new Error("conf/waggle.yaml has no DaemonSet");
       const install = daemonSet.containers[0] as Container;

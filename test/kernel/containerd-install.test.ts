@@ -16,7 +16,7 @@ import { calicoShapedChain, MESHED_ANNOTATIONS } from "../support/cni-node";
 import { runChecked } from "../support/command";
 import { PrivateContainerd, type RunningPod } from "../support/containerd";
 import { FakeKubeApi, nodePod } from "../support/fake-kube-api";
-import { APP, SIDECAR, SidecarPods } from "../support/sidecar-pods";
+import { SidecarPods } from "../support/sidecar-pods";
 import { BpfRoot } from "../support/waggle-mode";
 import { CliProcess } from "./install-process";
 
@@ -75,19 +75,7 @@ describe("waggle install on a containerd 1.6 node: chains itself into containerd
   });
 
   it("the installer copies the binary, chains waggle last in containerd's config and attaches the early pod under its sandbox ID", async () => {
-    api.addPod(
-      nodePod({
-        name: "early",
-        uid: early.uid,
-        ip: early.ip,
-        meshed: true,
-        nodeName: NODE,
-        containerIds: {
-          app: pods.containerId(early, APP),
-          proxy: pods.containerId(early, SIDECAR),
-        },
-      }),
-    );
+    api.addPod(pods.apiPod(early, NODE));
     installer = new CliProcess(
       [
         "install",

@@ -5,6 +5,7 @@
 import { randomUUID } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type { V1Pod } from "@kubernetes/client-node";
 import { MESHED_ANNOTATIONS } from "./cni-node";
 import { runChecked } from "./command";
 import {
@@ -15,6 +16,7 @@ import {
   startContainer,
   waitForLog,
 } from "./containerd";
+import { nodePod } from "./fake-kube-api";
 import { type HaproxyLogLine, haproxySidecarConfig } from "./haproxy";
 import { sandboxArgv } from "./sandbox";
 
@@ -81,6 +83,18 @@ export class SidecarPods {
       () => undefined,
     );
     return pod;
+  }
+
+  /** A running meshed pod as the API server returns it (its containers' runtime IDs too). */
+  apiPod(pod: RunningPod, nodeName: string): V1Pod {
+    return nodePod({
+      name: pod.config.hostname as string,
+      uid: pod.uid,
+      ip: pod.ip,
+      meshed: true,
+      nodeName,
+      containerIds: { app: this.containerId(pod, APP), proxy: this.containerId(pod, SIDECAR) },
+    });
   }
 
   /**
