@@ -2,6 +2,7 @@
 // (plugins run there), a unique bpffs root for waggle, a plugin dir with waggle (and 1.1.0
 // shims for the reference plugins), a runtime cache and host-local data dir, and pod
 // sandboxes with containerd-style arguments. Everything is removed by destroy() or at exit.
+import { randomUUID } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -141,7 +142,13 @@ export class CniNode {
         containerId,
         netns: sandbox.netnsPath,
         ifname: "eth0",
-        args: k8sArgs({ namespace, name: sandbox.name, uid: "", infraContainerId: containerId }),
+        // the pod's UID, as kubelet gives it and containerd passes it
+        args: k8sArgs({
+          namespace,
+          name: sandbox.name,
+          uid: randomUUID(),
+          infraContainerId: containerId,
+        }),
         capabilityArgs: {
           cgroupPath: sandbox.cgroupPath,
           "io.kubernetes.cri.pod-annotations": annotations,

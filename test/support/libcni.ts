@@ -5,6 +5,9 @@
 // (DEL of stale cached attachments, then GC with cni.dev/valid-attachments, 1.1.0) and STATUS
 // (1.1.0); containerd-style CNI_ARGS and runtimeConfig filtered by each plugin's declared
 // capabilities. Plugins can run inside a "node" network namespace standing in for the host.
+// Each plugin runs as containerd runs it (test/kernel/containerd.test.ts records the real
+// calls): in "/" with the daemon's environment (a service manager gives it PATH alone) plus
+// the CNI_* variables, never the test process's environment.
 import { spawn, spawnSync } from "node:child_process";
 import {
   accessSync,
@@ -32,6 +35,7 @@ import {
   type SupportedVersion,
   versionAtLeast,
 } from "../../cni/skel";
+import { COMMAND_PATH } from "./command";
 import { uniqueName } from "./names";
 import { track } from "./resources";
 import { Sandbox } from "./sandbox";
@@ -358,7 +362,8 @@ export class Libcni {
     const started = process.hrtime.bigint();
     return new Promise((resolve, reject) => {
       const child = spawn(cmd, args, {
-        env: { ...process.env, ...this.opts.env, ...cniEnv },
+        cwd: "/",
+        env: { PATH: COMMAND_PATH, ...this.opts.env, ...cniEnv },
         stdio: ["pipe", "pipe", "pipe"],
       });
       const out: Buffer[] = [];
@@ -433,20 +438,32 @@ function listVersion(list: NetworkConfigList): SupportedVersion {
   return list.cniVersion;
 }
 
-/** containerd's CNI_ARGS for a pod sandbox (IgnoreUnknown first, as containerd sends them). */
-export function k8sArgs(pod: {
-  namespace: string;
-  name: string;
-  uid: string;
-  infraContainerId: string;
-}): [string, string][] {
-  return [
+/**
+ * containerd's CNI_ARGS for a pod sandbox, in a random order as containerd sends them (it
+ * builds them from a Go map, whose iteration order is random: IgnoreUnknown need not be first).
+ */
+export function k8sArgs(
+  pod: {
+    namespace: string;
+    name: string;
+    uid: string;
+    infraContainerId: string;
+  },
+  random: () => number = Math.random,
+): [string, string][] {
+  const args: [string, string][] = [
     ["IgnoreUnknown", "1"],
     ["K8S_POD_NAMESPACE", pod.namespace],
     ["K8S_POD_NAME", pod.name],
     ["K8S_POD_INFRA_CONTAINER_ID", pod.infraContainerId],
     ["K8S_POD_UID", pod.uid],
   ];
+  // Fisher-Yates
+  for (let i = args.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [args[i], args[j]] = [args[j], args[i]];
+  }
+  return args;
 }
 
 /** The repository root (this file runs from out/test/support). */
