@@ -2,6 +2,9 @@
 // Keep this module's imports to node builtins: everything else is required by the path that needs
 // it, so `CNI_COMMAND=VERSION` and `waggle version` load no addon, logger, yargs or BPF object.
 import { readFileSync } from "node:fs";
+import { phase, startPhases } from "../base/phases";
+
+startPhases(process.env);
 
 /** Milliseconds a finished command may keep the process alive (open handles) before exit is forced. */
 const exitGraceMs = 2000;
@@ -26,7 +29,12 @@ async function readStdin(): Promise<Buffer> {
 // an unmeshed ADD, a DEL with nothing pinned and VERSION work where it cannot be extracted.
 async function runCniMode(env: NodeJS.ProcessEnv): Promise<number> {
   const outcome = await readStdin().then(
-    (stdin) => (require("../cni/plugin") as typeof import("../cni/plugin")).runCni(env, stdin),
+    (stdin) => {
+      phase("stdin read");
+      const plugin = require("../cni/plugin") as typeof import("../cni/plugin");
+      phase("plugin loaded");
+      return plugin.runCni(env, stdin);
+    },
     (err: Error) => stdinFailure(err),
   );
   process.stdout.write(outcome.stdout);
@@ -64,6 +72,7 @@ async function main(): Promise<number> {
 }
 
 function finish(code: number): void {
+  phase("finished");
   process.exitCode = code;
   // Exit as soon as the event loop drains; a lingering handle must not hang the container runtime.
   setTimeout(() => process.exit(code), exitGraceMs).unref();

@@ -18,6 +18,7 @@
 // 4. Neither annotations nor a kubeconfig: ADD fails with code 7 (nothing to decide with).
 import { buildInfo } from "../base/build-info";
 import { cgroup2Root } from "../base/cgroup2";
+import { phase } from "../base/phases";
 import type { DatapathOptions, DatapathView } from "../datapath";
 import {
   CGROUP_PATH_CAPABILITY,
@@ -95,7 +96,10 @@ export const defaultDeps: PluginDeps = {
   // executable extracts the addon here, so only commands that need the kernel can fail on it.
   loadDatapath: async () => {
     (require("../base/addon") as typeof import("../base/addon")).prepareBundledAddon();
-    return require("../datapath") as typeof import("../datapath");
+    phase("addon prepared");
+    const datapath = require("../datapath") as typeof import("../datapath");
+    phase("datapath loaded");
+    return datapath;
   },
   pins: () => require("../datapath/pins") as typeof import("../datapath/pins"),
 
@@ -157,6 +161,7 @@ export async function cmdAdd(deps: PluginDeps, req: PluginRequest): Promise<CniR
     "put waggle after the primary plugin (e.g. calico) in the config list",
   );
   const decision = await decide(deps, req);
+  phase("decided");
   if ("skip" in decision) {
     req.log.info("skipped", { rule: decision.skip.rule, reason: decision.skip.reason });
     return passThrough(req.conf);
@@ -164,6 +169,7 @@ export async function cmdAdd(deps: PluginDeps, req: PluginRequest): Promise<CniR
   const { ifname, podIPs } = podInterface(prev, req.env.netns, req.env.ifname);
   const cgroupPath = podCgroup(deps, req);
   await attach(deps, req, { ifname, podIPs, cgroupPath, settings: decision.settings });
+  phase("attached");
   req.log.info("attached", {
     ifname,
     podIPs,
@@ -183,11 +189,13 @@ export async function cmdDel(deps: PluginDeps, req: PluginRequest): Promise<void
   const attached = readPins(ErrorCodes.DetachFailed, () =>
     deps.pins().hasPodState(req.opts.bpfRoot, req.env.containerId),
   );
+  phase("pins read");
   if (!attached) {
     req.log.debug("nothing attached", { netns });
     return;
   }
   await detach(deps, req);
+  phase("detached");
   req.log.info("detached", { netns });
 }
 
@@ -300,7 +308,9 @@ export async function runCni(
   try {
     return await runSkel(createPlugin(deps, closers), env, stdin);
   } finally {
+    phase("command done");
     await Promise.all(closers.map((close) => close()));
+    phase("log closed");
   }
 }
 
@@ -352,6 +362,7 @@ function begin<R extends CniRequest>(
     infraContainerId: args.get("K8S_POD_INFRA_CONTAINER_ID") || undefined,
   };
   if (pod.namespace && pod.name) meta.pod = `${pod.namespace}/${pod.name}`;
+  phase("request read");
   const { log, close } = deps.openLog(
     {
       level: config.logLevel,
@@ -362,6 +373,7 @@ function begin<R extends CniRequest>(
     meta,
   );
   closers.push(close);
+  phase("log opened");
   for (const problem of problems) {
     log.warn("invalid request; going on with what can be read", {
       error: problem,
@@ -468,6 +480,7 @@ async function attach(
   const datapath = await requireDatapath(deps);
   try {
     await datapath.ensureSharedPrograms(req.opts);
+    phase("shared programs found");
     await datapath.attachPod(
       {
         containerId: req.env.containerId,

@@ -16,6 +16,7 @@ import {
   unpin,
 } from "ebpf-napi";
 import { makeDirectories } from "../base/make-directories";
+import { phase } from "../base/phases";
 import type { RedirectSettings } from "../mesh/redirect-settings";
 import { applyNodeBypass, bypassCountersEntry } from "./bypass";
 import { decodeNetns, type MapEntry, netnsKey, sumCounters, zeroCounters } from "./encode";
@@ -197,22 +198,28 @@ export function attachPod(req: AttachRequest, opts: DatapathOptions): PodRecordD
   const root = opts.bpfRoot;
   validateRequest(req);
   const netns = identifyPod(req);
+  phase("attach: pod identified");
   const network = readNetwork(req);
+  phase("attach: network read");
   const state = deriveState(req, netns, network);
   const { policy, entries } = state;
   ensureSharedPrograms(opts);
   claimNetns(root, req, netns, opts);
+  phase("attach: netns claimed");
   const rec = podRecord(req, netns, state);
   // The record goes first: whatever happens next, detachPod can find and undo it. The pod's
   // lock is held until the attachment is complete: refreshPod never interleaves with it.
   const unlock = writePodRecord(root, rec);
+  phase("attach: record written");
   try {
     writePodMaps(root, netns, entries);
+    phase("attach: maps written");
     for (const cp of CGROUP_PROGRAMS) {
       pinLink(root, req.containerId, cp.name, (prog) =>
         attachCgroup(prog, req.cgroupPath, cp.attachType),
       );
     }
+    phase("attach: cgroup links pinned");
     applyNodeBypass(root, opts.socketBypass);
     if (policy.flags & POLICY.IPV6) addPassthroughV6(req.netnsPath);
     // sockops records the proxy's inbound listener from now on; one that listens already
@@ -226,6 +233,7 @@ export function attachPod(req: AttachRequest, opts: DatapathOptions): PodRecordD
     pinLink(root, req.containerId, NETNS_PROGRAM.name, (prog) =>
       attachNetns(prog, req.netnsPath, NETNS_PROGRAM.attachType),
     );
+    phase("attach: netns link pinned");
     settleUpgradeRace(root, rec);
   } catch (err) {
     rollBack(req.containerId, opts);
