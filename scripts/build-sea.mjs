@@ -161,7 +161,45 @@ const lit = JSON.stringify;
 const mainFlows = [
   { env: { CNI_COMMAND: "VERSION" }, waits: true },
   { argv: ["version"], waits: true },
+  ...cniFlows(join(work, "train")),
 ];
+
+/**
+ * CNI calls that need no kernel, so every build machine can run them: an unmeshed pod's ADD
+ * and CHECK, logging at info to a file as the default config does, and DEL of a container with
+ * nothing pinned (a bpf root that does not exist).
+ */
+function cniFlows(dir) {
+  // A path that is no network namespace: the plugin's own would be refused (code 8).
+  const netns = join(dir, "netns");
+  const conf = {
+    cniVersion: "1.1.0",
+    name: "k8s-pod-network",
+    type: "waggle",
+    bpf_root: join(dir, "bpf"),
+    log_file: join(dir, "cni.log"),
+    log_level: "info",
+    prevResult: {
+      cniVersion: "1.1.0",
+      interfaces: [{ name: "eth0", sandbox: netns }],
+      ips: [{ address: "10.0.0.2/32", interface: 0 }],
+    },
+    runtimeConfig: { "io.kubernetes.cri.pod-annotations": {} },
+  };
+  const env = (command) => ({
+    CNI_COMMAND: command,
+    CNI_CONTAINERID: "waggle-build-training",
+    CNI_NETNS: netns,
+    CNI_IFNAME: "eth0",
+    CNI_PATH: "/opt/cni/bin",
+    CNI_ARGS: "IgnoreUnknown=1;K8S_POD_NAMESPACE=build;K8S_POD_NAME=training",
+  });
+  return ["ADD", "CHECK", "DEL"].map((command) => ({
+    env: env(command),
+    stdin: JSON.stringify(conf),
+    waits: true,
+  }));
+}
 
 /** In the main bundle, each lazy chunk's module is a stand-in that loads the chunk when required. */
 const chunkStandIns = {

@@ -4,7 +4,9 @@
 // paths without compiling. A flow that fails fails the build: this is also a smoke test.
 //
 // usage: node scripts/sea-train.cjs <work dir> <chunk> '<flows JSON>'
-//   flows: [{ "argv": [...], "env": {...}, "waits": true }]  (waits: until process.exitCode is set)
+//   flows: [{ "argv": [...], "env": {...}, "stdin": "...", "waits": true }]
+//   (stdin: what the flow reads from fd 0, else this process's stdin; waits: until
+//   process.exitCode is set)
 "use strict";
 const fs = require("node:fs");
 const path = require("node:path");
@@ -42,11 +44,18 @@ async function until(done) {
   }
 }
 
+// A flow's stdin: the chunk reads fd 0 with fs.readFileSync (app/main.ts), answered here.
+const readFileSync = fs.readFileSync;
+let flowStdin;
+fs.readFileSync = (file, ...rest) =>
+  file === 0 && flowStdin !== undefined ? Buffer.from(flowStdin) : readFileSync(file, ...rest);
+
 async function train() {
   const baseEnv = { ...process.env };
   for (const flow of flows) {
     process.argv = [process.argv[0], "waggle", ...(flow.argv ?? [])];
     process.env = { ...baseEnv, ...(flow.env ?? {}) };
+    flowStdin = flow.stdin;
     process.exitCode = undefined;
     run(name);
     if (flow.waits) await until(() => process.exitCode !== undefined);
