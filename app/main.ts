@@ -1,6 +1,7 @@
 // Entry of dist/waggle: the CNI plugin when a CNI_* variable is set, the command line otherwise.
 // Keep this module's imports to node builtins: everything else is required by the path that needs
 // it, so `CNI_COMMAND=VERSION` and `waggle version` load no addon, logger, yargs or BPF object.
+import { once } from "node:events";
 import { readFileSync } from "node:fs";
 import { phase, startPhases } from "../base/phases";
 
@@ -39,7 +40,20 @@ async function runCniMode(env: NodeJS.ProcessEnv): Promise<number> {
   );
   process.stdout.write(outcome.stdout);
   process.stderr.write(outcome.stderr);
-  return outcome.exitCode;
+  return exitWhenWritten(outcome.exitCode);
+}
+
+/**
+ * Ends a CNI invocation once stdout and stderr are written (the plugin's logs are flushed before
+ * runCni resolves): Node's teardown after the event loop drains (freeing the heap, joining its
+ * threads) is time the runtime would wait for and nothing needs.
+ */
+async function exitWhenWritten(code: number): Promise<never> {
+  for (const stream of [process.stdout, process.stderr]) {
+    if (stream.writableLength > 0) await once(stream, "drain");
+  }
+  phase("finished");
+  process.exit(code);
 }
 
 /** Stdin that cannot be read (a directory, a closed descriptor) is the spec's code 5. */

@@ -50,7 +50,13 @@ let flowStdin;
 fs.readFileSync = (file, ...rest) =>
   file === 0 && flowStdin !== undefined ? Buffer.from(flowStdin) : readFileSync(file, ...rest);
 
+// The CNI path ends with process.exit (app/main.ts): in a flow it only sets the exit code.
+const exit = process.exit;
+
 async function train() {
+  process.exit = (code) => {
+    process.exitCode = code ?? 0;
+  };
   const baseEnv = { ...process.env };
   for (const flow of flows) {
     process.argv = [process.argv[0], "waggle", ...(flow.argv ?? [])];
@@ -66,9 +72,9 @@ async function train() {
 }
 
 train().then(
-  () => process.exit(0),
+  () => exit(0),
   (err) => {
     process.stderr.write(`sea-train ${name}: ${err.stack ?? err}\n`);
-    process.exit(1);
+    exit(1);
   },
 );
