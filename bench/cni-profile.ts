@@ -1,5 +1,5 @@
 // Where a CNI call's time goes (issue 16): `scripts/profile-cni [--runs N] [--phase-runs N]
-// [--strace] [--json FILE]`. On a throwaway node (a pod netns + cgroup and its own bpf root,
+// [--strace] [--json FILE] [--compare LABEL=BINARY]...`. On a throwaway node (a pod netns + cgroup and its own bpf root,
 // the shared programs loaded by a first ADD) it runs, round after round so a slow moment of
 // the machine touches every row alike:
 //   floor: `node -e 0` (the Node the binary is made from) and the binary's CNI VERSION;
@@ -26,16 +26,16 @@ import { uniqueName } from "../test/support/names";
 import { ReliabilityBench } from "../test/support/reliability";
 import { median, quantile } from "./stats";
 
-/** The calls profiled, in the order each round runs them. */
-export const CALLS = [
-  "node -e 0",
+/** The calls profiled of each binary, in the order each round runs them (after `node -e 0`). */
+export const BINARY_CALLS = [
   "VERSION",
   "ADD meshed",
   "DEL meshed",
   "ADD unmeshed",
   "DEL nothing attached",
 ] as const;
-export type Call = (typeof CALLS)[number];
+/** A call's name: `node -e 0`, or one of BINARY_CALLS, with " (<label>)" for a compared binary. */
+export type Call = string;
 
 /** One whole-process run. */
 export interface ProcessRun {
@@ -207,28 +207,42 @@ class ProfileLab {
     }
   }
 
-  /** The invocations of one round (the DELs undo the ADDs of the same round). */
-  round(): Map<Call, Invocation> {
+  /**
+   * The invocations of one round: `node -e 0`, then each binary's calls (the DELs undo the ADDs
+   * of the same round), a compared binary's names ending in " (<label>)".
+   */
+  round(compare: { label: string; path: string }[] = []): Map<Call, Invocation> {
+    const rounds = [
+      ...this.calls(this.binary, ""),
+      ...compare.flatMap((c) => this.calls(c.path, ` (${c.label})`)),
+    ];
+    return new Map([
+      ["node -e 0", { argv: [process.execPath, "-e", "0"], env: {}, stdin: "" }],
+      ...rounds,
+    ]);
+  }
+
+  private calls(binary: string, suffix: string): [Call, Invocation][] {
     const pod = this.bench.pods[0];
     const entry = { log_file: join(this.scratch, "cni.log"), log_level: "info" };
     const meshed: PodRequest = this.bench.request(pod, { entry });
     const unmeshed: PodRequest = this.bench.request(pod, { entry, annotations: {} });
     const cni = (command: string, req: PodRequest): Invocation => ({
-      argv: [this.binary],
+      argv: [binary],
       env: podEnv(command, req),
       stdin: JSON.stringify(podConf(req)),
     });
-    return new Map<Call, Invocation>([
-      ["node -e 0", { argv: [process.execPath, "-e", "0"], env: {}, stdin: "" }],
+    const calls: [(typeof BINARY_CALLS)[number], Invocation][] = [
       [
         "VERSION",
-        { argv: [this.binary], env: { CNI_COMMAND: "VERSION" }, stdin: '{"cniVersion":"1.1.0"}' },
+        { argv: [binary], env: { CNI_COMMAND: "VERSION" }, stdin: '{"cniVersion":"1.1.0"}' },
       ],
       ["ADD meshed", cni("ADD", meshed)],
       ["DEL meshed", cni("DEL", meshed)],
       ["ADD unmeshed", cni("ADD", unmeshed)],
       ["DEL nothing attached", cni("DEL", { ...unmeshed, containerId: uniqueName("k") })],
-    ]);
+    ];
+    return calls.map(([call, inv]) => [`${call}${suffix}`, inv]);
   }
 
   async run(inv: Invocation, extraEnv: Record<string, string> = {}, prefix: string[] = []) {
@@ -264,13 +278,17 @@ export async function profile(opts: {
   phaseRuns: number;
   strace: boolean;
   binary: string;
+  /** Binaries timed in the same rounds (e.g. the build before a change), by label. */
+  compare: { label: string; path: string }[];
   log: (line: string) => void;
 }): Promise<ProfileResult> {
   const lab = await ProfileLab.create(opts.binary);
   try {
-    const runs = new Map<Call, ProcessRun[]>(CALLS.map((c) => [c, []]));
+    const runs = new Map<Call, ProcessRun[]>();
     for (let i = 0; i < opts.runs; i++) {
-      for (const [call, inv] of lab.round()) runs.get(call)?.push(await lab.run(inv));
+      for (const [call, inv] of lab.round(opts.compare)) {
+        runs.set(call, [...(runs.get(call) ?? []), await lab.run(inv)]);
+      }
       if ((i + 1) % 10 === 0) opts.log(`profile-cni: ${i + 1}/${opts.runs} rounds`);
     }
     const reports = new Map<Call, PhaseReport[]>();
@@ -342,6 +360,12 @@ async function main(argv: string[]): Promise<void> {
     phaseRuns: count("--phase-runs", 10),
     strace: argv.includes("--strace"),
     binary: argValue(argv, "--binary") ?? WAGGLE_BINARY,
+    compare: argv.flatMap((a, i) => {
+      if (a !== "--compare") return [];
+      const [label, path] = (argv[i + 1] ?? "").split("=");
+      if (!label || !path) throw new Error("--compare needs LABEL=PATH");
+      return [{ label, path }];
+    }),
     log: (line) => process.stderr.write(`${line}\n`),
   });
   process.stdout.write(renderProfile(result));
