@@ -107,11 +107,11 @@ export const defaultDeps: PluginDeps = {
   readPodFacts: async (opts) => podFactsFromPod(await readPod(opts)),
   openLog: (config, meta) => {
     if (config.level === "none") return { log: SILENT_LOG, close: async () => {} };
-    // Required here, not at the top, so VERSION never loads winston.
-    const { createLogger, closeLogger } = require("../base/log") as typeof import("../base/log");
-    // A log file that cannot be written must not fail (or hang) the pod's ADD or DEL:
-    // createLogger then logs to stderr only, saying why.
-    const logger = createLogger({
+    // The synchronous line log, not winston: a call logs a line or two, and winston's load and
+    // set-up were a fifth of its time (docs/benchmarks.md). A log file that cannot be written
+    // must not fail (or hang) the pod's ADD or DEL: the lines then go to stderr only, saying why.
+    const { createLineLog } = require("../base/line-log") as typeof import("../base/line-log");
+    const log = createLineLog({
       level: config.level,
       file: config.file === "" ? undefined : config.file,
       maxSizeBytes: config.maxSizeMB * 1024 * 1024,
@@ -119,24 +119,11 @@ export const defaultDeps: PluginDeps = {
       stderr: true,
       defaultMeta: meta,
     });
-    logger.on("error", () => {}); // a transport failing later is not the pod's failure
-    return { log: logger, close: () => boundedClose(closeLogger(logger)) };
+    return { log, close: async () => log.close() };
   },
 };
 
 const SILENT_LOG: PluginLog = { error() {}, warn() {}, info() {}, debug() {} };
-
-/** Flushing the log never holds the runtime up for more than this. */
-const LOG_CLOSE_TIMEOUT_MS = 2000;
-
-function boundedClose(closing: Promise<void>): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<void>((resolve) => {
-    timer = setTimeout(resolve, LOG_CLOSE_TIMEOUT_MS);
-    timer.unref();
-  });
-  return Promise.race([closing, timeout]).finally(() => clearTimeout(timer));
-}
 
 // ---------------------------------------------------------------------------------------------
 // The commands.
