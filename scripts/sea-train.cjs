@@ -3,7 +3,8 @@
 // cache taken after running holds every function that ran compiled, so the binary starts those
 // paths without compiling. A flow that fails fails the build: this is also a smoke test.
 //
-// usage: node scripts/sea-train.cjs <work dir> <chunk> '<flows JSON>'
+// usage: node scripts/sea-train.cjs <work dir> <chunk> '<flows JSON>' ['<assets JSON>']
+//   assets: { key: file } the chunk reads through node:sea (answered here from the files)
 //   flows: [{ "argv": [...], "env": {...}, "stdin": "...", "waits": true }]
 //   (stdin: what the flow reads from fd 0, else this process's stdin; waits: until
 //   process.exitCode is set)
@@ -13,8 +14,24 @@ const path = require("node:path");
 const vm = require("node:vm");
 const chunk = require("./sea-chunk.cjs");
 
-const [dir, name, flowsJson] = process.argv.slice(2);
+const [dir, name, flowsJson, assetsJson = "{}"] = process.argv.slice(2);
 const flows = JSON.parse(flowsJson);
+const assets = JSON.parse(assetsJson);
+
+/** node:sea as the binary has it, its assets read from the files they are built from. */
+const sea = {
+  isSea: () => true,
+  getRawAsset: (key) => {
+    if (!(key in assets)) throw new Error(`sea-train: no asset ${key}`);
+    const bytes = fs.readFileSync(assets[key]);
+    return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length);
+  },
+  getAsset: (key, encoding) => {
+    const raw = sea.getRawAsset(key);
+    return encoding === undefined ? raw : Buffer.from(raw).toString(encoding);
+  },
+};
+const chunkRequire = (id) => (id === "node:sea" || id === "sea" ? sea : require(id));
 const scripts = new Map();
 
 function compile(chunkName) {
@@ -29,7 +46,7 @@ function compile(chunkName) {
 
 function run(chunkName) {
   const m = { exports: {} };
-  compile(chunkName).runInThisContext()(m.exports, require, m, __filename, __dirname);
+  compile(chunkName).runInThisContext()(m.exports, chunkRequire, m, __filename, __dirname);
   return m.exports;
 }
 
