@@ -156,7 +156,11 @@ const bundleOptions = {
 // - large dependencies only some commands use, loaded on first require: the Kubernetes client
 //   (3 MB) costs nothing to the commands that never talk to the API server.
 const chunk = require("./sea-chunk.cjs");
-const lazyChunks = [{ name: "k8s", module: "@kubernetes/client-node" }];
+const lazyChunks = [
+  { name: "k8s", module: "@kubernetes/client-node" },
+  // the command line parser: CNI calls never use it
+  { name: "cli", module: "yargs" },
+];
 const lit = JSON.stringify;
 const mainFlows = [
   { env: { CNI_COMMAND: "VERSION" }, waits: true },
@@ -260,7 +264,8 @@ function trainingLab(dir) {
     },
     runtimeConfig: {
       "io.kubernetes.cri.pod-annotations": {
-        "sidecar.istio.io/status": '{"initContainers":["istio-validation"],"containers":["istio-proxy"]}',
+        "sidecar.istio.io/status":
+          '{"initContainers":["istio-validation"],"containers":["istio-proxy"]}',
       },
       cgroupPath: `/${name}`,
     },
