@@ -7,13 +7,15 @@
 // each a whole process under /usr/bin/time (wall time from spawn to exit, peak RSS), logging
 // at info to a file as the default config does. Then, with WAGGLE_PHASES=1 (base/phases.ts),
 // the median time at which each phase of each call was reached; with --strace, each call's
-// syscalls (strace -f -c). Prints a Markdown report.
+// syscalls (strace -f -c); and attachPod/detachPod timed in this process, warm, as the
+// bench's setup figure (--attach-runs N, default 30). Prints a Markdown report.
 
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PHASES_ENV, type PhaseReport, parsePhaseReport } from "../base/phases";
+import { detachPod } from "../datapath";
 import {
   describeRun,
   type PodRequest,
@@ -23,7 +25,9 @@ import {
 } from "../test/support/cni-binary";
 import { COMMAND_PATH } from "../test/support/command";
 import { uniqueName } from "../test/support/names";
+import { createPod } from "../test/support/pod";
 import { ReliabilityBench } from "../test/support/reliability";
+import { attachTestPod } from "../test/support/waggle-mode";
 import { median, quantile } from "./stats";
 
 /** The calls profiled of each binary, in the order each round runs them (after `node -e 0`). */
@@ -266,8 +270,50 @@ class ProfileLab {
   }
 }
 
+/** attachPod and detachPod timed in this process (warm), as the bench's setup figure. */
+export interface InProcessRow {
+  runs: number;
+  attachP50Ms: number;
+  /** CPU time of the process (all threads) during the attach. */
+  attachCpuP50Ms: number;
+  detachP50Ms: number;
+}
+
+/**
+ * Attaches and detaches `runs` times after 5 unmeasured rounds, each time the next of 5 pods
+ * (attaching to the cgroup a detach has just left costs more: the kernel is still releasing).
+ */
+async function timeAttach(lab: ProfileLab, runs: number): Promise<InProcessRow> {
+  while (lab.bench.pods.length < 5) lab.bench.pods.push(await createPod({ node: lab.bench.node }));
+  const opts = lab.bench.root.opts;
+  const attach: number[] = [];
+  const cpu: number[] = [];
+  const detach: number[] = [];
+  for (let i = 0; i < runs + 5; i++) {
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    const rec = attachTestPod(lab.bench.pods[i % 5], opts);
+    const t1 = performance.now();
+    const used = process.cpuUsage(cpu0);
+    detachPod(rec.containerId, opts);
+    const t2 = performance.now();
+    if (i < 5) continue;
+    attach.push(t1 - t0);
+    cpu.push((used.user + used.system) / 1000);
+    detach.push(t2 - t1);
+  }
+  return {
+    runs,
+    attachP50Ms: median(attach),
+    attachCpuP50Ms: median(cpu),
+    detachP50Ms: median(detach),
+  };
+}
+
 export interface ProfileResult {
   binary: string;
+  /** null when not asked for (--attach-runs 0). */
+  inProcess: InProcessRow | null;
   calls: CallRow[];
   phases: Partial<Record<Call, PhaseRow[]>>;
   syscalls: Partial<Record<Call, SyscallSummary>>;
@@ -277,6 +323,8 @@ export async function profile(opts: {
   runs: number;
   phaseRuns: number;
   strace: boolean;
+  /** attachPod/detachPod rounds in this process (0: none). */
+  attachRuns: number;
   binary: string;
   /** Binaries timed in the same rounds (e.g. the build before a change), by label. */
   compare: { label: string; path: string }[];
@@ -310,6 +358,7 @@ export async function profile(opts: {
     }
     return {
       binary: opts.binary,
+      inProcess: opts.attachRuns > 0 ? await timeAttach(lab, opts.attachRuns) : null,
       calls: callRows(runs),
       phases: Object.fromEntries([...reports].map(([call, rs]) => [call, phaseRows(rs)])),
       syscalls,
@@ -331,6 +380,13 @@ export function renderProfile(p: ProfileResult): string {
       (c) => `| ${c.call} | ${c.runs} | ${f(c.p50Ms)} | ${f(c.p90Ms)} | ${f(c.p50RssMiB)} |`,
     ),
   ];
+  if (p.inProcess) {
+    const a = p.inProcess;
+    lines.push(
+      "",
+      `attachPod in this process (warm, ${a.runs} runs): p50 ${f(a.attachP50Ms)} ms wall, ${f(a.attachCpuP50Ms)} ms CPU; detachPod p50 ${f(a.detachP50Ms)} ms`,
+    );
+  }
   for (const [call, rows] of Object.entries(p.phases)) {
     lines.push("", `${call}: phases (median ms since the process started)`, "");
     lines.push("| phase | at ms | step ms |", "|---|---:|---:|");
@@ -359,6 +415,7 @@ async function main(argv: string[]): Promise<void> {
     runs: count("--runs", 30),
     phaseRuns: count("--phase-runs", 10),
     strace: argv.includes("--strace"),
+    attachRuns: count("--attach-runs", 30),
     binary: argValue(argv, "--binary") ?? WAGGLE_BINARY,
     compare: argv.flatMap((a, i) => {
       if (a !== "--compare") return [];
