@@ -40,7 +40,7 @@ async function runCniMode(env: NodeJS.ProcessEnv): Promise<number> {
   );
   process.stdout.write(outcome.stdout);
   process.stderr.write(outcome.stderr);
-  return exitWhenWritten(outcome.exitCode);
+  return outcome.exitCode;
 }
 
 /**
@@ -48,7 +48,7 @@ async function runCniMode(env: NodeJS.ProcessEnv): Promise<number> {
  * runCni resolves): Node's teardown after the event loop drains (freeing the heap, joining its
  * threads) is time the runtime would wait for and nothing needs.
  */
-async function exitWhenWritten(code: number): Promise<never> {
+async function exitWhenWritten(code: number): Promise<void> {
   for (const stream of [process.stdout, process.stderr]) {
     if (stream.writableLength > 0) await once(stream, "drain");
   }
@@ -77,12 +77,12 @@ async function runCliMode(argv: string[]): Promise<number> {
   return runCli(argv);
 }
 
-async function main(): Promise<number> {
-  // A container runtime sets CNI_COMMAND and the other CNI_* variables; one that lost
-  // CNI_COMMAND still gets a CNI error, not the command line's help.
-  const { hasCniVariables } = require("../cni/skel/env") as typeof import("../cni/skel/env");
-  if (hasCniVariables(process.env)) return runCniMode(process.env);
-  return runCliMode(process.argv.slice(2));
+/** An error nothing handled: its stack on stderr, and exit code 1. */
+function crashed(err: unknown): number {
+  process.stderr.write(
+    `waggle: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+  );
+  return 1;
 }
 
 function finish(code: number): void {
@@ -92,9 +92,12 @@ function finish(code: number): void {
   setTimeout(() => process.exit(code), exitGraceMs).unref();
 }
 
-main().then(finish, (err: unknown) => {
-  process.stderr.write(
-    `waggle: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
-  );
-  finish(1);
-});
+// A container runtime sets CNI_COMMAND and the other CNI_* variables; one that lost
+// CNI_COMMAND still gets a CNI error, not the command line's help. A CNI call's last step is
+// its exit (nothing runs after it; the build's training runs rely on that).
+const { hasCniVariables } = require("../cni/skel/env") as typeof import("../cni/skel/env");
+if (hasCniVariables(process.env)) {
+  runCniMode(process.env).catch(crashed).then(exitWhenWritten);
+} else {
+  runCliMode(process.argv.slice(2)).catch(crashed).then(finish);
+}

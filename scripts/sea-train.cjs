@@ -53,13 +53,24 @@ function run(chunkName) {
 globalThis[Symbol.for(chunk.loaderSymbolName)] = run;
 globalThis[Symbol.for(chunk.statesSymbolName)] = {};
 
+const realSetTimeout = setTimeout;
+
 async function until(done) {
   const deadline = Date.now() + 30_000;
   while (!done()) {
     if (Date.now() > deadline) throw new Error("flow did not finish in 30 s");
-    await new Promise((resolve) => setTimeout(resolve, 5));
+    await new Promise((resolve) => realSetTimeout(resolve, 5));
   }
 }
+
+// Timers a flow leaves (the command line's forced exit after 2 s) die with it, as they would
+// with its process: one firing during a later flow would end that flow early.
+let flowTimers = [];
+globalThis.setTimeout = (...args) => {
+  const timer = realSetTimeout(...args);
+  flowTimers.push(timer);
+  return timer;
+};
 
 // A flow's stdin: the chunk reads fd 0 with fs.readFileSync (app/main.ts), answered here.
 const readFileSync = fs.readFileSync;
@@ -82,6 +93,8 @@ async function train() {
     process.exitCode = undefined;
     run(name);
     if (flow.waits) await until(() => process.exitCode !== undefined);
+    for (const timer of flowTimers) clearTimeout(timer);
+    flowTimers = [];
     if (process.exitCode)
       throw new Error(`flow ${JSON.stringify(flow)} exited ${process.exitCode}`);
   }
