@@ -1,7 +1,11 @@
 // Entry of dist/waggle: the CNI plugin when a CNI_* variable is set, the command line otherwise.
 // Keep this module's imports to node builtins: everything else is required by the path that needs
 // it, so `CNI_COMMAND=VERSION` and `waggle version` load no addon, logger, yargs or BPF object.
+import { once } from "node:events";
 import { readFileSync } from "node:fs";
+import { phase, startPhases } from "../base/phases";
+
+startPhases(process.env);
 
 /** Milliseconds a finished command may keep the process alive (open handles) before exit is forced. */
 const exitGraceMs = 2000;
@@ -26,12 +30,30 @@ async function readStdin(): Promise<Buffer> {
 // an unmeshed ADD, a DEL with nothing pinned and VERSION work where it cannot be extracted.
 async function runCniMode(env: NodeJS.ProcessEnv): Promise<number> {
   const outcome = await readStdin().then(
-    (stdin) => (require("../cni/plugin") as typeof import("../cni/plugin")).runCni(env, stdin),
+    (stdin) => {
+      phase("stdin read");
+      const plugin = require("../cni/plugin") as typeof import("../cni/plugin");
+      phase("plugin loaded");
+      return plugin.runCni(env, stdin);
+    },
     (err: Error) => stdinFailure(err),
   );
   process.stdout.write(outcome.stdout);
   process.stderr.write(outcome.stderr);
   return outcome.exitCode;
+}
+
+/**
+ * Ends a CNI invocation once stdout and stderr are written (the plugin's logs are flushed before
+ * runCni resolves): Node's teardown after the event loop drains (freeing the heap, joining its
+ * threads) is time the runtime would wait for and nothing needs.
+ */
+async function exitWhenWritten(code: number): Promise<void> {
+  for (const stream of [process.stdout, process.stderr]) {
+    if (stream.writableLength > 0) await once(stream, "drain");
+  }
+  phase("finished");
+  process.exit(code);
 }
 
 /** Stdin that cannot be read (a directory, a closed descriptor) is the spec's code 5. */
@@ -55,23 +77,27 @@ async function runCliMode(argv: string[]): Promise<number> {
   return runCli(argv);
 }
 
-async function main(): Promise<number> {
-  // A container runtime sets CNI_COMMAND and the other CNI_* variables; one that lost
-  // CNI_COMMAND still gets a CNI error, not the command line's help.
-  const { hasCniVariables } = require("../cni/skel/env") as typeof import("../cni/skel/env");
-  if (hasCniVariables(process.env)) return runCniMode(process.env);
-  return runCliMode(process.argv.slice(2));
+/** An error nothing handled: its stack on stderr, and exit code 1. */
+function crashed(err: unknown): number {
+  process.stderr.write(
+    `waggle: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+  );
+  return 1;
 }
 
 function finish(code: number): void {
+  phase("finished");
   process.exitCode = code;
   // Exit as soon as the event loop drains; a lingering handle must not hang the container runtime.
   setTimeout(() => process.exit(code), exitGraceMs).unref();
 }
 
-main().then(finish, (err: unknown) => {
-  process.stderr.write(
-    `waggle: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
-  );
-  finish(1);
-});
+// A container runtime sets CNI_COMMAND and the other CNI_* variables; one that lost
+// CNI_COMMAND still gets a CNI error, not the command line's help. A CNI call's last step is
+// its exit (nothing runs after it; the build's training runs rely on that).
+const { hasCniVariables } = require("../cni/skel/env") as typeof import("../cni/skel/env");
+if (hasCniVariables(process.env)) {
+  runCniMode(process.env).catch(crashed).then(exitWhenWritten);
+} else {
+  runCliMode(process.argv.slice(2)).catch(crashed).then(finish);
+}

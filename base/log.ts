@@ -1,47 +1,20 @@
 // waggle's logger: winston, one JSON object per line, to a file and/or stderr (never stdout,
 // which belongs to the CNI result and to command output).
-import { closeSync, constants, fstatSync, openSync } from "node:fs";
-import { dirname } from "node:path";
+import { closeSync } from "node:fs";
 import winston from "winston";
-import { makeDirectories } from "./make-directories";
+import {
+  errorToJson,
+  FILE_PROBLEM_MESSAGE,
+  isLogLevel,
+  type LoggerOptions,
+  type LogLevel,
+  logLevels,
+  openLogFile,
+} from "./line-log";
 
-export type LogLevel = "error" | "warn" | "info" | "debug";
-
-export const logLevels: readonly LogLevel[] = ["error", "warn", "info", "debug"];
-
-export interface LoggerOptions {
-  /** Lowest level written. */
-  level: LogLevel;
-  /**
-   * Append JSON lines to this file (its directories are created). When it cannot be created
-   * or opened, the lines go to stderr instead, after a warning that names the problem.
-   */
-  file?: string;
-  /** Rotate the file when it reaches this many bytes (winston File maxsize). */
-  maxSizeBytes?: number;
-  /** How many log files to keep, the current one included (winston File maxFiles). */
-  maxFiles?: number;
-  /** Write JSON lines to stderr. */
-  stderr?: boolean;
-  /** Fields added to every line (e.g. { containerId }). */
-  defaultMeta?: Record<string, unknown>;
-}
+export { errorToJson, isLogLevel, type LoggerOptions, type LogLevel, logLevels };
 
 export type Logger = winston.Logger;
-
-/** True when `value` names a log level. */
-export function isLogLevel(value: unknown): value is LogLevel {
-  return typeof value === "string" && (logLevels as readonly string[]).includes(value);
-}
-
-/** An Error as plain fields: JSON.stringify would write an Error as {}. */
-export function errorToJson(err: Error): Record<string, unknown> {
-  const e = err as Error & { code?: unknown; errno?: unknown; op?: unknown };
-  const out: Record<string, unknown> = { name: e.name, message: e.message };
-  for (const key of ["code", "errno", "op"] as const) if (e[key] !== undefined) out[key] = e[key];
-  if (e.stack !== undefined) out.stack = e.stack;
-  return out;
-}
 
 /** Turns Error values of top-level fields ({ error: err }) into plain fields. */
 const errorFields = winston.format((info) => {
@@ -51,26 +24,12 @@ const errorFields = winston.format((info) => {
   return info;
 });
 
-/**
- * Creates the log file (and its directories) for appending; what went wrong, if anything. The
- * open never blocks (a FIFO without a reader would hold the pod's DEL forever) and anything but
- * a regular file is refused.
- */
+/** Creates the log file (and its directories) as openLogFile does; what went wrong, if anything. */
 function logFileProblem(file: string): string | undefined {
-  try {
-    makeDirectories(dirname(file), 0o755);
-    const { O_WRONLY, O_APPEND, O_CREAT, O_NONBLOCK } = constants;
-    // explicit mode: a umask of 000 must not make it 0666
-    const fd = openSync(file, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK, 0o640);
-    try {
-      if (!fstatSync(fd).isFile()) return `${file}: not a regular file`;
-    } finally {
-      closeSync(fd);
-    }
-    return undefined;
-  } catch (e) {
-    return `${file}: ${(e as Error).message}`;
-  }
+  const opened = openLogFile(file);
+  if ("problem" in opened) return opened.problem;
+  closeSync(opened.fd);
+  return undefined;
 }
 
 /**
@@ -111,8 +70,7 @@ export function createLogger(options: LoggerOptions): Logger {
     transports,
     silent: transports.length === 0,
   });
-  if (fileProblem !== undefined)
-    logger.warn("cannot write the log file; logging to stderr only", { error: fileProblem });
+  if (fileProblem !== undefined) logger.warn(FILE_PROBLEM_MESSAGE, { error: fileProblem });
   return logger;
 }
 

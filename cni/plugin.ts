@@ -18,6 +18,7 @@
 // 4. Neither annotations nor a kubeconfig: ADD fails with code 7 (nothing to decide with).
 import { buildInfo } from "../base/build-info";
 import { cgroup2Root } from "../base/cgroup2";
+import { phase } from "../base/phases";
 import type { DatapathOptions, DatapathView } from "../datapath";
 import {
   CGROUP_PATH_CAPABILITY,
@@ -95,7 +96,10 @@ export const defaultDeps: PluginDeps = {
   // executable extracts the addon here, so only commands that need the kernel can fail on it.
   loadDatapath: async () => {
     (require("../base/addon") as typeof import("../base/addon")).prepareBundledAddon();
-    return require("../datapath") as typeof import("../datapath");
+    phase("addon prepared");
+    const datapath = require("../datapath") as typeof import("../datapath");
+    phase("datapath loaded");
+    return datapath;
   },
   pins: () => require("../datapath/pins") as typeof import("../datapath/pins"),
 
@@ -103,11 +107,11 @@ export const defaultDeps: PluginDeps = {
   readPodFacts: async (opts) => podFactsFromPod(await readPod(opts)),
   openLog: (config, meta) => {
     if (config.level === "none") return { log: SILENT_LOG, close: async () => {} };
-    // Required here, not at the top, so VERSION never loads winston.
-    const { createLogger, closeLogger } = require("../base/log") as typeof import("../base/log");
-    // A log file that cannot be written must not fail (or hang) the pod's ADD or DEL:
-    // createLogger then logs to stderr only, saying why.
-    const logger = createLogger({
+    // The synchronous line log, not winston: a call logs a line or two, and winston's load and
+    // set-up were a fifth of its time (docs/benchmarks.md). A log file that cannot be written
+    // must not fail (or hang) the pod's ADD or DEL: the lines then go to stderr only, saying why.
+    const { createLineLog } = require("../base/line-log") as typeof import("../base/line-log");
+    const log = createLineLog({
       level: config.level,
       file: config.file === "" ? undefined : config.file,
       maxSizeBytes: config.maxSizeMB * 1024 * 1024,
@@ -115,24 +119,11 @@ export const defaultDeps: PluginDeps = {
       stderr: true,
       defaultMeta: meta,
     });
-    logger.on("error", () => {}); // a transport failing later is not the pod's failure
-    return { log: logger, close: () => boundedClose(closeLogger(logger)) };
+    return { log, close: async () => log.close() };
   },
 };
 
 const SILENT_LOG: PluginLog = { error() {}, warn() {}, info() {}, debug() {} };
-
-/** Flushing the log never holds the runtime up for more than this. */
-const LOG_CLOSE_TIMEOUT_MS = 2000;
-
-function boundedClose(closing: Promise<void>): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<void>((resolve) => {
-    timer = setTimeout(resolve, LOG_CLOSE_TIMEOUT_MS);
-    timer.unref();
-  });
-  return Promise.race([closing, timeout]).finally(() => clearTimeout(timer));
-}
 
 // ---------------------------------------------------------------------------------------------
 // The commands.
@@ -157,6 +148,7 @@ export async function cmdAdd(deps: PluginDeps, req: PluginRequest): Promise<CniR
     "put waggle after the primary plugin (e.g. calico) in the config list",
   );
   const decision = await decide(deps, req);
+  phase("decided");
   if ("skip" in decision) {
     req.log.info("skipped", { rule: decision.skip.rule, reason: decision.skip.reason });
     return passThrough(req.conf);
@@ -164,6 +156,7 @@ export async function cmdAdd(deps: PluginDeps, req: PluginRequest): Promise<CniR
   const { ifname, podIPs } = podInterface(prev, req.env.netns, req.env.ifname);
   const cgroupPath = podCgroup(deps, req);
   await attach(deps, req, { ifname, podIPs, cgroupPath, settings: decision.settings });
+  phase("attached");
   req.log.info("attached", {
     ifname,
     podIPs,
@@ -183,11 +176,13 @@ export async function cmdDel(deps: PluginDeps, req: PluginRequest): Promise<void
   const attached = readPins(ErrorCodes.DetachFailed, () =>
     deps.pins().hasPodState(req.opts.bpfRoot, req.env.containerId),
   );
+  phase("pins read");
   if (!attached) {
     req.log.debug("nothing attached", { netns });
     return;
   }
   await detach(deps, req);
+  phase("detached");
   req.log.info("detached", { netns });
 }
 
@@ -300,7 +295,9 @@ export async function runCni(
   try {
     return await runSkel(createPlugin(deps, closers), env, stdin);
   } finally {
+    phase("command done");
     await Promise.all(closers.map((close) => close()));
+    phase("log closed");
   }
 }
 
@@ -352,6 +349,7 @@ function begin<R extends CniRequest>(
     infraContainerId: args.get("K8S_POD_INFRA_CONTAINER_ID") || undefined,
   };
   if (pod.namespace && pod.name) meta.pod = `${pod.namespace}/${pod.name}`;
+  phase("request read");
   const { log, close } = deps.openLog(
     {
       level: config.logLevel,
@@ -362,6 +360,7 @@ function begin<R extends CniRequest>(
     meta,
   );
   closers.push(close);
+  phase("log opened");
   for (const problem of problems) {
     log.warn("invalid request; going on with what can be read", {
       error: problem,
@@ -468,6 +467,7 @@ async function attach(
   const datapath = await requireDatapath(deps);
   try {
     await datapath.ensureSharedPrograms(req.opts);
+    phase("shared programs found");
     await datapath.attachPod(
       {
         containerId: req.env.containerId,

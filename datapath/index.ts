@@ -16,6 +16,7 @@ import {
   unpin,
 } from "ebpf-napi";
 import { makeDirectories } from "../base/make-directories";
+import { phase } from "../base/phases";
 import type { RedirectSettings } from "../mesh/redirect-settings";
 import { applyNodeBypass, bypassCountersEntry } from "./bypass";
 import { decodeNetns, type MapEntry, netnsKey, sumCounters, zeroCounters } from "./encode";
@@ -197,22 +198,29 @@ export function attachPod(req: AttachRequest, opts: DatapathOptions): PodRecordD
   const root = opts.bpfRoot;
   validateRequest(req);
   const netns = identifyPod(req);
+  phase("attach: pod identified");
   const network = readNetwork(req);
+  phase("attach: network read");
   const state = deriveState(req, netns, network);
   const { policy, entries } = state;
   ensureSharedPrograms(opts);
   claimNetns(root, req, netns, opts);
+  phase("attach: netns claimed");
   const rec = podRecord(req, netns, state);
+  const progsDir = progsDirectory(root);
   // The record goes first: whatever happens next, detachPod can find and undo it. The pod's
   // lock is held until the attachment is complete: refreshPod never interleaves with it.
   const unlock = writePodRecord(root, rec);
+  phase("attach: record written");
   try {
     writePodMaps(root, netns, entries);
+    phase("attach: maps written");
     for (const cp of CGROUP_PROGRAMS) {
       pinLink(root, req.containerId, cp.name, (prog) =>
         attachCgroup(prog, req.cgroupPath, cp.attachType),
       );
     }
+    phase("attach: cgroup links pinned");
     applyNodeBypass(root, opts.socketBypass);
     if (policy.flags & POLICY.IPV6) addPassthroughV6(req.netnsPath);
     // sockops records the proxy's inbound listener from now on; one that listens already
@@ -226,7 +234,8 @@ export function attachPod(req: AttachRequest, opts: DatapathOptions): PodRecordD
     pinLink(root, req.containerId, NETNS_PROGRAM.name, (prog) =>
       attachNetns(prog, req.netnsPath, NETNS_PROGRAM.attachType),
     );
-    settleUpgradeRace(root, rec);
+    phase("attach: netns link pinned");
+    settleUpgradeRace(root, rec, progsDir);
   } catch (err) {
     rollBack(req.containerId, opts);
     throw new DatapathError(
@@ -296,6 +305,13 @@ function deriveState(req: AttachRequest, netns: bigint, network: PodNetwork): Po
  * this container's earlier attachment is removed (attaching again replaces it).
  */
 function claimNetns(root: string, req: AttachRequest, netns: bigint, opts: DatapathOptions): void {
+  // Every attached pod has its netns's policy entry: without one, no record needs reading
+  // (reading them all made each ADD cost more with every pod on the node). An ADD killed
+  // before writing its maps leaves a record without it; only its own container id ADDs again.
+  if (!netnsHasPolicy(root, netns)) {
+    if (existsSync(paths.pod(root, req.containerId))) detachPod(req.containerId, opts);
+    return;
+  }
   const owner = readAllRecords(root).find(
     (r) => r.netnsCookie === netns.toString() && r.containerId !== req.containerId,
   );
@@ -345,14 +361,30 @@ function writePodRecord(root: string, rec: PodRecordData): () => void {
   }
 }
 
-/** The pod's zeroed counters (the bypass's too) and its policy entries into the shared maps. */
+/**
+ * The pod's zeroed counters (the bypass's too) and its policy entries into the shared maps,
+ * each map opened once and only when an entry goes into it.
+ */
 function writePodMaps(root: string, netns: bigint, entries: MapEntry[]): void {
-  withMaps(root, (maps) => {
-    (maps.get(MAP_NAMES.counters) as BpfMap).update(netnsKey(netns), zeroCounters(possibleCpus()));
-    const bypass = bypassCountersEntry(netns);
-    (maps.get(bypass.map) as BpfMap).update(bypass.key, bypass.value);
-    for (const e of entries) (maps.get(e.map) as BpfMap).update(e.key, e.value);
-  });
+  const bypass = bypassCountersEntry(netns);
+  const writes: { map: string; key: Buffer; value: Buffer }[] = [
+    { map: MAP_NAMES.counters, key: netnsKey(netns), value: zeroCounters(possibleCpus()) },
+    bypass,
+    ...entries,
+  ];
+  const maps = new Map<string, BpfMap>();
+  try {
+    for (const e of writes) {
+      let map = maps.get(e.map);
+      if (map === undefined) {
+        map = openMap(root, e.map);
+        maps.set(e.map, map);
+      }
+      map.update(e.key, e.value);
+    }
+  } finally {
+    for (const m of maps.values()) m.close();
+  }
 }
 
 /** Attaches a shared program (attach) and pins the link under the pod, which keeps it attached. */
@@ -375,11 +407,30 @@ function pinLink(
   }
 }
 
+/** True when the shared policy map has an entry for the netns (a pod attached there). */
+function netnsHasPolicy(root: string, netns: bigint): boolean {
+  const policy = openMap(root, MAP_NAMES.policy);
+  try {
+    return policy.lookup(netnsKey(netns)) !== null;
+  } finally {
+    policy.close();
+  }
+}
+
+/** The identity (device, inode) of the pinned programs' directory; "" when it is missing. */
+function progsDirectory(root: string): string {
+  const st = statSync(paths.progs(root), { throwIfNoEntry: false });
+  return st === undefined ? "" : `${st.dev}:${st.ino}`;
+}
+
 /**
  * An upgrade may have swapped the pinned programs while this pod was being attached
- * (upgradePrograms' second pass covers the opposite order): end on the pinned ones.
+ * (upgradePrograms' second pass covers the opposite order): end on the pinned ones. An
+ * upgrade replaces the whole progs directory (a rename), so when it is the one the pod's
+ * programs were opened from (`progsDir`, taken before), they are the pinned ones already.
  */
-function settleUpgradeRace(root: string, rec: PodRecordData): void {
+function settleUpgradeRace(root: string, rec: PodRecordData, progsDir: string): void {
+  if (progsDir !== "" && progsDirectory(root) === progsDir) return;
   withPinnedPrograms(root, (progs) => {
     const problem = swapPodPrograms(root, rec, progs, { linksUpdated: 0 });
     if (problem) throw new Error(problem);

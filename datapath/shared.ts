@@ -15,7 +15,7 @@ import { MAP_NAMES } from "./layout";
 import { requireBpffs, sweepStaging } from "./pins";
 import { ALL_PROGRAMS, BYPASS_PROGRAM, OBJECTS, POD_LINKS, paths } from "./programs";
 import { type PodRecordData, readAllRecords } from "./record";
-import { removeTree } from "./shared-fs";
+import { listDir, removeTree } from "./shared-fs";
 
 export interface DatapathOptions {
   /** bpffs directory holding waggle's pins (tests use unique roots). */
@@ -53,14 +53,12 @@ function loadInto(mapsDir: string, progsDir: string): void {
   }
 }
 
+/** Every shared program and map is pinned (two directory reads, not a lookup per pin). */
 function sharedComplete(root: string): boolean {
-  const progs = paths.progs(root);
-  const maps = paths.maps(root);
-  return (
-    existsSync(progs) &&
-    ALL_PROGRAMS.every((p) => existsSync(join(progs, p))) &&
-    Object.values(MAP_NAMES).every((m) => existsSync(join(maps, m)))
-  );
+  const progs = new Set(listDir(paths.progs(root)));
+  if (!ALL_PROGRAMS.every((p) => progs.has(p))) return false;
+  const maps = new Set(listDir(paths.maps(root)));
+  return Object.values(MAP_NAMES).every((m) => maps.has(m));
 }
 
 /**

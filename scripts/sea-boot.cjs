@@ -6,6 +6,10 @@ const vm = require("node:vm");
 const sea = require("node:sea");
 const chunk = require("./sea-chunk.cjs");
 
+// The phase timer (base/phases.ts), started here so the chunks' compile times are in it.
+const phases = process.env.WAGGLE_PHASES === "1" ? [["boot", performance.now()]] : undefined;
+if (phases) globalThis[Symbol.for(chunk.phasesSymbolName)] = phases;
+
 const states = {};
 globalThis[Symbol.for(chunk.statesSymbolName)] = states;
 
@@ -15,8 +19,10 @@ function loadChunk(name) {
     cachedData: Buffer.from(sea.getAsset(chunk.cacheKey(name))),
   });
   states[name] = script.cachedDataRejected ? "code cache rejected" : "code cache accepted";
+  phases?.push([`chunk ${name} compiled`, performance.now()]);
   const m = { exports: {} };
   script.runInThisContext()(m.exports, require, m, __filename, __dirname);
+  phases?.push([`chunk ${name} ran`, performance.now()]);
   return m.exports;
 }
 

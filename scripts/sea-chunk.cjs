@@ -19,4 +19,6 @@ module.exports = {
   loaderSymbolName: "waggle.loadChunk",
   /** Global where each loaded chunk's code cache verdict is recorded (base/build-info.ts). */
   statesSymbolName: "waggle.chunks",
+  /** Global holding the phase timer's marks when WAGGLE_PHASES=1 (base/phases.ts). */
+  phasesSymbolName: "waggle.phases",
 };

@@ -1,6 +1,7 @@
 // The single executable dist/waggle as a node would run it: no Node.js on PATH, copied to a
 // fresh directory, first runs racing to extract the addon, /tmp mounted noexec, bpffs missing.
 // Needs root (mount namespaces, bpffs, BPF probes). Every directory it makes is removed after.
+
 import {
   chmodSync,
   copyFileSync,
@@ -14,6 +15,7 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { expect } from "chai";
+import { PHASES_ENV, parsePhaseReport } from "../../base/phases";
 import { type CommandResult, run } from "../support/command";
 import { RUN_TAG } from "../support/names";
 import { BpfRoot } from "../support/waggle-mode";
@@ -131,6 +133,18 @@ describe("binary: dist/waggle as a single executable", function () {
     expect(JSON.parse(r.stdout).cniVersion).to.equal("0.4.0");
     expect(r.stderr).to.not.contain("ebpf_napi.node");
     expect(entries(runtime)).to.deep.equal([]);
+  });
+
+  it(`with ${PHASES_ENV}=1 a CNI call reports its phases from the boot script on, and loads no command-line chunk`, async () => {
+    const r = await waggle(WAGGLE, [], { CNI_COMMAND: "VERSION", [PHASES_ENV]: "1" }, "{}");
+    expectOk(r, "CNI VERSION");
+    const report = parsePhaseReport(r.stderr);
+    const names = (report?.marks ?? []).map(([name]) => name);
+    expect(names.slice(0, 3)).to.deep.equal(["boot", "chunk main compiled", "chunk main ran"]);
+    expect(names.at(-1)).to.equal("exit");
+    expect(names.filter((n) => n.includes("cli"))).to.deep.equal([]);
+    const plain = await waggle(WAGGLE, [], { CNI_COMMAND: "VERSION" }, "{}");
+    expect(parsePhaseReport(plain.stderr)).to.equal(null);
   });
 
   it("CNI commands other than VERSION extract the addon before the plugin runs", async () => {
@@ -312,8 +326,12 @@ describe("binary: dist/waggle as a single executable", function () {
     );
     expect(info.libbpf).to.match(/^v1\.\d+/);
     expect(info.node).to.match(/^v24\./);
-    // The JS runs from the main chunk, with the code cache made at build time by the same node.
-    expect(info.chunks).to.deep.equal({ main: "code cache accepted" });
+    // The JS runs from the main chunk and the command line's (yargs), each with the code cache
+    // made at build time by the same node.
+    expect(info.chunks).to.deep.equal({
+      main: "code cache accepted",
+      cli: "code cache accepted",
+    });
     const [id] = entries(runtime);
     expect(id).to.match(/^[0-9a-f]{16}$/);
     expect(info.addon).to.equal(join(runtime, id, "ebpf_napi.node"));

@@ -777,7 +777,7 @@ describe("cni plugin with the fake API server (fail closed)", () => {
   });
 });
 
-describe("cni plugin log (winston, as the binary opens it)", () => {
+describe("cni plugin log (the line log, as the binary opens it)", () => {
   it("writes JSON lines to a file in directories it creates, and flushes on close", async () => {
     const dir = mkdtempSync(join(tmpdir(), "waggle-log-"));
     try {
@@ -817,8 +817,10 @@ describe("cni plugin log (winston, as the binary opens it)", () => {
 });
 
 describe("cni plugin cold path", () => {
-  it("VERSION, and an unmeshed pod's ADD with logging off, load no winston, addon, API client or ip-address", () => {
+  it("VERSION, and an unmeshed pod's ADD logging at info to a file, load no winston, addon, API client or ip-address", () => {
     const plugin = join(__dirname, "..", "..", "cni", "plugin.js");
+    const dir = mkdtempSync(join(tmpdir(), "waggle-cold-"));
+    const logFile = join(dir, "cni.log");
     const script = `
       const { runCni } = require(${JSON.stringify(plugin)});
       const heavy = () => Object.keys(require.cache).filter((k) => /node_modules\\/(ip-address|@kubernetes|winston)|ebpf-napi|datapath\\//.test(k));
@@ -827,12 +829,18 @@ describe("cni plugin cold path", () => {
         const add = await runCni(
           { CNI_COMMAND: "ADD", CNI_CONTAINERID: "c1", CNI_NETNS: "/var/run/netns/x", CNI_IFNAME: "eth0",
             CNI_ARGS: "IgnoreUnknown=1;K8S_POD_NAMESPACE=a;K8S_POD_NAME=b" },
-          JSON.stringify({ cniVersion: "1.0.0", name: "n", type: "waggle", log_level: "none",
+          JSON.stringify({ cniVersion: "1.0.0", name: "n", type: "waggle", log_level: "info",
+            log_file: ${JSON.stringify(logFile)},
             runtimeConfig: { "io.kubernetes.cri.pod-annotations": {} },
             prevResult: { cniVersion: "1.0.0", ips: [{ address: "10.0.0.2/32" }] } }));
         console.log(JSON.stringify({ version: v.exitCode, afterVersion, add: add.exitCode, afterAdd: heavy() }));
       });`;
-    const out = execFileSync(process.execPath, ["-e", script], { encoding: "utf8" });
-    expect(JSON.parse(out)).to.deep.equal({ version: 0, afterVersion: 0, add: 0, afterAdd: [] });
+    try {
+      const out = execFileSync(process.execPath, ["-e", script], { encoding: "utf8" });
+      expect(JSON.parse(out)).to.deep.equal({ version: 0, afterVersion: 0, add: 0, afterAdd: [] });
+      expect(JSON.parse(readFileSync(logFile, "utf8"))).to.include({ message: "skipped" });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
