@@ -152,7 +152,11 @@ describe("bench machine probes (bench/speedprobe, tools/speedprobe.ts, machine-s
       expect(unpinned.ns).to.have.length(1);
     });
 
-    async function medianNs(kind: ProbeKind, iterations: number, extra: string[] = []) {
+    /**
+     * The fastest of 9 samples: another process only ever adds time to a sample, so the
+     * minimum is what the work itself takes, even on a machine shared with other runs.
+     */
+    async function fastestNs(kind: ProbeKind, iterations: number, extra: string[] = []) {
       const r = await run(binary, [
         "--kind",
         kind,
@@ -163,22 +167,22 @@ describe("bench machine probes (bench/speedprobe, tools/speedprobe.ts, machine-s
         ...extra,
       ]);
       expect(r.code, r.stderr).to.equal(0);
-      return parseSpeedprobeOutput(r.stdout, kind, null, 9).ns.sort((a, b) => a - b)[4];
+      return Math.min(...parseSpeedprobeOutput(r.stdout, kind, null, 9).ns);
     }
 
     it("twice the steps take about twice the time: the work is not optimised away", async () => {
       for (const kind of ["alu", "memory"] as const) {
         const ratio =
-          (await medianNs(kind, 2 * PROBE_ITERATIONS[kind])) /
-          (await medianNs(kind, PROBE_ITERATIONS[kind]));
+          (await fastestNs(kind, 2 * PROBE_ITERATIONS[kind])) /
+          (await fastestNs(kind, PROBE_ITERATIONS[kind]));
         expect(ratio, kind).to.be.within(1.4, 2.8);
       }
     });
 
     it("memory steps miss the private caches: a 64 MiB walk is far slower per step than a 16 KiB one", async () => {
       const steps = PROBE_ITERATIONS.memory;
-      const large = await medianNs("memory", steps);
-      const small = await medianNs("memory", steps, ["--bytes", String(16 << 10)]);
+      const large = await fastestNs("memory", steps);
+      const small = await fastestNs("memory", steps, ["--bytes", String(16 << 10)]);
       expect(large / small).to.be.above(5);
     });
 
