@@ -54,6 +54,7 @@ describe("install (kernel): the install container's main loop", function () {
     expect(JSON.parse(ready.body)).to.deep.equal({
       ready: true,
       checks: { entryInPlace: true, programsLoaded: true },
+      warnings: {},
     });
     const metrics = await httpGet(port, "/metrics");
     expect(metrics.body).to.match(/^waggle_install_entry_in_place 1$/m);
