@@ -74,7 +74,7 @@ export interface MapState {
   entries: number | null;
 }
 
-async function readMaps(root: string): Promise<Map<string, MapState>> {
+export async function readMaps(root: string): Promise<Map<string, MapState>> {
   const out = new Map<string, MapState>();
   for (const name of mapNames(root)) {
     const path = paths.map(root, name);
