@@ -58,13 +58,34 @@ export function nodeCostSection(r: NodeCostResults | undefined): string[] {
     "### ADD and DEL against meshed pods attached",
     "",
     table(
-      ["meshed pods attached", "probes", "ADD p50 ms", "ADD p90 ms", "DEL p50 ms", "DEL p90 ms"],
+      [
+        "meshed pods attached",
+        "probes",
+        "ADD p50 ms",
+        "ADD p90 ms",
+        "DEL p50 ms",
+        "DEL p90 ms",
+        "attachPod p50 ms",
+        "detachPod p50 ms",
+      ],
       r.checkpoints.map((c) => {
         const a = percentiles(msOf(c.add));
         const d = percentiles(msOf(c.del));
-        return [String(c.pods), String(c.add.length), f(a.p50), f(a.p90), f(d.p50), f(d.p90)];
+        const inProcess = (xs: number[] | undefined) => f(percentiles(xs ?? []).p50, 2);
+        return [
+          String(c.pods),
+          String(c.add.length),
+          f(a.p50),
+          f(a.p90),
+          f(d.p50),
+          f(d.p90),
+          inProcess(c.attachMs),
+          inProcess(c.detachMs),
+        ];
       }),
     ),
+    "",
+    "attachPod/detachPod: the datapath's work alone, in the bench's process on a pod wired unmeshed (no process start, no Node start-up): where a cost that grows with the pods would show first.",
     "",
     `p50 at the most pods over p50 at the first checkpoint: ADD ${f(flatness(r, "add"), 2)}, DEL ${f(flatness(r, "del"), 2)}. Least-squares slope of all ${r.scaleAdds.length} scale ADDs against pods attached: ${f(slope(r.scaleAdds.map((a) => ({ x: a.pods, y: a.ms }))) * 100, 2)} ms per 100 pods.`,
     "",

@@ -29,7 +29,7 @@ import {
   type ProcessCost,
   parseSlabBytes,
 } from "./node-cost";
-import { type MapMemory, measureSetup, readMaps, type SetupCost } from "./setup-cost";
+import { type MapMemory, measureSetup, readMaps, type SetupCost, timeAttach } from "./setup-cost";
 
 export interface NodeCostRun {
   nodeCost: NodeCostResults;
@@ -195,6 +195,20 @@ export async function measureNodeCost(
         const { add, del } = await addDel(cluster, MESHED_ANNOTATIONS);
         cp.add.push(add);
         cp.del.push(del);
+      }
+      // the datapath's own work at this scale, without a process start: attach/detach in
+      // process on one pod wired unmeshed
+      const host = await cluster.addPod({});
+      try {
+        cp.attachMs = [];
+        cp.detachMs = [];
+        for (let j = 0; j < plan.probes; j++) {
+          const t = await timeAttach(cluster, host);
+          cp.attachMs.push(t.attachMs);
+          cp.detachMs.push(t.detachMs);
+        }
+      } finally {
+        await cluster.removePod(host);
       }
       checkpoints.push(cp);
       log(`node cost: ${n} meshed pods attached, ${plan.probes} probe ADD/DEL timed`);

@@ -125,6 +125,9 @@ export interface Checkpoint {
   pods: number;
   add: ProcessCost[];
   del: ProcessCost[];
+  /** attachPod and detachPod in the bench's process (no process start), ms (absent before 2026-12-06 10:30). */
+  attachMs?: number[];
+  detachMs?: number[];
 }
 
 export interface KernelMemory {

@@ -44,9 +44,11 @@ describe("bench node cost: scale and burst through the CNI chain, tiny", functio
       }
     }
     expect(r.scaleAdds.map((a) => a.pods)).to.deep.equal([0, 1, 2]);
-    expect(r.checkpoints.map((c) => [c.pods, c.add.length, c.del.length])).to.deep.equal([
-      [1, 1, 1],
-      [3, 1, 1],
+    expect(
+      r.checkpoints.map((c) => [c.pods, c.add.length, c.del.length, c.attachMs?.length]),
+    ).to.deep.equal([
+      [1, 1, 1, 1],
+      [3, 1, 1, 1],
     ]);
     const km = r.kernelMemory;
     expect(km?.pods).to.equal(3);
