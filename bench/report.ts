@@ -405,7 +405,11 @@ function headerSection(results: BenchResults): string[] {
   const md = [
     "# waggle benchmark report",
     "",
-    `Run ${results.startedAt} – ${results.finishedAt}, preset **${results.plan.preset}**, ${results.plan.rounds} round(s) per cell, modes ${results.plan.modes.join(", ")}.`,
+    `Run ${results.startedAt} – ${results.finishedAt}, preset **${results.plan.preset}**, ${
+      results.plan.modes.length > 0
+        ? `${results.plan.rounds} round(s) per cell, modes ${results.plan.modes.join(", ")}`
+        : "no traffic: the plugin's cost on the node only"
+    }.`,
     "",
     `Host: Linux ${h.kernel}, ${h.cpus} CPUs (${h.cpuModel}); load average ${h.loadavgStart.map((x) => x.toFixed(2)).join(" ")} at the start, ${h.loadavgEnd.map((x) => x.toFixed(2)).join(" ")} at the end (the bench's own build and report included).${
       outside

@@ -302,6 +302,7 @@ describe("bench node cost (issue 16): parsing, statistics, targets, plan and rep
     it("a --setup report judges only issue 16's targets and shows the node's section and plot", () => {
       const r = renderReport(results(), "svg");
       expect(r.targets.map((t) => t.id).every((id) => id.startsWith("node-"))).to.equal(true);
+      expect(r.markdown).to.contain("no traffic: the plugin's cost on the node only");
       expect(r.markdown).to.contain("## The plugin's cost on the node (issue 16)");
       expect(r.markdown).to.contain("| waggle ADD, meshed pod | 3 | 38.0 |");
       expect(r.markdown).to.contain("| 250 | 3 | 39.0 |");
