@@ -22,17 +22,21 @@
 // speak mutual TLS to each other (bench/sidecars.ts), with certificates made for the run.
 // Every pod gets the same sysctls (POD_SYSCTLS), whatever its mode.
 
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { defaultRedirectSettings } from "../mesh/redirect-settings";
-import { CniNode, MESHED_ANNOTATIONS } from "../test/support/cni-node";
+import { CniNode, type CniPod, MESHED_ANNOTATIONS } from "../test/support/cni-node";
 import { runChecked } from "../test/support/command";
 import { IPTABLES_RESTORE, renderIstioIptables } from "../test/support/istio-iptables";
 import type {
   Invocation,
+  Libcni,
   NetworkConfigList,
   PodSandbox,
   RuntimeConf,
 } from "../test/support/libcni";
 import { isWaggleMode, type ModeName } from "./modes";
+import { type ProcessCost, parseRusage, type Rusage, TIME_FORMAT } from "./node-cost";
 import {
   APP_PORT,
   generateMeshCerts,
@@ -115,6 +119,11 @@ export interface ModeDeployment {
 
 export interface ClusterOptions {
   modes: readonly ModeName[];
+  /**
+   * Record each waggle process's rusage (GNU time, TIME_FORMAT) into this directory, as
+   * <CNI_COMMAND>-<CNI_CONTAINERID>: the chain runs waggle through a wrapper (bench/node-cost).
+   */
+  rusageDir?: string;
   /** Deploy a TLS pod pair for every mode with sidecars too. */
   tls: boolean;
   placement: Placement;
@@ -139,11 +148,34 @@ export async function removeIstioRules(pod: PodSandbox): Promise<void> {
   });
 }
 
+/**
+ * Writes <dir>/bin/waggle, which runs the plugin dir's waggle under GNU time recording its
+ * rusage to <dir>/out/<CNI_COMMAND>-<CNI_CONTAINERID>, and <dir>/bin/node-e0 (`node -e 0`,
+ * the same way: the floor). Returns <dir>/bin, to go first in CNI_PATH.
+ */
+export function rusageWrappers(dir: string, pluginDir: string): string {
+  const bin = join(dir, "bin");
+  mkdirSync(bin, { recursive: true });
+  mkdirSync(join(dir, "out"), { recursive: true });
+  const wrap = (name: string, command: string) => {
+    writeFileSync(
+      join(bin, name),
+      `#!/bin/sh\nexec /usr/bin/time -f '${TIME_FORMAT}' -o "${join(dir, "out")}/$CNI_COMMAND-$CNI_CONTAINERID" ${command}\n`,
+    );
+    chmodSync(join(bin, name), 0o755);
+  };
+  wrap("waggle", join(pluginDir, "waggle"));
+  wrap("node-e0", `${process.execPath} -e 0`);
+  return bin;
+}
+
 export class BenchCluster {
   /** By deploymentKey(mode, tls). */
   readonly deployments = new Map<string, ModeDeployment>();
   private readonly pods: BenchPod[] = [];
   private readonly list: NetworkConfigList;
+  /** The runtime the pods are wired by (with the rusage wrapper first in CNI_PATH when asked). */
+  private readonly runtime: Libcni;
   private certs: { dir: { remove(): void }; files: MeshCerts } | undefined;
 
   private constructor(
@@ -153,6 +185,49 @@ export class BenchCluster {
     private readonly invocations: Invocation[],
   ) {
     this.list = cni.chain(CNI_VERSION, waggleEntry(opts.modes));
+    this.runtime = opts.rusageDir
+      ? cni.libcni({
+          path: [rusageWrappers(opts.rusageDir, cni.plugins.dir), ...cni.runtime.opts.path],
+        })
+      : cni.runtime;
+  }
+
+  /** The rusage GNU time recorded for a waggle process of the chain (rusageDir), or null. */
+  rusage(command: string, containerId: string): Rusage | null {
+    if (!this.opts.rusageDir) return null;
+    try {
+      return parseRusage(
+        readFileSync(join(this.opts.rusageDir, "out", `${command}-${containerId}`), "utf8"),
+      );
+    } catch {
+      return null;
+    }
+  }
+
+  /** waggle's process of the chain's last `command` for a pod: wall time and rusage. */
+  waggleCost(command: string, containerId: string, ms: number): ProcessCost {
+    const r = this.rusage(command, containerId);
+    return { ms, rssKiB: r?.maxRssKiB ?? null, cpuS: r ? r.userS + r.sysS : null };
+  }
+
+  /**
+   * Runs a wrapper of rusageDir (waggle, or node-e0: `node -e 0`) once the way the chain runs
+   * waggle (nsenter into the node netns), timed, with its rusage under `command`-`id`.
+   */
+  async runWrapped(
+    wrapper: "waggle" | "node-e0",
+    command: string,
+    id: string,
+  ): Promise<ProcessCost & { stdout: string }> {
+    if (!this.opts.rusageDir) throw new Error("runWrapped needs the cluster's rusageDir");
+    const start = process.hrtime.bigint();
+    const r = await runChecked(
+      "nsenter",
+      [`--net=${this.node.netnsPath}`, join(this.opts.rusageDir, "bin", wrapper)],
+      { env: { ...process.env, CNI_COMMAND: command, CNI_CONTAINERID: id }, input: "{}" },
+    );
+    const ms = Number(process.hrtime.bigint() - start) / 1e6;
+    return { ...this.waggleCost(command, id, ms), stdout: r };
   }
 
   get node() {
@@ -181,31 +256,49 @@ export class BenchCluster {
 
   /** A pod sandbox wired by the CNI chain, with the bench sysctls. */
   async addPod(annotations: Record<string, string>): Promise<BenchPod> {
-    const { sandbox, rt } = await this.cni.pod(annotations, "bench");
+    return this.wirePod(await this.cni.pod(annotations, "bench"));
+  }
+
+  /** A pod sandbox made but not wired yet (wirePod runs the chain's ADD), e.g. for a burst. */
+  async preparePod(annotations: Record<string, string>): Promise<CniPod> {
+    return this.cni.pod(annotations, "bench");
+  }
+
+  /** The chain's ADD of a prepared pod; on failure its DEL runs and the sandbox goes. */
+  async wirePod({ sandbox, rt }: CniPod): Promise<BenchPod> {
     const first = this.invocations.length;
     try {
-      const result = await this.cni.runtime.addNetworkList(this.list, rt);
+      const result = await this.runtime.addNetworkList(this.list, rt);
       const address = result.ips?.[0]?.address;
       if (!address) throw new Error(`CNI ADD of ${sandbox.name} returned no address`);
       await sandbox.sysctl(POD_SYSCTLS);
-      const addMs: Record<string, number> = {};
-      for (const inv of this.invocations.slice(first)) addMs[inv.type] = inv.ms;
+      const addMs = this.timesSince(first, "ADD", rt.containerId);
       const pod: BenchPod = { sandbox, ip: address.split("/")[0], rt, addMs };
       this.pods.push(pod);
       return pod;
     } catch (e) {
-      await this.cni.runtime.delNetworkList(this.list, rt).catch(() => {});
+      await this.runtime.delNetworkList(this.list, rt).catch(() => {});
       await sandbox.destroy();
       throw e;
     }
   }
 
-  /** CNI DEL and removal of a pod made by addPod. */
-  async removePod(pod: BenchPod): Promise<void> {
+  /** Milliseconds of each plugin's `command` for a container since invocation `first`, by type. */
+  private timesSince(first: number, command: string, containerId: string): Record<string, number> {
+    const ms: Record<string, number> = {};
+    for (const inv of this.invocations.slice(first))
+      if (inv.command === command && inv.env.CNI_CONTAINERID === containerId) ms[inv.type] = inv.ms;
+    return ms;
+  }
+
+  /** CNI DEL and removal of a pod made by addPod; milliseconds of each plugin's DEL. */
+  async removePod(pod: BenchPod): Promise<Record<string, number>> {
     const i = this.pods.indexOf(pod);
     if (i >= 0) this.pods.splice(i, 1);
+    const first = this.invocations.length;
     try {
-      await this.cni.runtime.delNetworkList(this.list, pod.rt);
+      await this.runtime.delNetworkList(this.list, pod.rt);
+      return this.timesSince(first, "DEL", pod.rt.containerId);
     } finally {
       await pod.sandbox.destroy();
     }

@@ -20,7 +20,9 @@ import {
   fullPlan,
   type Plan,
   planMeasuresMemory,
+  planRunsTraffic,
   quickPlan,
+  setupPlan,
   workloadId,
 } from "./plan";
 import type { BenchResults } from "./runner";
@@ -43,8 +45,11 @@ export function defaultPlacement(cpuCount: number, pin: boolean): Placement {
 
 function describePlan(plan: Plan): string {
   const lines = [
-    `preset ${plan.preset}: modes ${plan.modes.join(", ")}; ${plan.rounds} round(s); durations max ${plan.durations.maxS} s, rate ${plan.durations.rateS} s (+${plan.durations.warmupS} s warm-up), ping-pong ${plan.durations.pingpongS} s`,
+    planRunsTraffic(plan)
+      ? `preset ${plan.preset}: modes ${plan.modes.join(", ")}; ${plan.rounds} round(s); durations max ${plan.durations.maxS} s, rate ${plan.durations.rateS} s (+${plan.durations.warmupS} s warm-up), ping-pong ${plan.durations.pingpongS} s`
+      : `preset ${plan.preset}: no traffic`,
     ...plan.levels.map((l) => `  rules ${l.level}: ${l.workloads.map(workloadId).join(", ")}`),
+    `  node cost: ${plan.nodeCost ? `${plan.nodeCost.samples} ADD/DEL samples, ${plan.nodeCost.scalePods} meshed pods (checkpoints ${plan.nodeCost.checkpoints.join(", ")}), burst of ${plan.nodeCost.burst}` : "no"}`,
     `  per-pod setup samples: ${plan.setupSamples}; BPF run-time stats: ${plan.bpfStats ? "yes" : "no"}; memory: ${planMeasuresMemory(plan) ? `${plan.memoryRounds} x ${plan.memoryConnections} idle connections per waggle mode` : "no"}`,
     `  estimated duration: ${Math.ceil(estimateSeconds(plan) / 60)} min`,
   ];
@@ -70,6 +75,24 @@ export async function main(argv: string[]): Promise<number> {
       default: false,
       describe:
         "Every workload at 0, 10k and 100k host rules (TLS workloads at 0), 5 rounds (about 2 hours)",
+    })
+    .option("setup", {
+      type: "boolean",
+      default: false,
+      describe:
+        "Only the plugin's own cost on the node: ADD/DEL next to Node's floor, 250 meshed pods, a burst of 100 (no traffic)",
+    })
+    .option("scale-pods", {
+      type: "number",
+      describe: "Meshed pods attached one by one in the node-cost part (0 with --burst 0: skip it)",
+    })
+    .option("burst", {
+      type: "number",
+      describe: "ADDs, then DELs, started at once in the node-cost part",
+    })
+    .option("node-samples", {
+      type: "number",
+      describe: "ADD/DEL samples (and floor samples) of the node-cost part",
     })
     .option("modes", {
       type: "string",
@@ -134,7 +157,9 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
 
-  const plan = applyOverrides(args.full ? fullPlan() : quickPlan(), {
+  if (args.setup && args.full) throw new Error("--setup and --full are two presets: choose one");
+  const preset = args.setup ? setupPlan() : args.full ? fullPlan() : quickPlan();
+  const plan = applyOverrides(preset, {
     modes: list(args.modes),
     rules: list(args.rules),
     workloads: list(args.workloads),
@@ -144,6 +169,9 @@ export async function main(argv: string[]): Promise<number> {
     setupSamples: args["setup-samples"],
     bpfStats: args["bpf-stats"],
     memoryConnections: args["memory-connections"],
+    scalePods: args["scale-pods"],
+    burst: args.burst,
+    nodeSamples: args["node-samples"],
   });
   process.stderr.write(`${describePlan(plan)}\n`);
   if (args["dry-run"]) return 0;

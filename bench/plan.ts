@@ -4,6 +4,7 @@
 
 import { parseFloodLevel } from "./kube-rules";
 import { MODES, type ModeName } from "./modes";
+import { checkpointsFor, type NodeCostPlan } from "./node-cost";
 
 export type ConnectionMode = "keepalive" | "new";
 
@@ -92,7 +93,7 @@ export interface Durations {
 }
 
 export interface Plan {
-  preset: "quick" | "full" | "custom";
+  preset: "quick" | "full" | "setup" | "custom";
   modes: ModeName[];
   /** Rule levels in the order they run, each with its workloads. */
   levels: { level: string; workloads: Workload[] }[];
@@ -111,6 +112,18 @@ export interface Plan {
   memoryConnections: number;
   /** Memory samples per mode (waggle and waggle-redirect alternate). */
   memoryRounds: number;
+  /** The plugin's own cost on the node: ADD/DEL, scale, burst (bench/node-cost.ts); null: skip. */
+  nodeCost: NodeCostPlan | null;
+}
+
+/** The node-cost part at a scale of `pods` meshed pods and a burst of `burst`. */
+export function nodeCostPlan(
+  samples: number,
+  pods: number,
+  probes: number,
+  burst: number,
+): NodeCostPlan {
+  return { samples, scalePods: pods, checkpoints: checkpointsFor(pods), probes, burst };
 }
 
 const ALL_RATES = [200, 1000, 1500];
@@ -148,6 +161,7 @@ export function quickPlan(): Plan {
     bpfStats: true,
     memoryConnections: 1000,
     memoryRounds: 2,
+    nodeCost: nodeCostPlan(5, 20, 3, 10),
   };
 }
 
@@ -173,7 +187,31 @@ export function fullPlan(): Plan {
     setupSamples: 30,
     memoryConnections: 2000,
     memoryRounds: 3,
+    nodeCost: nodeCostPlan(30, 250, 5, 100),
   };
+}
+
+/**
+ * `--setup`: only the plugin's own cost on a node (issue 16): 30 ADD/DEL samples next to the
+ * machine's floor, 250 meshed pods one by one, a burst of 100, and the per-pod setup; no traffic.
+ */
+export function setupPlan(): Plan {
+  return {
+    ...quickPlan(),
+    preset: "setup",
+    modes: [],
+    levels: [],
+    rounds: 1,
+    setupSamples: 30,
+    bpfStats: false,
+    memoryConnections: 0,
+    nodeCost: nodeCostPlan(30, 250, 5, 100),
+  };
+}
+
+/** True when the plan runs traffic (a node with every mode's pods). */
+export function planRunsTraffic(plan: Pick<Plan, "levels">): boolean {
+  return plan.levels.some((l) => l.workloads.length > 0);
 }
 
 /** Each idle connection holds 3 sockets per sidecar; HAProxy's maxconn is 8000. */
@@ -198,6 +236,19 @@ export interface PlanOverrides {
   setupSamples?: number;
   bpfStats?: boolean;
   memoryConnections?: number;
+  /** Meshed pods of the node-cost scale part (0: skip the node-cost part). */
+  scalePods?: number;
+  /** ADDs (then DELs) started at once in the node-cost part. */
+  burst?: number;
+  /** ADD/DEL samples (and floor samples) of the node-cost part. */
+  nodeSamples?: number;
+}
+
+/** A whole number in [min, max] for option `name`, or an error. */
+function bounded(name: string, v: number, min: number, max: number): number {
+  if (!Number.isInteger(v) || v < min || v > max)
+    throw new Error(`--${name} must be ${min}..${max}, got ${v}`);
+  return v;
 }
 
 /** Applies command-line overrides; --rules/--workloads replace the level/workload matrix. */
@@ -266,6 +317,25 @@ export function applyOverrides(base: Plan, o: PlanOverrides): Plan {
     plan.memoryConnections = o.memoryConnections;
     custom = true;
   }
+  if (o.nodeSamples !== undefined && plan.nodeCost) {
+    plan.nodeCost.samples = bounded("node-samples", o.nodeSamples, 1, 1000);
+    custom = true;
+  }
+  if (o.scalePods !== undefined || o.burst !== undefined) {
+    const pods = bounded("scale-pods", o.scalePods ?? plan.nodeCost?.scalePods ?? 0, 0, 2000);
+    const burst = bounded("burst", o.burst ?? plan.nodeCost?.burst ?? 0, 0, 500);
+    const base = plan.nodeCost ?? quickPlan().nodeCost;
+    plan.nodeCost =
+      pods === 0 && burst === 0
+        ? null
+        : {
+            ...(base as NodeCostPlan),
+            scalePods: pods,
+            checkpoints: pods > 0 ? checkpointsFor(pods) : [],
+            burst,
+          };
+    custom = true;
+  }
   if (o.bpfStats !== undefined) plan.bpfStats = o.bpfStats;
   if (custom) plan.preset = "custom";
   return plan;
@@ -289,9 +359,13 @@ export function runSeconds(w: Workload, d: Durations): number {
  */
 export const RUN_OVERHEAD_S = 0.85;
 
+/** Seconds of one pod's sandbox, chain ADD and chain DEL on an idle 2-core machine. */
+export const NODE_POD_S = 1.2;
+
 /** A rough wall-clock estimate of a plan, seconds (setup and flood loading included). */
 export function estimateSeconds(plan: Plan): number {
-  let total = 18 + 3 * plan.modes.length; // idle machine probes, node, CNI ADDs, processes
+  // idle machine probes, node, CNI ADDs, processes
+  let total = planRunsTraffic(plan) ? 18 + 3 * plan.modes.length : 0;
   if (planUsesTls(plan)) total += 3 * plan.modes.length; // the TLS pods
   for (const { level, workloads } of plan.levels) {
     const { services } = parseFloodLevel(level);
@@ -308,5 +382,12 @@ export function estimateSeconds(plan: Plan): number {
   if (planMeasuresMemory(plan))
     total += 2 * plan.memoryRounds * (4 + plan.memoryConnections / 1000);
   if (plan.bpfStats && plan.modes.includes("waggle")) total += 6;
+  const n = plan.nodeCost;
+  if (n) {
+    // pod lifecycles (sandbox, chain ADD, chain DEL) of the samples, the scale and its probes;
+    // the burst's ADDs and DELs share the CPUs
+    const lifecycles = 2 * n.samples + n.scalePods + n.checkpoints.length * n.probes;
+    total += 5 + NODE_POD_S * (lifecycles + n.burst / 2) + 0.2 * n.samples;
+  }
   return total;
 }

@@ -12,8 +12,11 @@ import {
   type TargetResult,
 } from "./analysis";
 import { driftWithin, type RunSpeed, summarizeStability } from "./machine-speed";
+import { table } from "./markdown";
 import { summarizeMemory } from "./memory";
 import type { ModeName } from "./modes";
+import { nodeCostTargets } from "./node-cost";
+import { nodeCostSection, nodeScaleChart } from "./node-cost-report";
 import { describeWorkload, parseWorkload, TLS_SUFFIX } from "./plan";
 import type { BenchResults } from "./runner";
 import { correlation, type Spread, spread } from "./stats";
@@ -60,14 +63,6 @@ export function outsideLoad(runs: BenchResults["runs"]): Spread | null {
       return Math.max(0, r.cpu.machine.userS - podsUser) / r.durationS;
     });
   return per.length > 0 ? spread(per) : null;
-}
-
-function table(head: string[], rows: string[][]): string {
-  return [
-    `| ${head.join(" | ")} |`,
-    `| ${head.map(() => "---").join(" | ")} |`,
-    ...rows.map((r) => `| ${r.join(" | ")} |`),
-  ].join("\n");
 }
 
 /** A report section: its heading, then each paragraph or table followed by a blank line. */
@@ -410,7 +405,11 @@ function headerSection(results: BenchResults): string[] {
   const md = [
     "# waggle benchmark report",
     "",
-    `Run ${results.startedAt} – ${results.finishedAt}, preset **${results.plan.preset}**, ${results.plan.rounds} round(s) per cell, modes ${results.plan.modes.join(", ")}.`,
+    `Run ${results.startedAt} – ${results.finishedAt}, preset **${results.plan.preset}**, ${
+      results.plan.modes.length > 0
+        ? `${results.plan.rounds} round(s) per cell, modes ${results.plan.modes.join(", ")}`
+        : "no traffic: the plugin's cost on the node only"
+    }.`,
     "",
     `Host: Linux ${h.kernel}, ${h.cpus} CPUs (${h.cpuModel}); load average ${h.loadavgStart.map((x) => x.toFixed(2)).join(" ")} at the start, ${h.loadavgEnd.map((x) => x.toFixed(2)).join(" ")} at the end (the bench's own build and report included).${
       outside
@@ -700,17 +699,24 @@ function plotsSection(charts: Chart[], imageExt: "png" | "svg"): string[] {
  */
 export function renderReport(results: BenchResults, imageExt: "png" | "svg"): RenderedReport {
   const cells = summarizeCells(results.runs);
-  const targets = evaluateTargets(
-    results.runs,
-    results.setup
-      ? {
-          iptablesRestoreMs: results.setup.iptablesRestoreMs,
-          waggleAttachMs: results.setup.waggleAttachMs,
-        }
-      : null,
-    cells,
-  );
-  const charts = renderCharts(results, cells);
+  const nodeCost = results.nodeCost;
+  const targets = [
+    // a node-cost run alone (--setup) has no traffic targets to judge
+    ...(results.runs.length > 0 || !nodeCost
+      ? evaluateTargets(
+          results.runs,
+          results.setup
+            ? {
+                iptablesRestoreMs: results.setup.iptablesRestoreMs,
+                waggleAttachMs: results.setup.waggleAttachMs,
+              }
+            : null,
+          cells,
+        )
+      : []),
+    ...(nodeCost ? nodeCostTargets(nodeCost, results.setup?.waggleAttachMs ?? []) : []),
+  ];
+  const charts = [...renderCharts(results, cells), ...(nodeCost ? [nodeScaleChart(nodeCost)] : [])];
   const md = [
     ...headerSection(results),
     ...targetsSection(targets),
@@ -722,6 +728,7 @@ export function renderReport(results: BenchResults, imageExt: "png" | "svg"): Re
     ...floodSection(results),
     ...setupSection(results),
     ...mapMemorySection(results),
+    ...nodeCostSection(nodeCost),
     ...bpfStatsSection(results),
     ...plotsSection(charts, imageExt),
   ];

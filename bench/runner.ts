@@ -10,10 +10,13 @@ import { parseFloodLevel } from "./kube-rules";
 import type { MachineStability } from "./machine-speed";
 import { Measurer, type RunRecord } from "./measure";
 import { type MemorySample, measureConnectionMemory } from "./memory";
+import type { NodeCostResults } from "./node-cost";
+import { measureNodeCost } from "./node-cost-run";
 import {
   describeWorkload,
   type Plan,
   planMeasuresMemory,
+  planRunsTraffic,
   planUsesTls,
   workloadId,
   workloadModes,
@@ -50,6 +53,8 @@ export interface BenchResults {
   machineStability?: MachineStability;
   /** Kernel memory of idle connections, waggle and waggle-redirect (absent before 2026-12-06). */
   memory?: MemorySample[];
+  /** The plugin's own cost on the node: ADD/DEL, scale, burst (absent before 2026-12-06). */
+  nodeCost?: NodeCostResults;
 }
 
 /** Idle probe samples per CPU and kind (about 5 ms each) before the first run and after the last. */
@@ -77,9 +82,60 @@ export interface RunOptions {
 }
 
 export async function runBench(plan: Plan, opts: RunOptions): Promise<BenchResults> {
-  const { log } = opts;
   const startedAt = new Date().toISOString();
   const loadavgStart = loadavg();
+  const traffic = planRunsTraffic(plan) ? await runTraffic(plan, opts) : undefined;
+  let nodeCost: NodeCostResults | undefined;
+  let setup = traffic?.setup ?? null;
+  let mapMemory = traffic?.mapMemory ?? null;
+  if (plan.nodeCost) {
+    // the traffic node is gone: this part has the machine to itself; without traffic it also
+    // times the per-pod setup
+    const run = await measureNodeCost(plan.nodeCost, traffic ? 0 : plan.setupSamples, opts.log);
+    nodeCost = run.nodeCost;
+    if (!traffic) ({ setup, mapMemory } = run);
+  }
+  return {
+    schema: 1,
+    startedAt,
+    finishedAt: new Date().toISOString(),
+    host: {
+      kernel: release(),
+      cpus: cpus().length,
+      cpuModel: cpus()[0]?.model ?? "unknown",
+      loadavgStart,
+      loadavgEnd: loadavg(),
+    },
+    plan,
+    placement: opts.placement,
+    podSysctls: { ...POD_SYSCTLS },
+    floods: traffic?.floods ?? [],
+    runs: traffic?.runs ?? [],
+    setup,
+    mapMemory,
+    bpfStats: traffic?.bpfStats ?? null,
+    benchPodCaptureMs: traffic?.benchPodCaptureMs ?? {},
+    ...(traffic ? { machineStability: traffic.machineStability } : {}),
+    ...(traffic?.memory ? { memory: traffic.memory } : {}),
+    ...(nodeCost ? { nodeCost } : {}),
+  };
+}
+
+type TrafficResults = Pick<
+  BenchResults,
+  | "floods"
+  | "runs"
+  | "setup"
+  | "mapMemory"
+  | "bpfStats"
+  | "benchPodCaptureMs"
+  | "machineStability"
+  | "memory"
+>;
+
+/** The traffic part: every mode's pods on one node, the workloads, setup, BPF stats, memory. */
+async function runTraffic(plan: Plan, opts: RunOptions): Promise<TrafficResults> {
+  const { log } = opts;
   const speedprobe = await buildSpeedprobe();
   const stabilityStart = await probeEveryCpu(speedprobe);
   log(`machine probed idle on ${cpus().length} CPU(s)`);
@@ -174,19 +230,6 @@ export async function runBench(plan: Plan, opts: RunOptions): Promise<BenchResul
   }
   const stabilityEnd = await probeEveryCpu(speedprobe);
   return {
-    schema: 1,
-    startedAt,
-    finishedAt: new Date().toISOString(),
-    host: {
-      kernel: release(),
-      cpus: cpus().length,
-      cpuModel: cpus()[0]?.model ?? "unknown",
-      loadavgStart,
-      loadavgEnd: loadavg(),
-    },
-    plan,
-    placement: opts.placement,
-    podSysctls: { ...POD_SYSCTLS },
     floods,
     runs,
     setup,

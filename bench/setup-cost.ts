@@ -74,7 +74,7 @@ export interface MapState {
   entries: number | null;
 }
 
-async function readMaps(root: string): Promise<Map<string, MapState>> {
+export async function readMaps(root: string): Promise<Map<string, MapState>> {
   const out = new Map<string, MapState>();
   for (const name of mapNames(root)) {
     const path = paths.map(root, name);
@@ -113,6 +113,28 @@ function timed<T>(fn: () => T): [T, number] {
   return [value, Number(process.hrtime.bigint() - start) / 1e6];
 }
 
+/**
+ * attachPod then detachPod in this process (no process start: the datapath's own work) on a
+ * pod wired by the chain unmeshed, under a fresh container id; `between` runs while attached.
+ */
+export async function timeAttach(
+  cluster: BenchCluster,
+  pod: BenchPod,
+  between: () => Promise<void> = async () => {},
+): Promise<{ attachMs: number; detachMs: number }> {
+  const opts = cluster.bpf.opts;
+  const containerId = uniqueName("k");
+  const [, attachMs] = timed(() => attachPod(attachRequest(pod, containerId), opts));
+  try {
+    await between();
+  } catch (e) {
+    detachPod(containerId, opts);
+    throw e;
+  }
+  const [, detachMs] = timed(() => detachPod(containerId, opts));
+  return { attachMs, detachMs };
+}
+
 /** Times per-pod setup of both modes on `samples` fresh pods; measures map memory on the first. */
 export async function measureSetup(
   cluster: BenchCluster,
@@ -135,12 +157,12 @@ export async function measureSetup(
           await removeIstioRules(pod.sandbox);
           continue;
         }
-        const containerId = uniqueName("k");
         const before = k === 0 ? await readMaps(opts.bpfRoot) : undefined;
-        const [, ms] = timed(() => attachPod(attachRequest(pod, containerId), opts));
-        attachMs.push(ms);
-        if (before) mapMemory = priceMaps(before, await readMaps(opts.bpfRoot));
-        detachMs.push(timed(() => detachPod(containerId, opts))[1]);
+        const t = await timeAttach(cluster, pod, async () => {
+          if (before) mapMemory = priceMaps(before, await readMaps(opts.bpfRoot));
+        });
+        attachMs.push(t.attachMs);
+        detachMs.push(t.detachMs);
       }
     } finally {
       await cluster.removePod(pod);

@@ -301,3 +301,61 @@ export function barChartSvg(groups: BarGroup[], opts: ChartOptions): string {
   out.push(...legend(f, legendSeries, legendColors), "</svg>");
   return `${out.join("\n")}\n`;
 }
+
+export interface LineSeries {
+  name: string;
+  points: { x: number; y: number }[];
+  /** Draw a line through the points (else markers only). */
+  line?: boolean;
+}
+
+/** Points (and lines) of y against a numeric x, both axes linear from 0. */
+export function lineChartSvg(
+  series: LineSeries[],
+  opts: ChartOptions & { xLabel: string },
+): string {
+  const colors = series.map((s, i) => colorOf(s.name, i));
+  const f = frame(6, 2);
+  const all = series.flatMap((s) =>
+    s.points.filter((p) => Number.isFinite(p.x) && Number.isFinite(p.y)),
+  );
+  const yTicks = linearTicks(all.length ? Math.max(...all.map((p) => p.y)) : 1);
+  const xTicks = linearTicks(all.length ? Math.max(...all.map((p) => p.x)) : 1);
+  const plotH = f.height - f.top - f.bottom;
+  const plotW = f.width - f.left - f.right;
+  const yScale: Scale = (v) => f.top + plotH - (v / yTicks[yTicks.length - 1]) * plotH;
+  const xScale: Scale = (v) => f.left + (v / xTicks[xTicks.length - 1]) * plotW;
+  const out = plotStart(f, opts, yTicks, yScale);
+  const base = f.height - f.bottom;
+  for (const t of xTicks)
+    out.push(
+      `<line x1="${xScale(t)}" y1="${base}" x2="${xScale(t)}" y2="${base + 4}" stroke="#333"/>`,
+      `<text x="${xScale(t)}" y="${base + 16}" text-anchor="middle">${escapeXml(fmt(t))}</text>`,
+    );
+  out.push(
+    `<line x1="${f.left}" y1="${base}" x2="${f.width - f.right}" y2="${base}" stroke="#333"/>`,
+    `<text x="${f.left + plotW / 2}" y="${base + 32}" text-anchor="middle">${escapeXml(opts.xLabel)}</text>`,
+  );
+  series.forEach((s, i) => {
+    const ps = s.points.filter((p) => Number.isFinite(p.x) && Number.isFinite(p.y));
+    out.push(`<g class="series" data-series="${escapeXml(s.name)}">`);
+    if (s.line && ps.length > 1)
+      out.push(
+        `<polyline fill="none" stroke="${colors[i]}" stroke-width="2" points="${ps.map((p) => `${xScale(p.x)},${yScale(p.y)}`).join(" ")}"/>`,
+      );
+    for (const p of ps)
+      out.push(
+        `<circle cx="${xScale(p.x)}" cy="${yScale(p.y)}" r="${s.line ? 3.5 : 2}" fill="${colors[i]}" fill-opacity="${s.line ? 1 : 0.5}"/>`,
+      );
+    out.push("</g>");
+  });
+  out.push(
+    ...legend(
+      f,
+      series.map((s) => s.name),
+      colors,
+    ),
+    "</svg>",
+  );
+  return `${out.join("\n")}\n`;
+}
