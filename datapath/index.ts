@@ -48,7 +48,7 @@ import { listDir, removeTree } from "./shared-fs";
 // needs no addon, from ./pins (test/unit/layout.test.ts keeps it so).
 
 // The socket bypass: the node switch, its counters entry, whether the kernel can run it.
-export { applyNodeBypass, nodeBypassEnabled } from "./bypass";
+export { applyNodeBypass, bypassBacklogMax, nodeBypassEnabled } from "./bypass";
 export {
   addrBytes,
   bytesAddr,
@@ -96,6 +96,7 @@ export { bareIPs, flagNames, ipv6Enabled, podPolicy, policyCidr } from "./policy
 export {
   ALL_PROGRAMS,
   BYPASS_PROGRAM,
+  BYPASS_RECV_PROGRAM,
   CGROUP_PROGRAMS,
   containerDirName,
   containerIdOfDir,
@@ -213,7 +214,7 @@ export function attachPod(req: AttachRequest, opts: DatapathOptions): PodRecordD
         attachCgroup(prog, req.cgroupPath, cp.attachType),
       );
     }
-    applyNodeBypass(root, opts.socketBypass);
+    applyNodeBypass(root, opts.socketBypass, opts.socketBypassBacklog);
     if (policy.flags & POLICY.IPV6) addPassthroughV6(req.netnsPath);
     // sockops records the proxy's inbound listener from now on; one that listens already
     // (a pod meshed in place) is looked up once, before inbound capture starts.

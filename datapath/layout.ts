@@ -107,15 +107,22 @@ export const STRUCTS = {
     ["flags", 56, 4],
     ["pad", 60, 4],
   ]),
-  bypass_counters: layout(32, [
+  bypass_counters: layout(48, [
     ["bypass_sockets", 0, 8],
     ["bypass_msgs", 8, 8],
     ["bypass_bytes", 16, 8],
     ["bypass_fallbacks", 24, 8],
+    ["bypass_backpressure_fallbacks", 32, 8],
+    ["bypass_backpressure_bytes", 40, 8],
+  ]),
+  bypass_backlog: layout(16, [
+    ["unread", 0, 8],
+    ["copied_seq", 8, 4],
+    ["flags", 12, 4],
   ]),
   node_settings: layout(8, [
     ["flags", 0, 4],
-    ["pad", 4, 4],
+    ["bypass_backlog_max", 4, 4],
   ]),
 } as const satisfies Record<string, StructLayout>;
 
@@ -175,6 +182,7 @@ export const MAP_NAMES = {
   redirect: "waggle_redirect",
   bypass: "waggle_bypass",
   bypassSock: "waggle_bypass_sock",
+  bypassBacklog: "waggle_bypass_backlog",
   bypassCounters: "waggle_bypass_counters",
   node: "waggle_node",
 } as const;
@@ -196,7 +204,9 @@ export type BypassCounterName =
   | "bypass_sockets"
   | "bypass_msgs"
   | "bypass_bytes"
-  | "bypass_fallbacks";
+  | "bypass_fallbacks"
+  | "bypass_backpressure_fallbacks"
+  | "bypass_backpressure_bytes";
 
 /** Counter names in struct order: waggle_counters', then the bypass counters. */
 export const COUNTER_NAMES = [

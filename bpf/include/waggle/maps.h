@@ -113,6 +113,17 @@ struct {
 	__type(value, struct bypass_sock);
 } waggle_bypass_sock SEC(".maps");
 
+/*
+ * a bypassed socket's own key -> what it has not read yet (the sk_msg program adds what it
+ * redirects, the read tracepoint sets the true figures after each read)
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct bypass_key);
+	__type(value, struct bypass_backlog);
+} waggle_bypass_backlog SEC(".maps");
+
 /* netns cookie -> per-CPU struct bypass_counters */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
