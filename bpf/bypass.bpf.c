@@ -54,7 +54,7 @@ int waggle_bypass_msg(struct sk_msg_md *msg)
 		tp = (struct tcp_sock___waggle *)bpf_skc_to_tcp_sock(sk);
 		if (!tp || !backlog || !(backlog->flags & BACKLOG_SEQ) ||
 		    backlog->copied_seq != tp->write_seq) {
-			BYPASS_COUNT(b->netns, bypass_backpressure_bytes, size);
+			FLOW_COUNT(b->netns, bypass_backpressure_bytes, size);
 			return SK_PASS;
 		}
 		b->flags &= ~BYPASS_HELD;
@@ -62,8 +62,8 @@ int waggle_bypass_msg(struct sk_msg_md *msg)
 	/* the peer has too much unread: hold this direction on TCP, whose window stops it */
 	if (backlog && backlog->unread + size > bypass_backlog_max()) {
 		b->flags |= BYPASS_HELD;
-		BYPASS_COUNT(b->netns, bypass_backpressure_fallbacks, 1);
-		BYPASS_COUNT(b->netns, bypass_backpressure_bytes, size);
+		FLOW_COUNT(b->netns, bypass_backpressure_fallbacks, 1);
+		FLOW_COUNT(b->netns, bypass_backpressure_bytes, size);
 		return SK_PASS;
 	}
 	/* the peer is in the map: hand the message to its receive queue, count it as unread */

@@ -199,11 +199,19 @@ export function nodeBypassEnabled(root: string): boolean {
   }
 }
 
-/** A pod's zeroed bypass counters entry (map waggle_bypass_counters). */
-export function bypassCountersEntry(netns: bigint): { map: string; key: Buffer; value: Buffer } {
-  return {
-    map: MAP_NAMES.bypassCounters,
+/** The per-pod bypass counters maps, with the struct of each. */
+export const BYPASS_COUNTER_MAPS = [
+  { map: MAP_NAMES.bypassCounters, struct: STRUCTS.bypass_counters },
+  { map: MAP_NAMES.bypassFlowCounters, struct: STRUCTS.bypass_flow_counters },
+] as const;
+
+/** A pod's zeroed bypass counters entries (waggle_bypass_counters, waggle_bypass_flow_counters). */
+export function bypassCountersEntries(
+  netns: bigint,
+): { map: string; key: Buffer; value: Buffer }[] {
+  return BYPASS_COUNTER_MAPS.map(({ map, struct }) => ({
+    map,
     key: netnsKey(netns),
-    value: zeroCounters(possibleCpus(), STRUCTS.bypass_counters),
-  };
+    value: zeroCounters(possibleCpus(), struct),
+  }));
 }

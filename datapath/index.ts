@@ -17,7 +17,7 @@ import {
 } from "ebpf-napi";
 import { makeDirectories } from "../base/make-directories";
 import type { RedirectSettings } from "../mesh/redirect-settings";
-import { applyNodeBypass, bypassCountersEntry } from "./bypass";
+import { applyNodeBypass, BYPASS_COUNTER_MAPS, bypassCountersEntries } from "./bypass";
 import { decodeNetns, type MapEntry, netnsKey, sumCounters, zeroCounters } from "./encode";
 import { DatapathError } from "./errors";
 import { addPassthroughV6 } from "./interfaces";
@@ -350,8 +350,8 @@ function writePodRecord(root: string, rec: PodRecordData): () => void {
 function writePodMaps(root: string, netns: bigint, entries: MapEntry[]): void {
   withMaps(root, (maps) => {
     (maps.get(MAP_NAMES.counters) as BpfMap).update(netnsKey(netns), zeroCounters(possibleCpus()));
-    const bypass = bypassCountersEntry(netns);
-    (maps.get(bypass.map) as BpfMap).update(bypass.key, bypass.value);
+    for (const e of bypassCountersEntries(netns))
+      (maps.get(e.map) as BpfMap).update(e.key, e.value);
     for (const e of entries) (maps.get(e.map) as BpfMap).update(e.key, e.value);
   });
 }
@@ -465,7 +465,8 @@ function detachLocked(root: string, containerId: string, dir: string): void {
           (maps.get(MAP_NAMES.ifaces) as BpfMap).delete(Buffer.from(hex, "hex"));
         forgetListeners(maps.get(MAP_NAMES.listeners) as BpfMap, netns);
         (maps.get(MAP_NAMES.counters) as BpfMap).delete(netnsKey(netns));
-        (maps.get(MAP_NAMES.bypassCounters) as BpfMap).delete(netnsKey(netns));
+        for (const { map } of BYPASS_COUNTER_MAPS)
+          (maps.get(map) as BpfMap).delete(netnsKey(netns));
       });
     } catch (err) {
       problems.push(`map entries: ${(err as Error).message}`);
@@ -628,15 +629,17 @@ export function listPods(opts: DatapathOptions): AttachedPod[] {
     return records.map((r) => ({ ...r, counters: null }));
   }
   const counters = openMap(root, MAP_NAMES.counters);
-  // absent when the datapath was loaded by a version without the bypass
-  const bypass = existsSync(paths.map(root, MAP_NAMES.bypassCounters))
-    ? openMap(root, MAP_NAMES.bypassCounters)
-    : null;
+  // absent when the datapath was loaded by a version without the bypass (or its flow control)
+  const [bypass, flow] = BYPASS_COUNTER_MAPS.map(({ map }) =>
+    existsSync(paths.map(root, map)) ? openMap(root, map) : null,
+  );
   try {
     return records.map((r) => {
       const key = netnsKey(BigInt(r.netnsCookie));
       const v = counters.lookup(key);
-      const sums = v ? sumCounters(v, bypass?.lookup(key) ?? null) : null;
+      const sums = v
+        ? sumCounters(v, bypass?.lookup(key) ?? null, flow?.lookup(key) ?? null)
+        : null;
       return {
         ...r,
         counters: sums
@@ -650,6 +653,7 @@ export function listPods(opts: DatapathOptions): AttachedPod[] {
   } finally {
     counters.close();
     bypass?.close();
+    flow?.close();
   }
 }
 

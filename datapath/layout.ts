@@ -107,13 +107,15 @@ export const STRUCTS = {
     ["flags", 56, 4],
     ["pad", 60, 4],
   ]),
-  bypass_counters: layout(48, [
+  bypass_counters: layout(32, [
     ["bypass_sockets", 0, 8],
     ["bypass_msgs", 8, 8],
     ["bypass_bytes", 16, 8],
     ["bypass_fallbacks", 24, 8],
-    ["bypass_backpressure_fallbacks", 32, 8],
-    ["bypass_backpressure_bytes", 40, 8],
+  ]),
+  bypass_flow_counters: layout(16, [
+    ["bypass_backpressure_fallbacks", 0, 8],
+    ["bypass_backpressure_bytes", 8, 8],
   ]),
   bypass_backlog: layout(16, [
     ["unread", 0, 8],
@@ -184,6 +186,7 @@ export const MAP_NAMES = {
   bypassSock: "waggle_bypass_sock",
   bypassBacklog: "waggle_bypass_backlog",
   bypassCounters: "waggle_bypass_counters",
+  bypassFlowCounters: "waggle_bypass_flow_counters",
   node: "waggle_node",
 } as const;
 
@@ -196,10 +199,11 @@ export const LISTENER_RESULT = { stored: 0, none: 1, failed: 2, badRun: 3 } as c
 /** Socket families as the kernel numbers them (listener_key.family). */
 export const AF = { inet: 2, inet6: 10 } as const;
 
-/** The bypass counters (waggle_bypass_counters), in struct order. */
-export const BYPASS_COUNTER_NAMES = Object.keys(
-  STRUCTS.bypass_counters.fields,
-) as BypassCounterName[];
+/** The bypass counters (waggle_bypass_counters, then waggle_bypass_flow_counters), in struct order. */
+export const BYPASS_COUNTER_NAMES = [
+  ...Object.keys(STRUCTS.bypass_counters.fields),
+  ...Object.keys(STRUCTS.bypass_flow_counters.fields),
+] as BypassCounterName[];
 export type BypassCounterName =
   | "bypass_sockets"
   | "bypass_msgs"

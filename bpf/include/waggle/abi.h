@@ -225,6 +225,13 @@ struct bypass_counters {
 	__u64 bypass_msgs;       /* messages handed straight to the peer socket */
 	__u64 bypass_bytes;      /* bytes of those messages */
 	__u64 bypass_fallbacks;  /* sockets whose sending fell back to TCP for good */
+};
+
+/*
+ * Per-pod per-CPU flow control counters: map waggle_bypass_flow_counters, key = netns
+ * cookie. A map of its own so that a datapath pinned before it upgrades in place.
+ */
+struct bypass_flow_counters {
 	__u64 bypass_backpressure_fallbacks; /* times a direction was held on TCP (peer's queue full) */
 	__u64 bypass_backpressure_bytes;     /* bytes sent through TCP while held */
 };

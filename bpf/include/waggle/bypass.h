@@ -35,15 +35,21 @@
 #include "policy.h"
 #include "sockops.h"
 
-#define BYPASS_COUNT(netns, field, n) \
-	bypass_count_at((netns), offsetof(struct bypass_counters, field), (n))
+#define BYPASS_COUNT(netns, field, n)                                                   \
+	bypass_count_at(&waggle_bypass_counters, (netns), offsetof(struct bypass_counters, field), \
+			sizeof(struct bypass_counters), (n))
+#define FLOW_COUNT(netns, field, n)                                                       \
+	bypass_count_at(&waggle_bypass_flow_counters, (netns),                            \
+			offsetof(struct bypass_flow_counters, field),                     \
+			sizeof(struct bypass_flow_counters), (n))
 
-static __always_inline void bypass_count_at(__u64 netns, __u32 offset, __u64 n)
+static __always_inline void bypass_count_at(void *map, __u64 netns, __u32 offset, __u32 size,
+					    __u64 n)
 {
-	struct bypass_counters *c = bpf_map_lookup_elem(&waggle_bypass_counters, &netns);
+	void *c = bpf_map_lookup_elem(map, &netns);
 
-	if (c && offset <= sizeof(*c) - sizeof(__u64))
-		__sync_fetch_and_add((__u64 *)((void *)c + offset), n);
+	if (c && offset <= size - sizeof(__u64))
+		__sync_fetch_and_add((__u64 *)(c + offset), n);
 }
 
 static __always_inline bool bypass_node_enabled(void)

@@ -133,6 +133,15 @@ struct {
 	__type(value, struct bypass_counters);
 } waggle_bypass_counters SEC(".maps");
 
+/* netns cookie -> per-CPU struct bypass_flow_counters */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct bypass_flow_counters);
+} waggle_bypass_flow_counters SEC(".maps");
+
 /* 0 -> struct node_settings */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
