@@ -103,6 +103,7 @@ export {
   LISTENER_FINDER,
   NETNS_PROGRAM,
   OBJECTS,
+  OPTIONAL_OBJECTS,
   POD_LINKS,
   paths,
 } from "./programs";

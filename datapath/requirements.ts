@@ -215,6 +215,12 @@ export const DATAPATH_HELPERS: readonly HelperNeed[] = [
     usedFor: "socket bypass: a message into the peer socket's receive queue",
   },
   {
+    helper: "skc_to_tcp_sock",
+    progType: "sk_msg",
+    since: "5.9",
+    usedFor: "socket bypass flow control: whether a held sender's TCP bytes were all read",
+  },
+  {
     helper: "sk_storage_get",
     progType: "sk_msg",
     since: "5.11",
