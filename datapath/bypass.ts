@@ -185,15 +185,21 @@ export function applyNodeBypass(
   return { enabled, support, linked, requested, backlogMax };
 }
 
-/** Whether the node switch is on (false when the map is missing). */
-export function nodeBypassEnabled(root: string): boolean {
-  if (!existsSync(paths.map(root, MAP_NAMES.node))) return false;
+/**
+ * The node settings as the programs read them: the switch (false when the map is missing)
+ * and the backlog bound (0 in the map, written by a loader that predates it: the default).
+ */
+export function nodeBypassSettings(root: string): { enabled: boolean; backlogMax: number } {
+  const settings = { enabled: false, backlogMax: SOCKET_BYPASS_BACKLOG.default };
+  if (!existsSync(paths.map(root, MAP_NAMES.node))) return settings;
   const map = BpfMap.openPinned(paths.map(root, MAP_NAMES.node));
   try {
     const v = map.lookup(Buffer.alloc(4));
-    return (
-      v !== null && (v.readUInt32LE(STRUCTS.node_settings.fields.flags.offset) & NODE.BYPASS) !== 0
-    );
+    if (v === null) return settings;
+    const { flags, bypass_backlog_max } = STRUCTS.node_settings.fields;
+    settings.enabled = (v.readUInt32LE(flags.offset) & NODE.BYPASS) !== 0;
+    settings.backlogMax = v.readUInt32LE(bypass_backlog_max.offset) || settings.backlogMax;
+    return settings;
   } finally {
     map.close();
   }

@@ -48,7 +48,11 @@ import { listDir, removeTree } from "./shared-fs";
 // needs no addon, from ./pins (test/unit/layout.test.ts keeps it so).
 
 // The socket bypass: the node switch, its counters entry, whether the kernel can run it.
-export { applyNodeBypass, bypassBacklogMax, nodeBypassEnabled } from "./bypass";
+export {
+  applyNodeBypass,
+  bypassBacklogMax,
+  nodeBypassSettings,
+} from "./bypass";
 export {
   addrBytes,
   bytesAddr,

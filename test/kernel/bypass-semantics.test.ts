@@ -22,6 +22,7 @@ import {
   listPods,
   MAP_NAMES,
   mapEntryCounts,
+  nodeBypassSettings,
   paths,
   removeDatapath,
   upgradePrograms,
@@ -369,6 +370,10 @@ describe("socket bypass: each case observes the same over TCP and over the bypas
     const arg = `${64 * MiB}:${more}`;
     const tcp = await run(podToPod4, "backpressure", arg, false);
     const bypassed = await run(podToPod4, "backpressure", arg, true, undefined, backlog);
+    expect(nodeBypassSettings(root.path), "the bound the programs read").to.deep.equal({
+      enabled: true,
+      backlogMax: bound,
+    });
     for (const [name, r] of [
       ["TCP", tcp],
       ["bypass", bypassed],

@@ -138,4 +138,24 @@ describe("socket bypass: waggle status --verbose names the node switch", () => {
       expect(text.split("\n")).to.include(`socket bypass: ${on ? "on" : "off"} (node switch)`);
     });
   }
+
+  it("names the backlog bound the programs read", () => {
+    const text = formatStatus(
+      {
+        bpfRoot: "/sys/fs/bpf/waggle",
+        datapath: {
+          loaded: true,
+          missing: [],
+          mapEntries: {},
+          socketBypass: true,
+          socketBypassBacklog: 1048576,
+        },
+        pods: [],
+      },
+      { verbose: true },
+    );
+    expect(text.split("\n")).to.include(
+      "socket bypass backlog bound: 1048576 bytes unread per receiver",
+    );
+  });
 });
