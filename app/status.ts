@@ -19,7 +19,7 @@ import {
   MAP_NAMES,
   mapEntryCounts,
   NETNS_PROGRAM,
-  nodeBypassEnabled,
+  nodeBypassSettings,
   paths,
   policyCidr,
   readAllRecords,
@@ -92,6 +92,8 @@ export interface StatusReport {
     mapEntries: Record<string, number> | null;
     /** The node's socket bypass switch as the programs read it (absent: maps not pinned). */
     socketBypass?: boolean;
+    /** Its bound on a receiver's unread bytes, as the programs read it (absent: as above). */
+    socketBypassBacklog?: number;
   };
   pods: PodStatus[];
 }
@@ -265,6 +267,14 @@ export function readFailure(what: string, root: string, err: unknown): StatusErr
   return new StatusError(`reading ${what} under ${root} failed: ${message}${hint}`);
 }
 
+/** The node settings as status reports them. */
+function nodeSettings(s: { enabled: boolean; backlogMax: number }): {
+  socketBypass: boolean;
+  socketBypassBacklog: number;
+} {
+  return { socketBypass: s.enabled, socketBypassBacklog: s.backlogMax };
+}
+
 /** The shared pins missing under <root>/datapath, relative to it. */
 function missingSharedPins(root: string): string[] {
   return [
@@ -327,7 +337,7 @@ export function gatherStatus(bpfRoot: string, query?: string): StatusReport {
       missing,
       mapEntries: loaded ? reading("the shared maps", () => mapEntryCounts(opts)) : null,
       ...(loaded
-        ? { socketBypass: reading("the node settings", () => nodeBypassEnabled(bpfRoot)) }
+        ? nodeSettings(reading("the node settings", () => nodeBypassSettings(bpfRoot)))
         : {}),
     },
     pods: pods.sort(byName),
@@ -502,6 +512,10 @@ export function formatStatus(r: StatusReport, opts: { verbose?: boolean } = {}):
   }
   if (opts.verbose && r.datapath.socketBypass !== undefined)
     lines.push(`socket bypass: ${r.datapath.socketBypass ? "on" : "off"} (node switch)`);
+  if (opts.verbose && r.datapath.socketBypassBacklog !== undefined)
+    lines.push(
+      `socket bypass backlog bound: ${r.datapath.socketBypassBacklog} bytes unread per receiver`,
+    );
   if (r.pods.length === 0) {
     lines.push(`no meshed pods under ${r.bpfRoot}`);
     return `${lines.join("\n")}\n`;

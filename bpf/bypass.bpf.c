@@ -9,6 +9,15 @@
  * through TCP, every later byte does too. The receiver reads its ingress queue before its
  * TCP receive queue, so TCP bytes followed by redirected bytes could be read out of order;
  * redirected bytes followed by TCP bytes cannot (the ingress queue drains first).
+ *
+ * Flow control: a redirect hands the sender's buffer back at once, and the peer's ingress
+ * queue has no window. So what the peer has not read yet is kept in waggle_bypass_backlog
+ * (this program adds each redirected message, bypass_recv.bpf.c sets the queue's real length
+ * after each read). A message that would take it past the node's bound goes through TCP, and
+ * so does every later one (BYPASS_HELD) until the peer has read every byte sent through TCP
+ * (its copied_seq reached this socket's write_seq): TCP's window and this socket's send
+ * buffer stop a sender whose peer does not read, and redirecting again only once the TCP
+ * bytes are read keeps the stream in order.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -23,6 +32,8 @@ int waggle_bypass_msg(struct sk_msg_md *msg)
 	struct bypass_key peer;
 	struct bypass_sock *b;
 	__u64 size = msg->size;
+	struct bypass_backlog *backlog;
+	struct tcp_sock___waggle *tp;
 
 	/* the decision sockops stored with the socket */
 	if (!sk)
@@ -36,9 +47,31 @@ int waggle_bypass_msg(struct sk_msg_md *msg)
 	 */
 	if (sk->state != BPF_TCP_ESTABLISHED && sk->state != BPF_TCP_CLOSE_WAIT)
 		return SK_PASS;
-	/* the peer is in the map: hand the message to its receive queue */
+	/* held back: through TCP until the peer has read every byte that went that way */
 	__builtin_memcpy(&peer, &b->peer, sizeof(peer));
+	backlog = bpf_map_lookup_elem(&waggle_bypass_backlog, &peer);
+	if (b->flags & BYPASS_HELD) {
+		tp = (struct tcp_sock___waggle *)bpf_skc_to_tcp_sock(sk);
+		if (!tp || !backlog || !(backlog->flags & BACKLOG_SEQ) ||
+		    backlog->copied_seq != tp->write_seq) {
+			FLOW_COUNT(b->netns, bypass_backpressure_bytes, size);
+			return SK_PASS;
+		}
+		b->flags &= ~BYPASS_HELD;
+	}
+	/* the peer has too much unread: hold this direction on TCP, whose window stops it */
+	if (backlog && backlog->unread + size > bypass_backlog_max()) {
+		b->flags |= BYPASS_HELD;
+		FLOW_COUNT(b->netns, bypass_backpressure_fallbacks, 1);
+		FLOW_COUNT(b->netns, bypass_backpressure_bytes, size);
+		return SK_PASS;
+	}
+	/* the peer is in the map: hand the message to its receive queue, count it as unread */
 	if (bpf_msg_redirect_hash(msg, &waggle_bypass, &peer, BPF_F_INGRESS) == SK_PASS) {
+		if (backlog)
+			__sync_fetch_and_add(&backlog->unread, size);
+		else
+			bypass_backlog_start(&peer, size);
 		BYPASS_COUNT(b->netns, bypass_msgs, 1);
 		BYPASS_COUNT(b->netns, bypass_bytes, size);
 		return SK_PASS;

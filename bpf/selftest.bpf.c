@@ -13,6 +13,7 @@
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
 
 /* A port rewrite: connects to 127.0.0.1:from go to 127.0.0.1:to (host order). */
 struct rewrite {
@@ -155,6 +156,28 @@ SEC("sk_msg")
 int selftest_msg_pass_v2(struct sk_msg_md *msg)
 {
 	return SK_PASS;
+}
+
+/* tracing links: counts the socket reads (tracepoint sock_recv_length) of one process */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, __u64);
+} selftest_reads SEC(".maps"); /* [0]: the process (tgid) to watch, [1]: its reads */
+
+struct sock;
+
+SEC("?tp_btf/sock_recv_length")
+int BPF_PROG(selftest_recv, struct sock *sk, int ret, int flags)
+{
+	__u32 zero = 0, one = 1;
+	__u64 *tgid = bpf_map_lookup_elem(&selftest_reads, &zero);
+	__u64 *reads = bpf_map_lookup_elem(&selftest_reads, &one);
+
+	if (tgid && reads && *tgid == bpf_get_current_pid_tgid() >> 32)
+		__sync_fetch_and_add(reads, 1);
+	return 0;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -370,6 +370,9 @@ function begin<R extends CniRequest>(
   const opts: DatapathOptions = {
     bpfRoot: config.bpfRoot,
     ...(config.socketBypass === undefined ? {} : { socketBypass: config.socketBypass }),
+    ...(config.socketBypassBacklog === undefined
+      ? {}
+      : { socketBypassBacklog: config.socketBypassBacklog }),
   };
   return { ...req, config, pod, log, opts };
 }

@@ -1,25 +1,55 @@
 // Socket bypass (docs/datapath.md, "Socket bypass"): the node's sk_msg link on the
 // waggle_bypass sockhash (pinned under <bpfRoot>/datapath/links, updated in place by
-// upgradePrograms), the node switch in waggle_node, and each pod's bypass counters entry.
+// upgradePrograms), its flow control's tracepoint link beside it (replaced by upgrades), the
+// node switch and backlog bound in waggle_node, and each pod's bypass counters entry.
 // Which sockets join is decided in BPF (bpf/include/waggle/bypass.h); nothing here touches
 // live connections: a socket stays in the map, and keeps its program, until it closes.
-import { existsSync, mkdirSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { attachSockmap, BpfMap, Link, Program, possibleCpus } from "ebpf-napi";
+import { attachSockmap, attachTracing, BpfMap, Link, Program, possibleCpus } from "ebpf-napi";
+import { SOCKET_BYPASS_BACKLOG } from "../mesh/config";
 import { netnsKey, zeroCounters } from "./encode";
 import { MAP_NAMES, NODE, STRUCTS } from "./layout";
-import { BYPASS_PROGRAM, paths } from "./programs";
+import { BYPASS_PROGRAM, BYPASS_RECV_PROGRAM, paths } from "./programs";
 import { type BypassSupport, bypassSupport } from "./requirements";
 
 /**
- * Attaches the pinned bypass program to the pinned sockhash (both in `datapath`'s maps and
- * progs directories) and pins the link under its links directory. Returns false, attaching
- * nothing, when the kernel has no sockmap links (before 6.10).
+ * Attaches the pinned flow control program (progPath) as a tracing link and pins it at `pin`,
+ * atomically in place of a link pinned there before (rename over it: the old link goes with
+ * its last holder, so reads are never untracked for longer than the swap).
  */
-export function createBypassLink(datapath: string): boolean {
+function pinRecvLink(progPath: string, pin: string): void {
+  const prog = Program.openPinned(progPath);
+  try {
+    const link = attachTracing(prog, BYPASS_RECV_PROGRAM.attachType);
+    const staged = `${pin}-new-${randomBytes(4).toString("hex")}`;
+    try {
+      link.pin(staged);
+      renameSync(staged, pin);
+    } finally {
+      link.close();
+      rmSync(staged, { force: true });
+    }
+  } finally {
+    prog.close();
+  }
+}
+
+/**
+ * Makes the node's two bypass links from the pinned programs (in progsDir, by default
+ * `datapath`'s progs directory) and maps: the bypass program on the sockhash, and its flow
+ * control program on its tracepoint; pins both under `datapath`'s links directory. Returns
+ * false, attaching nothing, when the flow control program is not pinned (the kernel could
+ * not load it: no BTF) or the kernel has no sockmap links (before 6.10): no bypass without
+ * both.
+ */
+export function createBypassLink(datapath: string, progsDir = join(datapath, "progs")): boolean {
+  const recvProg = join(progsDir, BYPASS_RECV_PROGRAM.name);
+  if (!existsSync(recvProg)) return false;
   const linksDir = join(datapath, "links");
   mkdirSync(linksDir, { recursive: true });
-  const prog = Program.openPinned(join(datapath, "progs", BYPASS_PROGRAM.name));
+  const prog = Program.openPinned(join(progsDir, BYPASS_PROGRAM.name));
   const map = BpfMap.openPinned(join(datapath, "maps", BYPASS_PROGRAM.map));
   try {
     let link: Link;
@@ -34,6 +64,7 @@ export function createBypassLink(datapath: string): boolean {
     } finally {
       link.close();
     }
+    pinRecvLink(recvProg, join(linksDir, BYPASS_RECV_PROGRAM.name));
     return true;
   } finally {
     prog.close();
@@ -41,27 +72,64 @@ export function createBypassLink(datapath: string): boolean {
   }
 }
 
-/** True when the node's bypass link is pinned. */
+/** True when the node's bypass links (the sockhash's and its flow control's) are pinned. */
 export function bypassLinkPinned(root: string): boolean {
-  return existsSync(paths.link(root, BYPASS_PROGRAM.name));
+  return (
+    existsSync(paths.link(root, BYPASS_PROGRAM.name)) &&
+    existsSync(paths.link(root, BYPASS_RECV_PROGRAM.name))
+  );
 }
 
-/**
- * Puts `prog` into the node's bypass link (bpf_link_update; sockets already in the map keep
- * the program they joined with), or creates the link when an older version left none.
- * Returns whether the link's program changed or the link was made.
- */
-export function swapBypassLink(root: string, prog: Program): boolean {
-  const pin = paths.link(root, BYPASS_PROGRAM.name);
-  if (!existsSync(pin)) return createBypassLink(paths.datapath(root));
+/** The program id a pinned link runs (null when nothing is pinned there). */
+function linkProgId(pin: string): number | null {
+  if (!existsSync(pin)) return null;
   const link = Link.openPinned(pin);
   try {
-    if (link.info().progId === prog.info().id) return false;
-    link.update(prog);
-    return true;
+    return link.info().progId;
   } finally {
     link.close();
   }
+}
+
+/**
+ * Puts the programs of `progsDir` (an upgrade's freshly pinned set) into the node's bypass
+ * links: the sockhash's in place (bpf_link_update; sockets already in the map keep the
+ * program they joined with), the flow control's by pinning a new link over the old (tracing
+ * links cannot be updated; reads in the instant between are simply not tracked, an
+ * underestimate the next read corrects). Creates both when an older version left them out.
+ * Returns whether a link's program changed or a link was made.
+ */
+export function swapBypassLink(root: string, progsDir: string): boolean {
+  const pin = paths.link(root, BYPASS_PROGRAM.name);
+  const recvPin = paths.link(root, BYPASS_RECV_PROGRAM.name);
+  const recvProg = join(progsDir, BYPASS_RECV_PROGRAM.name);
+  if (!existsSync(pin) || !existsSync(recvProg))
+    return createBypassLink(paths.datapath(root), progsDir);
+  let changed = false;
+  const prog = Program.openPinned(join(progsDir, BYPASS_PROGRAM.name));
+  try {
+    const link = Link.openPinned(pin);
+    try {
+      if (link.info().progId !== prog.info().id) {
+        link.update(prog);
+        changed = true;
+      }
+    } finally {
+      link.close();
+    }
+  } finally {
+    prog.close();
+  }
+  const recv = Program.openPinned(recvProg);
+  try {
+    if (linkProgId(recvPin) !== recv.info().id) {
+      pinRecvLink(recvProg, recvPin);
+      changed = true;
+    }
+  } finally {
+    recv.close();
+  }
+  return changed;
 }
 
 /** The node's bypass state as the datapath runs it and why. */
@@ -74,48 +142,82 @@ export interface BypassState {
   linked: boolean;
   /** The switch asked for: true, false, or undefined (bypassSupport().defaultOn). */
   requested: boolean | undefined;
+  /** Bytes a bypassed receiver may leave unread before its senders fall back to TCP. */
+  backlogMax: number;
+}
+
+/** The backlog bound to write: the one asked for (within SOCKET_BYPASS_BACKLOG), or the default. */
+export function bypassBacklogMax(requested: number | undefined): number {
+  const { min, max } = SOCKET_BYPASS_BACKLOG;
+  if (requested === undefined) return SOCKET_BYPASS_BACKLOG.default;
+  if (!Number.isInteger(requested) || requested < min || requested > max)
+    throw new RangeError(
+      `socket bypass backlog ${requested} is not a whole number from ${min} to ${max}`,
+    );
+  return requested;
 }
 
 /**
- * Decides and writes the node switch: on when asked for (absent: the kernel's default) and
+ * Decides and writes the node switch and the backlog bound (`backlog` bytes, absent: the
+ * default): on when asked for (absent: the kernel's default) and
  * the kernel can run the bypass and the link exists; off otherwise. Programs read it at each
  * connection's established time: switching off keeps live connections bypassed (moving a
  * bypassed direction back onto TCP mid-stream is what the design avoids), new ones use TCP.
  */
-export function applyNodeBypass(root: string, requested: boolean | undefined): BypassState {
+export function applyNodeBypass(
+  root: string,
+  requested: boolean | undefined,
+  backlog?: number,
+): BypassState {
   const support = bypassSupport();
   const linked = bypassLinkPinned(root);
   const enabled = (requested ?? support.defaultOn) && support.available && linked;
+  const backlogMax = bypassBacklogMax(backlog);
   const value = Buffer.alloc(STRUCTS.node_settings.size);
   value.writeUInt32LE(enabled ? NODE.BYPASS : 0, STRUCTS.node_settings.fields.flags.offset);
+  value.writeUInt32LE(backlogMax, STRUCTS.node_settings.fields.bypass_backlog_max.offset);
   const map = BpfMap.openPinned(paths.map(root, MAP_NAMES.node));
   try {
     map.update(Buffer.alloc(4), value);
   } finally {
     map.close();
   }
-  return { enabled, support, linked, requested };
+  return { enabled, support, linked, requested, backlogMax };
 }
 
-/** Whether the node switch is on (false when the map is missing). */
-export function nodeBypassEnabled(root: string): boolean {
-  if (!existsSync(paths.map(root, MAP_NAMES.node))) return false;
+/**
+ * The node settings as the programs read them: the switch (false when the map is missing)
+ * and the backlog bound (0 in the map, written by a loader that predates it: the default).
+ */
+export function nodeBypassSettings(root: string): { enabled: boolean; backlogMax: number } {
+  const settings = { enabled: false, backlogMax: SOCKET_BYPASS_BACKLOG.default };
+  if (!existsSync(paths.map(root, MAP_NAMES.node))) return settings;
   const map = BpfMap.openPinned(paths.map(root, MAP_NAMES.node));
   try {
     const v = map.lookup(Buffer.alloc(4));
-    return (
-      v !== null && (v.readUInt32LE(STRUCTS.node_settings.fields.flags.offset) & NODE.BYPASS) !== 0
-    );
+    if (v === null) return settings;
+    const { flags, bypass_backlog_max } = STRUCTS.node_settings.fields;
+    settings.enabled = (v.readUInt32LE(flags.offset) & NODE.BYPASS) !== 0;
+    settings.backlogMax = v.readUInt32LE(bypass_backlog_max.offset) || settings.backlogMax;
+    return settings;
   } finally {
     map.close();
   }
 }
 
-/** A pod's zeroed bypass counters entry (map waggle_bypass_counters). */
-export function bypassCountersEntry(netns: bigint): { map: string; key: Buffer; value: Buffer } {
-  return {
-    map: MAP_NAMES.bypassCounters,
+/** The per-pod bypass counters maps, with the struct of each. */
+export const BYPASS_COUNTER_MAPS = [
+  { map: MAP_NAMES.bypassCounters, struct: STRUCTS.bypass_counters },
+  { map: MAP_NAMES.bypassFlowCounters, struct: STRUCTS.bypass_flow_counters },
+] as const;
+
+/** A pod's zeroed bypass counters entries (waggle_bypass_counters, waggle_bypass_flow_counters). */
+export function bypassCountersEntries(
+  netns: bigint,
+): { map: string; key: Buffer; value: Buffer }[] {
+  return BYPASS_COUNTER_MAPS.map(({ map, struct }) => ({
+    map,
     key: netnsKey(netns),
-    value: zeroCounters(possibleCpus(), STRUCTS.bypass_counters),
-  };
+    value: zeroCounters(possibleCpus(), struct),
+  }));
 }

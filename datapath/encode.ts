@@ -229,16 +229,19 @@ function sumPerCpu(value: Buffer | null, struct: StructLayout): Record<string, b
 }
 
 /**
- * A pod's counters summed over CPUs: waggle_counters' value, and waggle_bypass_counters'
- * (zeros when the pod has no entry there, e.g. attached by a version without the bypass).
+ * A pod's counters summed over CPUs: waggle_counters' value, and waggle_bypass_counters' and
+ * waggle_bypass_flow_counters' (zeros when the pod has no entry there, e.g. attached by a
+ * version without the bypass or its flow control).
  */
 export function sumCounters(
   value: Buffer,
   bypass: Buffer | null = null,
+  flow: Buffer | null = null,
 ): Record<CounterName, bigint> {
   const all = {
     ...sumPerCpu(value, STRUCTS.pod_counters),
     ...sumPerCpu(bypass, STRUCTS.bypass_counters),
+    ...sumPerCpu(flow, STRUCTS.bypass_flow_counters),
   };
   return Object.fromEntries(COUNTER_NAMES.map((n) => [n, all[n]])) as Record<CounterName, bigint>;
 }

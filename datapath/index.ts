@@ -18,7 +18,7 @@ import {
 import { makeDirectories } from "../base/make-directories";
 import { phase } from "../base/phases";
 import type { RedirectSettings } from "../mesh/redirect-settings";
-import { applyNodeBypass, bypassCountersEntry } from "./bypass";
+import { applyNodeBypass, BYPASS_COUNTER_MAPS, bypassCountersEntries } from "./bypass";
 import { decodeNetns, type MapEntry, netnsKey, sumCounters, zeroCounters } from "./encode";
 import { DatapathError } from "./errors";
 import { addPassthroughV6 } from "./interfaces";
@@ -49,7 +49,11 @@ import { listDir, removeTree } from "./shared-fs";
 // needs no addon, from ./pins (test/unit/layout.test.ts keeps it so).
 
 // The socket bypass: the node switch, its counters entry, whether the kernel can run it.
-export { applyNodeBypass, nodeBypassEnabled } from "./bypass";
+export {
+  applyNodeBypass,
+  bypassBacklogMax,
+  nodeBypassSettings,
+} from "./bypass";
 export {
   addrBytes,
   bytesAddr,
@@ -97,12 +101,14 @@ export { bareIPs, flagNames, ipv6Enabled, podPolicy, policyCidr } from "./policy
 export {
   ALL_PROGRAMS,
   BYPASS_PROGRAM,
+  BYPASS_RECV_PROGRAM,
   CGROUP_PROGRAMS,
   containerDirName,
   containerIdOfDir,
   LISTENER_FINDER,
   NETNS_PROGRAM,
   OBJECTS,
+  OPTIONAL_OBJECTS,
   POD_LINKS,
   paths,
 } from "./programs";
@@ -221,7 +227,7 @@ export function attachPod(req: AttachRequest, opts: DatapathOptions): PodRecordD
       );
     }
     phase("attach: cgroup links pinned");
-    applyNodeBypass(root, opts.socketBypass);
+    applyNodeBypass(root, opts.socketBypass, opts.socketBypassBacklog);
     if (policy.flags & POLICY.IPV6) addPassthroughV6(req.netnsPath);
     // sockops records the proxy's inbound listener from now on; one that listens already
     // (a pod meshed in place) is looked up once, before inbound capture starts.
@@ -366,10 +372,9 @@ function writePodRecord(root: string, rec: PodRecordData): () => void {
  * each map opened once and only when an entry goes into it.
  */
 function writePodMaps(root: string, netns: bigint, entries: MapEntry[]): void {
-  const bypass = bypassCountersEntry(netns);
   const writes: { map: string; key: Buffer; value: Buffer }[] = [
     { map: MAP_NAMES.counters, key: netnsKey(netns), value: zeroCounters(possibleCpus()) },
-    bypass,
+    ...bypassCountersEntries(netns),
     ...entries,
   ];
   const maps = new Map<string, BpfMap>();
@@ -515,7 +520,8 @@ function detachLocked(root: string, containerId: string, dir: string): void {
           (maps.get(MAP_NAMES.ifaces) as BpfMap).delete(Buffer.from(hex, "hex"));
         forgetListeners(maps.get(MAP_NAMES.listeners) as BpfMap, netns);
         (maps.get(MAP_NAMES.counters) as BpfMap).delete(netnsKey(netns));
-        (maps.get(MAP_NAMES.bypassCounters) as BpfMap).delete(netnsKey(netns));
+        for (const { map } of BYPASS_COUNTER_MAPS)
+          (maps.get(map) as BpfMap).delete(netnsKey(netns));
       });
     } catch (err) {
       problems.push(`map entries: ${(err as Error).message}`);
@@ -678,15 +684,17 @@ export function listPods(opts: DatapathOptions): AttachedPod[] {
     return records.map((r) => ({ ...r, counters: null }));
   }
   const counters = openMap(root, MAP_NAMES.counters);
-  // absent when the datapath was loaded by a version without the bypass
-  const bypass = existsSync(paths.map(root, MAP_NAMES.bypassCounters))
-    ? openMap(root, MAP_NAMES.bypassCounters)
-    : null;
+  // absent when the datapath was loaded by a version without the bypass (or its flow control)
+  const [bypass, flow] = BYPASS_COUNTER_MAPS.map(({ map }) =>
+    existsSync(paths.map(root, map)) ? openMap(root, map) : null,
+  );
   try {
     return records.map((r) => {
       const key = netnsKey(BigInt(r.netnsCookie));
       const v = counters.lookup(key);
-      const sums = v ? sumCounters(v, bypass?.lookup(key) ?? null) : null;
+      const sums = v
+        ? sumCounters(v, bypass?.lookup(key) ?? null, flow?.lookup(key) ?? null)
+        : null;
       return {
         ...r,
         counters: sums
@@ -700,6 +708,7 @@ export function listPods(opts: DatapathOptions): AttachedPod[] {
   } finally {
     counters.close();
     bypass?.close();
+    flow?.close();
   }
 }
 

@@ -113,9 +113,18 @@ export const STRUCTS = {
     ["bypass_bytes", 16, 8],
     ["bypass_fallbacks", 24, 8],
   ]),
+  bypass_flow_counters: layout(16, [
+    ["bypass_backpressure_fallbacks", 0, 8],
+    ["bypass_backpressure_bytes", 8, 8],
+  ]),
+  bypass_backlog: layout(16, [
+    ["unread", 0, 8],
+    ["copied_seq", 8, 4],
+    ["flags", 12, 4],
+  ]),
   node_settings: layout(8, [
     ["flags", 0, 4],
-    ["pad", 4, 4],
+    ["bypass_backlog_max", 4, 4],
   ]),
 } as const satisfies Record<string, StructLayout>;
 
@@ -175,7 +184,9 @@ export const MAP_NAMES = {
   redirect: "waggle_redirect",
   bypass: "waggle_bypass",
   bypassSock: "waggle_bypass_sock",
+  bypassBacklog: "waggle_bypass_backlog",
   bypassCounters: "waggle_bypass_counters",
+  bypassFlowCounters: "waggle_bypass_flow_counters",
   node: "waggle_node",
 } as const;
 
@@ -188,15 +199,18 @@ export const LISTENER_RESULT = { stored: 0, none: 1, failed: 2, badRun: 3 } as c
 /** Socket families as the kernel numbers them (listener_key.family). */
 export const AF = { inet: 2, inet6: 10 } as const;
 
-/** The bypass counters (waggle_bypass_counters), in struct order. */
-export const BYPASS_COUNTER_NAMES = Object.keys(
-  STRUCTS.bypass_counters.fields,
-) as BypassCounterName[];
+/** The bypass counters (waggle_bypass_counters, then waggle_bypass_flow_counters), in struct order. */
+export const BYPASS_COUNTER_NAMES = [
+  ...Object.keys(STRUCTS.bypass_counters.fields),
+  ...Object.keys(STRUCTS.bypass_flow_counters.fields),
+] as BypassCounterName[];
 export type BypassCounterName =
   | "bypass_sockets"
   | "bypass_msgs"
   | "bypass_bytes"
-  | "bypass_fallbacks";
+  | "bypass_fallbacks"
+  | "bypass_backpressure_fallbacks"
+  | "bypass_backpressure_bytes";
 
 /** Counter names in struct order: waggle_counters', then the bypass counters. */
 export const COUNTER_NAMES = [

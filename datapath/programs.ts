@@ -1,9 +1,14 @@
 // Which program lives in which object and where it attaches, and where everything is pinned.
 import { join } from "node:path";
-import type { CgroupAttachType, NetnsAttachType, SockmapAttachType } from "ebpf-napi";
+import type {
+  CgroupAttachType,
+  NetnsAttachType,
+  SockmapAttachType,
+  TracingAttachType,
+} from "ebpf-napi";
 
 /** The BPF objects (bpf/<name>.bpf.c), in load order. */
-export const OBJECTS = ["outbound", "origdst", "inbound", "bypass"] as const;
+export const OBJECTS = ["outbound", "origdst", "inbound", "bypass", "bypass_recv"] as const;
 export type ObjectName = (typeof OBJECTS)[number];
 
 export interface CgroupProgram {
@@ -50,6 +55,22 @@ export const BYPASS_PROGRAM = {
   map: "waggle_bypass",
 };
 
+/**
+ * The socket bypass's flow control, the receiving half: a BTF tracepoint program (tp_btf,
+ * which needs the kernel's BTF) attached once per node as a pinned raw tracepoint link
+ * (<bpfRoot>/datapath/links/<name>). Such links cannot be updated: upgradePrograms pins a
+ * new link over the old one. Loaded only where the kernel has BTF (OPTIONAL_OBJECTS).
+ */
+export const BYPASS_RECV_PROGRAM = {
+  name: "waggle_bypass_recv",
+  object: "bypass_recv" as ObjectName,
+  attachType: "trace_raw_tp" as TracingAttachType,
+};
+
+/** Objects loaded only where the kernel can (requirements.ts bypassSupport names the needs). */
+export const OPTIONAL_OBJECTS: readonly ObjectName[] = [BYPASS_RECV_PROGRAM.object];
+
+/** The programs every datapath pins (BYPASS_RECV_PROGRAM only where its object loads). */
 export const ALL_PROGRAMS = [
   ...CGROUP_PROGRAMS.map((p) => p.name),
   NETNS_PROGRAM.name,

@@ -1,6 +1,7 @@
 // What the datapath needs from the kernel, machine-readable for `waggle doctor`
 // (app/prerequisites.ts). Every item names the first mainline release that has it; the
 // kernel floor is the newest of them. Kept beside the programs so it changes with them.
+import { existsSync } from "node:fs";
 import { release as osRelease } from "node:os";
 import type { CgroupAttachType, MapType, ProgType } from "ebpf-napi";
 import { compareDotted, kernelVersion } from "../base/dotted-version";
@@ -214,6 +215,12 @@ export const DATAPATH_HELPERS: readonly HelperNeed[] = [
     usedFor: "socket bypass: a message into the peer socket's receive queue",
   },
   {
+    helper: "skc_to_tcp_sock",
+    progType: "sk_msg",
+    since: "5.9",
+    usedFor: "socket bypass flow control: whether a held sender's TCP bytes were all read",
+  },
+  {
     helper: "sk_storage_get",
     progType: "sk_msg",
     since: "5.11",
@@ -304,7 +311,15 @@ export const BYPASS_KERNEL_FIXES: readonly VersionOnlyFeature[] = [
     since: "6.10",
     usedFor: "one pinned, updatable link of the node's sk_msg program on waggle_bypass",
   },
+  {
+    feature: "the sock_recv_length tracepoint and the bpf_rdonly_cast kfunc",
+    since: "6.3",
+    usedFor: "flow control: reading a receiver's ingress queue length after each read",
+  },
 ];
+
+/** Where the kernel publishes its BTF, which the flow control's tracepoint program needs. */
+export const KERNEL_BTF = "/sys/kernel/btf/vmlinux";
 
 /**
  * Where the bypass still differs from TCP on every kernel tested (6.18), proven by
@@ -319,12 +334,6 @@ export const BYPASS_OPEN_DIFFERENCES: readonly {
   difference: string;
   fixedIn: string | null;
 }[] = [
-  {
-    short: "no flow control",
-    difference:
-      "no flow control: a peer that stops reading never stops the sender; its receive queue grows without a window (bounded only by the node's TCP memory, tcp_mem)",
-    fixedIn: null,
-  },
   {
     short: "MSG_WAITALL short reads",
     difference:
@@ -363,8 +372,15 @@ export interface BypassSupport {
   reason: string;
 }
 
-/** The socket bypass's kernel check for a release string (default: the running kernel). */
-export function bypassSupport(release: string = osRelease()): BypassSupport {
+/**
+ * The socket bypass's kernel check for a release string (default: the running kernel) and
+ * whether the kernel publishes its BTF (default: KERNEL_BTF exists). Without BTF the flow
+ * control cannot load, and the bypass stays off rather than run without it.
+ */
+export function bypassSupport(
+  release: string = osRelease(),
+  btf: boolean = existsSync(KERNEL_BTF),
+): BypassSupport {
   const kernel = kernelVersion(release);
   const floor = BYPASS_KERNEL_FIXES.map((f) => f.since)
     .sort(compareDotted)
@@ -375,6 +391,7 @@ export function bypassSupport(release: string = osRelease()): BypassSupport {
       : BYPASS_KERNEL_FIXES.filter((f) => compareDotted(kernel, f.since) < 0).map(
           (f) => `${f.feature} (${f.since})`,
         );
+  if (!btf) missing.push(`kernel BTF (${KERNEL_BTF}, CONFIG_DEBUG_INFO_BTF) for the flow control`);
   const differences = BYPASS_OPEN_DIFFERENCES.filter(
     (d) => kernel === null || d.fixedIn === null || compareDotted(kernel, d.fixedIn) < 0,
   ).map((d) => d.short);

@@ -13,7 +13,7 @@ import { createBypassLink, swapBypassLink } from "./bypass";
 import { DatapathError } from "./errors";
 import { MAP_NAMES } from "./layout";
 import { requireBpffs, sweepStaging } from "./pins";
-import { ALL_PROGRAMS, BYPASS_PROGRAM, OBJECTS, POD_LINKS, paths } from "./programs";
+import { ALL_PROGRAMS, OBJECTS, OPTIONAL_OBJECTS, POD_LINKS, paths } from "./programs";
 import { type PodRecordData, readAllRecords } from "./record";
 import { listDir, removeTree } from "./shared-fs";
 
@@ -26,9 +26,15 @@ export interface DatapathOptions {
    * absent: the kernel's default (requirements.ts bypassSupport; bypass.ts).
    */
   socketBypass?: boolean;
+  /** The bypass's bound on a receiver's unread bytes (plugin config `socket_bypass_backlog`). */
+  socketBypassBacklog?: number;
 }
 
-/** Loads every object, maps pinned (or reused) under mapsDir, programs pinned under progsDir. */
+/**
+ * Loads every object, maps pinned (or reused) under mapsDir, programs pinned under progsDir.
+ * An optional object the kernel refuses (OPTIONAL_OBJECTS: no BTF) is left out; what needs
+ * it stays off (bypass.ts).
+ */
 function loadInto(mapsDir: string, progsDir: string): void {
   makeDirectories(mapsDir);
   makeDirectories(progsDir);
@@ -38,7 +44,12 @@ function loadInto(mapsDir: string, progsDir: string): void {
   for (const name of OBJECTS) {
     const obj = BpfObject.open(bpfObject(name), { name, pinMaps });
     try {
-      obj.load();
+      try {
+        obj.load();
+      } catch (err) {
+        if (OPTIONAL_OBJECTS.includes(name)) continue;
+        throw err;
+      }
       for (const prog of obj.programNames()) {
         const p = obj.program(prog);
         try {
@@ -290,7 +301,7 @@ export function upgradePrograms(opts: DatapathOptions): UpgradeReport {
       }
     };
     swapPods();
-    report.bypassLinkUpdated = swapBypassLink(root, progs.get(BYPASS_PROGRAM.name) as Program);
+    report.bypassLinkUpdated = swapBypassLink(root, fresh);
     const old = join(paths.datapath(root), `progs-old-${randomBytes(4).toString("hex")}`);
     if (existsSync(paths.progs(root))) renameSync(paths.progs(root), old);
     renameSync(fresh, paths.progs(root));

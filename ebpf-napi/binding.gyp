@@ -18,7 +18,8 @@
         "src/netns_watch.cc",
         "src/object.cc",
         "src/probes.cc",
-        "src/tc.cc"
+        "src/tc.cc",
+        "src/tracing.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],

@@ -5,7 +5,7 @@
 import { isAbsolute } from "node:path";
 import type { Argv } from "yargs";
 import { isLogLevel, type LogLevel, logLevels } from "../base/log";
-import { DEFAULT_CONFIG } from "../mesh/config";
+import { DEFAULT_CONFIG, SOCKET_BYPASS_BACKLOG } from "../mesh/config";
 
 export interface OptionSpec {
   /** Flag name (kebab case); yargs also accepts the camel-case twin. */
@@ -193,6 +193,14 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
       "socket_bypass written into the plugin's config entry: true, false, or auto (left out: the kernel's default, see waggle doctor)",
   },
   {
+    flag: "socket-bypass-backlog",
+    env: "WAGGLE_SOCKET_BYPASS_BACKLOG",
+    type: "string",
+    default: "auto",
+    describe:
+      "socket_bypass_backlog written into the plugin's config entry: bytes a bypassed receiver may leave unread before its sender is held on TCP, or auto (left out: 4 MiB)",
+  },
+  {
     flag: "pod-namespace",
     env: "POD_NAMESPACE",
     type: "string",
@@ -247,6 +255,8 @@ export interface InstallOptions {
     excludeNamespaces: string[];
     /** socket_bypass of the entry; undefined ("auto"): left out, the kernel's default. */
     socketBypass?: boolean;
+    /** socket_bypass_backlog of the entry; undefined ("auto"): left out, the default. */
+    socketBypassBacklog?: number;
   };
   repairWarn: { count: number; windowSeconds: number };
 }
@@ -397,6 +407,19 @@ function socketBypass(raw: Raw, flag: string): { socketBypass?: boolean } {
   throw new OptionError(`${where(flag)} must be true, false or auto, got ${JSON.stringify(v)}`);
 }
 
+/** Bytes -> the entry's socket_bypass_backlog; "auto" -> nothing (the default bound). */
+function socketBypassBacklog(raw: Raw, flag: string): { socketBypassBacklog?: number } {
+  const v = str(raw, flag);
+  if (v === "auto") return {};
+  const n = Number(v);
+  const { min, max } = SOCKET_BYPASS_BACKLOG;
+  if (!/^[0-9]+$/.test(v) || n < min || n > max)
+    throw new OptionError(
+      `${where(flag)} must be auto or bytes from ${min} to ${max}, got ${JSON.stringify(v)}`,
+    );
+  return { socketBypassBacklog: n };
+}
+
 /** The install settings from parsed flags and the environment. Throws OptionError. */
 export function resolveInstallOptions(
   args: Record<string, unknown>,
@@ -436,6 +459,7 @@ export function resolveInstallOptions(
       logFile: absolutePath(raw, "plugin-log-file"),
       excludeNamespaces: [...new Set([...excluded, podNamespace])],
       ...socketBypass(raw, "socket-bypass"),
+      ...socketBypassBacklog(raw, "socket-bypass-backlog"),
     },
     repairWarn: {
       count: num(raw, "repair-warn-count", 1, 1_000_000),

@@ -32,5 +32,8 @@ export function pluginEntry(options: InstallOptions): Record<string, unknown> {
     ...(options.plugin.socketBypass === undefined
       ? {}
       : { socket_bypass: options.plugin.socketBypass }),
+    ...(options.plugin.socketBypassBacklog === undefined
+      ? {}
+      : { socket_bypass_backlog: options.plugin.socketBypassBacklog }),
   };
 }

@@ -50,7 +50,25 @@ export interface WaggleConfig {
    * false: off (new connections use TCP).
    */
   socketBypass?: boolean;
+  /**
+   * socket_bypass_backlog: bytes a bypassed receiver may leave unread before its senders fall
+   * back to TCP, whose window then stops them (SOCKET_BYPASS_BACKLOG). Absent: the default.
+   */
+  socketBypassBacklog?: number;
 }
+
+/**
+ * The socket bypass's bound on a receiver's unread bytes (docs/datapath.md, "Flow control"):
+ * the default (TCP's autotuned receive buffer goes up to 6 MiB by default; the programs'
+ * BYPASS_BACKLOG_DEFAULT in bpf/include/waggle/abi.h is the same), and the range a
+ * configuration may ask for: below a few messages every bulk transfer would fall back to
+ * TCP at once; the programs keep it in 32 bits.
+ */
+export const SOCKET_BYPASS_BACKLOG = {
+  default: 4 << 20,
+  min: 256 << 10,
+  max: 2 ** 32 - 1,
+} as const;
 
 export const DEFAULT_CONFIG: Readonly<WaggleConfig> = Object.freeze({
   bpfRoot: "/sys/fs/bpf/waggle",
@@ -164,6 +182,13 @@ export function parseWaggleConfig(raw: Raw): WaggleConfig {
     if (typeof raw.socket_bypass !== "boolean") invalid("socket_bypass", "must be true or false");
     config.socketBypass = raw.socket_bypass;
   }
+  if (raw.socket_bypass_backlog !== undefined) {
+    const v = raw.socket_bypass_backlog;
+    const { min, max } = SOCKET_BYPASS_BACKLOG;
+    if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max)
+      invalid("socket_bypass_backlog", `must be a whole number of bytes from ${min} to ${max}`);
+    config.socketBypassBacklog = v;
+  }
   return config;
 }
 
@@ -182,6 +207,7 @@ export const KNOWN_KEYS: ReadonlySet<string> = new Set([
   "api_timeout_ms",
   "ambient_enabled",
   "socket_bypass",
+  "socket_bypass_backlog",
 ]);
 
 /** Keys waggle reads inside the `kubernetes` block (istio-cni's layout). */

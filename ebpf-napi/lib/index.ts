@@ -8,6 +8,7 @@
 //   Link     .info() .pin .update(prog, { expected }) .detach() .close()  Link.openPinned / fromId
 //   attachCgroup(prog, cgroupDir, attachType) -> Link; cgroupQuery(cgroupDir, attachType)
 //   attachSockmap(prog, map, attachType) -> Link (sockmap/sockhash programs, Linux 6.10+)
+//   attachTracing(prog, attachType) -> Link (fentry/fexit/tp_btf programs; not updatable)
 //   unpin(path)
 //   tcAttach / tcQuery / tcDetach / tcDestroyHook   (netns by path, native thread)
 //   netnsCookie(netnsPath), cgroupId(cgroupDir)
@@ -51,6 +52,7 @@ export {
   tcDetach,
   tcQuery,
 } from "./tc";
+export { attachTracing } from "./tracing";
 export type {
   CgroupAttachType,
   LinkInfo,
@@ -59,4 +61,5 @@ export type {
   ProgramInfo,
   ProgType,
   SockmapAttachType,
+  TracingAttachType,
 } from "./types";

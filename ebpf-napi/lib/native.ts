@@ -12,6 +12,7 @@ import type {
   ProgramInfo,
   ProgType,
   SockmapAttachType,
+  TracingAttachType,
 } from "./types";
 
 /** A bpf_object handle living in the addon (see object.ts for the documented wrapper). */
@@ -87,6 +88,7 @@ export interface Native {
   cgroupLinkCreate(progFd: number, cgroupDir: string, attachType: CgroupAttachType): number;
   cgroupQuery(cgroupDir: string, attachType: CgroupAttachType, effective: boolean): number[];
   sockmapLinkCreate(progFd: number, mapFd: number, attachType: SockmapAttachType): number;
+  tracingLinkCreate(progFd: number, attachType: TracingAttachType): number;
   linkUpdate(linkFd: number, progFd: number, expectedProgFd: number): void;
   linkDetach(linkFd: number): void;
 

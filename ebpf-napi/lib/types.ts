@@ -102,6 +102,12 @@ export type SockmapAttachType =
   | "sk_skb_stream_verdict"
   | "sk_skb_verdict";
 
+/**
+ * Attach types of tracing programs (libbpf names): fentry, fexit, fmod_ret, and BTF
+ * tracepoints (tp_btf, BPF_TRACE_RAW_TP).
+ */
+export type TracingAttachType = "trace_fentry" | "trace_fexit" | "modify_return" | "trace_raw_tp";
+
 /** What the kernel says about a loaded program (bpf_prog_info). */
 export interface ProgramInfo {
   /** Kernel-wide program id. */

@@ -53,6 +53,7 @@ Napi::Object Register(Napi::Env env, Napi::Object exports) {
   InitNetnsInterfaces(env, exports);
   InitNetnsWatch(env, exports);
   InitFlock(env, exports);
+  InitTracing(env, exports);
   return exports;
 }
 

@@ -16,6 +16,7 @@ void InitNetnsBpf(Napi::Env env, Napi::Object exports);         // netns_bpf.cc
 void InitNetnsInterfaces(Napi::Env env, Napi::Object exports);  // netns_interfaces.cc
 void InitNetnsWatch(Napi::Env env, Napi::Object exports);       // netns_watch.cc
 void InitFlock(Napi::Env env, Napi::Object exports);            // flock.cc
+void InitTracing(Napi::Env env, Napi::Object exports);          // tracing.cc
 
 // Registers exports[name] = Guard<F>.
 template <Napi::Value (*F)(const Napi::CallbackInfo&)>

@@ -3,26 +3,31 @@
 // it on; each side of the connection reports what an application sees (bytes and their
 // SHA-256, return values, errno names, epoll masks; test/support/bypassprobe.py) and the two
 // runs must report exactly the same. The pods' counters prove which path carried the bytes:
-// messages bypassed > 0 in the bypass run, none in the TCP run.
+// messages bypassed > 0 in the bypass run, none in the TCP run. Flow control (the bound on a
+// receiver's unread bytes) has cases of its own: there the two runs differ by design in how
+// much the sender wrote before it was stopped, and the cases measure it.
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { expect } from "chai";
-import { Link } from "ebpf-napi";
+import { Link, Program } from "ebpf-napi";
 import {
   applyNodeBypass,
   attachPod,
   BYPASS_OPEN_DIFFERENCES,
   BYPASS_PROGRAM,
+  BYPASS_RECV_PROGRAM,
   type BypassCounterName,
   detachPod,
   ensureSharedPrograms,
   listPods,
   MAP_NAMES,
   mapEntryCounts,
+  nodeBypassSettings,
   paths,
   removeDatapath,
   upgradePrograms,
 } from "../../datapath";
+import { SOCKET_BYPASS_BACKLOG } from "../../mesh/config";
 import { defaultRedirectSettings, type RedirectSettings } from "../../mesh/redirect-settings";
 import "../support/hooks";
 import { uniqueName } from "../support/names";
@@ -108,6 +113,8 @@ describe("socket bypass: each case observes the same over TCP and over the bypas
       bypass_msgs: 0,
       bypass_bytes: 0,
       bypass_fallbacks: 0,
+      bypass_backpressure_fallbacks: 0,
+      bypass_backpressure_bytes: 0,
     };
     for (const p of listPods(root.opts)) {
       for (const k of Object.keys(sum) as BypassCounterName[]) sum[k] += p.counters?.[k] ?? 0;
@@ -138,8 +145,9 @@ describe("socket bypass: each case observes the same over TCP and over the bypas
     arg: string,
     bypass: boolean,
     during?: () => Promise<void>,
+    backlog?: number,
   ): Promise<Run> {
-    const state = applyNodeBypass(root.path, bypass);
+    const state = applyNodeBypass(root.path, bypass, backlog);
     expect(state.enabled, `node switch ${bypass}: ${state.support.reason}`).to.equal(bypass);
     const before = bypassCounters();
     const server = hop.server().spawn(PYTHON, [PROBE, "serve", hop.addr(), kase, arg]);
@@ -215,6 +223,20 @@ describe("socket bypass: each case observes the same over TCP and over the bypas
     return [tcp, bypassed];
   }
 
+  /**
+   * The bypass carried all `total` bytes, or (a reader that fell the bound behind) it carried
+   * bytes until a back-pressure hold moved the rest of that burst to TCP; never a fallback.
+   */
+  function expectCarried(r: Run, total: number): void {
+    expect(r.counters.bypass_fallbacks, "no fallback for good").to.equal(0);
+    if (r.counters.bypass_backpressure_fallbacks === 0)
+      expect(r.counters.bypass_bytes, "no hold: every byte bypassed").to.equal(total);
+    else {
+      expect(r.counters.bypass_bytes, "bypassed until the hold").to.be.greaterThan(0);
+      expect(r.counters.bypass_backpressure_bytes, "TCP bytes while held").to.be.greaterThan(0);
+    }
+  }
+
   const podToPod4: Hop = {
     name: "pod to pod (IPv4)",
     server: () => b,
@@ -268,7 +290,7 @@ describe("socket bypass: each case observes the same over TCP and over the bypas
       const r = await compare(podToPod4, "stream", `${up}:${down}`);
       expect(r.server.receivedBytes).to.equal(up);
       expect(r.client.receivedBytes).to.equal(down);
-      expect(r.counters.bypass_bytes).to.equal(up + down);
+      expectCarried(r, up + down);
     });
   }
 
@@ -276,7 +298,7 @@ describe("socket bypass: each case observes the same over TCP and over the bypas
     const r = await compare(podToPod4, "duplex", String(64 * MiB));
     expect(r.server.receivedSha).to.equal(r.client.sentSha);
     expect(r.client.receivedSha).to.equal(r.server.sentSha);
-    expect(r.counters.bypass_bytes).to.equal(128 * MiB);
+    expectCarried(r, 128 * MiB);
   });
 
   it("half-close: data before the FIN is read first, then EOF; the other way stays open", async () => {
@@ -306,7 +328,12 @@ describe("socket bypass: each case observes the same over TCP and over the bypas
   it("the peer's process dies mid-transfer: the sender gets a reset or broken pipe, as over TCP", async () => {
     const r = await compare(podToPod4, "peer-exit");
     expect(r.client.outcome).to.equal("reset or broken pipe");
-    expect(r.counters.bypass_fallbacks, "the sender fell back once the peer was gone").to.equal(1);
+    // the sender left the bypass once: for good when it found the peer gone, or held on TCP
+    // by back-pressure if the peer had stopped reading a bound's worth before it died
+    expect(
+      r.counters.bypass_fallbacks + r.counters.bypass_backpressure_fallbacks,
+      "the sender left the bypass once",
+    ).to.equal(1);
   });
 
   it("MSG_PEEK leaves the bytes in place", async () => {
@@ -330,12 +357,78 @@ describe("socket bypass: each case observes the same over TCP and over the bypas
     expect(r.server.noNewData).to.deep.equal([]);
   });
 
-  it("flow control: open difference, a sender to a peer that does not read is never stopped", async () => {
-    const [tcp, bypassed] = await stillDiffers("backpressure", "no flow control", String(64 * MiB));
-    expect(tcp.client).to.include({ blocked: true, sentBelowLimit: true });
-    // all 64 MiB went into the peer's ingress queue without the sender ever waiting
-    expect(bypassed.client).to.include({ blocked: false, sentBelowLimit: false });
-    expect(bypassed.server.receivedBytes).to.equal(64 * MiB);
+  /**
+   * A sender writing up to 64 MiB without blocking to a peer that reads nothing for 2.5 s
+   * (then `more` bytes, paced, once the peer reads): over TCP and over the bypass (bound
+   * `backlog`, absent: the default). Both senders must meet EAGAIN; over the bypass after at
+   * most the bound, one message (the 64 KiB write that found the queue full goes through
+   * TCP) and what TCP itself buffered in the TCP run (the direction is held on TCP); then the
+   * peer reads every byte, in order.
+   */
+  async function stoppedSender(backlog?: number, more = 0): Promise<{ tcp: Run; bypassed: Run }> {
+    const bound = backlog ?? SOCKET_BYPASS_BACKLOG.default;
+    const arg = `${64 * MiB}:${more}`;
+    const tcp = await run(podToPod4, "backpressure", arg, false);
+    const bypassed = await run(podToPod4, "backpressure", arg, true, undefined, backlog);
+    expect(nodeBypassSettings(root.path), "the bound the programs read").to.deep.equal({
+      enabled: true,
+      backlogMax: bound,
+    });
+    for (const [name, r] of [
+      ["TCP", tcp],
+      ["bypass", bypassed],
+    ] as const) {
+      expect(r.client, `${name}: the sender met EAGAIN`).to.include({
+        blocked: true,
+        sentBelowLimit: true,
+      });
+      expect(r.server.receivedSha, `${name}: every byte arrived, in order`).to.equal(
+        r.client.sentSha,
+      );
+    }
+    const stopped = bypassed.client.stoppedAt as number;
+    const tcpStopped = tcp.client.stoppedAt as number;
+    console.log(
+      `      queued before the sender stopped: TCP ${tcpStopped} B, bypass ${stopped} B (bound ${bound} B)`,
+    );
+    expect(stopped, "stopped after the bound, one message and TCP's own buffers").to.be.at.most(
+      bound + 65536 + 2 * tcpStopped,
+    );
+    expect(stopped, "the bypass carried bytes up to the bound").to.be.greaterThan(bound - 65536);
+    expect(bypassed.counters).to.include({
+      bypass_sockets: 2,
+      bypass_fallbacks: 0,
+      bypass_backpressure_fallbacks: 1,
+    });
+    expect(tcp.counters.bypass_msgs).to.equal(0);
+    return { tcp, bypassed };
+  }
+
+  it("flow control: a sender to a peer that does not read is stopped (EAGAIN) after the bound; then every byte arrives in order", async () => {
+    const { bypassed } = await stoppedSender();
+    // until the sender stopped, the bypass carried at most the bound
+    expect(bypassed.counters.bypass_bytes).to.be.at.most(SOCKET_BYPASS_BACKLOG.default);
+  });
+
+  it("flow control: the node's bound (socket_bypass_backlog) sets where the sender is stopped", async () => {
+    const { bypassed } = await stoppedSender(1 * MiB);
+    expect(bypassed.counters.bypass_bytes).to.be.at.most(1 * MiB);
+  });
+
+  it("flow control: a held direction returns to the bypass once the peer has read every byte sent through TCP", async () => {
+    const { bypassed } = await stoppedSender(1 * MiB, 1 * MiB);
+    // the bypass carried at most 1 MiB before the hold: more than that came after it
+    expect(bypassed.counters.bypass_bytes).to.be.greaterThan(1 * MiB);
+    expect(bypassed.counters.bypass_backpressure_fallbacks).to.equal(1);
+  });
+
+  it("flow control: 64 MiB to a reading peer arrive in order, over the bypass while the reader keeps within the bound", async () => {
+    const r = await compare(podToPod4, "stream", `${64 * MiB}:0`);
+    expect(r.server.receivedSha).to.equal(r.client.sentSha);
+    expectCarried(r, 64 * MiB);
+    console.log(
+      `      64 MiB to a reading peer: ${r.counters.bypass_bytes} B bypassed, ${r.counters.bypass_backpressure_bytes} B held on TCP in ${r.counters.bypass_backpressure_fallbacks} holds`,
+    );
   });
 
   it("FIONREAD counts the bytes waiting", async () => {
@@ -430,27 +523,40 @@ describe("socket bypass: each case observes the same over TCP and over the bypas
   });
 
   it("upgradePrograms under a live bypassed connection: the node link gets the new program, bytes stay intact", async () => {
-    const pin = paths.link(root.path, BYPASS_PROGRAM.name);
-    const progOf = () => {
-      const l = Link.openPinned(pin);
+    const progOf = (name: string) => {
+      const l = Link.openPinned(paths.link(root.path, name));
       try {
         return l.info().progId;
       } finally {
         l.close();
       }
     };
-    const seen: number[] = [];
+    const both = () => [progOf(BYPASS_PROGRAM.name), progOf(BYPASS_RECV_PROGRAM.name)];
+    const seen: number[][] = [];
     const upgrade = async () => {
       await new Promise((r) => setTimeout(r, 500));
-      seen.push(progOf());
+      seen.push(both());
       const report = upgradePrograms(root.opts);
       expect(report.bypassLinkUpdated).to.equal(true);
-      seen.push(progOf());
+      seen.push(both());
     };
     const r = await compare(podToPod4, "paced", "40", upgrade);
     expect(r.server.receivedSha).to.equal(r.client.sentSha);
-    expect(seen[1]).to.not.equal(seen[0]);
-    expect(seen[3]).to.not.equal(seen[2]);
+    // each upgrade (TCP run, bypass run) put new programs into both node links: the sk_msg
+    // link in place, the flow control's tracepoint link replaced by a new pin
+    for (const [before, after] of [
+      [seen[0], seen[1]],
+      [seen[2], seen[3]],
+    ]) {
+      expect(after[0]).to.not.equal(before[0]);
+      expect(after[1]).to.not.equal(before[1]);
+    }
+    const pinned = Program.openPinned(paths.prog(root.path, BYPASS_RECV_PROGRAM.name));
+    try {
+      expect(seen[3][1], "the new link runs the pinned program").to.equal(pinned.info().id);
+    } finally {
+      pinned.close();
+    }
   });
 
   it("uninstall (removeDatapath) with a live bypassed connection: it keeps flowing, intact", async () => {

@@ -14,6 +14,7 @@ import {
   type AttachRequest,
   attachedContainerIds,
   BYPASS_PROGRAM,
+  BYPASS_RECV_PROGRAM,
   CGROUP_PROGRAMS,
   checkPod,
   listPods,
@@ -169,13 +170,15 @@ describe("kernel: the datapath under concurrent callers", function () {
     expect(pinsUnder(paths.datapath(root.path)).sort()).to.deep.equal(
       [
         ...ALL_PROGRAMS.map((p) => `progs/${p}`),
+        `progs/${BYPASS_RECV_PROGRAM.name}`, // loaded where the kernel has BTF, as here
         ...maps.map((m) => `maps/${m}`),
         `links/${BYPASS_PROGRAM.name}`, // the node's sockmap link (socket bypass)
+        `links/${BYPASS_RECV_PROGRAM.name}`, // its flow control's tracepoint link
       ].sort(),
     );
     // ... and of the SAME load: every pinned program uses the pinned maps, no loser's copy.
     const pinnedMapIds = new Set(maps.map((m) => mapId(paths.map(root.path, m))));
-    for (const prog of ALL_PROGRAMS) {
+    for (const prog of [...ALL_PROGRAMS, BYPASS_RECV_PROGRAM.name]) {
       const foreign = programMapIds(paths.prog(root.path, prog)).filter((id) => {
         if (pinnedMapIds.has(id)) return false;
         // the object's own internal maps (.rodata, .bss) are not pinned: not shared state

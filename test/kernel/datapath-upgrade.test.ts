@@ -5,15 +5,19 @@
 // pods whose cgroup and netns are already gone do not stop the upgrade.
 
 import { spawn } from "node:child_process";
+import { existsSync, rmSync } from "node:fs";
 import { expect } from "chai";
 import { Link, Program } from "ebpf-napi";
 import {
   ALL_PROGRAMS,
+  applyNodeBypass,
+  BYPASS_RECV_PROGRAM,
   checkPod,
   detachPod,
   ensureSharedPrograms,
   LISTENER_FINDER,
   listPods,
+  MAP_NAMES,
   POD_LINKS,
   paths,
   type UpgradeReport,
@@ -432,6 +436,47 @@ describe("kernel: upgradePrograms under live traffic", function () {
     } finally {
       for (const id of ids) detachPod(id, root.opts);
       for (const p of pods) await p.destroy();
+    }
+  });
+
+  it("a datapath pinned before the socket bypass's flow control gets its maps, program and tracepoint link", () => {
+    const old = new BpfRoot();
+    try {
+      ensureSharedPrograms(old.opts);
+      // what an earlier build pinned: everything but the flow control's pins
+      const flowPins = [
+        paths.link(old.path, BYPASS_RECV_PROGRAM.name),
+        paths.prog(old.path, BYPASS_RECV_PROGRAM.name),
+        paths.map(old.path, MAP_NAMES.bypassBacklog),
+        paths.map(old.path, MAP_NAMES.bypassFlowCounters),
+      ];
+      for (const pin of flowPins) rmSync(pin);
+      expect(applyNodeBypass(old.path, true).enabled, "no flow control: no bypass").to.equal(false);
+      const report = upgradePrograms(old.opts);
+      expect(report.bypassLinkUpdated).to.equal(true);
+      for (const pin of flowPins) expect(existsSync(pin), pin).to.equal(true);
+      const link = Link.openPinned(flowPins[0]);
+      const prog = Program.openPinned(flowPins[1]);
+      try {
+        expect(link.info()).to.include({ type: "raw_tracepoint", progId: prog.info().id });
+      } finally {
+        link.close();
+        prog.close();
+      }
+      expect(applyNodeBypass(old.path, true).enabled).to.equal(true);
+      // and a second upgrade replaces the tracepoint link with one running its new program
+      const again = upgradePrograms(old.opts);
+      expect(again.bypassLinkUpdated).to.equal(true);
+      const relinked = Link.openPinned(flowPins[0]);
+      const reloaded = Program.openPinned(flowPins[1]);
+      try {
+        expect(relinked.info().progId).to.equal(reloaded.info().id);
+      } finally {
+        relinked.close();
+        reloaded.close();
+      }
+    } finally {
+      old.destroy();
     }
   });
 

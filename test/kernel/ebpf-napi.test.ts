@@ -13,7 +13,7 @@ import {
   rmdirSync,
   rmSync,
 } from "node:fs";
-import { createServer, type Server } from "node:net";
+import { connect, createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
@@ -24,6 +24,7 @@ import {
   addonLocation,
   attachCgroup,
   attachSockmap,
+  attachTracing,
   BpfError,
   BpfMap,
   BpfObject,
@@ -1039,5 +1040,76 @@ describe("ebpf-napi: shipped libraries", () => {
       "napi_register_module_v1",
       "node_api_module_get_api_version_v1",
     ]);
+  });
+});
+
+describe("ebpf-napi: tracing links", () => {
+  /** One loopback TCP exchange in this process: its reads fire sock_recv_length. */
+  async function exchange(): Promise<void> {
+    const server = createServer((c) => c.on("data", () => c.end()));
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    try {
+      const { port } = server.address() as { port: number };
+      await new Promise<void>((resolve, reject) => {
+        const c = connect(port, "127.0.0.1", () => c.write("ping"));
+        c.on("error", reject);
+        c.on("close", () => resolve());
+        c.resume();
+      });
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+  }
+
+  function tracingSelftest(): { prog: Program; reads: BpfMap } {
+    const obj = owned(BpfObject.open(bpfObject("selftest"), { name: "selftest" }));
+    obj.setAutoload("selftest_recv", true);
+    obj.load();
+    const reads = owned(obj.map("selftest_reads"));
+    reads.update(u32(0), u64(BigInt(process.pid)));
+    return { prog: owned(obj.program("selftest_recv")), reads };
+  }
+  const readsSeen = (reads: BpfMap) => (reads.lookup(u32(1)) as Buffer).readBigUInt64LE(0);
+
+  it("attaches a tp_btf program as a pinned link that runs while the pin holds it, and stops once the pin is gone", async () => {
+    const pins = makePinDir();
+    const { prog, reads } = tracingSelftest();
+    const link = owned(attachTracing(prog, "trace_raw_tp"));
+    const linkPath = join(pins, "recv");
+    link.pin(linkPath);
+    onTeardown("unpin link", () => rmSync(linkPath, { force: true }));
+    expect(link.info()).to.include({ type: "raw_tracepoint", progId: prog.info().id });
+    link.close(); // the pin alone keeps it attached
+    await exchange();
+    const seen = readsSeen(reads);
+    expect(seen > 0n, "the program ran for this process's socket reads").to.equal(true);
+    const pinned = owned(Link.openPinned(linkPath));
+    expect(pinned.info().progId).to.equal(prog.info().id);
+    pinned.close();
+    rmSync(linkPath);
+    await exchange();
+    expect(readsSeen(reads), "no run after the last holder went").to.equal(seen);
+  });
+
+  it("a tracing link's program cannot be replaced in place (the kernel refuses bpf_link_update)", () => {
+    const { prog } = tracingSelftest();
+    const link = owned(attachTracing(prog, "trace_raw_tp"));
+    expectBpfError(() => link.update(prog), "bpf_link_update", "EINVAL");
+  });
+
+  it("refuses an attach type that is not a tracing one, naming it", () => {
+    const { prog } = tracingSelftest();
+    const err = expectBpfError(
+      () => attachTracing(prog, "sk_msg_verdict" as unknown as "trace_fexit"),
+      "attach_type",
+      "EINVAL",
+    );
+    expect(err.message).to.contain("sk_msg_verdict is not a tracing attach type");
+  });
+
+  it("refuses a program loaded for another attach type (kernel EINVAL)", () => {
+    const obj = loadSelftest();
+    const prog = owned(obj.program("selftest_msg_pass"));
+    expectBpfError(() => attachTracing(prog, "trace_fexit"), "bpf_link_create", "EINVAL");
   });
 });

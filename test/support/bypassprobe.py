@@ -522,26 +522,43 @@ def backpressure_server(c, arg):
     c.settimeout(None)
     time.sleep(2.5)
     data, err = recv_all(c)
-    return {"receivedBytes": len(data)}
+    return stream_report("received", data, err)
 
 
 def backpressure_client(s, arg):
-    """Non-blocking writes of 64 KiB to a peer that does not read: does the sender meet EAGAIN?"""
-    limit = int(arg)
+    """arg "LIMIT[:MORE]": non-blocking writes of 64 KiB (distinct bytes) to a peer that does
+    not read, up to LIMIT bytes: does the sender meet EAGAIN, after how many bytes? Then, once
+    the peer has read for a while, MORE bytes in 64 KiB writes 20 ms apart. The peer's
+    checksum covers everything written."""
+    limit, _, more = arg.partition(":")
+    limit, more = int(limit), int(more or "0")
     s.setblocking(False)
-    chunk = b"b" * 65536
+    data = payload(7, limit + more)
     sent = 0
     blocked = False
     while sent < limit:
         try:
-            sent += s.send(chunk)
+            sent += s.send(data[sent : min(sent + 65536, limit)])
         except BlockingIOError:
             blocked = True
             break
+    stopped_at = sent
     s.setblocking(True)
+    if more:
+        time.sleep(3.5)  # the peer starts reading at 2.5 s
+        end = sent + more
+        while sent < end:
+            s.sendall(data[sent : min(sent + 65536, end)])
+            sent = min(sent + 65536, end)
+            time.sleep(0.02)
     s.shutdown(socket.SHUT_WR)
     recv_all(s)
-    return {"blocked": blocked, "sentBelowLimit": sent < limit}
+    return {
+        "blocked": blocked,
+        "sentBelowLimit": stopped_at < limit,
+        "stoppedAt": stopped_at,
+        **stream_report("sent", data[:sent]),
+    }
 
 
 TCP_FASTOPEN = 23

@@ -5,11 +5,12 @@ import { formatStatus } from "../../app/status";
 import {
   BYPASS_KERNEL_FIXES,
   BYPASS_OPEN_DIFFERENCES,
+  bypassBacklogMax,
   bypassSupport,
   POLICY,
   podPolicy,
 } from "../../datapath";
-import { parseWaggleConfig, WaggleConfigError } from "../../mesh/config";
+import { parseWaggleConfig, SOCKET_BYPASS_BACKLOG, WaggleConfigError } from "../../mesh/config";
 import {
   InvalidAnnotationError,
   parseRedirectSettings,
@@ -27,12 +28,19 @@ describe("socket bypass: kernel check", () => {
   });
 
   it("can run from the floor on, and stays off by default while a difference is open", () => {
-    const s = bypassSupport("6.18.44-fc-v1272");
+    const s = bypassSupport("6.18.44-fc-v1272", true);
     expect(s).to.include({ available: true, kernel: "6.18.44" });
     expect(s.missing).to.deep.equal([]);
     expect(s.differences).to.have.length(BYPASS_OPEN_DIFFERENCES.length);
     expect(s.defaultOn).to.equal(BYPASS_OPEN_DIFFERENCES.every((d) => d.fixedIn !== null));
     expect(s.reason).to.contain("off unless socket_bypass is true");
+  });
+
+  it("is unavailable without the kernel's BTF (its flow control cannot load), saying so", () => {
+    const s = bypassSupport("6.18.44-fc-v1272", false);
+    expect(s).to.include({ available: false, defaultOn: false, kernel: "6.18.44" });
+    expect(s.missing).to.have.length(1);
+    expect(s.reason).to.contain("kernel BTF").and.contain("flow control");
   });
 
   it("the floor is the newest fix it relies on", () => {
@@ -64,6 +72,29 @@ describe("socket bypass: the node switch (plugin config socket_bypass)", () => {
       .to.throw(WaggleConfigError, "socket_bypass: must be true or false")
       .with.property("unsupported", false);
   });
+});
+
+describe("socket bypass: the backlog bound (plugin config socket_bypass_backlog)", () => {
+  it("is absent by default: the node gets the default bound (4 MiB)", () => {
+    expect(parseWaggleConfig(entry).socketBypassBacklog).to.equal(undefined);
+    expect(bypassBacklogMax(undefined)).to.equal(SOCKET_BYPASS_BACKLOG.default);
+    expect(SOCKET_BYPASS_BACKLOG.default).to.equal(4 * 1024 * 1024);
+  });
+
+  it("reads a whole number of bytes within the range, and the node gets it", () => {
+    const c = parseWaggleConfig({ ...entry, socket_bypass_backlog: 1 << 20 });
+    expect(c.socketBypassBacklog).to.equal(1 << 20);
+    expect(bypassBacklogMax(c.socketBypassBacklog)).to.equal(1 << 20);
+  });
+
+  for (const bad of [SOCKET_BYPASS_BACKLOG.min - 1, 2 ** 32, 1048576.5, "4MiB", -1]) {
+    it(`refuses ${JSON.stringify(bad)}, naming the key and the range`, () => {
+      expect(() => parseWaggleConfig({ ...entry, socket_bypass_backlog: bad }))
+        .to.throw(WaggleConfigError, "socket_bypass_backlog: must be a whole number of bytes from")
+        .with.property("unsupported", false);
+      if (typeof bad === "number") expect(() => bypassBacklogMax(bad)).to.throw(RangeError);
+    });
+  }
 });
 
 describe("socket bypass: the pod opt-out (waggle.io/socket-bypass)", () => {
@@ -107,4 +138,24 @@ describe("socket bypass: waggle status --verbose names the node switch", () => {
       expect(text.split("\n")).to.include(`socket bypass: ${on ? "on" : "off"} (node switch)`);
     });
   }
+
+  it("names the backlog bound the programs read", () => {
+    const text = formatStatus(
+      {
+        bpfRoot: "/sys/fs/bpf/waggle",
+        datapath: {
+          loaded: true,
+          missing: [],
+          mapEntries: {},
+          socketBypass: true,
+          socketBypassBacklog: 1048576,
+        },
+        pods: [],
+      },
+      { verbose: true },
+    );
+    expect(text.split("\n")).to.include(
+      "socket bypass backlog bound: 1048576 bytes unread per receiver",
+    );
+  });
 });

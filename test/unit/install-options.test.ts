@@ -181,6 +181,23 @@ describe("install: options (flags, environment twins, defaults)", () => {
       .and.to.match(/must be true, false or auto/);
   });
 
+  it("--socket-bypass-backlog: auto leaves socket_bypass_backlog out; bytes are written and read back; out of range is refused", () => {
+    const entryOf = (env: NodeJS.ProcessEnv, args: Record<string, unknown> = {}) =>
+      pluginEntry(resolveInstallOptions(args, { ...apiEnv, ...env }));
+    expect(entryOf({})).to.not.have.property("socket_bypass_backlog");
+    const entry = entryOf({}, { "socket-bypass-backlog": "1048576" });
+    expect(entry.socket_bypass_backlog).to.equal(1048576);
+    expect(parseWaggleConfig(entry).socketBypassBacklog).to.equal(1048576);
+    expect(entryOf({ WAGGLE_SOCKET_BYPASS_BACKLOG: "8388608" }).socket_bypass_backlog).to.equal(
+      8388608,
+    );
+    for (const bad of ["1000", "4MiB", "1e6", "4294967296", "-1"]) {
+      expect(() => resolveInstallOptions({}, { ...apiEnv, WAGGLE_SOCKET_BYPASS_BACKLOG: bad }), bad)
+        .to.throw(OptionError, "WAGGLE_SOCKET_BYPASS_BACKLOG")
+        .and.to.match(/must be auto or bytes from 262144 to 4294967295/);
+    }
+  });
+
   it("waggle's own namespace (POD_NAMESPACE) is always excluded, once, even with an empty list", () => {
     const own = (env: NodeJS.ProcessEnv, args: Record<string, unknown> = {}) =>
       pluginEntry(resolveInstallOptions(args, { ...apiEnv, ...env })).exclude_namespaces;

@@ -206,6 +206,7 @@ struct bypass_key {
 /* struct bypass_sock.flags */
 #define BYPASS_JOINED (1u << 0) /* the socket is in waggle_bypass */
 #define BYPASS_TCP    (1u << 1) /* bytes this socket sent went through TCP: never redirect again */
+#define BYPASS_HELD   (1u << 2) /* back-pressure: through TCP until the peer read all of it */
 
 /* Socket storage waggle_bypass_sock: the peer's key and this socket's decision. */
 struct bypass_sock {
@@ -226,13 +227,43 @@ struct bypass_counters {
 	__u64 bypass_fallbacks;  /* sockets whose sending fell back to TCP for good */
 };
 
+/*
+ * Per-pod per-CPU flow control counters: map waggle_bypass_flow_counters, key = netns
+ * cookie. A map of its own so that a datapath pinned before it upgrades in place.
+ */
+struct bypass_flow_counters {
+	__u64 bypass_backpressure_fallbacks; /* times a direction was held on TCP (peer's queue full) */
+	__u64 bypass_backpressure_bytes;     /* bytes sent through TCP while held */
+};
+
+/* struct bypass_backlog.flags */
+#define BACKLOG_SEQ (1u << 0) /* copied_seq is the receiver's, as of its last read */
+
+/*
+ * Map waggle_bypass_backlog, key = the receiving socket's own key: what its senders may add
+ * to. unread: bytes in its ingress queue (the sender adds, each read sets the true figure);
+ * copied_seq: how far it has read its TCP stream (the sender's sequence space), so a sender
+ * held on TCP knows when every byte it sent through TCP has been read.
+ */
+struct bypass_backlog {
+	__u64 unread;
+	__u32 copied_seq;
+	__u32 flags;
+};
+
 /* struct node_settings.flags */
 #define NODE_BYPASS (1u << 0) /* socket bypass on for this node */
+
+/*
+ * The bound on a bypassed receiver's ingress queue when waggle_node holds none (a datapath
+ * loader that predates it): TCP's autotuned receive buffer goes up to 6 MiB by default.
+ */
+#define BYPASS_BACKLOG_DEFAULT (4u << 20)
 
 /* Map waggle_node (array, one entry): node-wide settings, written by the datapath's loader. */
 struct node_settings {
 	__u32 flags;
-	__u32 pad;
+	__u32 bypass_backlog_max; /* bytes a bypassed receiver may have unread; 0: the default */
 };
 
 #endif

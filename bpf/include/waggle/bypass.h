@@ -16,6 +16,11 @@
  *   - the peer's pod has not opted out either.
  * The socket's storage keeps the peer's key (the mirror image of its own in the peer's netns)
  * and the sticky "went through TCP" decision the sk_msg program honours.
+ *
+ * Flow control: waggle_bypass_backlog holds, per receiving socket (its own key), the bytes
+ * waiting unread in its ingress queue and how far it has read its TCP stream; bypass.bpf.c
+ * adds what it redirects and holds a direction on TCP when the bound would be passed,
+ * bypass_recv.bpf.c sets the true figures after each read.
  */
 #ifndef WAGGLE_BYPASS_H
 #define WAGGLE_BYPASS_H
@@ -30,15 +35,21 @@
 #include "policy.h"
 #include "sockops.h"
 
-#define BYPASS_COUNT(netns, field, n) \
-	bypass_count_at((netns), offsetof(struct bypass_counters, field), (n))
+#define BYPASS_COUNT(netns, field, n)                                                   \
+	bypass_count_at(&waggle_bypass_counters, (netns), offsetof(struct bypass_counters, field), \
+			sizeof(struct bypass_counters), (n))
+#define FLOW_COUNT(netns, field, n)                                                       \
+	bypass_count_at(&waggle_bypass_flow_counters, (netns),                            \
+			offsetof(struct bypass_flow_counters, field),                     \
+			sizeof(struct bypass_flow_counters), (n))
 
-static __always_inline void bypass_count_at(__u64 netns, __u32 offset, __u64 n)
+static __always_inline void bypass_count_at(void *map, __u64 netns, __u32 offset, __u32 size,
+					    __u64 n)
 {
-	struct bypass_counters *c = bpf_map_lookup_elem(&waggle_bypass_counters, &netns);
+	void *c = bpf_map_lookup_elem(map, &netns);
 
-	if (c && offset <= sizeof(*c) - sizeof(__u64))
-		__sync_fetch_and_add((__u64 *)((void *)c + offset), n);
+	if (c && offset <= size - sizeof(__u64))
+		__sync_fetch_and_add((__u64 *)(c + offset), n);
 }
 
 static __always_inline bool bypass_node_enabled(void)
@@ -47,6 +58,45 @@ static __always_inline bool bypass_node_enabled(void)
 	const struct node_settings *n = bpf_map_lookup_elem(&waggle_node, &zero);
 
 	return n && (n->flags & NODE_BYPASS);
+}
+
+/* Bytes a bypassed receiver may have unread before its senders fall back to TCP. */
+static __always_inline __u64 bypass_backlog_max(void)
+{
+	__u32 zero = 0;
+	const struct node_settings *n = bpf_map_lookup_elem(&waggle_node, &zero);
+
+	return n && n->bypass_backlog_max ? n->bypass_backlog_max : BYPASS_BACKLOG_DEFAULT;
+}
+
+/* the fields read from the kernel's struct tcp_sock, relocated by libbpf at load (CO-RE) */
+struct tcp_sock___waggle {
+	__u32 copied_seq;
+	__u32 write_seq;
+} __attribute__((preserve_access_index));
+
+/* A socket's own key: the mirror image of the peer's key its storage keeps. */
+static __always_inline void bypass_own_key(const struct bypass_sock *b, struct bypass_key *own)
+{
+	own->netns = b->netns;
+	__builtin_memcpy(own->local_addr, b->peer.remote_addr, sizeof(own->local_addr));
+	__builtin_memcpy(own->remote_addr, b->peer.local_addr, sizeof(own->remote_addr));
+	own->local_port = b->peer.remote_port;
+	own->remote_port = b->peer.local_port;
+	own->pad = 0;
+}
+
+/* The first bytes queued for a receiver (or for one whose entry the LRU evicted). */
+static __always_inline void bypass_backlog_start(const struct bypass_key *peer, __u64 size)
+{
+	struct bypass_backlog fresh = { .unread = size };
+	struct bypass_backlog *v;
+
+	if (!bpf_map_update_elem(&waggle_bypass_backlog, peer, &fresh, BPF_NOEXIST))
+		return;
+	v = bpf_map_lookup_elem(&waggle_bypass_backlog, peer); /* its first read made it meanwhile */
+	if (v)
+		__sync_fetch_and_add(&v->unread, size);
 }
 
 /* A same-netns connection is a sidecar hop: a capture port or the passthrough source on it. */
@@ -124,6 +174,8 @@ static __always_inline void bypass_join(struct bpf_sock_ops *s)
 	__builtin_memcpy(own.remote_addr, &remote, sizeof(remote));
 	own.local_port = lport;
 	own.remote_port = rport;
+	/* nothing is queued for it yet (an entry a closed socket with the same tuple left) */
+	bpf_map_delete_elem(&waggle_bypass_backlog, &own);
 	if (bpf_sock_hash_update(s, &waggle_bypass, &own, BPF_NOEXIST)) {
 		b->flags = BYPASS_TCP;
 		COUNT(netns, errors);

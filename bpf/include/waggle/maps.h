@@ -113,6 +113,17 @@ struct {
 	__type(value, struct bypass_sock);
 } waggle_bypass_sock SEC(".maps");
 
+/*
+ * a bypassed socket's own key -> what it has not read yet (the sk_msg program adds what it
+ * redirects, the read tracepoint sets the true figures after each read)
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct bypass_key);
+	__type(value, struct bypass_backlog);
+} waggle_bypass_backlog SEC(".maps");
+
 /* netns cookie -> per-CPU struct bypass_counters */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
@@ -121,6 +132,15 @@ struct {
 	__type(key, __u64);
 	__type(value, struct bypass_counters);
 } waggle_bypass_counters SEC(".maps");
+
+/* netns cookie -> per-CPU struct bypass_flow_counters */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct bypass_flow_counters);
+} waggle_bypass_flow_counters SEC(".maps");
 
 /* 0 -> struct node_settings */
 struct {
