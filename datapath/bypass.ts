@@ -1,6 +1,6 @@
 // Socket bypass (docs/datapath.md, "Socket bypass"): the node's sk_msg link on the
 // waggle_bypass sockhash (pinned under <bpfRoot>/datapath/links, updated in place by
-// upgradePrograms), its flow control's tracepoint link beside it (replaced by upgrades), the
+// upgradePrograms), its flow control's tracepoint link beside it while the switch is on (replaced by upgrades), the
 // node switch and backlog bound in waggle_node, and each pod's bypass counters entry.
 // Which sockets join is decided in BPF (bpf/include/waggle/bypass.h); nothing here touches
 // live connections: a socket stays in the map, and keeps its program, until it closes.
@@ -37,12 +37,13 @@ function pinRecvLink(progPath: string, pin: string): void {
 }
 
 /**
- * Makes the node's two bypass links from the pinned programs (in progsDir, by default
- * `datapath`'s progs directory) and maps: the bypass program on the sockhash, and its flow
- * control program on its tracepoint; pins both under `datapath`'s links directory. Returns
- * false, attaching nothing, when the flow control program is not pinned (the kernel could
- * not load it: no BTF) or the kernel has no sockmap links (before 6.10): no bypass without
- * both.
+ * Makes the node's bypass link from the pinned program (in progsDir, by default `datapath`'s
+ * progs directory) and map: the bypass program on the sockhash, pinned under `datapath`'s
+ * links directory. It costs nothing while no socket is in the map. The flow control's
+ * tracepoint link, which runs on every socket read of the node, is made only while the node's
+ * switch is on (applyNodeBypass). Returns false, attaching nothing, when the flow control
+ * program is not pinned (the kernel could not load it: no BTF) or the kernel has no sockmap
+ * links (before 6.10): no bypass without both.
  */
 export function createBypassLink(datapath: string, progsDir = join(datapath, "progs")): boolean {
   const recvProg = join(progsDir, BYPASS_RECV_PROGRAM.name);
@@ -64,7 +65,6 @@ export function createBypassLink(datapath: string, progsDir = join(datapath, "pr
     } finally {
       link.close();
     }
-    pinRecvLink(recvProg, join(linksDir, BYPASS_RECV_PROGRAM.name));
     return true;
   } finally {
     prog.close();
@@ -72,11 +72,14 @@ export function createBypassLink(datapath: string, progsDir = join(datapath, "pr
   }
 }
 
-/** True when the node's bypass links (the sockhash's and its flow control's) are pinned. */
+/**
+ * True when the node can run the bypass: its sockhash link is pinned and the flow control's
+ * program is loaded (its tracepoint link follows the switch).
+ */
 export function bypassLinkPinned(root: string): boolean {
   return (
     existsSync(paths.link(root, BYPASS_PROGRAM.name)) &&
-    existsSync(paths.link(root, BYPASS_RECV_PROGRAM.name))
+    existsSync(paths.prog(root, BYPASS_RECV_PROGRAM.name))
   );
 }
 
@@ -120,6 +123,8 @@ export function swapBypassLink(root: string, progsDir: string): boolean {
   } finally {
     prog.close();
   }
+  // the flow control's link exists only while the switch is on
+  if (!existsSync(recvPin)) return changed;
   const recv = Program.openPinned(recvProg);
   try {
     if (linkProgId(recvPin) !== recv.info().id) {
@@ -173,6 +178,10 @@ export function applyNodeBypass(
   const linked = bypassLinkPinned(root);
   const enabled = (requested ?? support.defaultOn) && support.available && linked;
   const backlogMax = bypassBacklogMax(backlog);
+  const recvPin = paths.link(root, BYPASS_RECV_PROGRAM.name);
+  // on: the flow control reads every socket read before any socket may join
+  if (enabled && !existsSync(recvPin))
+    pinRecvLink(paths.prog(root, BYPASS_RECV_PROGRAM.name), recvPin);
   const value = Buffer.alloc(STRUCTS.node_settings.size);
   value.writeUInt32LE(enabled ? NODE.BYPASS : 0, STRUCTS.node_settings.fields.flags.offset);
   value.writeUInt32LE(backlogMax, STRUCTS.node_settings.fields.bypass_backlog_max.offset);
@@ -182,6 +191,10 @@ export function applyNodeBypass(
   } finally {
     map.close();
   }
+  // off: no program on the node's socket reads (connections bypassed before keep their
+  // bytes; their senders' backlogs no longer shrink, so they move to TCP at the bound and
+  // stay there: TCP's flow control, never an unbounded queue)
+  if (!enabled) rmSync(recvPin, { force: true });
   return { enabled, support, linked, requested, backlogMax };
 }
 

@@ -128,6 +128,18 @@ describe("socket bypass: each case observes the same over TCP and over the bypas
     ) as Counters;
   }
 
+  /** The program a node link runs, or null when no link is pinned under that name. */
+  function linkProgOf(name: string): number | null {
+    const pin = paths.link(root.path, name);
+    if (!existsSync(pin)) return null;
+    const l = Link.openPinned(pin);
+    try {
+      return l.info().progId;
+    } finally {
+      l.close();
+    }
+  }
+
   function resultOf(lines: string[], who: string): Record<string, unknown> {
     const line = lines.find((l) => l.includes('"event": "result"'));
     if (!line) throw new Error(`${who} printed no result: ${lines.join("\n")}`);
@@ -522,17 +534,22 @@ describe("socket bypass: each case observes the same over TCP and over the bypas
     }
   });
 
+  it("with the switch off no program runs on the node's socket reads: the flow control's tracepoint link exists only while the bypass is on", () => {
+    expect(applyNodeBypass(root.path, true).enabled).to.equal(true);
+    const on = linkProgOf(BYPASS_RECV_PROGRAM.name);
+    expect(on, "tracepoint link while on").to.not.equal(null);
+    expect(applyNodeBypass(root.path, true).enabled).to.equal(true);
+    expect(linkProgOf(BYPASS_RECV_PROGRAM.name), "the same link, not a new one").to.equal(on);
+    expect(applyNodeBypass(root.path, false).enabled).to.equal(false);
+    expect(linkProgOf(BYPASS_RECV_PROGRAM.name), "no tracepoint link while off").to.equal(null);
+    // the program stays loaded (the next switch-on links it again); the sk_msg link stays
+    expect(existsSync(paths.prog(root.path, BYPASS_RECV_PROGRAM.name))).to.equal(true);
+    expect(linkProgOf(BYPASS_PROGRAM.name)).to.not.equal(null);
+  });
+
   it("upgradePrograms under a live bypassed connection: the node link gets the new program, bytes stay intact", async () => {
-    const progOf = (name: string) => {
-      const l = Link.openPinned(paths.link(root.path, name));
-      try {
-        return l.info().progId;
-      } finally {
-        l.close();
-      }
-    };
-    const both = () => [progOf(BYPASS_PROGRAM.name), progOf(BYPASS_RECV_PROGRAM.name)];
-    const seen: number[][] = [];
+    const both = () => [linkProgOf(BYPASS_PROGRAM.name), linkProgOf(BYPASS_RECV_PROGRAM.name)];
+    const seen: (number | null)[][] = [];
     const upgrade = async () => {
       await new Promise((r) => setTimeout(r, 500));
       seen.push(both());
@@ -542,15 +559,17 @@ describe("socket bypass: each case observes the same over TCP and over the bypas
     };
     const r = await compare(podToPod4, "paced", "40", upgrade);
     expect(r.server.receivedSha).to.equal(r.client.sentSha);
-    // each upgrade (TCP run, bypass run) put new programs into both node links: the sk_msg
-    // link in place, the flow control's tracepoint link replaced by a new pin
-    for (const [before, after] of [
-      [seen[0], seen[1]],
-      [seen[2], seen[3]],
-    ]) {
-      expect(after[0]).to.not.equal(before[0]);
-      expect(after[1]).to.not.equal(before[1]);
-    }
+    // each upgrade (TCP run, bypass run) put a new program into the sk_msg link, in place;
+    // the flow control's tracepoint link exists only in the bypass run, where the upgrade
+    // replaced it by a new pin
+    expect(seen[1][0]).to.not.equal(seen[0][0]);
+    expect([seen[0][1], seen[1][1]], "no tracepoint link with the switch off").to.deep.equal([
+      null,
+      null,
+    ]);
+    expect(seen[3][0]).to.not.equal(seen[2][0]);
+    expect(seen[2][1]).to.not.equal(null);
+    expect(seen[3][1]).to.not.equal(seen[2][1]);
     const pinned = Program.openPinned(paths.prog(root.path, BYPASS_RECV_PROGRAM.name));
     try {
       expect(seen[3][1], "the new link runs the pinned program").to.equal(pinned.info().id);

@@ -108,7 +108,11 @@ process.stdin.on("end", () => { done = true; }).resume();
     process.stdout.write(JSON.stringify({ upgrades, error }) + "\\n");
     return;
   }
-  try { dp.upgradePrograms({ bpfRoot: process.argv[2] }); upgrades++; } catch (e) { error = e.message; }
+  try {
+    dp.upgradePrograms({ bpfRoot: process.argv[2] });
+    upgrades++;
+    process.stdout.write("upgraded\\n");
+  } catch (e) { error = e.message; }
   setImmediate(loop);
 })();
 `;
@@ -395,8 +399,8 @@ describe("kernel: upgradePrograms under live traffic", function () {
     const upgrader = spawn(process.execPath, ["-e", UPGRADER, DATAPATH_MODULE, root.path], {
       stdio: ["pipe", "pipe", "pipe"],
     });
+    let out = "";
     const upgraderOutput = new Promise<string>((resolve) => {
-      let out = "";
       upgrader.stdout.on("data", (d) => {
         out += d;
       });
@@ -410,7 +414,11 @@ describe("kernel: upgradePrograms under live traffic", function () {
     const ids: string[] = [];
     try {
       for (let i = 0; i < 3; i++) pods.push(await createPod({ node, label: `racing pod ${i}` }));
-      for (let round = 0; round < 40; round++) {
+      // 40 rounds, and on until more than 10 upgrades ran meanwhile (each loads every object
+      // again: a loaded machine runs fewer per round)
+      const upgradesSoFar = () => out.split("\n").filter((l) => l === "upgraded").length;
+      const deadline = Date.now() + 120_000;
+      for (let round = 0; round < 40 || (upgradesSoFar() <= 10 && Date.now() < deadline); round++) {
         for (const id of ids.splice(0)) detachPod(id, root.opts);
         for (const p of pods) {
           try {
@@ -439,36 +447,37 @@ describe("kernel: upgradePrograms under live traffic", function () {
     }
   });
 
-  it("a datapath pinned before the socket bypass's flow control gets its maps, program and tracepoint link", () => {
+  it("a datapath pinned before the socket bypass's flow control gets its maps and program; switching the bypass on links it, and a later upgrade relinks it", () => {
     const old = new BpfRoot();
     try {
       ensureSharedPrograms(old.opts);
+      const recvLink = paths.link(old.path, BYPASS_RECV_PROGRAM.name);
       // what an earlier build pinned: everything but the flow control's pins
       const flowPins = [
-        paths.link(old.path, BYPASS_RECV_PROGRAM.name),
         paths.prog(old.path, BYPASS_RECV_PROGRAM.name),
         paths.map(old.path, MAP_NAMES.bypassBacklog),
         paths.map(old.path, MAP_NAMES.bypassFlowCounters),
       ];
       for (const pin of flowPins) rmSync(pin);
+      expect(existsSync(recvLink), "no tracepoint link while the bypass is off").to.equal(false);
       expect(applyNodeBypass(old.path, true).enabled, "no flow control: no bypass").to.equal(false);
       const report = upgradePrograms(old.opts);
       expect(report.bypassLinkUpdated).to.equal(true);
       for (const pin of flowPins) expect(existsSync(pin), pin).to.equal(true);
-      const link = Link.openPinned(flowPins[0]);
-      const prog = Program.openPinned(flowPins[1]);
+      expect(applyNodeBypass(old.path, true).enabled).to.equal(true);
+      const link = Link.openPinned(recvLink);
+      const prog = Program.openPinned(flowPins[0]);
       try {
         expect(link.info()).to.include({ type: "raw_tracepoint", progId: prog.info().id });
       } finally {
         link.close();
         prog.close();
       }
-      expect(applyNodeBypass(old.path, true).enabled).to.equal(true);
-      // and a second upgrade replaces the tracepoint link with one running its new program
+      // a second upgrade replaces the tracepoint link with one running its new program
       const again = upgradePrograms(old.opts);
       expect(again.bypassLinkUpdated).to.equal(true);
-      const relinked = Link.openPinned(flowPins[0]);
-      const reloaded = Program.openPinned(flowPins[1]);
+      const relinked = Link.openPinned(recvLink);
+      const reloaded = Program.openPinned(flowPins[0]);
       try {
         expect(relinked.info().progId).to.equal(reloaded.info().id);
       } finally {
