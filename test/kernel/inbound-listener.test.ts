@@ -113,10 +113,12 @@ describe("inbound capture: the proxy's listener on 15006", function () {
     for (const family of [4, 6] as const) {
       it(`${name} (IPv${family}): no proxy listening on 15006: a captured connection is refused at once, never delivered to the app`, async () => {
         await withPod(mode(), family, async (_pod, appRecords) => {
-          const started = Date.now();
+          // "at once": the probe's connect gives up after 1 s, before the SYN's first
+          // retransmission, so "refused" means the first SYN was answered with a reset (a
+          // dropped SYN would read "timeout"); the wall clock around the probe's process is
+          // not the measure (a loaded machine takes longer than that to start one)
           const [r] = await connect(fx.lab, family);
           expect(r.result).to.equal("refused");
-          expect(Date.now() - started).to.be.below(1000);
           expect(appRecords()).to.deep.equal([]);
         });
       });
