@@ -4,6 +4,8 @@
 //
 // Run by scripts/build as `node_modules/.bin/node scripts/build-sea.mjs` (Node 24: the SEA blob
 // must be made by the same Node binary it is injected into), after tsc has filled out/.
+// Options: --bpf-dir DIR (the BPF objects, default bpf/build) and --output FILE (default
+// dist/waggle), for building another release's binary beside this one (the upgrade tests).
 //
 // Steps: bundle app/main.ts with esbuild (one CJS file); find the glibc floor of every shipped ELF
 // file (objdump -T); hash the addon files (the runtime directory's name); write the SEA config and
@@ -23,19 +25,23 @@ import {
   writeFileSync,
 } from "node:fs";
 import { createRequire } from "node:module";
-import { basename, dirname, join, relative } from "node:path";
+import { basename, dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const require = createRequire(import.meta.url);
+const { values: options } = parseArgs({
+  options: { "bpf-dir": { type: "string" }, output: { type: "string" } },
+});
 // Per build: other builds in the same tree may run at the same time.
 const work = join(root, "build", "sea", String(process.pid));
-const output = join(root, "dist", "waggle");
+const output = resolve(options.output ?? join(root, "dist", "waggle"));
 const addonDir = join(root, "ebpf-napi", "build", "Release");
 const addonFile = "ebpf_napi.node";
 /** Libraries the addon finds beside itself ($ORIGIN rpath); a host need not have them. */
 const addonLibs = ["libbpf.so.1", "libelf.so.1", "libz.so.1"];
-const bpfDir = join(root, "bpf", "build");
+const bpfDir = resolve(options["bpf-dir"] ?? join(root, "bpf", "build"));
 const nodeBinary = process.execPath;
 // The fuse postject flips so the binary knows a blob was injected (Node's documented value).
 const seaFuse = "NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2";

@@ -1,15 +1,18 @@
 // Upgrade under load: while wrk drives kept-alive and new-connection HTTP traffic from a meshed
 // client pod through both HAProxy sidecars to nginx in a meshed server pod, the DaemonSet is
-// restarted with the next binary: the running `waggle install` (dist/waggle) stops, and a copy
-// of it installed as the next build starts, loads the programs again and swaps them into every
-// link of both pods (the upgradePrograms path). Not one request may fail and no connection may
-// be reset or time out. The figures are printed for docs/reliability.md.
+// restarted with the next binary: the running `waggle install` (dist/waggle) stops, and the
+// next release starts, loads its programs and swaps them into every link of both pods (the
+// upgradePrograms path). The next release is a build of its own with different bytecode: the
+// same sources compiled for eBPF ISA v3 (this build's clang default is v1), so every program
+// the links run afterwards has instructions, and a tag, of its own. Not one request may fail
+// and no connection may be reset or time out. The figures are printed for docs/reliability.md.
 import "../support/hooks";
-import { chmodSync, copyFileSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { chmodSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
-import { Link } from "ebpf-napi";
+import { Link, Program } from "ebpf-napi";
 import {
   parseWrkOutput,
   WRK_LUA,
@@ -17,7 +20,7 @@ import {
   wrkArgv,
   wrkErrorCount,
 } from "../../bench/tools/wrk";
-import { describeRun, podCommand, WAGGLE_BINARY } from "../support/cni-binary";
+import { describeRun, podCommand, REPO_ROOT, WAGGLE_BINARY } from "../support/cni-binary";
 import { type HaproxySidecar, startHaproxySidecar } from "../support/haproxy";
 import { uniqueName } from "../support/names";
 import { type NginxServer, startNginx } from "../support/nginx";
@@ -44,7 +47,9 @@ describe("upgrade under load: the DaemonSet restarts with the next binary while 
   let scratch: string;
   let scratchTracked: TrackedResource | undefined;
 
-  before(async () => {
+  before(async function () {
+    // building the next release: about a minute on a quiet machine, several on a loaded one
+    this.timeout(600_000);
     host = new InstallHost();
     writeFileSync(join(host.netDir, "10-calico.conflist"), CALICO_SHAPES.manifest, { mode: 0o600 });
     scratch = mkdtempSync(join(tmpdir(), "waggle-upgrade-load-"));
@@ -52,10 +57,7 @@ describe("upgrade under load: the DaemonSet restarts with the next binary while 
     scratchTracked = track(`upgrade-under-load scratch ${scratch}`, () =>
       rmSync(scratch, { recursive: true, force: true }),
     );
-    // The next release: the binary as a node pulls it in a new image.
-    next = join(scratch, "waggle-next");
-    copyFileSync(WAGGLE_BINARY, next);
-    chmodSync(next, 0o755);
+    next = buildNextRelease(scratch);
     node = await Node.create({ label: "upgrade-under-load node" });
     client = await Pod.create({ node, label: "meshed client" });
     server = await Pod.create({ node, label: "meshed server" });
@@ -74,6 +76,17 @@ describe("upgrade under load: the DaemonSet restarts with the next binary while 
     host.remove();
     scratchTracked?.release();
   });
+
+  /** The program tags (hashes of the instructions) of the given program ids. */
+  const tags = (ids: number[]) =>
+    ids.map((id) => {
+      const prog = Program.fromId(id);
+      try {
+        return prog.info().tag;
+      } finally {
+        prog.close();
+      }
+    });
 
   /** The program ids behind every link pinned for the pods (each pod's dir under pods/). */
   function linkProgs(): number[] {
@@ -107,6 +120,7 @@ describe("upgrade under load: the DaemonSet restarts with the next binary while 
     const oldProgs = linkProgs();
     // 11 links a pod: its 10 cgroup programs and sk_lookup on its netns
     expect(oldProgs, "the pods' links").to.have.length(22);
+    const oldTags = new Set(tags(oldProgs));
 
     nginx = await startNginx(server, { port: 8080, body: "served through the mesh\n" });
     sidecars.push(await startHaproxySidecar(client, PROXY));
@@ -148,6 +162,12 @@ describe("upgrade under load: the DaemonSet restarts with the next binary while 
       newProgs.filter((id) => !oldProgs.includes(id)),
       "links on a new program",
     ).to.have.length(22);
+    // ... and a program of the next build: no link runs instructions the first installer loaded.
+    const newTags = tags(newProgs);
+    expect(
+      newTags.filter((t) => oldTags.has(t)),
+      "links still on the first build's bytecode",
+    ).to.deep.equal([]);
 
     const results: Record<string, WrkResult> = {};
     for (const [name, proc] of [
@@ -162,7 +182,7 @@ describe("upgrade under load: the DaemonSet restarts with the next binary while 
       Object.entries(results).map(([k, r]) => [k, { requests: r.requests, errors: r.errors }]),
     );
     process.stdout.write(
-      `UPGRADE-UNDER-LOAD ${JSON.stringify({ loadSeconds: LOAD_SECONDS, swapMs: [swapStart, swapEnd], linksUpdated: loaded.linksUpdated, ...figures })}\n`,
+      `UPGRADE-UNDER-LOAD ${JSON.stringify({ loadSeconds: LOAD_SECONDS, swapMs: [swapStart, swapEnd], linksUpdated: loaded.linksUpdated, tags: { before: oldTags.size, after: new Set(newTags).size }, ...figures })}\n`,
     );
     for (const [name, r] of Object.entries(results)) {
       expect(r.requests, `${name} requests`).to.be.greaterThan(0);
@@ -176,3 +196,19 @@ describe("upgrade under load: the DaemonSet restarts with the next binary while 
     expect(outbound.every((c) => c.accepted === `${server.address(4)}:8080`)).to.equal(true);
   });
 });
+
+/**
+ * The next release as a node would pull it in a new image: a binary built by this checkout's
+ * build scripts from the same sources, its BPF objects compiled for eBPF ISA v3 (so every
+ * program differs from dist/waggle's in its instructions). Made in `dir`; returns its path.
+ */
+function buildNextRelease(dir: string): string {
+  const objects = join(dir, "bpf-next");
+  const binary = join(dir, "waggle-next");
+  const run = (file: string, args: string[]) =>
+    execFileSync(file, args, { cwd: REPO_ROOT, stdio: ["ignore", "ignore", "pipe"] });
+  run("make", ["-s", "-C", "bpf", `BUILD=${objects}`, "BPF_CPU=v3"]);
+  run(process.execPath, ["scripts/build-sea.mjs", "--bpf-dir", objects, "--output", binary]);
+  chmodSync(binary, 0o755);
+  return binary;
+}
