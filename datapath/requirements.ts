@@ -1,6 +1,7 @@
 // What the datapath needs from the kernel, machine-readable for `waggle doctor`
-// (app/prerequisites.ts). Every item names the first mainline release that has it; the
-// kernel floor is the newest of them. Kept beside the programs so it changes with them.
+// (app/prerequisites.ts). Every item names the first mainline release that has it (the commits
+// and tags are in docs/architecture.md, "Kernel requirements: sources"); the kernel floor is
+// the newest of them. Kept beside the programs so it changes with them.
 import { existsSync } from "node:fs";
 import { release as osRelease } from "node:os";
 import type { CgroupAttachType, MapType, ProgType } from "ebpf-napi";
@@ -217,13 +218,13 @@ export const DATAPATH_HELPERS: readonly HelperNeed[] = [
   {
     helper: "skc_to_tcp_sock",
     progType: "sk_msg",
-    since: "5.9",
+    since: "5.10",
     usedFor: "socket bypass flow control: whether a held sender's TCP bytes were all read",
   },
   {
     helper: "sk_storage_get",
     progType: "sk_msg",
-    since: "5.11",
+    since: "5.8",
     usedFor: "socket bypass: the peer's key and the sticky decision of the sending socket",
   },
   {
@@ -286,8 +287,8 @@ export const DATAPATH_REQUIREMENTS = {
 
 /**
  * Socket bypass: what it relies on, each with the first mainline release that has it
- * (docs/datapath.md, "Socket bypass", names the changes). The newest is the floor below which
- * the bypass cannot run at all.
+ * (docs/datapath.md, "Socket bypass", names the changes and their commits). The newest is the
+ * floor below which the bypass cannot run at all.
  */
 export const BYPASS_KERNEL_FIXES: readonly VersionOnlyFeature[] = [
   {
@@ -297,7 +298,7 @@ export const BYPASS_KERNEL_FIXES: readonly VersionOnlyFeature[] = [
   },
   {
     feature: "sk_msg readiness through sk_msg_is_readable (epoll/poll see the ingress queue)",
-    since: "5.16",
+    since: "5.15",
     usedFor: "epoll level and edge readiness identical to TCP",
   },
   {
@@ -312,7 +313,7 @@ export const BYPASS_KERNEL_FIXES: readonly VersionOnlyFeature[] = [
     usedFor: "one pinned, updatable link of the node's sk_msg program on waggle_bypass",
   },
   {
-    feature: "the sock_recv_length tracepoint and the bpf_rdonly_cast kfunc",
+    feature: "the sock_recv_length tracepoint (6.3) and the bpf_rdonly_cast kfunc (6.2)",
     since: "6.3",
     usedFor: "flow control: reading a receiver's ingress queue length after each read",
   },
