@@ -7,7 +7,7 @@ import { dirname, join } from "node:path";
 import type { GlibcNeed } from "../base/build-info";
 import type { CliArgs, CliIo } from "../base/cli-io";
 import { compareDotted, kernelVersion } from "../base/dotted-version";
-import { bypassSupport } from "../datapath";
+import { BYPASS_RECV_PROGRAM, bypassSupport, OPTIONAL_OBJECTS } from "../datapath";
 import {
   attachTypeNeeds,
   BPF_FS_MAGIC,
@@ -231,22 +231,48 @@ export function evaluate(facts: DoctorFacts): CheckResult[] {
 
   for (const [name, outcome] of Object.entries(facts.objects)) {
     const what = `BPF object ${name}.bpf.o loads (verifier)`;
+    const optional = (OPTIONAL_OBJECTS as readonly string[]).includes(name);
     results.push(
-      "error" in outcome
-        ? { id: `object:${name}`, ok: false, what, found: outcome.error, remedy: remedies.objects }
-        : { id: `object:${name}`, ok: true, what, found: `${outcome.value} program(s) loaded` },
+      !("error" in outcome)
+        ? { id: `object:${name}`, ok: true, what, found: `${outcome.value} program(s) loaded` }
+        : optional
+          ? {
+              id: `object:${name}`,
+              ok: true,
+              what: `${what} (optional)`,
+              found: `not loaded, the datapath leaves it out: ${outcome.error}`,
+            }
+          : {
+              id: `object:${name}`,
+              ok: false,
+              what,
+              found: outcome.error,
+              remedy: remedies.objects,
+            },
     );
   }
 
   // optional: never fails doctor, says whether the bypass can run and whether it is on by default
-  const bypass = bypassSupport(facts.kernelRelease);
   results.push({
     id: "socket-bypass",
     ok: true,
     what: "socket bypass (optional; plugin config socket_bypass)",
-    found: bypass.reason,
+    found: bypassReason(facts),
   });
   return results;
+}
+
+/**
+ * Whether the socket bypass can run: the kernel's version and BTF (bypassSupport), and then
+ * whether the kernel loads the flow control's program. Its CO-RE relocations need fields that
+ * arrived in stable updates too (sk_psock's msg_tot_len), which no version number tells; the
+ * datapath runs without the object, and the bypass with it.
+ */
+function bypassReason(facts: DoctorFacts): string {
+  const bypass = bypassSupport(facts.kernelRelease);
+  const recv = facts.objects[BYPASS_RECV_PROGRAM.object];
+  if (!bypass.available || recv === undefined || !("error" in recv)) return bypass.reason;
+  return `kernel ${bypass.kernel} refuses the flow control's program (${BYPASS_RECV_PROGRAM.object}.bpf.o: ${recv.error}): bypass unavailable`;
 }
 
 function evaluateGlibc(glibc: DoctorFacts["glibc"]): CheckResult {

@@ -3,8 +3,8 @@
 // measured runs, and it is put back as it was even on failure), then bpftool's run_cnt and
 // run_time_ns of each pinned program, before and after.
 
-import { readFileSync, writeFileSync } from "node:fs";
-import { ALL_PROGRAMS, paths } from "../datapath";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { ALL_PROGRAMS, BYPASS_RECV_PROGRAM, paths } from "../datapath";
 import { runChecked } from "../test/support/command";
 import { track } from "../test/support/resources";
 
@@ -33,9 +33,15 @@ interface Counters {
   ns: number;
 }
 
+/**
+ * Every pinned program's counters: the datapath's, and the flow control's socket-read
+ * tracepoint where its object loaded (it runs on every socket read of the node while the
+ * bypass is on, so its runs per request count the whole node's reads).
+ */
 async function programCounters(bpfRoot: string): Promise<Map<string, Counters>> {
   const out = new Map<string, Counters>();
-  for (const name of ALL_PROGRAMS) {
+  const recv = paths.prog(bpfRoot, BYPASS_RECV_PROGRAM.name);
+  for (const name of [...ALL_PROGRAMS, ...(existsSync(recv) ? [BYPASS_RECV_PROGRAM.name] : [])]) {
     const info = JSON.parse(
       await runChecked("bpftool", ["-j", "prog", "show", "pinned", paths.prog(bpfRoot, name)]),
     ) as { run_cnt?: number; run_time_ns?: number };

@@ -218,6 +218,43 @@ describe("doctor: judging the host's facts", () => {
     expect(r.remedy).to.contain("verifier");
   });
 
+  it("the flow control's object refused by a kernel new enough by version: doctor passes, the bypass is unavailable, naming the refusal", () => {
+    const facts = { ...healthyHost(), kernelRelease: "6.12.0-1-amd64" };
+    facts.objects = {
+      ...facts.objects,
+      bypass_recv: {
+        error: "libbpf: prog 'waggle_bypass_recv': relo #3: field msg_tot_len not found",
+      },
+    };
+    const results = evaluate(facts);
+    expect(failedIds(results)).to.deep.equal([]);
+    const object = check(results, "object:bypass_recv");
+    expect(object.what).to.contain("optional");
+    expect(object.found).to.contain("msg_tot_len");
+    const bypass = check(results, "socket-bypass");
+    expect(bypass.found).to.match(/^kernel 6\.12\.0 refuses the flow control's program/);
+    expect(bypass.found).to.contain("msg_tot_len");
+    expect(bypass.found).to.contain("bypass unavailable");
+  });
+
+  it("the flow control's object loaded: the bypass verdict is the kernel version's", () => {
+    const facts = { ...healthyHost(), kernelRelease: "6.18.44-1" };
+    facts.objects = { ...facts.objects, bypass_recv: { value: 1 } };
+    const results = evaluate(facts);
+    expect(check(results, "object:bypass_recv").ok).to.equal(true);
+    expect(check(results, "socket-bypass").found).to.contain("can run the bypass, off unless");
+  });
+
+  it("a required object refused still fails doctor; only the optional one is let off", () => {
+    const facts = healthyHost();
+    facts.objects = {
+      ...facts.objects,
+      outbound: { error: "invalid mem access" },
+      bypass_recv: { error: "no BTF" },
+    };
+    expect(failedIds(evaluate(facts))).to.deep.equal(["object:outbound"]);
+  });
+
   it("privileges: CAP_NET_ADMIN with CAP_SYS_ADMIN or CAP_BPF+CAP_PERFMON pass; without fail", () => {
     const caps = (...bits: number[]) => bits.reduce((a, b) => a | (1n << BigInt(b)), 0n);
     const withCaps = (c: bigint) =>
