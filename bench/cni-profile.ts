@@ -17,7 +17,6 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { PHASES_ENV, type PhaseReport, parsePhaseReport } from "../base/phases";
 import { type DatapathOptions, detachPod, type PodRecordData } from "../datapath";
-import { defaultRedirectSettings } from "../mesh/redirect-settings";
 import {
   describeRun,
   type PodRequest,
@@ -29,7 +28,7 @@ import { COMMAND_PATH } from "../test/support/command";
 import { uniqueName } from "../test/support/names";
 import { createPod, type Pod } from "../test/support/pod";
 import { ReliabilityBench } from "../test/support/reliability";
-import { attachTestPod } from "../test/support/waggle-mode";
+import { attachTestPod, testAttachRequest } from "../test/support/waggle-mode";
 import { median, quantile } from "./stats";
 
 /** The calls profiled of each binary, in the order each round runs them (after `node -e 0`). */
@@ -297,18 +296,7 @@ function otherBuild(label: string, outDir: string): DatapathImpl {
   const dp = require(join(resolve(outDir), "datapath")) as typeof import("../datapath");
   return {
     label,
-    attach: (pod, opts) =>
-      dp.attachPod(
-        {
-          containerId: uniqueName("k"),
-          netnsPath: pod.netnsPath,
-          ifname: "eth0",
-          cgroupPath: pod.cgroupDir,
-          podIPs: [pod.address(4)],
-          settings: defaultRedirectSettings(),
-        },
-        opts,
-      ),
+    attach: (pod, opts) => dp.attachPod(testAttachRequest(pod), opts),
     detach: dp.detachPod,
   };
 }
