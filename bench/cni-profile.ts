@@ -9,14 +9,15 @@
 // the median time at which each phase of each call was reached; with --strace, each call's
 // syscalls (strace -f -c); and attachPod/detachPod timed in this process, warm, as the
 // bench's setup figure (--attach-runs N, default 30), alternating with the attachPod of other
-// builds' compiled out/ directories (--attach-compare). Prints a Markdown report.
+// builds' compiled out/ directories (--attach-compare); with --first-add-runs N, meshed ADDs
+// that load the shared programs (the datapath removed before each). Prints a Markdown report.
 
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { PHASES_ENV, type PhaseReport, parsePhaseReport } from "../base/phases";
-import { type DatapathOptions, detachPod, type PodRecordData } from "../datapath";
+import { type DatapathOptions, detachPod, type PodRecordData, removeDatapath } from "../datapath";
 import {
   describeRun,
   type PodRequest,
@@ -30,6 +31,9 @@ import { createPod, type Pod } from "../test/support/pod";
 import { ReliabilityBench } from "../test/support/reliability";
 import { attachTestPod, testAttachRequest } from "../test/support/waggle-mode";
 import { median, quantile } from "./stats";
+
+/** A meshed ADD that loads the shared programs (--first-add-runs): the bench's peak RSS. */
+export const FIRST_ADD = "ADD meshed, first on the node";
 
 /** The calls profiled of each binary, in the order each round runs them (after `node -e 0`). */
 export const BINARY_CALLS = [
@@ -227,16 +231,24 @@ class ProfileLab {
     ]);
   }
 
-  private calls(binary: string, suffix: string): [Call, Invocation][] {
+  /** A meshed ADD and its DEL (the ADD the first on the node when the datapath was removed). */
+  firstAdd(binary: string): { add: Invocation; del: Invocation } {
+    const meshed = this.requests().meshed;
+    return { add: cniCall(binary, "ADD", meshed), del: cniCall(binary, "DEL", meshed) };
+  }
+
+  private requests(): { meshed: PodRequest; unmeshed: PodRequest } {
     const pod = this.bench.pods[0];
     const entry = { log_file: join(this.scratch, "cni.log"), log_level: "info" };
-    const meshed: PodRequest = this.bench.request(pod, { entry });
-    const unmeshed: PodRequest = this.bench.request(pod, { entry, annotations: {} });
-    const cni = (command: string, req: PodRequest): Invocation => ({
-      argv: [binary],
-      env: podEnv(command, req),
-      stdin: JSON.stringify(podConf(req)),
-    });
+    return {
+      meshed: this.bench.request(pod, { entry }),
+      unmeshed: this.bench.request(pod, { entry, annotations: {} }),
+    };
+  }
+
+  private calls(binary: string, suffix: string): [Call, Invocation][] {
+    const { meshed, unmeshed } = this.requests();
+    const cni = (command: string, req: PodRequest) => cniCall(binary, command, req);
     const calls: [(typeof BINARY_CALLS)[number], Invocation][] = [
       [
         "VERSION",
@@ -269,6 +281,11 @@ class ProfileLab {
     await this.bench.destroy();
     rmSync(this.scratch, { recursive: true, force: true });
   }
+}
+
+/** A CNI call of the binary for the pod request. */
+function cniCall(binary: string, command: string, req: PodRequest): Invocation {
+  return { argv: [binary], env: podEnv(command, req), stdin: JSON.stringify(podConf(req)) };
 }
 
 /** attachPod and detachPod timed in this process (warm), as the bench's setup figure. */
@@ -365,6 +382,8 @@ export async function profile(opts: {
   strace: boolean;
   /** attachPod/detachPod rounds in this process (0: none). */
   attachRuns: number;
+  /** Meshed ADDs of each binary on a node without the shared programs (0: none). */
+  firstAddRuns?: number;
   binary: string;
   /** Binaries timed in the same rounds (e.g. the build before a change), by label. */
   compare: { label: string; path: string }[];
@@ -380,6 +399,17 @@ export async function profile(opts: {
         runs.set(call, [...(runs.get(call) ?? []), await lab.run(inv)]);
       }
       if ((i + 1) % 10 === 0) opts.log(`profile-cni: ${i + 1}/${opts.runs} rounds`);
+    }
+    for (let i = 0; i < (opts.firstAddRuns ?? 0); i++) {
+      const binaries = [{ label: "", path: opts.binary }, ...opts.compare];
+      if (i % 2 === 1) binaries.reverse();
+      for (const b of binaries) {
+        const call = `${FIRST_ADD}${b.label ? ` (${b.label})` : ""}`;
+        const calls = lab.firstAdd(b.path);
+        removeDatapath(lab.bench.root.opts); // this ADD loads and pins the shared programs
+        runs.set(call, [...(runs.get(call) ?? []), await lab.run(calls.add)]);
+        await lab.run(calls.del);
+      }
     }
     const reports = new Map<Call, PhaseReport[]>();
     for (let i = 0; i < opts.phaseRuns; i++) {
@@ -473,6 +503,7 @@ async function main(argv: string[]): Promise<void> {
     phaseRuns: count("--phase-runs", 10),
     strace: argv.includes("--strace"),
     attachRuns: count("--attach-runs", 30),
+    firstAddRuns: count("--first-add-runs", 0),
     binary: argValue(argv, "--binary") ?? WAGGLE_BINARY,
     compare: labelledPaths(argv, "--compare"),
     attachCompare: labelledPaths(argv, "--attach-compare"),
