@@ -1,5 +1,5 @@
 // Where a CNI call's time goes (issue 16): `scripts/profile-cni [--runs N] [--phase-runs N]
-// [--strace] [--json FILE] [--compare LABEL=BINARY]...`. On a throwaway node (a pod netns + cgroup and its own bpf root,
+// [--strace] [--json FILE] [--compare LABEL=BINARY]... [--attach-compare LABEL=OUT_DIR]...`. On a throwaway node (a pod netns + cgroup and its own bpf root,
 // the shared programs loaded by a first ADD) it runs, round after round so a slow moment of
 // the machine touches every row alike:
 //   floor: `node -e 0` (the Node the binary is made from) and the binary's CNI VERSION;
@@ -8,14 +8,16 @@
 // at info to a file as the default config does. Then, with WAGGLE_PHASES=1 (base/phases.ts),
 // the median time at which each phase of each call was reached; with --strace, each call's
 // syscalls (strace -f -c); and attachPod/detachPod timed in this process, warm, as the
-// bench's setup figure (--attach-runs N, default 30). Prints a Markdown report.
+// bench's setup figure (--attach-runs N, default 30), alternating with the attachPod of other
+// builds' compiled out/ directories (--attach-compare); with --first-add-runs N, meshed ADDs
+// that load the shared programs (the datapath removed before each). Prints a Markdown report.
 
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { PHASES_ENV, type PhaseReport, parsePhaseReport } from "../base/phases";
-import { detachPod } from "../datapath";
+import { type DatapathOptions, detachPod, type PodRecordData, removeDatapath } from "../datapath";
 import {
   describeRun,
   type PodRequest,
@@ -25,10 +27,13 @@ import {
 } from "../test/support/cni-binary";
 import { COMMAND_PATH } from "../test/support/command";
 import { uniqueName } from "../test/support/names";
-import { createPod } from "../test/support/pod";
+import { createPod, type Pod } from "../test/support/pod";
 import { ReliabilityBench } from "../test/support/reliability";
-import { attachTestPod } from "../test/support/waggle-mode";
+import { attachTestPod, testAttachRequest } from "../test/support/waggle-mode";
 import { median, quantile } from "./stats";
+
+/** A meshed ADD that loads the shared programs (--first-add-runs): the bench's peak RSS. */
+export const FIRST_ADD = "ADD meshed, first on the node";
 
 /** The calls profiled of each binary, in the order each round runs them (after `node -e 0`). */
 export const BINARY_CALLS = [
@@ -226,16 +231,24 @@ class ProfileLab {
     ]);
   }
 
-  private calls(binary: string, suffix: string): [Call, Invocation][] {
+  /** A meshed ADD and its DEL (the ADD the first on the node when the datapath was removed). */
+  firstAdd(binary: string): { add: Invocation; del: Invocation } {
+    const meshed = this.requests().meshed;
+    return { add: cniCall(binary, "ADD", meshed), del: cniCall(binary, "DEL", meshed) };
+  }
+
+  private requests(): { meshed: PodRequest; unmeshed: PodRequest } {
     const pod = this.bench.pods[0];
     const entry = { log_file: join(this.scratch, "cni.log"), log_level: "info" };
-    const meshed: PodRequest = this.bench.request(pod, { entry });
-    const unmeshed: PodRequest = this.bench.request(pod, { entry, annotations: {} });
-    const cni = (command: string, req: PodRequest): Invocation => ({
-      argv: [binary],
-      env: podEnv(command, req),
-      stdin: JSON.stringify(podConf(req)),
-    });
+    return {
+      meshed: this.bench.request(pod, { entry }),
+      unmeshed: this.bench.request(pod, { entry, annotations: {} }),
+    };
+  }
+
+  private calls(binary: string, suffix: string): [Call, Invocation][] {
+    const { meshed, unmeshed } = this.requests();
+    const cni = (command: string, req: PodRequest) => cniCall(binary, command, req);
     const calls: [(typeof BINARY_CALLS)[number], Invocation][] = [
       [
         "VERSION",
@@ -270,8 +283,15 @@ class ProfileLab {
   }
 }
 
+/** A CNI call of the binary for the pod request. */
+function cniCall(binary: string, command: string, req: PodRequest): Invocation {
+  return { argv: [binary], env: podEnv(command, req), stdin: JSON.stringify(podConf(req)) };
+}
+
 /** attachPod and detachPod timed in this process (warm), as the bench's setup figure. */
 export interface InProcessRow {
+  /** "this build", or the label of an --attach-compare build. */
+  label: string;
   runs: number;
   attachP50Ms: number;
   /** CPU time of the process (all threads) during the attach. */
@@ -279,41 +299,96 @@ export interface InProcessRow {
   detachP50Ms: number;
 }
 
+/** The datapath functions timed in process: this build's, or another build's out/ directory. */
+interface DatapathImpl {
+  label: string;
+  attach: (pod: Pod, opts: DatapathOptions) => PodRecordData;
+  detach: (containerId: string, opts: DatapathOptions) => boolean;
+}
+
+const THIS_BUILD: DatapathImpl = { label: "this build", attach: attachTestPod, detach: detachPod };
+
+/** Another build's datapath, from its compiled out/ directory (same bpf root layout). */
+function otherBuild(label: string, outDir: string): DatapathImpl {
+  const dp = require(join(resolve(outDir), "datapath")) as typeof import("../datapath");
+  return {
+    label,
+    attach: (pod, opts) => dp.attachPod(testAttachRequest(pod), opts),
+    detach: dp.detachPod,
+  };
+}
+
 /**
  * Attaches and detaches `runs` times after 5 unmeasured rounds, each time the next of 5 pods
- * (attaching to the cgroup a detach has just left costs more: the kernel is still releasing).
+ * (attaching to the cgroup a detach has just left costs more: the kernel is still releasing),
+ * while a sixth stays attached.
+ * With several builds, each round attaches with each of them in turn, the order reversed
+ * every other round, so a slow moment of a shared machine touches them alike.
  */
-async function timeAttach(lab: ProfileLab, runs: number): Promise<InProcessRow> {
-  while (lab.bench.pods.length < 5) lab.bench.pods.push(await createPod({ node: lab.bench.node }));
+async function timeAttach(
+  lab: ProfileLab,
+  runs: number,
+  impls: DatapathImpl[],
+): Promise<InProcessRow[]> {
+  while (lab.bench.pods.length < 6) lab.bench.pods.push(await createPod({ node: lab.bench.node }));
   const opts = lab.bench.root.opts;
-  const attach: number[] = [];
-  const cpu: number[] = [];
-  const detach: number[] = [];
-  for (let i = 0; i < runs + 5; i++) {
-    const cpu0 = process.cpuUsage();
-    const t0 = performance.now();
-    const rec = attachTestPod(lab.bench.pods[i % 5], opts);
-    const t1 = performance.now();
-    const used = process.cpuUsage(cpu0);
-    detachPod(rec.containerId, opts);
-    const t2 = performance.now();
-    if (i < 5) continue;
-    attach.push(t1 - t0);
-    cpu.push((used.user + used.system) / 1000);
-    detach.push(t2 - t1);
+  // A node with meshed pods keeps the kernel's cgroup-BPF static keys on; with none attached,
+  // each attach and detach would switch them (patching kernel text on every CPU, several ms
+  // on this VM) and time that instead. The sixth pod stays attached throughout.
+  const resident = attachTestPod(lab.bench.pods[5] as Pod, opts);
+  try {
+    return await timeAttachRounds(lab, runs, impls);
+  } finally {
+    detachPod(resident.containerId, opts);
   }
-  return {
-    runs,
-    attachP50Ms: median(attach),
-    attachCpuP50Ms: median(cpu),
-    detachP50Ms: median(detach),
-  };
+}
+
+async function timeAttachRounds(
+  lab: ProfileLab,
+  runs: number,
+  impls: DatapathImpl[],
+): Promise<InProcessRow[]> {
+  const opts = lab.bench.root.opts;
+  const samples = impls.map(() => ({
+    attach: [] as number[],
+    cpu: [] as number[],
+    detach: [] as number[],
+  }));
+  for (let i = 0; i < runs + 5; i++) {
+    const order = impls.map((_, k) => k);
+    if (i % 2 === 1) order.reverse();
+    for (const k of order) {
+      const impl = impls[k] as DatapathImpl;
+      const cpu0 = process.cpuUsage();
+      const t0 = performance.now();
+      const rec = impl.attach(lab.bench.pods[i % 5] as Pod, opts);
+      const t1 = performance.now();
+      const used = process.cpuUsage(cpu0);
+      impl.detach(rec.containerId, opts);
+      const t2 = performance.now();
+      if (i < 5) continue;
+      const s = samples[k] as (typeof samples)[number];
+      s.attach.push(t1 - t0);
+      s.cpu.push((used.user + used.system) / 1000);
+      s.detach.push(t2 - t1);
+    }
+  }
+  return impls.map((impl, k) => {
+    const s = samples[k] as (typeof samples)[number];
+    return {
+      label: impl.label,
+      runs,
+      attachP50Ms: median(s.attach),
+      attachCpuP50Ms: median(s.cpu),
+      detachP50Ms: median(s.detach),
+    };
+  });
 }
 
 export interface ProfileResult {
   binary: string;
-  /** null when not asked for (--attach-runs 0). */
-  inProcess: InProcessRow | null;
+  /** Empty when not asked for (--attach-runs 0). */
+  inProcess: InProcessRow[];
   calls: CallRow[];
   phases: Partial<Record<Call, PhaseRow[]>>;
   syscalls: Partial<Record<Call, SyscallSummary>>;
@@ -325,9 +400,13 @@ export async function profile(opts: {
   strace: boolean;
   /** attachPod/detachPod rounds in this process (0: none). */
   attachRuns: number;
+  /** Meshed ADDs of each binary on a node without the shared programs (0: none). */
+  firstAddRuns?: number;
   binary: string;
   /** Binaries timed in the same rounds (e.g. the build before a change), by label. */
   compare: { label: string; path: string }[];
+  /** Other builds' out/ directories whose attachPod is timed alongside this one's, by label. */
+  attachCompare?: { label: string; path: string }[];
   log: (line: string) => void;
 }): Promise<ProfileResult> {
   const lab = await ProfileLab.create(opts.binary);
@@ -338,6 +417,17 @@ export async function profile(opts: {
         runs.set(call, [...(runs.get(call) ?? []), await lab.run(inv)]);
       }
       if ((i + 1) % 10 === 0) opts.log(`profile-cni: ${i + 1}/${opts.runs} rounds`);
+    }
+    for (let i = 0; i < (opts.firstAddRuns ?? 0); i++) {
+      const binaries = [{ label: "", path: opts.binary }, ...opts.compare];
+      if (i % 2 === 1) binaries.reverse();
+      for (const b of binaries) {
+        const call = `${FIRST_ADD}${b.label ? ` (${b.label})` : ""}`;
+        const calls = lab.firstAdd(b.path);
+        removeDatapath(lab.bench.root.opts); // this ADD loads and pins the shared programs
+        runs.set(call, [...(runs.get(call) ?? []), await lab.run(calls.add)]);
+        await lab.run(calls.del);
+      }
     }
     const reports = new Map<Call, PhaseReport[]>();
     for (let i = 0; i < opts.phaseRuns; i++) {
@@ -358,7 +448,13 @@ export async function profile(opts: {
     }
     return {
       binary: opts.binary,
-      inProcess: opts.attachRuns > 0 ? await timeAttach(lab, opts.attachRuns) : null,
+      inProcess:
+        opts.attachRuns > 0
+          ? await timeAttach(lab, opts.attachRuns, [
+              THIS_BUILD,
+              ...(opts.attachCompare ?? []).map((c) => otherBuild(c.label, c.path)),
+            ])
+          : [],
       calls: callRows(runs),
       phases: Object.fromEntries([...reports].map(([call, rs]) => [call, phaseRows(rs)])),
       syscalls,
@@ -380,11 +476,10 @@ export function renderProfile(p: ProfileResult): string {
       (c) => `| ${c.call} | ${c.runs} | ${f(c.p50Ms)} | ${f(c.p90Ms)} | ${f(c.p50RssMiB)} |`,
     ),
   ];
-  if (p.inProcess) {
-    const a = p.inProcess;
+  for (const a of p.inProcess) {
     lines.push(
       "",
-      `attachPod in this process (warm, ${a.runs} runs): p50 ${f(a.attachP50Ms)} ms wall, ${f(a.attachCpuP50Ms)} ms CPU; detachPod p50 ${f(a.detachP50Ms)} ms`,
+      `attachPod in this process, ${a.label} (warm, ${a.runs} runs): p50 ${f(a.attachP50Ms)} ms wall, ${f(a.attachCpuP50Ms)} ms CPU; detachPod p50 ${f(a.detachP50Ms)} ms`,
     );
   }
   for (const [call, rows] of Object.entries(p.phases)) {
@@ -405,6 +500,16 @@ function argValue(argv: string[], name: string): string | undefined {
   return i >= 0 ? argv[i + 1] : undefined;
 }
 
+/** Every `NAME LABEL=PATH` pair of the command line. */
+function labelledPaths(argv: string[], name: string): { label: string; path: string }[] {
+  return argv.flatMap((a, i) => {
+    if (a !== name) return [];
+    const [label, path] = (argv[i + 1] ?? "").split("=");
+    if (!label || !path) throw new Error(`${name} needs LABEL=PATH`);
+    return [{ label, path }];
+  });
+}
+
 async function main(argv: string[]): Promise<void> {
   const count = (name: string, dflt: number) => {
     const v = Number(argValue(argv, name) ?? dflt);
@@ -416,13 +521,10 @@ async function main(argv: string[]): Promise<void> {
     phaseRuns: count("--phase-runs", 10),
     strace: argv.includes("--strace"),
     attachRuns: count("--attach-runs", 30),
+    firstAddRuns: count("--first-add-runs", 0),
     binary: argValue(argv, "--binary") ?? WAGGLE_BINARY,
-    compare: argv.flatMap((a, i) => {
-      if (a !== "--compare") return [];
-      const [label, path] = (argv[i + 1] ?? "").split("=");
-      if (!label || !path) throw new Error("--compare needs LABEL=PATH");
-      return [{ label, path }];
-    }),
+    compare: labelledPaths(argv, "--compare"),
+    attachCompare: labelledPaths(argv, "--attach-compare"),
     log: (line) => process.stderr.write(`${line}\n`),
   });
   process.stdout.write(renderProfile(result));

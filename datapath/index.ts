@@ -12,6 +12,7 @@ import {
   netnsCookie,
   netnsLinkInfo,
   Program,
+  pinCgroupLinks,
   possibleCpus,
   unpin,
 } from "ebpf-napi";
@@ -26,7 +27,7 @@ import { type CounterName, MAP_NAMES, POLICY, STORAGE_MAPS } from "./layout";
 import { forgetListeners, recordExistingListeners } from "./listeners";
 import { attachedContainerIds as pinnedContainerIds, sweepStaging } from "./pins";
 import { lockPod } from "./pod-lock";
-import { type PodNetwork, type PodState, podState, readPodNetwork } from "./pod-state";
+import { type PodNetwork, type PodState, podState, readPodNetns } from "./pod-state";
 import { ALL_PROGRAMS, CGROUP_PROGRAMS, NETNS_PROGRAM, POD_LINKS, paths } from "./programs";
 import {
   NEXT_RECORD,
@@ -203,10 +204,8 @@ function errorCode(err: unknown): string | undefined {
 export function attachPod(req: AttachRequest, opts: DatapathOptions): PodRecordData {
   const root = opts.bpfRoot;
   validateRequest(req);
-  const netns = identifyPod(req);
-  phase("attach: pod identified");
-  const network = readNetwork(req);
-  phase("attach: network read");
+  const { netns, network } = readPod(req);
+  phase("attach: pod identified, network read");
   const state = deriveState(req, netns, network);
   const { policy, entries } = state;
   ensureSharedPrograms(opts);
@@ -221,11 +220,7 @@ export function attachPod(req: AttachRequest, opts: DatapathOptions): PodRecordD
   try {
     writePodMaps(root, netns, entries);
     phase("attach: maps written");
-    for (const cp of CGROUP_PROGRAMS) {
-      pinLink(root, req.containerId, cp.name, (prog) =>
-        attachCgroup(prog, req.cgroupPath, cp.attachType),
-      );
-    }
+    pinCgroupProgramLinks(root, req.containerId, req.cgroupPath);
     phase("attach: cgroup links pinned");
     applyNodeBypass(root, opts.socketBypass, opts.socketBypassBacklog);
     if (policy.flags & POLICY.IPV6) addPassthroughV6(req.netnsPath);
@@ -272,29 +267,27 @@ function validateRequest(req: AttachRequest): void {
   }
 }
 
-/** The pod's netns cookie, the key of all its map entries (its cgroup must be identifiable too). */
-function identifyPod(req: AttachRequest): bigint {
+/**
+ * The pod's netns cookie (the key of all its map entries; its cgroup must be identifiable
+ * too) and its network now (interfaces, routes of the excluded ones), with one trip into the
+ * netns; req.ifname must be in it.
+ */
+function readPod(req: AttachRequest): { netns: bigint; network: PodNetwork } {
+  let pod: { cookie: bigint; network: PodNetwork };
   try {
-    const netns = netnsCookie(req.netnsPath);
+    pod = readPodNetns(req.netnsPath, req.settings.excludeInterfaces);
     cgroupId(req.cgroupPath);
-    return netns;
   } catch (err) {
-    throw new DatapathError("NETNS", `cannot identify ${req.netnsPath} / ${req.cgroupPath}`, err);
+    throw new DatapathError(
+      "NETNS",
+      `cannot identify or read ${req.netnsPath} / ${req.cgroupPath}`,
+      err,
+    );
   }
-}
-
-/** The pod's network now (interfaces, routes of the excluded ones); req.ifname must be in it. */
-function readNetwork(req: AttachRequest): PodNetwork {
-  let network: PodNetwork;
-  try {
-    network = readPodNetwork(req.netnsPath, req.settings.excludeInterfaces);
-  } catch (err) {
-    throw new DatapathError("NETNS", "reading the pod's interfaces and routes failed", err);
-  }
-  if (!network.interfaces.some((i) => i.ifname === req.ifname)) {
+  if (!pod.network.interfaces.some((i) => i.ifname === req.ifname)) {
     throw new DatapathError("NETNS", `interface ${req.ifname} does not exist in ${req.netnsPath}`);
   }
-  return network;
+  return { netns: pod.cookie, network: pod.network };
 }
 
 /** The pod's policy, map entries and derived record fields (pod-state.ts, shared with refreshPod). */
@@ -409,6 +402,30 @@ function pinLink(
     }
   } finally {
     prog.close();
+  }
+}
+
+/**
+ * Links every cgroup program to the pod's cgroup and pins the links, in one addon call. A
+ * program pin missing mid-batch (an upgrade's rename window) goes on link by link through
+ * openProgram, which waits for it; any other failure throws with the links before it pinned,
+ * as pinLink one by one leaves them, for the caller's rollback.
+ */
+function pinCgroupProgramLinks(root: string, containerId: string, cgroupPath: string): void {
+  const results = pinCgroupLinks(
+    CGROUP_PROGRAMS.map((cp) => ({
+      progPin: paths.prog(root, cp.name),
+      cgroupDir: cgroupPath,
+      attachType: cp.attachType,
+      linkPin: paths.podLink(root, containerId, cp.name),
+    })),
+  );
+  const failed = results.findIndex((r) => r.status === "failed");
+  if (failed < 0) return;
+  const result = results[failed];
+  if (result?.status === "failed" && result.error.code !== "ENOENT") throw result.error;
+  for (const cp of CGROUP_PROGRAMS.slice(failed)) {
+    pinLink(root, containerId, cp.name, (prog) => attachCgroup(prog, cgroupPath, cp.attachType));
   }
 }
 

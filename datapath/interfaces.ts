@@ -9,6 +9,7 @@ import {
   type NetnsInterface,
   netnsInterfaces,
   netnsReplaceAddress,
+  netnsSnapshot,
 } from "ebpf-napi";
 
 interface IpRoute {
@@ -72,15 +73,27 @@ export interface PodInterface {
  * over rtnetlink inside the netns (no process per attach).
  */
 export function podInterfaces(netnsPath: string): PodInterface[] {
-  let interfaces: NetnsInterface[];
+  return readNetns(netnsPath, () => netnsInterfaces(netnsPath)).map(podInterface);
+}
+
+/** The netns cookie and podInterfaces' answer, from one trip into the netns. */
+export function podSnapshot(netnsPath: string): { cookie: bigint; interfaces: PodInterface[] } {
+  const { cookie, interfaces } = readNetns(netnsPath, () => netnsSnapshot(netnsPath));
+  return { cookie, interfaces: interfaces.map(podInterface) };
+}
+
+function readNetns<T>(netnsPath: string, read: () => T): T {
   try {
-    interfaces = netnsInterfaces(netnsPath);
+    return read();
   } catch (err) {
     throw new Error(`listing interfaces in ${netnsPath} failed: ${(err as Error).message}`);
   }
-  return interfaces.map((i) => ({
+}
+
+function podInterface(i: NetnsInterface): PodInterface {
+  return {
     ifname: i.ifname,
     ifindex: i.ifindex,
     addresses: i.addresses.filter((a) => a.scope === ADDRESS_SCOPE.global).map((a) => a.address),
-  }));
+  };
 }

@@ -3,7 +3,7 @@
 // interfaces, addresses or routes change. One derivation, so both agree entry for entry.
 import type { RedirectSettings } from "../mesh/redirect-settings";
 import { type MapEntry, policyEntries } from "./encode";
-import { type PodInterface, podInterfaces, routedCidrs } from "./interfaces";
+import { type PodInterface, podInterfaces, podSnapshot, routedCidrs } from "./interfaces";
 import { MAP_NAMES } from "./layout";
 import { type PodPolicy, podPolicy } from "./policy";
 import { type PodRecordData, recordedPolicy } from "./record";
@@ -19,7 +19,23 @@ export function readPodNetwork(
   netnsPath: string,
   excludeInterfaces: readonly string[],
 ): PodNetwork {
-  const interfaces = podInterfaces(netnsPath);
+  return withExcludedRoutes(netnsPath, podInterfaces(netnsPath), excludeInterfaces);
+}
+
+/** The netns's cookie and readPodNetwork's answer, with one trip into the netns for both. */
+export function readPodNetns(
+  netnsPath: string,
+  excludeInterfaces: readonly string[],
+): { cookie: bigint; network: PodNetwork } {
+  const { cookie, interfaces } = podSnapshot(netnsPath);
+  return { cookie, network: withExcludedRoutes(netnsPath, interfaces, excludeInterfaces) };
+}
+
+function withExcludedRoutes(
+  netnsPath: string,
+  interfaces: PodInterface[],
+  excludeInterfaces: readonly string[],
+): PodNetwork {
   const cidrs: string[] = [];
   for (const ifname of excludeInterfaces) cidrs.push(...routedCidrs(netnsPath, ifname));
   return { interfaces, excludedInterfaceCidrs: [...new Set(cidrs)] };

@@ -1,6 +1,6 @@
 // Ownership of one kernel fd by one JS object: close() releases it, a finalizer is the safety net.
 // And opening a pin as the kind of object the caller expects.
-import { readFileSync } from "node:fs";
+import { readlinkSync } from "node:fs";
 import { invalidArgument } from "./errors";
 import { native } from "./native";
 
@@ -55,22 +55,31 @@ export function unpin(path: string): void {
   native().unpin(path);
 }
 
-/** The kinds of BPF object a bpffs pin can hold, as /proc/<pid>/fdinfo names their type. */
+/** The kinds of BPF object a bpffs pin can hold. */
 export type PinnedKind = "prog" | "map" | "link";
-const KINDS: readonly PinnedKind[] = ["prog", "map", "link"];
+/**
+ * The anon inode each kind's fd is a file of, as /proc/self/fd names it (a link made by
+ * bpf_link_create is a "bpf_link", one opened from a pin a "bpf-link").
+ */
+const KIND_OF_INODE: Readonly<Record<string, PinnedKind>> = {
+  "anon_inode:bpf-prog": "prog",
+  "anon_inode:bpf-map": "map",
+  "anon_inode:bpf_link": "link",
+  "anon_inode:bpf-link": "link",
+};
 
 /**
  * Opens a pin (bpf_obj_get) and checks that it holds a `kind`. bpf_obj_get opens whatever is
  * pinned, and the kernel's info call answers for any kind, so a map opened as a link would
- * read back a map's info as a link's. The fd's fdinfo names the kind ("link_type:", ...).
+ * read back a map's info as a link's. The fd's /proc/self/fd link names the kind's anon inode
+ * (one readlink: the fdinfo text the kernel formats for it costs several times that).
  * A pin of another kind: BpfError (op "bpf_obj_get", EINVAL) naming both, the fd closed.
  */
 export function openPinnedAs(kind: PinnedKind, path: string): number {
   const fd = native().openPinned(path);
   let found: PinnedKind | undefined;
   try {
-    const info = readFileSync(`/proc/self/fdinfo/${fd}`, "utf8");
-    found = KINDS.find((k) => new RegExp(`^${k}_type:`, "m").test(info));
+    found = KIND_OF_INODE[readlinkSync(`/proc/self/fd/${fd}`)];
   } catch {
     // no procfs: the kernel's own checks stay (an op on the wrong kind fails later)
     return fd;

@@ -13,10 +13,18 @@
 //   tcAttach / tcQuery / tcDetach / tcDestroyHook   (netns by path, native thread)
 //   netnsCookie(netnsPath), cgroupId(cgroupDir)
 //   attachNetns(prog, netnsPath) -> Link; netnsLinkInfo(link); netnsQuery; testRun(prog, data, { netns })
+//   pinCgroupLinks([{ progPin, cgroupDir, attachType, linkPin }]) -> per item pinned/failed/skipped
+//   netnsSnapshot(netnsPath) -> { cookie, interfaces } (one trip into the netns)
 //   netnsInterfaces(netnsPath), netnsReplaceAddress(netnsPath, ifname, address, prefixLength)
 //   NetnsWatcher (rtnetlink change notifications of other netns), lockPath(path) (flock)
 //   probeProgType / probeMapType / probeHelper / probeAttachType, possibleCpus, libbpfVersion
 //   setAddonPath(path) before first use; BpfError { op, errno, code, log? }
+
+export {
+  type CgroupLinkPin,
+  type CgroupLinkPinResult,
+  pinCgroupLinks,
+} from "./cgroup-links";
 export { BpfError } from "./errors";
 export { FdHandle, unpin } from "./fd";
 export { cgroupId, netnsCookie } from "./ids";
@@ -30,10 +38,12 @@ export {
   type NetnsAttachType,
   type NetnsInterface,
   type NetnsLinkInfo,
+  type NetnsSnapshot,
   netnsInterfaces,
   netnsLinkInfo,
   netnsQuery,
   netnsReplaceAddress,
+  netnsSnapshot,
   type TestRunResult,
   testRun,
 } from "./netns";

@@ -40,6 +40,14 @@ export interface NetnsInterface {
   addresses: NetnsAddress[];
 }
 
+/** A netns's cookie and interfaces, read in one trip into it. */
+export interface NetnsSnapshot {
+  /** As netnsCookie reports it. */
+  cookie: bigint;
+  /** As netnsInterfaces reports them. */
+  interfaces: NetnsInterface[];
+}
+
 /** Address scopes by name (rtnetlink's RT_SCOPE_*). */
 export const ADDRESS_SCOPE = { global: 0, site: 200, link: 253, host: 254 } as const;
 
@@ -49,6 +57,7 @@ interface NetnsNative {
   netnsQuery(netnsPath: string, attachType: NetnsAttachType): number[];
   progTestRun(progFd: number, data: Buffer, netnsPath: string | null): TestRunResult;
   netnsInterfaces(netnsPath: string): NetnsInterface[];
+  netnsSnapshot(netnsPath: string): NetnsSnapshot;
   netnsReplaceAddress(
     netnsPath: string,
     ifname: string,
@@ -97,6 +106,14 @@ export function testRun(prog: Program, data: Buffer, opts: { netns?: string } = 
 /** Every interface of the network namespace with its addresses (rtnetlink dumps). */
 export function netnsInterfaces(netnsPath: string): NetnsInterface[] {
   return netnsNative().netnsInterfaces(netnsPath);
+}
+
+/**
+ * The netns cookie and every interface with its addresses, from one trip into the netns (one
+ * native thread and setns instead of one for netnsCookie and one for netnsInterfaces).
+ */
+export function netnsSnapshot(netnsPath: string): NetnsSnapshot {
+  return netnsNative().netnsSnapshot(netnsPath);
 }
 
 /**

@@ -17,6 +17,15 @@
 
 namespace ebpf_napi {
 
+uint64_t CurrentNetnsCookie(const std::string& path) {
+  uint64_t cookie = 0;
+  UniqueFd sock(CheckSys(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0), "socket"));
+  socklen_t len = sizeof(cookie);
+  CheckSys(::getsockopt(sock.get(), SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &len),
+           "getsockopt(SO_NETNS_COOKIE)", path);
+  return cookie;
+}
+
 namespace {
 
 // netnsCookie(path) -> bigint: a socket made inside the netns reports its cookie.
@@ -24,12 +33,7 @@ Napi::Value NetnsCookie(const Napi::CallbackInfo& info) {
   std::string path = ArgString(info, 0);
   if (path.empty()) Fail("netns_cookie", EINVAL, "empty netns path");
   uint64_t cookie = 0;
-  RunInNetns(path, [&] {
-    UniqueFd sock(CheckSys(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0), "socket"));
-    socklen_t len = sizeof(cookie);
-    CheckSys(::getsockopt(sock.get(), SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &len),
-             "getsockopt(SO_NETNS_COOKIE)", path);
-  });
+  RunInNetns(path, [&] { cookie = CurrentNetnsCookie(path); });
   return Napi::BigInt::New(info.Env(), cookie);
 }
 

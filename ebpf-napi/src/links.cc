@@ -3,6 +3,7 @@
 #include <bpf/bpf.h>
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "args.h"
@@ -27,6 +28,61 @@ Napi::Value CgroupLinkCreate(const Napi::CallbackInfo& info) {
   UniqueFd cgroup = OpenCgroup(dir);
   int fd = bpf_link_create(progFd, cgroup.get(), type, nullptr);
   return Napi::Number::New(info.Env(), CheckLibbpf(fd, "bpf_link_create", dir));
+}
+
+// One item of cgroupLinksPin: a pinned program attached to a cgroup, the link pinned.
+struct CgroupLinkPin {
+  std::string progPin;
+  std::string cgroupDir;
+  std::string attachType;
+  std::string linkPin;
+};
+
+CgroupLinkPin CgroupLinkPinItem(Napi::Value v) {
+  if (!v.IsObject()) Fail("cgroup_links_pin", EINVAL, "an item is not an object");
+  Napi::Object o = v.As<Napi::Object>();
+  CgroupLinkPin item;
+  for (auto [key, field] : {std::pair{"progPin", &item.progPin}, {"cgroupDir", &item.cgroupDir},
+                            {"attachType", &item.attachType}, {"linkPin", &item.linkPin}}) {
+    Napi::Value f = o.Get(key);
+    if (!f.IsString()) Fail("cgroup_links_pin", EINVAL, std::string(key) + " must be a string");
+    *field = f.As<Napi::String>().Utf8Value();
+  }
+  return item;
+}
+
+// Opens the program pin, links it to the cgroup and pins the link. On a failure the link
+// (never pinned) is closed, which detaches it: the item leaves nothing behind.
+void PinCgroupLink(const CgroupLinkPin& item) {
+  bpf_attach_type type = AttachTypeByName(item.attachType);
+  CgroupProgTypeFor(type);
+  UniqueFd prog(CheckLibbpf(bpf_obj_get(item.progPin.c_str()), "bpf_obj_get", item.progPin));
+  UniqueFd cgroup = OpenCgroup(item.cgroupDir);
+  UniqueFd link(CheckLibbpf(bpf_link_create(prog.get(), cgroup.get(), type, nullptr),
+                            "bpf_link_create", item.cgroupDir));
+  CheckLibbpf(bpf_obj_pin(link.get(), item.linkPin.c_str()), "bpf_obj_pin", item.linkPin);
+}
+
+// cgroupLinksPin([{ progPin, cgroupDir, attachType, linkPin }]) -> per item, in order: null
+// (linked and pinned), the BpfError of the first item that failed (it left nothing), then
+// undefined for the items after it (not attempted). Items before a failure stay pinned.
+Napi::Value CgroupLinksPin(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Expect(info[0].IsArray(), info, 0, "an array of items");
+  Napi::Array items = info[0].As<Napi::Array>();
+  std::vector<CgroupLinkPin> parsed;
+  for (uint32_t i = 0; i < items.Length(); i++) parsed.push_back(CgroupLinkPinItem(items.Get(i)));
+  Napi::Array out = Napi::Array::New(env, parsed.size());
+  for (uint32_t i = 0; i < parsed.size(); i++) {
+    try {
+      PinCgroupLink(parsed[i]);
+      out.Set(i, env.Null());
+    } catch (const SysError& e) {
+      out.Set(i, ToJsError(env, e).Value());
+      break;
+    }
+  }
+  return out;
 }
 
 // The attach types a program can have on a sockmap or sockhash.
@@ -103,6 +159,7 @@ Napi::Value LinkDetach(const Napi::CallbackInfo& info) {
 void InitLinks(Napi::Env env, Napi::Object exports) {
   Export<CgroupLinkCreate>(env, exports, "cgroupLinkCreate");
   Export<CgroupQuery>(env, exports, "cgroupQuery");
+  Export<CgroupLinksPin>(env, exports, "cgroupLinksPin");
   Export<SockmapLinkCreate>(env, exports, "sockmapLinkCreate");
   Export<LinkUpdate>(env, exports, "linkUpdate");
   Export<LinkDetach>(env, exports, "linkDetach");

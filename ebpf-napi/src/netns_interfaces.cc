@@ -130,14 +130,7 @@ std::vector<Interface> ListInterfaces() {
   return out;
 }
 
-// netnsInterfaces(netnsPath) -> [{ ifindex, ifname, up, addresses: [{ family, address,
-// prefixLength, scope }] }] in ifindex order
-Napi::Value NetnsInterfaces(const Napi::CallbackInfo& info) {
-  std::string path = ArgString(info, 0);
-  if (path.empty()) Fail("netns_interfaces", EINVAL, "empty netns path");
-  std::vector<Interface> interfaces;
-  RunInNetns(path, [&] { interfaces = ListInterfaces(); });
-  Napi::Env env = info.Env();
+Napi::Array InterfacesToJs(Napi::Env env, const std::vector<Interface>& interfaces) {
   Napi::Array out = Napi::Array::New(env, interfaces.size());
   for (size_t n = 0; n < interfaces.size(); n++) {
     const Interface& i = interfaces[n];
@@ -158,6 +151,37 @@ Napi::Value NetnsInterfaces(const Napi::CallbackInfo& info) {
     o.Set("addresses", addresses);
     out.Set(n, o);
   }
+  return out;
+}
+
+std::string NetnsPathArg(const Napi::CallbackInfo& info, const char* op) {
+  std::string path = ArgString(info, 0);
+  if (path.empty()) Fail(op, EINVAL, "empty netns path");
+  return path;
+}
+
+// netnsInterfaces(netnsPath) -> [{ ifindex, ifname, up, addresses: [{ family, address,
+// prefixLength, scope }] }] in ifindex order
+Napi::Value NetnsInterfaces(const Napi::CallbackInfo& info) {
+  std::string path = NetnsPathArg(info, "netns_interfaces");
+  std::vector<Interface> interfaces;
+  RunInNetns(path, [&] { interfaces = ListInterfaces(); });
+  return InterfacesToJs(info.Env(), interfaces);
+}
+
+// netnsSnapshot(netnsPath) -> { cookie, interfaces }: the netns cookie and netnsInterfaces'
+// answer from one trip into the netns (one thread, one setns), as attaching a pod needs both.
+Napi::Value NetnsSnapshot(const Napi::CallbackInfo& info) {
+  std::string path = NetnsPathArg(info, "netns_snapshot");
+  uint64_t cookie = 0;
+  std::vector<Interface> interfaces;
+  RunInNetns(path, [&] {
+    cookie = CurrentNetnsCookie(path);
+    interfaces = ListInterfaces();
+  });
+  Napi::Object out = Napi::Object::New(info.Env());
+  out.Set("cookie", Napi::BigInt::New(info.Env(), cookie));
+  out.Set("interfaces", InterfacesToJs(info.Env(), interfaces));
   return out;
 }
 
@@ -207,6 +231,7 @@ Napi::Value NetnsReplaceAddress(const Napi::CallbackInfo& info) {
 
 void InitNetnsInterfaces(Napi::Env env, Napi::Object exports) {
   Export<NetnsInterfaces>(env, exports, "netnsInterfaces");
+  Export<NetnsSnapshot>(env, exports, "netnsSnapshot");
   Export<NetnsReplaceAddress>(env, exports, "netnsReplaceAddress");
 }
 

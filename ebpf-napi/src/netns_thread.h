@@ -3,6 +3,7 @@
 // caller joins it and gets its SysError rethrown.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <string>
 
@@ -10,5 +11,9 @@ namespace ebpf_napi {
 
 // netnsPath null or empty: the work runs on the new thread in our own netns.
 void RunInNetns(const std::string& netnsPath, const std::function<void()>& work);
+
+// The cookie of the calling thread's netns (SO_NETNS_COOKIE of a socket made there); path
+// only names it in errors. Call it inside RunInNetns.
+uint64_t CurrentNetnsCookie(const std::string& path);
 
 }  // namespace ebpf_napi

@@ -22,12 +22,10 @@ import {
   mapEntryCounts,
   paths,
 } from "../../datapath";
-import { defaultRedirectSettings } from "../../mesh/redirect-settings";
 import "../support/hooks";
-import { uniqueName } from "../support/names";
 import { createNode, createPod, type Node, type Pod } from "../support/pod";
 import { probe, startListeners } from "../support/sockprobe";
-import { BpfRoot } from "../support/waggle-mode";
+import { BpfRoot, testAttachRequest } from "../support/waggle-mode";
 
 const CALLERS = 20;
 const DATAPATH_MODULE = require.resolve("../../datapath");
@@ -194,14 +192,7 @@ describe("kernel: the datapath under concurrent callers", function () {
   it(`${CALLERS} processes attaching ${CALLERS} pods at once: every pod captured with its own original destination; concurrent detach leaves nothing`, async () => {
     const baseline = mapEntryCounts(root.opts);
     for (let i = 0; i < CALLERS; i++) pods.push(await createPod({ node, label: `pod ${i}` }));
-    const requests: AttachRequest[] = pods.map((pod) => ({
-      containerId: uniqueName("k"),
-      netnsPath: pod.netnsPath,
-      ifname: "eth0",
-      cgroupPath: pod.cgroupDir,
-      podIPs: [pod.address(4)],
-      settings: defaultRedirectSettings(),
-    }));
+    const requests: AttachRequest[] = pods.map((pod) => testAttachRequest(pod));
     const attached = await raceInProcesses(
       requests.map((req) => ({ fn: "attachPod" as const, args: [req, root.opts] })),
     );

@@ -11,10 +11,12 @@ import {
   BpfError,
   BpfObject,
   type Link,
+  netnsCookie,
   netnsInterfaces,
   netnsLinkInfo,
   netnsQuery,
   netnsReplaceAddress,
+  netnsSnapshot,
   type Program,
   testRun,
 } from "ebpf-napi";
@@ -146,6 +148,16 @@ describe("ebpf-napi: network namespaces", function () {
       scope: ADDRESS_SCOPE.global,
     });
     expectBpfError(() => netnsInterfaces("/run/netns/no-such-netns-here"), "ENOENT");
+  });
+
+  it("netnsSnapshot gives netnsCookie's cookie and netnsInterfaces' interfaces in one call", () => {
+    const snap = netnsSnapshot(pod.netnsPath);
+    expect(snap.cookie).to.equal(netnsCookie(pod.netnsPath));
+    expect(snap.interfaces).to.deep.equal(netnsInterfaces(pod.netnsPath));
+    expect(snap.cookie).to.not.equal(netnsCookie("/proc/self/ns/net"));
+    expectBpfError(() => netnsSnapshot("/run/netns/no-such-netns-here"), "ENOENT", /open_netns/);
+    expectBpfError(() => netnsSnapshot("/proc/self/ns/uts"), "EINVAL", /setns/);
+    expectBpfError(() => netnsSnapshot(""), "EINVAL", /netns_snapshot/);
   });
 
   it("netnsReplaceAddress adds an address once (ip addr replace); bad input is refused", () => {

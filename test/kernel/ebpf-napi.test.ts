@@ -34,6 +34,7 @@ import {
   libbpfVersion,
   netnsCookie,
   Program,
+  pinCgroupLinks,
   possibleCpus,
   probeAttachType,
   probeHelper,
@@ -507,6 +508,92 @@ describe("ebpf-napi: cgroup links", () => {
       "EINVAL",
     );
     expectBpfError(() => cgroupId("/nope-en"), "name_to_handle_at", "ENOENT");
+  });
+});
+
+describe("ebpf-napi: batched cgroup links (pinCgroupLinks)", () => {
+  /** Two connect4 programs and a TC one pinned in a fresh pin dir, and three cgroups. */
+  function setup() {
+    const pins = makePinDir();
+    const obj = loadSelftest();
+    const progs = {
+      v1: owned(obj.program("selftest_connect4")),
+      v2: owned(obj.program("selftest_connect4_v2")),
+      tc: owned(obj.program("selftest_count_packets")),
+    };
+    for (const [name, prog] of Object.entries(progs)) prog.pin(join(pins, name));
+    const cgroups = [makeCgroup(), makeCgroup(), makeCgroup()];
+    // pinned links keep their cgroups busy: unpinned before the cgroups go (teardown is LIFO)
+    onTeardown("unpin links", () => {
+      for (const f of readdirSync(pins)) if (f.startsWith("link")) unpin(join(pins, f));
+    });
+    const item = (prog: string, n: number) => ({
+      progPin: join(pins, prog),
+      cgroupDir: cgroups[n] as string,
+      attachType: "cgroup_inet4_connect" as const,
+      linkPin: join(pins, `link${n}`),
+    });
+    return { pins, progs, cgroups, item };
+  }
+
+  it("links and pins every item in order: each cgroup runs its program through a pinned link", () => {
+    const { progs, cgroups, item } = setup();
+    const results = pinCgroupLinks([item("v1", 0), item("v2", 1), item("v1", 2)]);
+    expect(results).to.deep.equal([
+      { status: "pinned" },
+      { status: "pinned" },
+      { status: "pinned" },
+    ]);
+    const ids = [progs.v1.info().id, progs.v2.info().id, progs.v1.info().id];
+    cgroups.forEach((cgroup, n) => {
+      expect(cgroupQuery(cgroup, "cgroup_inet4_connect")).to.deep.equal([ids[n]]);
+      const link = owned(Link.openPinned(item("v1", n).linkPin));
+      expect(link.info()).to.include({ progId: ids[n], attachType: "cgroup_inet4_connect" });
+      expect(link.info().cgroupId).to.equal(cgroupId(cgroup));
+    });
+  });
+
+  it("a failing item leaves nothing, the items before it stay pinned, the ones after are skipped", () => {
+    const { progs, cgroups, item } = setup();
+    const before = fdCount();
+    // item 1: a TC program for a cgroup hook, refused by bpf_link_create after its pin opened
+    const results = pinCgroupLinks([item("v1", 0), item("tc", 1), item("v2", 2)]);
+    expect(fdCount(), "fds leaked by the failed item").to.equal(before);
+    expect(results.map((r) => r.status)).to.deep.equal(["pinned", "failed", "skipped"]);
+    const failed = results[1];
+    expect(failed?.status === "failed" && failed.error).to.be.instanceOf(BpfError);
+    if (failed?.status === "failed") {
+      expect(failed.error.op).to.equal("bpf_link_create");
+      expect(failed.error.code).to.equal("EINVAL");
+    }
+    expect(cgroupQuery(cgroups[0] as string, "cgroup_inet4_connect")).to.deep.equal([
+      progs.v1.info().id,
+    ]);
+    expect(cgroupQuery(cgroups[1] as string, "cgroup_inet4_connect")).to.deep.equal([]);
+    expect(cgroupQuery(cgroups[2] as string, "cgroup_inet4_connect")).to.deep.equal([]);
+    expect(existsSync(item("v1", 0).linkPin)).to.equal(true);
+    expect(existsSync(item("v1", 1).linkPin)).to.equal(false);
+    expect(existsSync(item("v1", 2).linkPin)).to.equal(false);
+  });
+
+  it("a link that cannot be pinned is detached; a missing program pin is ENOENT", () => {
+    const { cgroups, item } = setup();
+    expect(pinCgroupLinks([item("v1", 0)])[0]).to.deep.equal({ status: "pinned" });
+    // the same link pin again: bpf_obj_pin EEXIST, and the link made for it is gone
+    const taken = { ...item("v2", 1), linkPin: item("v1", 0).linkPin };
+    const [again] = pinCgroupLinks([taken]);
+    expect(again?.status === "failed" && [again.error.op, again.error.code]).to.deep.equal([
+      "bpf_obj_pin",
+      "EEXIST",
+    ]);
+    expect(cgroupQuery(cgroups[1] as string, "cgroup_inet4_connect")).to.deep.equal([]);
+    const [missing] = pinCgroupLinks([item("nope", 2)]);
+    expect(missing?.status === "failed" && [missing.error.op, missing.error.code]).to.deep.equal([
+      "bpf_obj_get",
+      "ENOENT",
+    ]);
+    expect(pinCgroupLinks([])).to.deep.equal([]);
+    expect(() => pinCgroupLinks("x" as unknown as [])).to.throw(TypeError, /an array of items/);
   });
 });
 

@@ -27,18 +27,20 @@ export function attachTestPod(
   opts: DatapathOptions,
   over: Partial<AttachRequest> = {},
 ): PodRecordData {
-  return attachPod(
-    {
-      containerId: uniqueName("k"),
-      netnsPath: pod.netnsPath,
-      ifname: "eth0",
-      cgroupPath: pod.cgroupDir,
-      podIPs: [pod.address(4)],
-      settings: defaultRedirectSettings(),
-      ...over,
-    },
-    opts,
-  );
+  return attachPod(testAttachRequest(pod, over), opts);
+}
+
+/** The request attachTestPod makes. */
+export function testAttachRequest(pod: Pod, over: Partial<AttachRequest> = {}): AttachRequest {
+  return {
+    containerId: uniqueName("k"),
+    netnsPath: pod.netnsPath,
+    ifname: "eth0",
+    cgroupPath: pod.cgroupDir,
+    podIPs: [pod.address(4)],
+    settings: defaultRedirectSettings(),
+    ...over,
+  };
 }
 
 /** A unique bpffs root for one test file's datapath, removed at destroy (or at exit). */
