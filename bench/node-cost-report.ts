@@ -48,15 +48,21 @@ export function nodeCostSection(r: NodeCostResults | undefined): string[] {
     table(PROCESS_HEAD, [
       processRow("`node -e 0` (floor)", r.floor.nodeE0),
       processRow("waggle VERSION (floor)", r.floor.waggleVersion),
+      ...(r.firstAdd
+        ? [processRow("waggle ADD, the node's first meshed pod (loads the programs)", [r.firstAdd])]
+        : []),
       processRow("waggle ADD, meshed pod", r.meshedAdd),
       processRow("waggle DEL, meshed pod", r.meshedDel),
       processRow("waggle ADD, unmeshed pod", r.unmeshedAdd),
     ]),
     "",
-    `Peak RSS of the plugin over these: ${f(peakRssMiB(r))} MiB.`,
+    `Peak RSS of the plugin over the samples: ${f(peakRssMiB(r))} MiB.${r.firstAdd ? " The first meshed pod's ADD loads and pins the shared programs (libbpf reads the kernel's BTF for the bypass objects); its pod stays attached while every sample runs, as on a node that runs meshed pods, so the samples' ADDs and DELs find the datapath pinned and the kernel's cgroup-BPF switches on." : ""}`,
     "",
     "### ADD and DEL against meshed pods attached",
     "",
+    ...(r.firstAdd
+      ? ["Pods attached are counted besides the node's first (resident) meshed pod.", ""]
+      : []),
     table(
       [
         "meshed pods attached",

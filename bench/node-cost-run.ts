@@ -171,6 +171,9 @@ export async function measureNodeCost(
       floor.waggleVersion.push(v);
     }
     log(`node cost: floor measured (${plan.samples} x node -e 0 and waggle VERSION)`);
+    // The node's first meshed pod: its ADD loads the shared programs; it stays attached
+    const resident = await cluster.addPod(MESHED_ANNOTATIONS);
+    const firstAdd = waggleOf(cluster, "ADD", resident, resident.addMs);
     const meshedAdd: ProcessCost[] = [];
     const meshedDel: ProcessCost[] = [];
     const unmeshedAdd: ProcessCost[] = [];
@@ -259,6 +262,7 @@ export async function measureNodeCost(
         meshedAdd,
         meshedDel,
         unmeshedAdd,
+        firstAdd,
         scaleAdds,
         checkpoints,
         kernelMemory,

@@ -317,6 +317,19 @@ describe("bench node cost (issue 16): parsing, statistics, targets, plan and rep
       expect(chart?.svg.match(/<circle/g)).to.have.length(3 + 2 + 2);
     });
 
+    it("the node's first meshed ADD (it loads the programs) has a row of its own and is kept out of the RSS target, which names it", () => {
+      const withFirst = { ...results(), nodeCost: nodeCost({ firstAdd: cost(300, 66) }) };
+      const r = renderReport(withFirst, "svg");
+      expect(r.markdown).to.contain(
+        "| waggle ADD, the node's first meshed pod (loads the programs) | 1 | 300.0 |",
+      );
+      expect(r.markdown).to.contain("Pods attached are counted besides the node's first");
+      const rss = r.targets.find((t) => t.id === "node-rss");
+      expect(rss?.met).to.equal(true);
+      expect(rss?.measured).to.equal(50);
+      expect(rss?.detail).to.contain("not among them: 66.0 MiB");
+    });
+
     it("a report without the node cost has no node section or node targets", () => {
       const r = renderReport({ ...results(), plan: quickPlan(), nodeCost: undefined }, "svg");
       expect(r.markdown).not.to.contain("cost on the node");
