@@ -101,7 +101,10 @@ export function runWaggle(
       const stderr = Buffer.concat(err).toString();
       const ms = performance.now() - started;
       const base = { exitCode, signal, stdout, stderr, ms };
-      if (timedOut) resolve({ ...base, outcome: "hang", problem: `still running after ${ms} ms` });
+      // a hang is a call our kill ended; one that exited by itself as the timer fired (the
+      // runner's own event loop late on a saturated machine) is judged by what it answered
+      if (timedOut && signal === "SIGKILL")
+        resolve({ ...base, outcome: "hang", problem: `still running after ${ms} ms` });
       else resolve({ ...base, ...classify(exitCode, signal, stdout, stderr) });
     });
     child.stdin.on("error", () => {}); // the plugin may exit before reading all of stdin

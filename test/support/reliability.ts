@@ -529,16 +529,28 @@ function emptyStats(): CycleStats {
 }
 
 /** One ADD (checked attached) and DEL (checked gone) of a fresh container on a pod. */
-async function addDelCycle(bench: ReliabilityBench, pod: Pod, stats: CycleStats): Promise<void> {
+/**
+ * How long one call of a churn lane may take before it counts as a hang: lanes share the
+ * machine's CPUs, so a call waits for the others' (100 lanes on 2 cores: ADD p50 13.7 s,
+ * p99 26 s, each call about 130 ms of CPU). 1.2 s per lane, and never under 20 s.
+ */
+export const churnBoundMs = (concurrency: number) => Math.max(20_000, concurrency * 1_200);
+
+async function addDelCycle(
+  bench: ReliabilityBench,
+  pod: Pod,
+  stats: CycleStats,
+  timeoutMs: number,
+): Promise<void> {
   const req = bench.request(pod);
-  const add = await podCommand("ADD", req);
+  const add = await podCommand("ADD", req, { timeoutMs });
   if (add.outcome !== "ok") stats.violations.push(`ADD: ${describeRun(add)}`);
   else {
     stats.addMs.push(add.ms);
     const attached = podAttachments(pod).length;
     if (attached !== 11) stats.violations.push(`ADD left ${attached} programs on the pod, not 11`);
   }
-  const del = await podCommand("DEL", req);
+  const del = await podCommand("DEL", req, { timeoutMs });
   if (del.outcome !== "ok") stats.violations.push(`DEL: ${describeRun(del)}`);
   else stats.delMs.push(del.ms);
   const left = podAttachments(pod);
@@ -564,7 +576,7 @@ export async function churn(
     pods.map(async (pod) => {
       while (next < cycles) {
         next++;
-        await addDelCycle(bench, pod, stats);
+        await addDelCycle(bench, pod, stats, churnBoundMs(concurrency));
         onProgress?.(stats.delMs.length);
       }
     }),
