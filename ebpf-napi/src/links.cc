@@ -19,15 +19,20 @@ UniqueFd OpenCgroup(const std::string& dir) {
   return OpenPath(dir, O_RDONLY | O_DIRECTORY, "open_cgroup");
 }
 
+// A link of the program to the cgroup directory (the link's fd, checked). The caller has
+// checked the attach type with CgroupProgTypeFor.
+int CreateCgroupLink(int progFd, const std::string& dir, bpf_attach_type type) {
+  UniqueFd cgroup = OpenCgroup(dir);
+  return CheckLibbpf(bpf_link_create(progFd, cgroup.get(), type, nullptr), "bpf_link_create", dir);
+}
+
 // cgroupLinkCreate(progFd, cgroupDir, attachType) -> link fd
 Napi::Value CgroupLinkCreate(const Napi::CallbackInfo& info) {
   int progFd = ArgFd(info, 0);
   std::string dir = ArgString(info, 1);
   bpf_attach_type type = AttachTypeByName(ArgString(info, 2));
   CgroupProgTypeFor(type);  // rejects non-cgroup attach types with a clear error
-  UniqueFd cgroup = OpenCgroup(dir);
-  int fd = bpf_link_create(progFd, cgroup.get(), type, nullptr);
-  return Napi::Number::New(info.Env(), CheckLibbpf(fd, "bpf_link_create", dir));
+  return Napi::Number::New(info.Env(), CreateCgroupLink(progFd, dir, type));
 }
 
 // One item of cgroupLinksPin: a pinned program attached to a cgroup, the link pinned.
@@ -55,11 +60,9 @@ CgroupLinkPin CgroupLinkPinItem(Napi::Value v) {
 // (never pinned) is closed, which detaches it: the item leaves nothing behind.
 void PinCgroupLink(const CgroupLinkPin& item) {
   bpf_attach_type type = AttachTypeByName(item.attachType);
-  CgroupProgTypeFor(type);
+  CgroupProgTypeFor(type);  // rejects non-cgroup attach types before opening anything
   UniqueFd prog(CheckLibbpf(bpf_obj_get(item.progPin.c_str()), "bpf_obj_get", item.progPin));
-  UniqueFd cgroup = OpenCgroup(item.cgroupDir);
-  UniqueFd link(CheckLibbpf(bpf_link_create(prog.get(), cgroup.get(), type, nullptr),
-                            "bpf_link_create", item.cgroupDir));
+  UniqueFd link(CreateCgroupLink(prog.get(), item.cgroupDir, type));
   CheckLibbpf(bpf_obj_pin(link.get(), item.linkPin.c_str()), "bpf_obj_pin", item.linkPin);
 }
 
