@@ -84,7 +84,7 @@ export function bypassLinkPinned(root: string): boolean {
 }
 
 /** The program id a pinned link runs (null when nothing is pinned there). */
-function linkProgId(pin: string): number | null {
+export function linkProgId(pin: string): number | null {
   if (!existsSync(pin)) return null;
   const link = Link.openPinned(pin);
   try {

@@ -49,10 +49,12 @@ import { listDir, removeTree } from "./shared-fs";
 // The datapath's public entry: everything outside datapath/ imports from here, or, for what
 // needs no addon, from ./pins (test/unit/layout.test.ts keeps it so).
 
-// The socket bypass: the node switch, its counters entry, whether the kernel can run it.
+// The socket bypass: the node switch, its counters entry, whether the kernel can run it; and
+// the program any pinned link runs.
 export {
   applyNodeBypass,
   bypassBacklogMax,
+  linkProgId,
   nodeBypassSettings,
 } from "./bypass";
 export {

@@ -9,7 +9,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { expect } from "chai";
-import { Link, Program } from "ebpf-napi";
+import { Program } from "ebpf-napi";
 import {
   applyNodeBypass,
   attachPod,
@@ -19,6 +19,7 @@ import {
   type BypassCounterName,
   detachPod,
   ensureSharedPrograms,
+  linkProgId,
   listPods,
   MAP_NAMES,
   mapEntryCounts,
@@ -130,14 +131,7 @@ describe("socket bypass: each case observes the same over TCP and over the bypas
 
   /** The program a node link runs, or null when no link is pinned under that name. */
   function linkProgOf(name: string): number | null {
-    const pin = paths.link(root.path, name);
-    if (!existsSync(pin)) return null;
-    const l = Link.openPinned(pin);
-    try {
-      return l.info().progId;
-    } finally {
-      l.close();
-    }
+    return linkProgId(paths.link(root.path, name));
   }
 
   function resultOf(lines: string[], who: string): Record<string, unknown> {

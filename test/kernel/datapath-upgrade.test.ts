@@ -16,6 +16,7 @@ import {
   detachPod,
   ensureSharedPrograms,
   LISTENER_FINDER,
+  linkProgId,
   listPods,
   MAP_NAMES,
   POD_LINKS,
@@ -192,12 +193,9 @@ class EchoProxy {
 function podProgramIds(root: string, containerId: string): Record<string, number> {
   const ids: Record<string, number> = {};
   for (const name of POD_LINKS) {
-    const link = Link.openPinned(paths.podLink(root, containerId, name));
-    try {
-      ids[name] = link.info().progId;
-    } finally {
-      link.close();
-    }
+    const id = linkProgId(paths.podLink(root, containerId, name));
+    expect(id, `${name} link pinned`).to.be.a("number");
+    ids[name] = id as number;
   }
   return ids;
 }
@@ -476,12 +474,10 @@ describe("kernel: upgradePrograms under live traffic", function () {
       // a second upgrade replaces the tracepoint link with one running its new program
       const again = upgradePrograms(old.opts);
       expect(again.bypassLinkUpdated).to.equal(true);
-      const relinked = Link.openPinned(recvLink);
       const reloaded = Program.openPinned(flowPins[0]);
       try {
-        expect(relinked.info().progId).to.equal(reloaded.info().id);
+        expect(linkProgId(recvLink)).to.equal(reloaded.info().id);
       } finally {
-        relinked.close();
         reloaded.close();
       }
     } finally {

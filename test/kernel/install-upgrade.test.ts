@@ -5,8 +5,7 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { expect } from "chai";
-import { Link } from "ebpf-napi";
-import { paths } from "../../datapath";
+import { linkProgId, paths } from "../../datapath";
 import { Node, Pod } from "../support/pod";
 import type { SandboxProcess } from "../support/sandbox";
 import { attachTestPod } from "../support/waggle-mode";
@@ -42,14 +41,7 @@ describe("install (kernel): upgrade under a live connection", function () {
 
     // The CNI plugin's ADD for this pod, against the installer's pins.
     const { containerId } = attachTestPod(pod, { bpfRoot: host.bpfRoot });
-    const linkProg = () => {
-      const link = Link.openPinned(paths.podLink(host.bpfRoot, containerId, "waggle_connect4"));
-      try {
-        return link.info().progId;
-      } finally {
-        link.close();
-      }
-    };
+    const linkProg = () => linkProgId(paths.podLink(host.bpfRoot, containerId, "waggle_connect4"));
     const oldProg = linkProg();
 
     const proxy = pod.spawn("python3", ["-c", PROXY], { uid: 1337, gid: 1337 });
