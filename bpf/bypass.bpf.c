@@ -72,8 +72,7 @@ int waggle_bypass_msg(struct sk_msg_md *msg)
 			__sync_fetch_and_add(&backlog->unread, size);
 		else
 			bypass_backlog_start(&peer, size);
-		BYPASS_COUNT(b->netns, bypass_msgs, 1);
-		BYPASS_COUNT(b->netns, bypass_bytes, size);
+		bypass_count_msg(b->netns, size);
 		return SK_PASS;
 	}
 	/* it is not (not yet, or gone): this direction stays on TCP for good */

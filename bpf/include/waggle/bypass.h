@@ -52,6 +52,17 @@ static __always_inline void bypass_count_at(void *map, __u64 netns, __u32 offset
 		__sync_fetch_and_add((__u64 *)(c + offset), n);
 }
 
+/* A message handed to the peer: one lookup for both of its counters (this runs per message). */
+static __always_inline void bypass_count_msg(__u64 netns, __u64 size)
+{
+	struct bypass_counters *c = bpf_map_lookup_elem(&waggle_bypass_counters, &netns);
+
+	if (!c)
+		return;
+	__sync_fetch_and_add(&c->bypass_msgs, 1);
+	__sync_fetch_and_add(&c->bypass_bytes, size);
+}
+
 static __always_inline bool bypass_node_enabled(void)
 {
 	__u32 zero = 0;
