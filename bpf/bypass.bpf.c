@@ -13,7 +13,9 @@
  * Flow control: a redirect hands the sender's buffer back at once, and the peer's ingress
  * queue has no window. So what the peer has not read yet is kept in waggle_bypass_backlog
  * (this program adds each redirected message, bypass_recv.bpf.c sets the queue's real length
- * after each read). A message that would take it past the node's bound goes through TCP, and
+ * after each read; a direction that has redirected less than half the bound in all cannot
+ * have filled the peer's queue, so it is tracked only from there on, and most connections
+ * never are). A message that would take it past the node's bound goes through TCP, and
  * so does every later one (BYPASS_HELD) until the peer has read every byte sent through TCP
  * (its copied_seq reached this socket's write_seq): TCP's window and this socket's send
  * buffer stop a sender whose peer does not read, and redirecting again only once the TCP
@@ -47,11 +49,29 @@ int waggle_bypass_msg(struct sk_msg_md *msg)
 	 */
 	if (sk->state != BPF_TCP_ESTABLISHED && sk->state != BPF_TCP_CLOSE_WAIT)
 		return SK_PASS;
-	/* held back: through TCP until the peer has read every byte that went that way */
 	__builtin_memcpy(&peer, &b->peer, sizeof(peer));
+	/*
+	 * less than half the bound redirected in all cannot have filled the peer's queue: no
+	 * bookkeeping yet; past it, the peer's entry starts with all of those bytes unread (a
+	 * socket an earlier build held is tracked already)
+	 */
+	if (!(b->flags & (BYPASS_TRACKED | BYPASS_HELD))) {
+		if ((__u64)b->untracked + size <= bypass_backlog_max() / 2) {
+			if (bpf_msg_redirect_hash(msg, &waggle_bypass, &peer, BPF_F_INGRESS) != SK_PASS)
+				goto fall_back;
+			b->untracked += size;
+			bypass_count_msg(b->netns, size);
+			return SK_PASS;
+		}
+		b->flags |= BYPASS_TRACKED;
+		bypass_backlog_start(&peer, b->untracked);
+	}
 	backlog = bpf_map_lookup_elem(&waggle_bypass_backlog, &peer);
+	/* held back: through TCP until the peer has read every byte that went that way */
 	if (b->flags & BYPASS_HELD) {
 		tp = (struct tcp_sock___waggle *)bpf_skc_to_tcp_sock(sk);
+		if (!backlog) /* evicted: its next read tells again */
+			bypass_backlog_start(&peer, 0);
 		if (!tp || !backlog || !(backlog->flags & BACKLOG_SEQ) ||
 		    backlog->copied_seq != tp->write_seq) {
 			FLOW_COUNT(b->netns, bypass_backpressure_bytes, size);
@@ -75,6 +95,7 @@ int waggle_bypass_msg(struct sk_msg_md *msg)
 		bypass_count_msg(b->netns, size);
 		return SK_PASS;
 	}
+fall_back:
 	/* it is not (not yet, or gone): this direction stays on TCP for good */
 	b->flags |= BYPASS_TCP;
 	BYPASS_COUNT(b->netns, bypass_fallbacks, 1);

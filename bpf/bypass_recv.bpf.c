@@ -9,8 +9,10 @@
  * After each read of a socket that joined the bypass, the bytes still waiting in its ingress
  * queue (struct sk_psock's msg_tot_len) and how far it has read its TCP stream (copied_seq)
  * become its entry in waggle_bypass_backlog, which the sk_msg program (bypass.bpf.c) checks
- * before each redirect. Between its add and this set the entry may count a message twice or
- * miss one: the error is at most a message, and the next read corrects it.
+ * before each redirect. Only the entry its sender made is written: a receiver nobody tracks
+ * (less than half the bound was sent to it) costs one lookup per read. Between its add and
+ * this set the entry may count a message twice or miss one: the error is at most a message,
+ * and the next read corrects it.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -38,9 +40,9 @@ extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
 SEC("tp_btf/sock_recv_length")
 int BPF_PROG(waggle_bypass_recv, struct sock___waggle *sk, int ret, int flags)
 {
-	struct bypass_backlog now = {}, *v;
 	struct tcp_sock___waggle *tp;
 	struct sk_psock___waggle *psock;
+	struct bypass_backlog *v;
 	struct bypass_key own;
 	struct bypass_sock *b;
 	unsigned long data;
@@ -49,6 +51,11 @@ int BPF_PROG(waggle_bypass_recv, struct sock___waggle *sk, int ret, int flags)
 	b = bpf_sk_storage_get(&waggle_bypass_sock, sk, 0, 0);
 	if (!b)
 		return 0;
+	/* whose sender tracks what it has not read (bypass.bpf.c makes the entry) */
+	bypass_own_key(b, &own);
+	v = bpf_map_lookup_elem(&waggle_bypass_backlog, &own);
+	if (!v)
+		return 0;
 	/* its psock, which holds the ingress queue (gone once the socket left the map) */
 	data = (unsigned long)sk->sk_user_data;
 	if (!(data & SK_USER_DATA_PSOCK))
@@ -56,20 +63,11 @@ int BPF_PROG(waggle_bypass_recv, struct sock___waggle *sk, int ret, int flags)
 	psock = bpf_rdonly_cast((void *)(data & SK_USER_DATA_PTRMASK),
 				bpf_core_type_id_kernel(struct sk_psock___waggle));
 	/* what is left in its ingress queue, and how far its TCP stream is read, in place */
-	bypass_own_key(b, &own);
 	tp = (struct tcp_sock___waggle *)bpf_skc_to_tcp_sock(sk);
 	if (!tp)
 		return 0;
-	now.unread = psock->msg_tot_len;
-	now.copied_seq = tp->copied_seq;
-	now.flags = BACKLOG_SEQ;
-	v = bpf_map_lookup_elem(&waggle_bypass_backlog, &own);
-	if (v) {
-		v->unread = now.unread;
-		v->copied_seq = now.copied_seq;
-		v->flags = now.flags;
-	} else {
-		bpf_map_update_elem(&waggle_bypass_backlog, &own, &now, BPF_ANY);
-	}
+	v->unread = psock->msg_tot_len;
+	v->copied_seq = tp->copied_seq;
+	v->flags = BACKLOG_SEQ;
 	return 0;
 }

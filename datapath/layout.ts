@@ -105,7 +105,7 @@ export const STRUCTS = {
     ["peer", 0, 48],
     ["netns", 48, 8],
     ["flags", 56, 4],
-    ["pad", 60, 4],
+    ["untracked", 60, 4],
   ]),
   bypass_counters: layout(32, [
     ["bypass_sockets", 0, 8],

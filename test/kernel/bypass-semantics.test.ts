@@ -428,6 +428,34 @@ describe("socket bypass: each case observes the same over TCP and over the bypas
     expect(bypassed.counters.bypass_backpressure_fallbacks).to.equal(1);
   });
 
+  it("flow control: a direction that sends less than half the bound never makes a backlog entry (short connections cost no map churn); past half, its receiver is tracked", async () => {
+    const entries = () => mapEntryCounts(root.opts)[MAP_NAMES.bypassBacklog];
+    const bound = 1 * MiB;
+    const before = entries();
+    const small = await run(
+      podToPod4,
+      "stream",
+      `${bound / 2 - 4096}:${bound / 4}`,
+      true,
+      undefined,
+      bound,
+    );
+    expect(small.counters.bypass_bytes, "all bypassed").to.equal(bound / 2 - 4096 + bound / 4);
+    expect(entries(), "no entry for either end").to.equal(before);
+    const large = await run(
+      podToPod4,
+      "stream",
+      `${2 * bound}:${bound / 4}`,
+      true,
+      undefined,
+      bound,
+    );
+    expect(large.server.receivedSha).to.equal(large.client.sentSha);
+    expect(entries(), "one entry: the server's, which received past half the bound").to.equal(
+      before + 1,
+    );
+  });
+
   it("flow control: 64 MiB to a reading peer arrive in order, over the bypass while the reader keeps within the bound", async () => {
     const r = await compare(podToPod4, "stream", `${64 * MiB}:0`);
     expect(r.server.receivedSha).to.equal(r.client.sentSha);

@@ -207,13 +207,14 @@ struct bypass_key {
 #define BYPASS_JOINED (1u << 0) /* the socket is in waggle_bypass */
 #define BYPASS_TCP    (1u << 1) /* bytes this socket sent went through TCP: never redirect again */
 #define BYPASS_HELD   (1u << 2) /* back-pressure: through TCP until the peer read all of it */
+#define BYPASS_TRACKED (1u << 3) /* the peer's unread bytes are kept in waggle_bypass_backlog */
 
 /* Socket storage waggle_bypass_sock: the peer's key and this socket's decision. */
 struct bypass_sock {
 	struct bypass_key peer;
 	__u64 netns;
 	__u32 flags;
-	__u32 pad;
+	__u32 untracked; /* bytes redirected before BYPASS_TRACKED (at most half the bound) */
 };
 
 /*

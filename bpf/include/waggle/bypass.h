@@ -20,7 +20,9 @@
  * Flow control: waggle_bypass_backlog holds, per receiving socket (its own key), the bytes
  * waiting unread in its ingress queue and how far it has read its TCP stream; bypass.bpf.c
  * adds what it redirects and holds a direction on TCP when the bound would be passed,
- * bypass_recv.bpf.c sets the true figures after each read.
+ * bypass_recv.bpf.c sets the true figures after each read. A direction enters it only once
+ * it has redirected half the bound in all (less than that cannot fill the peer's queue), so
+ * short connections, most of them, never touch it.
  */
 #ifndef WAGGLE_BYPASS_H
 #define WAGGLE_BYPASS_H
@@ -97,7 +99,10 @@ static __always_inline void bypass_own_key(const struct bypass_sock *b, struct b
 	own->pad = 0;
 }
 
-/* The first bytes queued for a receiver (or for one whose entry the LRU evicted). */
+/*
+ * A receiver's entry, made when its sender starts tracking it (with every byte it redirected
+ * before counted as unread, until the next read tells), or again when the LRU evicted it.
+ */
 static __always_inline void bypass_backlog_start(const struct bypass_key *peer, __u64 size)
 {
 	struct bypass_backlog fresh = { .unread = size };
