@@ -1,6 +1,7 @@
-// Work inside another network namespace without ever moving a Node or libuv thread: a fresh
-// std::thread enters the netns (setns CLONE_NEWNET, by path), runs the work and ends; the
-// caller joins it and gets its SysError rethrown.
+// Work inside another network namespace without ever moving a Node or libuv thread: one
+// worker thread, started at the first trip and kept, enters the netns (setns CLONE_NEWNET, by
+// path) and runs the work while the caller waits; the caller gets its SysError rethrown.
+// Trips are serialized; the worker holds one fd (the process's own netns) for its life.
 #pragma once
 
 #include <cstdint>
@@ -9,7 +10,7 @@
 
 namespace ebpf_napi {
 
-// netnsPath null or empty: the work runs on the new thread in our own netns.
+// netnsPath null or empty: the work runs on the worker in the process's own netns.
 void RunInNetns(const std::string& netnsPath, const std::function<void()>& work);
 
 // The cookie of the calling thread's netns (SO_NETNS_COOKIE of a socket made there); path
