@@ -2,7 +2,7 @@
 // src/netns_interfaces.cc): netns bpf_links (sk_lookup), their info and query, test runs
 // inside a netns, and the interfaces and addresses read and changed over rtnetlink. The
 // programs come from waggle's inbound object (an sk_lookup program and a tc one).
-import { statSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { expect } from "chai";
 import {
   ADDRESS_SCOPE,
@@ -120,6 +120,24 @@ describe("ebpf-napi: network namespaces", function () {
     expect(out.dataOut).to.deep.equal(Buffer.alloc(20, 7));
     expectBpfError(() => testRun(tc, Buffer.alloc(20), { netns: "/run/netns/nope" }), "ENOENT");
     expectBpfError(() => testRun(tc, "x" as unknown as Buffer), "EINVAL", /must be a Buffer/);
+  });
+
+  it("trips in turn into a pod's netns and the process's own each land where asked, and a failed trip leaves the next unaffected (one kept thread makes them all)", () => {
+    const own = netnsCookie("/proc/self/ns/net");
+    const inPod = netnsCookie(pod.netnsPath);
+    expect(inPod).to.not.equal(own);
+    for (let i = 0; i < 3; i++) {
+      expect(netnsCookie(pod.netnsPath), `trip ${i} into the pod`).to.equal(inPod);
+      expect(netnsCookie("/proc/self/ns/net"), `trip ${i} home`).to.equal(own);
+    }
+    expectBpfError(() => netnsCookie("/run/netns/no-such-netns-here"), "ENOENT");
+    expect(netnsCookie(pod.netnsPath), "after a failed trip").to.equal(inPod);
+    // the worker is one thread, kept: more trips start no more threads
+    const threads = () =>
+      Number(/Threads:\s+(\d+)/.exec(readFileSync("/proc/self/status", "utf8"))?.[1]);
+    const before = threads();
+    for (let i = 0; i < 20; i++) netnsCookie(pod.netnsPath);
+    expect(threads()).to.equal(before);
   });
 
   it("netnsInterfaces lists every interface with its index and addresses, scope included", () => {
