@@ -47,7 +47,9 @@ void EnterAndRun(int home, bool& atHome, const std::string& netnsPath,
 class NetnsWorker {
  public:
   NetnsWorker() : home_(OpenPath("/proc/thread-self/ns/net", O_RDONLY, "open_netns")) {
-    std::thread([this] { Serve(); }).detach();
+    std::thread serving([this] { Serve(); });
+    id_ = serving.get_id();  // set before any caller can ask OnWorker (Worker()'s static init)
+    serving.detach();
   }
 
   void Run(const std::string& netnsPath, const std::function<void()>& work) {
@@ -77,10 +79,6 @@ class NetnsWorker {
   };
 
   void Serve() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      id_ = std::this_thread::get_id();
-    }
     for (;;) {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [this] { return task_.has_value(); });
