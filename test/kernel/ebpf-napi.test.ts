@@ -367,7 +367,6 @@ describe("ebpf-napi: maps", () => {
 
 // ---- cgroup links -------------------------------------------------------------------------
 
-/** A TCP listener on 127.0.0.1 that records every connection it accepts. */
 /** Whether a link with this id still exists (Link.fromId fails once the kernel freed it). */
 function linkAlive(id: number): boolean {
   try {
@@ -378,6 +377,7 @@ function linkAlive(id: number): boolean {
   }
 }
 
+/** A TCP listener on 127.0.0.1 that records every connection it accepts. */
 async function listener(): Promise<{ server: Server; port: number; accepted: () => number }> {
   let accepted = 0;
   const server = createServer((sock) => {

@@ -528,7 +528,6 @@ function emptyStats(): CycleStats {
   return { addMs: [], delMs: [], violations: [] };
 }
 
-/** One ADD (checked attached) and DEL (checked gone) of a fresh container on a pod. */
 /**
  * How long one call of a churn lane may take before it counts as a hang: lanes share the
  * machine's CPUs, so a call waits for the others' (100 lanes on 2 cores: ADD p50 13.7 s,
@@ -536,6 +535,7 @@ function emptyStats(): CycleStats {
  */
 export const churnBoundMs = (concurrency: number) => Math.max(20_000, concurrency * 1_200);
 
+/** One ADD (checked attached) and DEL (checked gone) of a fresh container on a pod. */
 async function addDelCycle(
   bench: ReliabilityBench,
   pod: Pod,
