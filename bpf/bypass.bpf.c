@@ -15,7 +15,9 @@
  * (this program adds each redirected message, bypass_recv.bpf.c sets the queue's real length
  * after each read; a direction that has redirected less than half the bound in all cannot
  * have filled the peer's queue, so it is tracked only from there on, and most connections
- * never are). A message that would take it past the node's bound goes through TCP, and
+ * never are; a tracked direction whose peer has read every byte is untracked again, so a
+ * long-lived request/response connection costs the bookkeeping only while the peer lags).
+ * A message that would take it past the node's bound goes through TCP, and
  * so does every later one (BYPASS_HELD) until the peer has read every byte sent through TCP
  * (its copied_seq reached this socket's write_seq): TCP's window and this socket's send
  * buffer stop a sender whose peer does not read, and redirecting again only once the TCP
@@ -51,8 +53,23 @@ int waggle_bypass_msg(struct sk_msg_md *msg)
 		return SK_PASS;
 	__builtin_memcpy(&peer, &b->peer, sizeof(peer));
 	/*
-	 * less than half the bound redirected in all cannot have filled the peer's queue: no
-	 * bookkeeping yet; past it, the peer's entry starts with all of those bytes unread (a
+	 * tracked, and the peer has read everything (its last read said so, nothing redirected
+	 * since): its queue is empty, so this direction counts from zero again, untracked, and
+	 * its entry goes (the peer's reads stop writing it)
+	 */
+	backlog = NULL;
+	if ((b->flags & (BYPASS_TRACKED | BYPASS_HELD)) == BYPASS_TRACKED) {
+		backlog = bpf_map_lookup_elem(&waggle_bypass_backlog, &peer);
+		if (backlog && (backlog->flags & BACKLOG_SEQ) && !backlog->unread) {
+			bpf_map_delete_elem(&waggle_bypass_backlog, &peer);
+			backlog = NULL;
+			b->flags &= ~BYPASS_TRACKED;
+			b->untracked = 0;
+		}
+	}
+	/*
+	 * less than half the bound redirected since then cannot have filled the peer's queue:
+	 * no bookkeeping; past it, the peer's entry starts with all of those bytes unread (a
 	 * socket an earlier build held is tracked already)
 	 */
 	if (!(b->flags & (BYPASS_TRACKED | BYPASS_HELD))) {
@@ -66,7 +83,8 @@ int waggle_bypass_msg(struct sk_msg_md *msg)
 		b->flags |= BYPASS_TRACKED;
 		bypass_backlog_start(&peer, b->untracked);
 	}
-	backlog = bpf_map_lookup_elem(&waggle_bypass_backlog, &peer);
+	if (!backlog)
+		backlog = bpf_map_lookup_elem(&waggle_bypass_backlog, &peer);
 	/* held back: through TCP until the peer has read every byte that went that way */
 	if (b->flags & BYPASS_HELD) {
 		tp = (struct tcp_sock___waggle *)bpf_skc_to_tcp_sock(sk);

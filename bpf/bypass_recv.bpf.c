@@ -10,7 +10,8 @@
  * queue (struct sk_psock's msg_tot_len) and how far it has read its TCP stream (copied_seq)
  * become its entry in waggle_bypass_backlog, which the sk_msg program (bypass.bpf.c) checks
  * before each redirect. Only the entry its sender made is written: a receiver nobody tracks
- * (less than half the bound was sent to it) costs one lookup per read. Between its add and
+ * (less than half the bound was sent to it since it last had nothing unread) costs one
+ * lookup per read. Between its add and
  * this set the entry may count a message twice or miss one: the error is at most a message,
  * and the next read corrects it.
  */

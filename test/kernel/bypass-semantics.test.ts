@@ -428,7 +428,7 @@ describe("socket bypass: each case observes the same over TCP and over the bypas
     expect(bypassed.counters.bypass_backpressure_fallbacks).to.equal(1);
   });
 
-  it("flow control: a direction that sends less than half the bound never makes a backlog entry (short connections cost no map churn); past half, its receiver is tracked", async () => {
+  it("flow control: a direction that sends less than half the bound never makes a backlog entry (short connections cost no map churn); past half, its receiver is tracked while it lags", async () => {
     const entries = () => mapEntryCounts(root.opts)[MAP_NAMES.bypassBacklog];
     const bound = 1 * MiB;
     const before = entries();
@@ -442,18 +442,27 @@ describe("socket bypass: each case observes the same over TCP and over the bypas
     );
     expect(small.counters.bypass_bytes, "all bypassed").to.equal(bound / 2 - 4096 + bound / 4);
     expect(entries(), "no entry for either end").to.equal(before);
-    const large = await run(
-      podToPod4,
-      "stream",
-      `${2 * bound}:${bound / 4}`,
-      true,
-      undefined,
-      bound,
-    );
-    expect(large.server.receivedSha).to.equal(large.client.sentSha);
-    expect(entries(), "one entry: the server's, which received past half the bound").to.equal(
-      before + 1,
-    );
+    // a peer that reads nothing for a while: the sender tracks it, and its entry stays (no
+    // message of the sender found it caught up afterwards)
+    const lagging = await run(podToPod4, "backpressure", `${2 * bound}:0`, true, undefined, bound);
+    expect(lagging.server.receivedSha).to.equal(lagging.client.sentSha);
+    expect(entries(), "one entry: the lagging receiver's").to.equal(before + 1);
+  });
+
+  it("flow control: a tracked direction whose peer has read every byte is untracked again, its entry deleted (kept-alive connections stop paying the bookkeeping)", async () => {
+    const entries = () => mapEntryCounts(root.opts)[MAP_NAMES.bypassBacklog];
+    const bound = 1 * MiB;
+    const before = entries();
+    // past half the bound (tracked), then, once the peer has read it all and answered, more:
+    // the first later message finds the peer caught up (too little follows to track again)
+    const up = bound / 2 + 64 * 1024;
+    const tail = 4096;
+    const r = await run(podToPod4, "caught-up", `${up}:${tail}`, true, undefined, bound);
+    expect(r.client.answer, "the peer read everything first").to.equal("k");
+    expect(r.server.receivedSha, "every byte, in order").to.equal(r.client.sentSha);
+    expect(r.counters.bypass_bytes, "all bypassed, the answer too").to.equal(up + tail + 1);
+    expect(r.counters.bypass_backpressure_fallbacks).to.equal(0);
+    expect(entries(), "the entry made past half is gone").to.equal(before);
   });
 
   it("flow control: 64 MiB to a reading peer arrive in order, over the bypass while the reader keeps within the bound", async () => {

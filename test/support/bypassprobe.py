@@ -111,6 +111,40 @@ def stream_client(s, arg):
     return {**stream_report("sent", sent), **stream_report("received", data, err)}
 
 
+def recv_exactly(s, n):
+    """Reads exactly n bytes (fewer only at EOF)."""
+    chunks, got = [], 0
+    while got < n:
+        b = s.recv(min(262144, n - got))
+        if not b:
+            break
+        chunks.append(b)
+        got += len(b)
+    return b"".join(chunks)
+
+
+def caught_up_server(c, arg):
+    """Reads the first `up` bytes, answers one byte once it has them all, then reads to EOF."""
+    up, _ = stream_sizes(arg)
+    first = recv_exactly(c, up)
+    c.sendall(b"k")
+    rest, err = recv_all(c)
+    c.close()
+    return stream_report("received", first + rest, err)
+
+
+def caught_up_client(s, arg):
+    """Sends `up` bytes, waits until the peer has read them all (its answer), then `tail` more."""
+    up, tail = stream_sizes(arg)
+    first, rest = payload(1, up), payload(2, tail)
+    send_in_pieces(s, first, 4)
+    answer = recv_exactly(s, 1)
+    send_in_pieces(s, rest, 5)
+    s.shutdown(socket.SHUT_WR)
+    recv_all(s)
+    return {"answer": answer.decode(), **stream_report("sent", first + rest)}
+
+
 def duplex(c, seed_out, n):
     """Sends n bytes while reading until EOF, at the same time."""
     sent = payload(seed_out, n)
@@ -595,6 +629,7 @@ CASES = {
     "paced": (digest_server, paced_client),
     "peer-exit": (peer_exit_server, peer_exit_client),
     "stream": (stream_server, stream_client),
+    "caught-up": (caught_up_server, caught_up_client),
     "duplex": (duplex_server, duplex_client),
     "halfclose": (halfclose_server, halfclose_client),
     "finorder": (finorder_server, finorder_client),

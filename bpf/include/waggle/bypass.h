@@ -21,8 +21,8 @@
  * waiting unread in its ingress queue and how far it has read its TCP stream; bypass.bpf.c
  * adds what it redirects and holds a direction on TCP when the bound would be passed,
  * bypass_recv.bpf.c sets the true figures after each read. A direction enters it only once
- * it has redirected half the bound in all (less than that cannot fill the peer's queue), so
- * short connections, most of them, never touch it.
+ * it has redirected half the bound (less than that cannot fill the peer's queue), so short
+ * connections, most of them, never touch it, and leaves it when the peer has read every byte.
  */
 #ifndef WAGGLE_BYPASS_H
 #define WAGGLE_BYPASS_H
@@ -190,8 +190,12 @@ static __always_inline void bypass_join(struct bpf_sock_ops *s)
 	__builtin_memcpy(own.remote_addr, &remote, sizeof(remote));
 	own.local_port = lport;
 	own.remote_port = rport;
-	/* nothing is queued for it yet (an entry a closed socket with the same tuple left) */
-	bpf_map_delete_elem(&waggle_bypass_backlog, &own);
+	/*
+	 * nothing is queued for it yet: drop an entry a closed socket with the same tuple left
+	 * (looked up first: entries are rare, and a delete locks its bucket with interrupts off)
+	 */
+	if (bpf_map_lookup_elem(&waggle_bypass_backlog, &own))
+		bpf_map_delete_elem(&waggle_bypass_backlog, &own);
 	if (bpf_sock_hash_update(s, &waggle_bypass, &own, BPF_NOEXIST)) {
 		b->flags = BYPASS_TCP;
 		COUNT(netns, errors);
