@@ -9,7 +9,6 @@
 // - concurrent first runs are safe: each file is written to a unique temporary name in the same
 //   directory, fsynced and renamed into place; a completion marker is written the same way, last.
 //   Readers use the directory only once the marker exists, so no partial file is ever used.
-import { randomBytes } from "node:crypto";
 import {
   accessSync,
   closeSync,
@@ -25,6 +24,7 @@ import {
   writeSync,
 } from "node:fs";
 import { dirname, join } from "node:path";
+import { randomHex } from "./unique-name";
 
 /** A file to place in the runtime directory. */
 export interface RuntimeFile {
@@ -151,7 +151,7 @@ function checkExecutable(path: string): void {
 
 /** Writes `name` in `dir` under a unique temporary name, fsyncs it and renames it into place. */
 function writeAtomically(dir: string, name: string, bytes: Uint8Array, mode: number): void {
-  const tmp = join(dir, `.${name}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`);
+  const tmp = join(dir, `.${name}.${process.pid}.${randomHex(6)}.tmp`);
   const fd = openSync(
     tmp,
     constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,

@@ -4,10 +4,10 @@
 // node switch and backlog bound in waggle_node, and each pod's bypass counters entry.
 // Which sockets join is decided in BPF (bpf/include/waggle/bypass.h); nothing here touches
 // live connections: a socket stays in the map, and keeps its program, until it closes.
-import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { attachSockmap, attachTracing, BpfMap, Link, Program, possibleCpus } from "ebpf-napi";
+import { randomHex } from "../base/unique-name";
 import { SOCKET_BYPASS_BACKLOG } from "../mesh/config";
 import { netnsKey, zeroCounters } from "./encode";
 import { MAP_NAMES, NODE, STRUCTS } from "./layout";
@@ -23,7 +23,7 @@ function pinRecvLink(progPath: string, pin: string): void {
   const prog = Program.openPinned(progPath);
   try {
     const link = attachTracing(prog, BYPASS_RECV_PROGRAM.attachType);
-    const staged = `${pin}-new-${randomBytes(4).toString("hex")}`;
+    const staged = `${pin}-new-${randomHex(4)}`;
     try {
       link.pin(staged);
       renameSync(staged, pin);

@@ -3,12 +3,12 @@
 // each loader builds a complete private staging directory and renames it into place; the
 // loser's rename fails (the target is not empty) and it discards its copy. So a reader that
 // sees <bpfRoot>/datapath sees every pin, and nobody waits on a lock.
-import { randomBytes } from "node:crypto";
 import { existsSync, renameSync } from "node:fs";
 import { join } from "node:path";
 import { BpfObject, Link, Program } from "ebpf-napi";
 import { bpfObject } from "../base/assets";
 import { makeDirectories } from "../base/make-directories";
+import { randomHex } from "../base/unique-name";
 import { createBypassLink, swapBypassLink } from "./bypass";
 import { DatapathError } from "./errors";
 import { MAP_NAMES } from "./layout";
@@ -99,7 +99,7 @@ export function loadSharedPrograms(opts: DatapathOptions): SharedProgramsOutcome
       `${paths.datapath(root)} exists but is incomplete; run "waggle install" (upgradePrograms) to repair it`,
     );
   }
-  const staging = join(root, `staging-${process.pid}-${randomBytes(4).toString("hex")}`);
+  const staging = join(root, `staging-${process.pid}-${randomHex(4)}`);
   try {
     makeDirectories(root);
     loadInto(join(staging, "maps"), join(staging, "progs"));
@@ -269,7 +269,7 @@ export function upgradePrograms(opts: DatapathOptions): UpgradeReport {
     return finish(new Map());
   }
   const before = pinnedPrograms(root);
-  const fresh = join(paths.datapath(root), `progs-new-${randomBytes(4).toString("hex")}`);
+  const fresh = join(paths.datapath(root), `progs-new-${randomHex(4)}`);
   try {
     loadInto(paths.maps(root), fresh);
   } catch (err) {
@@ -302,7 +302,7 @@ export function upgradePrograms(opts: DatapathOptions): UpgradeReport {
     };
     swapPods();
     report.bypassLinkUpdated = swapBypassLink(root, fresh);
-    const old = join(paths.datapath(root), `progs-old-${randomBytes(4).toString("hex")}`);
+    const old = join(paths.datapath(root), `progs-old-${randomHex(4)}`);
     if (existsSync(paths.progs(root))) renameSync(paths.progs(root), old);
     renameSync(fresh, paths.progs(root));
     removeTree(old);

@@ -2,9 +2,9 @@
 // binary) ever sees it partly written: write a temporary file in the same directory, give it
 // its final mode and owner, fsync, rename over the target, fsync the directory.
 
-import { randomBytes } from "node:crypto";
 import { constants, promises as fs } from "node:fs";
 import { basename, dirname, join } from "node:path";
+import { randomHex } from "../base/unique-name";
 
 export interface AtomicWriteOptions {
   /** Permission bits of the new file (not subject to the umask). */
@@ -24,7 +24,7 @@ export interface AtomicWriteOptions {
  * (Go's filepath.Ext of it is ".waggle-tmp-..." , never .conf/.conflist/.json).
  */
 export function temporaryNameFor(target: string): string {
-  const suffix = `${process.pid}-${randomBytes(6).toString("hex")}`;
+  const suffix = `${process.pid}-${randomHex(6)}`;
   return join(dirname(target), `.${basename(target)}.waggle-tmp-${suffix}`);
 }
 
