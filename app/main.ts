@@ -1,8 +1,7 @@
 // Entry of dist/waggle: the CNI plugin when a CNI_* variable is set, the command line otherwise.
 // Keep this module's imports to node builtins: everything else is required by the path that needs
 // it, so `CNI_COMMAND=VERSION` and `waggle version` load no addon, logger, yargs or BPF object.
-import { once } from "node:events";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeSync } from "node:fs";
 import { phase, startPhases } from "../base/phases";
 
 startPhases(process.env);
@@ -38,20 +37,39 @@ async function runCniMode(env: NodeJS.ProcessEnv): Promise<number> {
     },
     (err: Error) => stdinFailure(err),
   );
-  process.stdout.write(outcome.stdout);
-  process.stderr.write(outcome.stderr);
+  writeAll(1, outcome.stdout);
+  writeAll(2, outcome.stderr);
   return outcome.exitCode;
 }
 
+const pause = new Int32Array(new SharedArrayBuffer(4));
+
 /**
- * Ends a CNI invocation once stdout and stderr are written (the plugin's logs are flushed before
- * runCni resolves): Node's teardown after the event loop drains (freeing the heap, joining its
- * threads) is time the runtime would wait for and nothing needs.
+ * Writes all of `text` to a descriptor before returning. A CNI call never touches
+ * process.stdout or process.stderr: on a pipe each is a net.Socket, whose set-up (node:net and
+ * the stream modules) cost every call 6-9 ms here (docs/benchmarks.md). A non-blocking
+ * descriptor that is full is waited on; one that is closed is given up (nobody reads it).
  */
-async function exitWhenWritten(code: number): Promise<void> {
-  for (const stream of [process.stdout, process.stderr]) {
-    if (stream.writableLength > 0) await once(stream, "drain");
+function writeAll(fd: number, text: string): void {
+  const bytes = Buffer.from(text);
+  let off = 0;
+  while (off < bytes.length) {
+    try {
+      off += writeSync(fd, bytes, off, bytes.length - off);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== "EAGAIN" && code !== "EWOULDBLOCK") return;
+      Atomics.wait(pause, 0, 0, 1);
+    }
   }
+}
+
+/**
+ * Ends a CNI invocation: its stdout and stderr are written and its log flushed by now, and
+ * Node's teardown after the event loop drains (freeing the heap, joining its threads) is time
+ * the runtime would wait for and nothing needs.
+ */
+function exitNow(code: number): void {
   phase("finished");
   process.exit(code);
 }
@@ -79,9 +97,7 @@ async function runCliMode(argv: string[]): Promise<number> {
 
 /** An error nothing handled: its stack on stderr, and exit code 1. */
 function crashed(err: unknown): number {
-  process.stderr.write(
-    `waggle: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
-  );
+  writeAll(2, `waggle: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   return 1;
 }
 
@@ -97,7 +113,7 @@ function finish(code: number): void {
 // its exit (nothing runs after it; the build's training runs rely on that).
 const { hasCniVariables } = require("../cni/skel/env") as typeof import("../cni/skel/env");
 if (hasCniVariables(process.env)) {
-  runCniMode(process.env).catch(crashed).then(exitWhenWritten);
+  runCniMode(process.env).catch(crashed).then(exitNow);
 } else {
   runCliMode(process.argv.slice(2)).catch(crashed).then(finish);
 }

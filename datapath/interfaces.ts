@@ -3,7 +3,6 @@
 // destinations routed through each excluded interface: the cgroup hooks run before routing,
 // so those routes are read and excluded like excludeOutboundIPRanges: at attach, and again
 // whenever the installer sees the pod's netns change (follow.ts, docs/datapath.md).
-import { execFileSync } from "node:child_process";
 import {
   ADDRESS_SCOPE,
   type NetnsInterface,
@@ -23,6 +22,9 @@ export function routedCidrs(netnsPath: string, ifname: string): string[] {
   for (const family of ["-4", "-6"] as const) {
     let text: string;
     try {
+      // required here: loading child_process costs every attach 6-8 ms, and most pods
+      // exclude no interface
+      const { execFileSync } = require("node:child_process") as typeof import("node:child_process");
       text = execFileSync(
         "nsenter",
         [`--net=${netnsPath}`, "ip", "-j", family, "route", "show", "table", "all", "dev", ifname],
