@@ -166,6 +166,9 @@ const lazyChunks = [
   { name: "k8s", module: "@kubernetes/client-node" },
   // the command line parser: CNI calls never use it
   { name: "cli", module: "yargs" },
+  // the installer's logger and metrics (CNI calls log through base/line-log.ts)
+  { name: "log", module: "winston" },
+  { name: "metrics", module: "prom-client" },
 ];
 const lit = JSON.stringify;
 const mainFlows = [
