@@ -5,7 +5,7 @@ import { expect } from "chai";
 import { BYPASS_OPT_OUT, deploymentKey, podAnnotations, waggleEntry } from "../../bench/cluster";
 import { bypassDelta } from "../../bench/measure";
 import { type MemorySample, parseMeminfo, summarizeMemory } from "../../bench/memory";
-import { type BypassReading, bypassPathProblem, MODES } from "../../bench/modes";
+import { type BypassReading, bypassPathProblem, MODES, presetModes } from "../../bench/modes";
 import {
   applyOverrides,
   estimateSeconds,
@@ -81,7 +81,7 @@ describe("bench socket bypass modes, TLS workloads and memory (bench/modes.ts, p
         "waggle-redirect",
         "waggle",
       ]);
-      for (const p of [quickPlan(), fullPlan()]) expect(p.modes).to.deep.equal([...MODES]);
+      for (const p of [quickPlan(), fullPlan()]) expect(p.modes).to.deep.equal(presetModes(false));
     });
 
     it("waggle-redirect's pods are meshed and opt out of the bypass; waggle's are meshed; the others are plain", () => {
@@ -167,6 +167,7 @@ describe("bench socket bypass modes, TLS workloads and memory (bench/modes.ts, p
         "iptables",
         "waggle-redirect",
         "waggle",
+        "merbridge",
       ]);
       expect(workloadModes(parseWorkload("max-keepalive"), MODES)).to.deep.equal([...MODES]);
     });
