@@ -274,6 +274,31 @@ describe("bench socket bypass modes, TLS workloads and memory (bench/modes.ts, p
       expect(bypassSection({ runs: [] } as unknown as BenchResults)).to.deep.equal([]);
     });
 
+    const withMerbridge = [
+      ...runs,
+      ...[0, 1].flatMap((r) => [
+        benchRun("merbridge", "max-keepalive", r, 40000, 150, 0.03),
+        benchRun("merbridge", "pingpong", r, 0, 64, 0.1),
+      ]),
+    ] as unknown as BenchResults["runs"];
+
+    it("merbridge's ratios beside waggle's, with the commit it was built at; none without its runs", () => {
+      const results = {
+        runs: withMerbridge,
+        merbridge: { commit: "561fc00e", dirty: false },
+      } as unknown as BenchResults;
+      const md = bypassSection(results).join("\n");
+      expect(md).to.contain("## Merbridge's bypass beside waggle's");
+      expect(md).to.contain("built at commit `561fc00e`");
+      expect(md).to.contain(
+        "| max-keepalive | throughput | 2.000 | 1.600 | 0.600 | 0.750 | 1.333 |",
+      );
+      expect(md).to.contain("| pingpong | p50 latency | 0.640 | – | – | 1.094 | – |");
+      expect(bypassSection({ runs } as unknown as BenchResults).join("\n")).not.to.contain(
+        "Merbridge",
+      );
+    });
+
     it("the two waggle modes get different labels under the bars", () => {
       const labels = MODES.map(shortLabel);
       expect(new Set(labels).size).to.equal(MODES.length);
