@@ -315,7 +315,7 @@ export class Measurer {
     const d = this.cluster.deployment(mode, tls);
     if (d.sidecars.length === 0) return;
     if (!this.loadgenBinary) throw new Error("Measurer.prepare() was not called");
-    const primed = mode === "merbridge" ? await this.primeMerbridge(d) : false;
+    const primed = mode === "merbridge" ? await this.primeMerbridge(d) : null;
     const [client, server] = d.sidecars;
     const sessions = async (s: typeof client, backend: string) => {
       const rows = parseHaproxyStat(await haproxyCommand(s.statsSocket as string, "show stat"));
@@ -348,19 +348,28 @@ export class Measurer {
       );
     const problem = bypassPathProblem(mode, bypassBefore, this.bypassCounters(d));
     if (problem) throw new Error(`${problem}${tls ? " (TLS pods)" : ""}`);
-    if (mode === "merbridge") await this.verifyMerbridge(d, primed);
+    if (primed) await this.verifyMerbridge(d, primed);
   }
 
   /**
-   * One request through a merbridge deployment before its path is proved; true when it
-   * succeeded. Merbridge's default mode knows no pod addresses: it learns each sidecar's from
-   * the sidecar's first upstream connection, and until then (USE_RECONNECT) sends that
-   * connection to 15006. The client sidecar's first one is right to go there; the server
-   * sidecar's, meant for its app, comes back to its own inbound listener, which refuses it as
-   * Envoy's does, so this request is expected to fail (Merbridge's one failed request per
-   * proxy start, which Envoy's retry would hide).
+   * One request through a merbridge deployment before its path is proved. Merbridge's default
+   * mode knows no pod addresses: it learns each sidecar's from the sidecar's first upstream
+   * connection, and until then (USE_RECONNECT) sends that connection to port 15006. The
+   * client sidecar's first one is right to go there; the server sidecar's, meant for its app,
+   * comes back to its own inbound listener, which refuses it as Envoy's does (counted here:
+   * the inbound frontend's denied connections). The request then fails, unless HAProxy saw
+   * the refusal before it had sent anything and connected again (its `retries`), by which
+   * time Merbridge has learned the address: Merbridge's one failed request per proxy start,
+   * which Envoy's retry hides.
    */
-  private async primeMerbridge(d: ModeDeployment): Promise<boolean> {
+  private async primeMerbridge(d: ModeDeployment): Promise<MerbridgePathCheck["priming"]> {
+    const refused = async () => {
+      const rows = parseHaproxyStat(
+        await haproxyCommand(d.sidecars[1].statsSocket as string, "show stat"),
+      );
+      return Number(rows.find((r) => r.pxname === "inbound" && r.svname === "FRONTEND")?.dcon);
+    };
+    const before = await refused();
     const out = await this.tool(
       d,
       this.loadgenBinary as string,
@@ -375,7 +384,10 @@ export class Measurer {
       }),
       1,
     );
-    return parseLoadgenOutput(out).recorded === 1;
+    return {
+      succeeded: parseLoadgenOutput(out).recorded === 1,
+      loopsRefused: (await refused()) - before,
+    };
   }
 
   /**
@@ -383,7 +395,10 @@ export class Measurer {
    * learned for the two sidecars, and with connections held open through the path, its
    * sockhash holding both sockets of each hop and one more request on each crossing no TCP.
    */
-  private async verifyMerbridge(d: ModeDeployment, primed: boolean): Promise<void> {
+  private async verifyMerbridge(
+    d: ModeDeployment,
+    priming: MerbridgePathCheck["priming"],
+  ): Promise<void> {
     const merbridge = this.cluster.merbridge;
     if (!merbridge) throw new Error("mode merbridge without Merbridge built");
     const learnedIps = merbridge.processIps();
@@ -413,7 +428,7 @@ export class Measurer {
       const segments = (await outSegs()) - before;
       check = {
         deployment: d.tls ? "merbridge+tls" : "merbridge",
-        primingSucceeded: primed,
+        priming,
         learned,
         connections: held.count,
         hops,

@@ -256,7 +256,11 @@ export interface MerbridgePathCheck {
   /** "merbridge" or "merbridge+tls". */
   deployment: string;
   /** The first request after attaching (the one Merbridge learns the sidecars' addresses from). */
-  primingSucceeded: boolean;
+  priming: {
+    succeeded: boolean;
+    /** Connections the server sidecar's inbound listener refused meanwhile (to its own 15006). */
+    loopsRefused: number;
+  };
   /** Each sidecar's pid and the address Merbridge learned for it. */
   learned: { side: "client" | "server"; pid: number; ip: string | null }[];
   /** Connections held open through the path while the sockhash was read. */

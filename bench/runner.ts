@@ -183,7 +183,7 @@ async function runTraffic(plan: Plan, opts: RunOptions): Promise<TrafficResults>
       merbridge = { ...cluster.merbridge.info, paths: measurer.merbridgePaths };
       for (const p of measurer.merbridgePaths)
         log(
-          `  ${p.deployment}: Merbridge ${merbridge.commit ?? "(commit unknown)"}; priming request ${p.primingSucceeded ? "succeeded" : "failed, as Merbridge's first connection per sidecar does"}; ${p.connections} kept-alive connections with both ends of every hop in its sockhash; ${p.segments} TCP segments for one more request on each`,
+          `  ${p.deployment}: Merbridge ${merbridge.commit ?? "(commit unknown)"}; priming request ${p.priming.succeeded ? "succeeded" : "failed"} (the server sidecar refused ${p.priming.loopsRefused} connection(s) Merbridge sent back to its own 15006); ${p.connections} kept-alive connections with both ends of every hop in its sockhash; ${p.segments} TCP segments for one more request on each`,
         );
     }
     for (const [mode, d] of cluster.deployments as Map<string, ModeDeployment>)

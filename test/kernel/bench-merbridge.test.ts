@@ -84,6 +84,8 @@ describe("bench mode merbridge: Merbridge's own programs, built from a checkout,
         await measurer.verifyPath("merbridge");
         const [check] = measurer.merbridgePaths;
         expect(check.learned.map((l) => l.ip)).to.deep.equal([d.client.ip, d.server.ip]);
+        // the server sidecar's first upstream connection, sent to its own 15006, refused once
+        expect(check.priming.loopsRefused).to.equal(1);
         for (const hop of MERBRIDGE_HOPS)
           expect(check.hops[hop], hop).to.be.at.least(MERBRIDGE_HELD_CONNECTIONS);
         expect(check.segments).to.be.below(MERBRIDGE_HELD_CONNECTIONS);

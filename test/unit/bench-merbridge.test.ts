@@ -149,7 +149,7 @@ static inline int helper(void) { return 0; }
     const pods = { client: "10.250.0.4", server: "10.250.0.5" };
     const good: MerbridgePathCheck = {
       deployment: "merbridge",
-      primingSucceeded: false,
+      priming: { succeeded: false, loopsRefused: 1 },
       learned: [
         { side: "client", pid: 10, ip: "10.250.0.4" },
         { side: "server", pid: 11, ip: "10.250.0.5" },
