@@ -15,6 +15,9 @@
 //             hop goes through TCP, as before the bypass existed
 //   waggle    the same with the socket bypass: the chain's waggle entry has socket_bypass:
 //             true, so established hops between the two meshed pods' sockets skip TCP/IP
+//   merbridge the same hops, redirected and bypassed by Merbridge's own programs, built from
+//             a checkout the operator names (bench/merbridge-datapath.ts) and attached to the
+//             two pods' cgroups once their sidecars listen; the pods are plain for waggle
 // The bypass switch is node-wide (written at each ADD from the plugin entry), so both waggle
 // modes share one chain with socket_bypass: true and waggle-redirect's pods opt out per pod;
 // with waggle-redirect alone the entry says socket_bypass: false.
@@ -35,7 +38,8 @@ import type {
   PodSandbox,
   RuntimeConf,
 } from "../test/support/libcni";
-import { isWaggleMode, type ModeName } from "./modes";
+import { MerbridgeDatapath } from "./merbridge-datapath";
+import { isWaggleMode, MERBRIDGE_SRC_ENV, type ModeName } from "./modes";
 import { type ProcessCost, parseRusage, type Rusage, TIME_FORMAT } from "./node-cost";
 import {
   APP_PORT,
@@ -113,7 +117,10 @@ export interface ModeDeployment {
   /** host:port the client app calls for HTTP, and for the sockperf probe. */
   httpTarget: string;
   sockperfTarget: { host: string; port: number };
-  /** Per-pod capture setup time of this mode (ms): iptables-restore or waggle's CNI ADD. */
+  /**
+   * Per-pod capture setup time of this mode (ms): iptables-restore, waggle's CNI ADD, or the
+   * attaching of Merbridge's cgroup programs.
+   */
   captureSetupMs: number[];
 }
 
@@ -128,6 +135,8 @@ export interface ClusterOptions {
   tls: boolean;
   placement: Placement;
   bodyBytes: number;
+  /** A Merbridge checkout (or git directory) to build mode merbridge from. */
+  merbridgeSrc?: string;
   log: (line: string) => void;
 }
 
@@ -177,6 +186,8 @@ export class BenchCluster {
   /** The runtime the pods are wired by (with the rusage wrapper first in CNI_PATH when asked). */
   private readonly runtime: Libcni;
   private certs: { dir: { remove(): void }; files: MeshCerts } | undefined;
+  /** Merbridge's programs and maps, when mode merbridge is deployed. */
+  merbridge: MerbridgeDatapath | undefined;
 
   private constructor(
     readonly cni: CniNode,
@@ -244,6 +255,13 @@ export class BenchCluster {
     const cni = await CniNode.create({ onInvocation: (inv) => invocations.push(inv) });
     const cluster = new BenchCluster(cni, opts, invocations);
     try {
+      if (opts.modes.includes("merbridge")) {
+        if (!opts.merbridgeSrc)
+          throw new Error(
+            `mode merbridge needs a Merbridge checkout: --merbridge-src DIR or ${MERBRIDGE_SRC_ENV}`,
+          );
+        cluster.merbridge = await MerbridgeDatapath.create(opts.merbridgeSrc, opts.log);
+      }
       for (const mode of opts.modes) await cluster.deploy(mode, false);
       if (opts.tls)
         for (const mode of opts.modes) if (mode !== "none") await cluster.deploy(mode, true);
@@ -363,14 +381,34 @@ export class BenchCluster {
       const routing =
         mode === "explicit"
           ? ({ kind: "explicit", peerIp: peer.ip, selfIp: pod.ip } as const)
-          : ({ kind: "intercept" } as const);
+          : ({ kind: "intercept", envoyListeners: mode === "merbridge" } as const);
       deployment.sidecars.push(
         started(await startSidecar(pod.sandbox, routing, placement.mesh, certs)),
       );
     }
+    if (mode === "merbridge") this.attachMerbridge(deployment);
     if (mode === "explicit") {
       deployment.httpTarget = `127.0.0.1:${OUTBOUND_PORT}`;
       deployment.sockperfTarget = { host: "127.0.0.1", port: OUTBOUND_SOCKPERF_PORT };
+    }
+  }
+
+  /**
+   * Merbridge on a deployment's two pods, as its controller and loader would have it once the
+   * sidecars run: both pods' addresses registered as injected pods, then its cgroup programs
+   * attached to each pod's cgroup. Only now: its programs decide once per cgroup whether the
+   * pod is meshed (a listener on 0.0.0.0:15001) and keep the answer, so a sidecar whose own
+   * bind ran under them before it listened would stay unmeshed for good.
+   */
+  private attachMerbridge(d: ModeDeployment): void {
+    const merbridge = this.merbridge;
+    if (!merbridge) throw new Error("mode merbridge deployed without Merbridge built");
+    const pods = [d.client, d.server];
+    for (const pod of pods) merbridge.registerPod(pod.ip);
+    for (const pod of pods) {
+      const start = process.hrtime.bigint();
+      merbridge.attachPod(pod.sandbox.cgroupDir);
+      d.captureSetupMs.push(Number(process.hrtime.bigint() - start) / 1e6);
     }
   }
 
@@ -386,6 +424,12 @@ export class BenchCluster {
     for (const d of this.deployments.values()) {
       for (const p of d.processes) await p.stop().catch((e) => errors.push(String(e)));
     }
+    try {
+      this.merbridge?.destroy();
+    } catch (e) {
+      errors.push(`merbridge: ${e}`);
+    }
+    this.merbridge = undefined;
     for (const pod of [...this.pods].reverse()) {
       await this.removePod(pod).catch((e) => errors.push(`${pod.sandbox.label}: ${e}`));
     }

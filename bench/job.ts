@@ -8,6 +8,8 @@ export interface WorkerJob {
   placement: Placement;
   /** Where results.json goes. */
   dir: string;
+  /** A Merbridge checkout, for mode merbridge. */
+  merbridgeSrc?: string;
 }
 
 /** The message the worker sends first: its run tag, for the supervisor's cleanup. */

@@ -4,7 +4,7 @@
 
 import { fork } from "node:child_process";
 import { once } from "node:events";
-import { mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import yargs from "yargs";
@@ -12,7 +12,7 @@ import type { TargetResult } from "./analysis";
 import { cleanupByTag } from "./cleanup";
 import type { Placement } from "./cluster";
 import { JOB_ENV, type WorkerHello, type WorkerJob } from "./job";
-import { MODES } from "./modes";
+import { MERBRIDGE_SRC_ENV, MODES } from "./modes";
 import { writeOutputs } from "./output";
 import {
   applyOverrides,
@@ -98,6 +98,13 @@ export async function main(argv: string[]): Promise<number> {
       type: "string",
       describe: `Modes to compare (comma separated: ${MODES.join(", ")})`,
     })
+    .option("merbridge-src", {
+      type: "string",
+      default: process.env[MERBRIDGE_SRC_ENV] || undefined,
+      defaultDescription: `$${MERBRIDGE_SRC_ENV}`,
+      describe:
+        "A Merbridge checkout (or its git directory) to build mode merbridge from; with it the presets compare merbridge too",
+    })
     .option("rules", {
       type: "string",
       describe: "Host rule levels: 0, 10k, 100k or SERVICESxENDPOINTS (comma separated)",
@@ -158,6 +165,9 @@ export async function main(argv: string[]): Promise<number> {
   }
 
   if (args.setup && args.full) throw new Error("--setup and --full are two presets: choose one");
+  const merbridgeSrc = args["merbridge-src"] ? resolve(args["merbridge-src"]) : undefined;
+  if (merbridgeSrc && !existsSync(merbridgeSrc))
+    throw new Error(`--merbridge-src ${merbridgeSrc} does not exist`);
   const preset = args.setup ? setupPlan() : args.full ? fullPlan() : quickPlan();
   const plan = applyOverrides(preset, {
     modes: list(args.modes),
@@ -172,6 +182,7 @@ export async function main(argv: string[]): Promise<number> {
     scalePods: args["scale-pods"],
     burst: args.burst,
     nodeSamples: args["node-samples"],
+    merbridge: merbridgeSrc !== undefined,
   });
   process.stderr.write(`${describePlan(plan)}\n`);
   if (args["dry-run"]) return 0;
@@ -183,7 +194,12 @@ export async function main(argv: string[]): Promise<number> {
   const stamp = new Date().toISOString().replace(/[:.]/g, "-");
   const dir = args.out ? resolve(args.out) : join(REPO, ".bench", stamp);
   mkdirSync(dir, { recursive: true });
-  const job: WorkerJob = { plan, placement: defaultPlacement(cpus().length, args.pin), dir };
+  const job: WorkerJob = {
+    plan,
+    placement: defaultPlacement(cpus().length, args.pin),
+    dir,
+    ...(merbridgeSrc && plan.modes.includes("merbridge") ? { merbridgeSrc } : {}),
+  };
   const started = Date.now();
   const exit = await supervise(job);
   if (exit.code !== 0) {

@@ -32,6 +32,8 @@ import {
   summarizeHistogram,
 } from "./histogram";
 import { type RunSpeed, runSpeed } from "./machine-speed";
+import { HeldConnections } from "./memory";
+import { type MerbridgePathCheck, merbridgePathProblem, sockhashConnections } from "./merbridge";
 import { type BypassReading, bypassPathProblem, expectsBypass, type ModeName } from "./modes";
 import { type Durations, type Workload, workloadId } from "./plan";
 import {
@@ -43,6 +45,7 @@ import {
   placedArgv,
   processDir,
   type Role,
+  roleCgroup,
   type SidecarErrors,
   sidecarErrors,
 } from "./sidecars";
@@ -189,7 +192,12 @@ async function netOf(pod: Sandbox, withSockets: boolean): Promise<PodNet> {
 /** Probe samples of each kind (about 5 ms each) just before and just after every measured run. */
 export const RUN_PROBE_SAMPLES = 10;
 
+/** Connections the merbridge path check holds open while it reads Merbridge's sockhash. */
+export const MERBRIDGE_HELD_CONNECTIONS = 4;
+
 export class Measurer {
+  /** What the path checks of the merbridge deployments found. */
+  readonly merbridgePaths: MerbridgePathCheck[] = [];
   private readonly ksoftirqd = ksoftirqdPids();
   private loadgenBinary: string | undefined;
   private speedprobeBinary: string | undefined;
@@ -301,11 +309,13 @@ export class Measurer {
    * bypass the sidecars can never be measured as a cheap mesh. Mode none has no sidecars.
    * The waggle modes also prove the socket bypass's part (bypassPathProblem): in waggle both
    * pods' messages bypassed grow with these requests, in waggle-redirect they stay 0.
+   * merbridge is primed first and proves its bypass after (verifyMerbridge).
    */
   async verifyPath(mode: ModeName, tls = false): Promise<void> {
     const d = this.cluster.deployment(mode, tls);
     if (d.sidecars.length === 0) return;
     if (!this.loadgenBinary) throw new Error("Measurer.prepare() was not called");
+    const primed = mode === "merbridge" ? await this.primeMerbridge(d) : null;
     const [client, server] = d.sidecars;
     const sessions = async (s: typeof client, backend: string) => {
       const rows = parseHaproxyStat(await haproxyCommand(s.statsSocket as string, "show stat"));
@@ -338,6 +348,98 @@ export class Measurer {
       );
     const problem = bypassPathProblem(mode, bypassBefore, this.bypassCounters(d));
     if (problem) throw new Error(`${problem}${tls ? " (TLS pods)" : ""}`);
+    if (primed) await this.verifyMerbridge(d, primed);
+  }
+
+  /**
+   * One request through a merbridge deployment before its path is proved. Merbridge's default
+   * mode knows no pod addresses: it learns each sidecar's from the sidecar's first upstream
+   * connection, and until then (USE_RECONNECT) sends that connection to port 15006. The
+   * client sidecar's first one is right to go there; the server sidecar's, meant for its app,
+   * comes back to its own inbound listener, which refuses it as Envoy's does (counted here:
+   * the inbound frontend's denied connections). The request then fails, unless HAProxy saw
+   * the refusal before it had sent anything and connected again (its `retries`), by which
+   * time Merbridge has learned the address: Merbridge's one failed request per proxy start,
+   * which Envoy's retry hides.
+   */
+  private async primeMerbridge(d: ModeDeployment): Promise<MerbridgePathCheck["priming"]> {
+    const refused = async () => {
+      const rows = parseHaproxyStat(
+        await haproxyCommand(d.sidecars[1].statsSocket as string, "show stat"),
+      );
+      return Number(rows.find((r) => r.pxname === "inbound" && r.svname === "FRONTEND")?.dcon);
+    };
+    const before = await refused();
+    const out = await this.tool(
+      d,
+      this.loadgenBinary as string,
+      loadgenArgv({
+        target: d.httpTarget,
+        rate: 10,
+        durationS: 0.1,
+        warmupS: 0,
+        connections: 1,
+        newConnection: true,
+        timeoutMs: 2000,
+      }),
+      1,
+    );
+    return {
+      succeeded: parseLoadgenOutput(out).recorded === 1,
+      loopsRefused: (await refused()) - before,
+    };
+  }
+
+  /**
+   * The rest of a merbridge deployment's proof (merbridgePathProblem): the addresses Merbridge
+   * learned for the two sidecars, and with connections held open through the path, its
+   * sockhash holding both sockets of each hop and one more request on each crossing no TCP.
+   */
+  private async verifyMerbridge(
+    d: ModeDeployment,
+    priming: MerbridgePathCheck["priming"],
+  ): Promise<void> {
+    const merbridge = this.cluster.merbridge;
+    if (!merbridge) throw new Error("mode merbridge without Merbridge built");
+    const learnedIps = merbridge.processIps();
+    const learned = (["client", "server"] as const).map((side) => {
+      const procs = join(roleCgroup(d[side].sandbox, "sidecar", "haproxy"), "cgroup.procs");
+      const pid = Number(readFileSync(procs, "utf8").split("\n")[0]);
+      return { side, pid, ip: learnedIps.find((l) => l.pid === pid)?.ip ?? null };
+    });
+    const held = await HeldConnections.open(
+      d,
+      HeldConnections.script(this.toolDir.path),
+      MERBRIDGE_HELD_CONNECTIONS,
+      this.loadCpus,
+    );
+    let check: MerbridgePathCheck;
+    try {
+      const hops = sockhashConnections(merbridge.sockPairs());
+      const outSegs = async () => {
+        const [c, s] = await Promise.all([
+          netOf(d.client.sandbox, false),
+          netOf(d.server.sandbox, false),
+        ]);
+        return c.counters["Tcp.OutSegs"] + s.counters["Tcp.OutSegs"];
+      };
+      const before = await outSegs();
+      await held.again();
+      const segments = (await outSegs()) - before;
+      check = {
+        deployment: d.tls ? "merbridge+tls" : "merbridge",
+        priming,
+        learned,
+        connections: held.count,
+        hops,
+        segments,
+      };
+    } finally {
+      await held.close();
+    }
+    this.merbridgePaths.push(check);
+    const problem = merbridgePathProblem(check, { client: d.client.ip, server: d.server.ip });
+    if (problem) throw new Error(`mode merbridge${d.tls ? " with TLS" : ""}: ${problem}`);
   }
 
   /** Runs a workload once (unmeasured when warmupOnly: a short run to warm the path). */

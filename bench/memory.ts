@@ -8,7 +8,7 @@
 
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { killCgroupSync } from "../test/support/sandbox";
+import { killCgroupSync, type SandboxProcess } from "../test/support/sandbox";
 import type { BenchCluster, ModeDeployment } from "./cluster";
 import type { ModeName } from "./modes";
 import { APP_UID, type PlacedCommand, processDir, roleCgroup, spawnPlaced } from "./sidecars";
@@ -84,15 +84,14 @@ export function summarizeMemory(samples: readonly MemorySample[]): MemorySummary
 /**
  * The idle-connection holder (the client pod's app): opens N connections to host:port one by
  * one, makes one HTTP request on each and reads its whole response, prints "ready N", then
- * holds them until stdin closes.
+ * holds them until stdin closes; each line "again" on stdin makes one more request on every
+ * connection, answered with "again N".
  */
 export const IDLE_HOLDER_PY = `import os, socket, sys, resource
 host, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, n + 64), hard))
-held = []
-for i in range(n):
-    s = socket.create_connection((host, port), timeout=10)
+def request(s, i):
     s.sendall(b"GET / HTTP/1.1\\r\\nHost: bench\\r\\n\\r\\n")
     buf = b""
     while b"\\r\\n\\r\\n" not in buf:
@@ -111,9 +110,17 @@ for i in range(n):
         if not chunk:
             sys.exit("connection %d closed mid-body" % i)
         body += chunk
+held = []
+for i in range(n):
+    s = socket.create_connection((host, port), timeout=10)
+    request(s, i)
     held.append(s)
 print("ready %d" % len(held), flush=True)
-sys.stdin.read()
+for line in sys.stdin:
+    if line.strip() == "again":
+        for i, s in enumerate(held):
+            request(s, i)
+        print("again %d" % len(held), flush=True)
 `;
 
 const SETTLE_MS = 500;
@@ -124,6 +131,72 @@ function readMeminfo(): Meminfo {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Connections held open through a deployment's whole path by the idle holder, run as the
+ * client pod's app (in a cgroup of its own under the load generator's).
+ */
+export class HeldConnections {
+  private constructor(
+    private readonly cgroup: string,
+    private readonly proc: SandboxProcess,
+    readonly count: number,
+  ) {}
+
+  /** Writes the idle holder into dir (readable by the app's user); returns its path. */
+  static script(dir: string): string {
+    const script = join(dir, "idle-holder.py");
+    writeFileSync(script, IDLE_HOLDER_PY, { mode: 0o644 });
+    return script;
+  }
+
+  /** Opens `count` connections, one request made on each; resolves once all are open. */
+  static async open(
+    d: ModeDeployment,
+    script: string,
+    count: number,
+    loadCpus: string | undefined,
+  ): Promise<HeldConnections> {
+    const [host, port] = d.httpTarget.split(":");
+    const place: PlacedCommand = {
+      role: "loadgen",
+      name: "idle",
+      cpus: loadCpus,
+      uid: APP_UID,
+      gid: APP_UID,
+    };
+    const proc = spawnPlaced(d.client.sandbox, place, "python3", [
+      script,
+      host,
+      port,
+      String(count),
+    ]);
+    const held = new HeldConnections(
+      roleCgroup(d.client.sandbox, place.role, place.name),
+      proc,
+      count,
+    );
+    try {
+      await proc.waitForLine((l) => l === `ready ${count}`, 120_000);
+    } catch (e) {
+      await held.close();
+      throw e;
+    }
+    return held;
+  }
+
+  /** One more request on each connection (once per holder). */
+  async again(): Promise<void> {
+    this.proc.child.stdin.write("again\n");
+    await this.proc.waitForLine((l) => l === `again ${this.count}`, 30_000);
+  }
+
+  /** Kills the holder: every connection closes. */
+  async close(): Promise<void> {
+    killCgroupSync(this.cgroup);
+    await this.proc.exited;
+  }
+}
 
 /**
  * Measures memory per connection in waggle and waggle-redirect, alternating, `rounds` samples
@@ -140,33 +213,18 @@ export async function measureConnectionMemory(
   },
 ): Promise<MemorySample[]> {
   const dir = processDir("idle", APP_UID);
-  const script = join(dir.path, "idle-holder.py");
-  writeFileSync(script, IDLE_HOLDER_PY, { mode: 0o644 });
+  const script = HeldConnections.script(dir.path);
   const modes: ModeName[] = ["waggle-redirect", "waggle"];
   const samples: MemorySample[] = [];
   try {
     for (let round = 0; round < opts.rounds; round++) {
       for (const mode of roundOrder(modes, round)) {
         const d = cluster.deployment(mode);
-        const [host, port] = d.httpTarget.split(":");
-        const place: PlacedCommand = {
-          role: "loadgen",
-          name: "idle",
-          cpus: opts.loadCpus,
-          uid: APP_UID,
-          gid: APP_UID,
-        };
         await sleep(DRAIN_MS);
         const msgsBefore = opts.bypassMsgs(d);
         const before = readMeminfo();
-        const proc = spawnPlaced(d.client.sandbox, place, "python3", [
-          script,
-          host,
-          port,
-          String(opts.connections),
-        ]);
+        const held = await HeldConnections.open(d, script, opts.connections, opts.loadCpus);
         try {
-          await proc.waitForLine((l) => l === `ready ${opts.connections}`, 120_000);
           await sleep(SETTLE_MS);
           const open = readMeminfo();
           const sample: MemorySample = {
@@ -182,8 +240,7 @@ export async function measureConnectionMemory(
             `    memory round ${round + 1} ${mode.padEnd(15)} ${(slabBytesPerConnection(sample) / 1024).toFixed(2)} KiB slab per connection (${opts.connections} idle connections, ${sample.bypassMsgs} messages bypassed)`,
           );
         } finally {
-          killCgroupSync(roleCgroup(d.client.sandbox, place.role, place.name));
-          await proc.exited;
+          await held.close();
         }
       }
     }

@@ -1,7 +1,28 @@
 // The modes the bench compares (what each one does: bench/cluster.ts, docs/benchmarks.md).
 
-export const MODES = ["none", "explicit", "iptables", "waggle-redirect", "waggle"] as const;
+export const MODES = [
+  "none",
+  "explicit",
+  "iptables",
+  "waggle-redirect",
+  "waggle",
+  "merbridge",
+] as const;
 export type ModeName = (typeof MODES)[number];
+
+/**
+ * Modes that need something the repository does not hold: merbridge is built from a Merbridge
+ * checkout the operator names (--merbridge-src), so presets list it only when one is given.
+ */
+export const OPTIONAL_MODES: readonly ModeName[] = ["merbridge"];
+
+/** The environment variable naming a Merbridge checkout (the default of --merbridge-src). */
+export const MERBRIDGE_SRC_ENV = "WAGGLE_MERBRIDGE_SRC";
+
+/** The modes a preset compares: every mode, and the optional ones whose source was given. */
+export function presetModes(withMerbridge: boolean): ModeName[] {
+  return MODES.filter((m) => !OPTIONAL_MODES.includes(m) || (m === "merbridge" && withMerbridge));
+}
 
 export const MODE_DESCRIPTIONS: Record<ModeName, string> = {
   none: "no sidecars: the client app calls the server app",
@@ -12,6 +33,8 @@ export const MODE_DESCRIPTIONS: Record<ModeName, string> = {
     "sidecars with waggle's eBPF redirection, attached by the CNI chain; the pods opted out of the socket bypass (every hop through TCP)",
   waggle:
     "sidecars with waggle's eBPF redirection and socket bypass (socket_bypass: true): established hops between the meshed pods' sockets skip TCP/IP",
+  merbridge:
+    "sidecars with Merbridge's eBPF programs (built from a Merbridge checkout at run time, Istio mode, attached to the two pods' cgroups): redirection and its own sockhash bypass",
 };
 
 /** Modes whose pods waggle's CNI ADD attaches (meshed pods). */

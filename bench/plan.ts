@@ -3,7 +3,7 @@
 // (npm run bench -- --full), with command-line overrides.
 
 import { parseFloodLevel } from "./kube-rules";
-import { MODES, type ModeName } from "./modes";
+import { MERBRIDGE_SRC_ENV, MODES, type ModeName, presetModes } from "./modes";
 import { checkpointsFor, type NodeCostPlan } from "./node-cost";
 
 export type ConnectionMode = "keepalive" | "new";
@@ -138,7 +138,7 @@ const TLS_WORKLOADS: Workload[] = [
 export function quickPlan(): Plan {
   return {
     preset: "quick",
-    modes: [...MODES],
+    modes: presetModes(false),
     levels: [
       {
         level: "0",
@@ -242,6 +242,8 @@ export interface PlanOverrides {
   burst?: number;
   /** ADD/DEL samples (and floor samples) of the node-cost part. */
   nodeSamples?: number;
+  /** A Merbridge checkout was given: the preset's modes include merbridge. */
+  merbridge?: boolean;
 }
 
 /** A whole number in [min, max] for option `name`, or an error. */
@@ -260,8 +262,14 @@ export function applyOverrides(base: Plan, o: PlanOverrides): Plan {
       if (!(MODES as readonly string[]).includes(m))
         throw new Error(`unknown mode ${JSON.stringify(m)}: use ${MODES.join(", ")}`);
     if (o.modes.length === 0) throw new Error("--modes needs at least one mode");
+    if (o.modes.includes("merbridge") && !o.merbridge)
+      throw new Error(
+        `mode merbridge is built from a Merbridge checkout: name one with --merbridge-src DIR or ${MERBRIDGE_SRC_ENV}`,
+      );
     plan.modes = MODES.filter((m) => o.modes?.includes(m));
     custom = true;
+  } else if (o.merbridge && plan.modes.length > 0) {
+    plan.modes = MODES.filter((m) => m === "merbridge" || plan.modes.includes(m));
   }
   if (o.rules || o.workloads) {
     const levels = o.rules ?? [...new Set(plan.levels.map((l) => l.level))];
@@ -367,6 +375,7 @@ export function estimateSeconds(plan: Plan): number {
   // idle machine probes, node, CNI ADDs, processes
   let total = planRunsTraffic(plan) ? 18 + 3 * plan.modes.length : 0;
   if (planUsesTls(plan)) total += 3 * plan.modes.length; // the TLS pods
+  if (plan.modes.includes("merbridge")) total += 10; // building Merbridge's programs, twice
   for (const { level, workloads } of plan.levels) {
     const { services } = parseFloodLevel(level);
     total += services * 0.015; // loading and removing the flood

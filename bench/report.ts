@@ -312,11 +312,17 @@ const BYPASS_METRIC: Record<(typeof BYPASS_WORKLOADS)[number], Metric> = {
 };
 
 /**
- * Rows of the bypass section: per workload, plain and with TLS, waggle's paired ratio against
- * iptables, explicit and waggle-redirect of the workload's figure, and of CPU per request.
- * Cells without runs read "–".
+ * Rows of the bypass section: per workload, plain and with TLS, the paired ratio of `subject`
+ * (waggle, or merbridge) against each baseline of the workload's figure, then of CPU per
+ * request against each CPU baseline. Cells without runs read "–".
  */
-export function bypassGainRows(runs: BenchResults["runs"], level: string): string[][] {
+export function bypassGainRows(
+  runs: BenchResults["runs"],
+  level: string,
+  subject: ModeName = "waggle",
+  baselines: ModeName[] = ["iptables", "explicit", "waggle-redirect"],
+  cpuBaselines: ModeName[] = ["iptables", "waggle-redirect"],
+): string[][] {
   const rows: string[][] = [];
   for (const base of BYPASS_WORKLOADS) {
     for (const tls of [false, true]) {
@@ -324,22 +330,53 @@ export function bypassGainRows(runs: BenchResults["runs"], level: string): strin
       if (!runs.some((r) => r.workload === workload && r.level === level)) continue;
       const metric = BYPASS_METRIC[base];
       const vs = (m: Metric, baseline: ModeName) => {
-        const r = ratio(runs, { level, workload }, m, "waggle", baseline);
+        const r = ratio(runs, { level, workload }, m, subject, baseline);
         return r ? fixed(r.summary.median) : "–";
       };
       const cpu = (baseline: ModeName) => (base === "pingpong" ? "–" : vs("cpu", baseline));
       rows.push([
         workload,
         METRICS[metric].label,
-        vs(metric, "iptables"),
-        vs(metric, "explicit"),
-        vs(metric, "waggle-redirect"),
-        cpu("iptables"),
-        cpu("waggle-redirect"),
+        ...baselines.map((b) => vs(metric, b)),
+        ...cpuBaselines.map(cpu),
       ]);
     }
   }
   return rows;
+}
+
+/**
+ * Merbridge's sockhash bypass beside waggle's: merbridge's ratios against iptables and
+ * explicit (issue 13's targets were set from such ratios), and waggle's against merbridge.
+ */
+function merbridgeBypassLines(results: BenchResults, level: string): string[] {
+  const m = results.merbridge;
+  const runs = results.runs;
+  const rows = bypassGainRows(runs, level, "merbridge", ["iptables", "explicit"], ["iptables"]);
+  if (rows.length === 0 || !runs.some((r) => r.mode === "merbridge")) return [];
+  const waggle = bypassGainRows(runs, level, "waggle", ["merbridge"], ["merbridge"]);
+  return [
+    "## Merbridge's bypass beside waggle's",
+    "",
+    `Mode merbridge: Merbridge's own programs, built at commit ${m?.commit ? `\`${m.commit}\`` : "unknown (not a git checkout)"}${m?.dirty ? " with uncommitted changes under bpf/" : ""} (docs/benchmarks.md, "The modes, exactly"). Medians of per-round ratios at rules ${level}; issue 13's targets for waggle: keep-alive >= 1.7 x iptables and >= 1.5 x explicit, CPU per request <= 0.53 x iptables, ping-pong p50 <= 0.66 x iptables.`,
+    "",
+    table(
+      [
+        "workload",
+        "figure",
+        "merbridge / iptables",
+        "merbridge / explicit",
+        "CPU per request, merbridge / iptables",
+        "waggle / merbridge",
+        "CPU per request, waggle / merbridge",
+      ],
+      rows.map((r) => {
+        const w = waggle.find((x) => x[0] === r[0]);
+        return [...r, w?.[2] ?? "–", w?.[3] ?? "–"];
+      }),
+    ),
+    "",
+  ];
 }
 
 /** The socket bypass's section: its gain with and without TLS, and its memory per connection. */
@@ -392,6 +429,7 @@ export function bypassSection(results: BenchResults): string[] {
       "",
     );
   }
+  if (level) md.push(...merbridgeBypassLines(results, level));
   return md;
 }
 
@@ -423,6 +461,12 @@ function headerSection(results: BenchResults): string[] {
       outside
         ? `> **The machine was busy**: processes outside the bench's pods used ${fixed(outside.median, 2)} CPUs of user time (median over runs, above ${BUSY_OUTSIDE_CPUS}) while they ran, so absolute figures and ratios are indicative only. Run on a quiet machine for numbers to record.`
         : `> **The machine was busy** (1-minute load average above ${BUSY_LOAD}): other work shared the CPUs, so absolute figures and ratios are indicative only. Run on a quiet machine for numbers to record.`,
+      "",
+    );
+  const mb = results.merbridge;
+  if (mb)
+    md.push(
+      `Mode merbridge: Merbridge ${mb.commit ? `commit \`${mb.commit}\`` : "of unknown commit (not a git checkout)"}${mb.dirty ? " with uncommitted changes under bpf/" : ""} from ${mb.source}, compiled by its Makefile (\`${mb.compile[0] ?? "?"}\`, and likewise for each object), attached to the two pods' cgroups: ${mb.programs.map((p) => `${p.section} (${p.attach})`).join(", ")}.`,
       "",
     );
   md.push(

@@ -10,6 +10,7 @@ import { parseFloodLevel } from "./kube-rules";
 import type { MachineStability } from "./machine-speed";
 import { Measurer, type RunRecord } from "./measure";
 import { type MemorySample, measureConnectionMemory } from "./memory";
+import type { MerbridgeInfo, MerbridgePathCheck } from "./merbridge";
 import type { NodeCostResults } from "./node-cost";
 import { measureNodeCost } from "./node-cost-run";
 import {
@@ -55,6 +56,8 @@ export interface BenchResults {
   memory?: MemorySample[];
   /** The plugin's own cost on the node: ADD/DEL, scale, burst (absent before 2026-12-06). */
   nodeCost?: NodeCostResults;
+  /** Mode merbridge: what was built, from which commit, and what its path checks found. */
+  merbridge?: MerbridgeInfo & { paths: MerbridgePathCheck[] };
 }
 
 /** Idle probe samples per CPU and kind (about 5 ms each) before the first run and after the last. */
@@ -78,6 +81,8 @@ async function probeEveryCpu(binary: string): Promise<SpeedSample[]> {
 
 export interface RunOptions {
   placement: Placement;
+  /** A Merbridge checkout, for mode merbridge. */
+  merbridgeSrc?: string;
   log: (line: string) => void;
 }
 
@@ -118,6 +123,7 @@ export async function runBench(plan: Plan, opts: RunOptions): Promise<BenchResul
     ...(traffic ? { machineStability: traffic.machineStability } : {}),
     ...(traffic?.memory ? { memory: traffic.memory } : {}),
     ...(nodeCost ? { nodeCost } : {}),
+    ...(traffic?.merbridge ? { merbridge: traffic.merbridge } : {}),
   };
 }
 
@@ -131,6 +137,7 @@ type TrafficResults = Pick<
   | "benchPodCaptureMs"
   | "machineStability"
   | "memory"
+  | "merbridge"
 >;
 
 /** The traffic part: every mode's pods on one node, the workloads, setup, BPF stats, memory. */
@@ -144,6 +151,7 @@ async function runTraffic(plan: Plan, opts: RunOptions): Promise<TrafficResults>
     tls: planUsesTls(plan),
     placement: opts.placement,
     bodyBytes: plan.bodyBytes,
+    merbridgeSrc: opts.merbridgeSrc,
     log,
   });
   const measurer = new Measurer(
@@ -161,6 +169,7 @@ async function runTraffic(plan: Plan, opts: RunOptions): Promise<TrafficResults>
   let mapMemory: MapMemory | null = null;
   let bpfStats: BpfStats | null = null;
   let memory: MemorySample[] | undefined;
+  let merbridge: TrafficResults["merbridge"];
   const benchPodCaptureMs: Record<string, number[]> = {};
   try {
     await measurer.prepare();
@@ -170,6 +179,13 @@ async function runTraffic(plan: Plan, opts: RunOptions): Promise<TrafficResults>
     log(
       `paths verified: every request of ${plan.modes.filter((m) => m !== "none").join(", ")} passed both sidecars${planUsesTls(plan) ? " (plain and TLS pods)" : ""}; waggle's hops were bypassed, waggle-redirect's were not`,
     );
+    if (cluster.merbridge) {
+      merbridge = { ...cluster.merbridge.info, paths: measurer.merbridgePaths };
+      for (const p of measurer.merbridgePaths)
+        log(
+          `  ${p.deployment}: Merbridge ${merbridge.commit ?? "(commit unknown)"}; priming request ${p.priming.succeeded ? "succeeded" : "failed"} (the server sidecar refused ${p.priming.loopsRefused} connection(s) Merbridge sent back to its own 15006); ${p.connections} kept-alive connections with both ends of every hop in its sockhash; ${p.segments} TCP segments for one more request on each`,
+        );
+    }
     for (const [mode, d] of cluster.deployments as Map<string, ModeDeployment>)
       if (d.captureSetupMs.length > 0) benchPodCaptureMs[mode] = d.captureSetupMs;
     for (const { level, workloads } of plan.levels) {
@@ -238,6 +254,7 @@ async function runTraffic(plan: Plan, opts: RunOptions): Promise<TrafficResults>
     benchPodCaptureMs,
     machineStability: { start: stabilityStart, end: stabilityEnd },
     ...(memory ? { memory } : {}),
+    ...(merbridge ? { merbridge } : {}),
   };
 }
 

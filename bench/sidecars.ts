@@ -9,6 +9,10 @@
 //   intercepting modes (iptables, waggle):
 //     outbound 127.0.0.1:15001 -> the original destination (SO_ORIGINAL_DST)
 //     inbound  0.0.0.0:15006   -> the original destination, from 127.0.0.6 (passthrough)
+//   merbridge: the same, with Envoy's listeners where Merbridge depends on them: outbound on
+//     0.0.0.0:15001 (Merbridge tells a meshed pod by a listener there, and sends its apps to
+//     127.128.x.y:15001), and the inbound listener refuses a connection whose original
+//     destination is its own 15006, as Envoy's does (its "virtualInbound-blackhole" chain)
 //   explicit mode (no interception; the app calls its sidecar itself):
 //     outbound 127.0.0.1:15001 -> <peer>:15006, and 127.0.0.1:15002 -> <peer>:15007 (sockperf)
 //     inbound  0.0.0.0:15006 -> <self>:8080 and 0.0.0.0:15007 -> <self>:11111, from 127.0.0.6
@@ -60,7 +64,8 @@ export const PASSTHROUGH_SOURCE = "127.0.0.6";
 export type Role = "loadgen" | "sidecar" | "app";
 
 export type SidecarRouting =
-  | { kind: "intercept" }
+  /** envoyListeners: outbound on 0.0.0.0:15001, and a connection to 15006 itself refused (merbridge). */
+  | { kind: "intercept"; envoyListeners?: boolean }
   | { kind: "explicit"; peerIp: string; selfIp: string };
 
 /** The files of the mesh's mutual TLS: the CA and one sidecar identity (certificate + key). */
@@ -155,18 +160,26 @@ export function haproxyBenchConfig(
     "  timeout server 30s",
     "",
   ];
-  const route = (name: string, bind: string, server: string) =>
+  const route = (name: string, bind: string, server: string, rules: string[] = []) =>
     lines.push(
       `frontend ${name}`,
       `  bind ${bind} backlog 4096`,
+      ...rules.map((r) => `  ${r}`),
       `  default_backend ${name}`,
       `backend ${name}`,
       `  server upstream ${server}`,
       "",
     );
   if (routing.kind === "intercept") {
-    route("outbound", `127.0.0.1:${OUTBOUND_PORT}`, outbound("0.0.0.0:0"));
-    route("inbound", inbound(`0.0.0.0:${INBOUND_PORT}`), `0.0.0.0:0 source ${PASSTHROUGH_SOURCE}`);
+    const envoy = routing.envoyListeners === true;
+    route("outbound", `${envoy ? "0.0.0.0" : "127.0.0.1"}:${OUTBOUND_PORT}`, outbound("0.0.0.0:0"));
+    route(
+      "inbound",
+      inbound(`0.0.0.0:${INBOUND_PORT}`),
+      `0.0.0.0:0 source ${PASSTHROUGH_SOURCE}`,
+      // dst_port is the original destination (SO_ORIGINAL_DST) when there is one
+      envoy ? [`tcp-request connection reject if { dst_port ${INBOUND_PORT} }`] : [],
+    );
   } else {
     route("outbound", `127.0.0.1:${OUTBOUND_PORT}`, outbound(`${routing.peerIp}:${INBOUND_PORT}`));
     route(

@@ -8,6 +8,7 @@ export const MODE_COLORS: Record<string, string> = {
   iptables: "#d62728",
   "waggle-redirect": "#98df8a",
   waggle: "#2ca02c",
+  merbridge: "#ff7f0e",
 };
 const FALLBACK_COLORS = ["#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"];
 export const PART_COLORS = ["#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#76b7b2"];

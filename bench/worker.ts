@@ -23,6 +23,7 @@ async function work(): Promise<number> {
   }
   const results = await runBench(job.plan, {
     placement: job.placement,
+    merbridgeSrc: job.merbridgeSrc,
     log: (line) => process.stderr.write(`${line}\n`),
   });
   writeFileSync(join(job.dir, "results.json"), `${JSON.stringify(results, null, 1)}\n`);

@@ -1,6 +1,7 @@
-// What a compiled BPF object uses, read from its ELF file: each program section with the helper
-// ids it calls, and the UAPI helper names by id. Lets tests hold waggle's declared prerequisites
-// against the programs actually built.
+// What a compiled BPF object uses, read from its ELF file: its sections, each program section
+// with the helper ids it calls, and the UAPI helper names by id. Lets tests hold waggle's
+// declared prerequisites against the programs actually built, and the bench compare two builds
+// of Merbridge's programs instruction for instruction (bench/merbridge.ts).
 import { readFileSync } from "node:fs";
 
 export interface BpfElfSection {
@@ -13,8 +14,15 @@ export interface BpfElfSection {
 const SHF_EXECINSTR = 0x4;
 const BPF_JMP_CALL = 0x85;
 
-/** Executable sections of an ELF64 little-endian BPF object and the helpers each calls. */
-export function bpfElfSections(elf: Buffer): BpfElfSection[] {
+/** A section of an ELF file: its name, flags and contents. */
+export interface ElfSection {
+  name: string;
+  flags: number;
+  bytes: Buffer;
+}
+
+/** The sections of an ELF64 little-endian file, in header order. */
+export function elfSections(elf: Buffer): ElfSection[] {
   if (elf.readUInt32BE(0) !== 0x7f454c46 || elf[4] !== 2 || elf[5] !== 1) {
     throw new Error("not a 64-bit little-endian ELF file");
   }
@@ -36,21 +44,36 @@ export function bpfElfSections(elf: Buffer): BpfElfSection[] {
     const start = strtab.offset + off;
     return elf.toString("latin1", start, elf.indexOf(0, start));
   };
-  const sections: BpfElfSection[] = [];
+  const sections: ElfSection[] = [];
   for (let i = 0; i < shnum; i++) {
     const h = header(i);
-    if ((h.flags & SHF_EXECINSTR) === 0 || h.size === 0) continue;
-    const ids = new Set<number>();
-    for (let at = h.offset; at < h.offset + h.size; at += 8) {
-      const srcReg = elf[at + 1] >> 4;
-      if (elf[at] === BPF_JMP_CALL && srcReg === 0) ids.add(elf.readInt32LE(at + 4));
-    }
     sections.push({
-      name: nameAt(h.nameOffset).replace(/^\?/, ""),
-      helperIds: [...ids].sort((a, b) => a - b),
+      name: nameAt(h.nameOffset),
+      flags: h.flags,
+      bytes: elf.subarray(h.offset, h.offset + h.size),
     });
   }
   return sections;
+}
+
+/** The non-empty executable sections (the programs) of an ELF file. */
+export function elfCodeSections(elf: Buffer): ElfSection[] {
+  return elfSections(elf).filter((s) => (s.flags & SHF_EXECINSTR) !== 0 && s.bytes.length > 0);
+}
+
+/** Executable sections of an ELF64 little-endian BPF object and the helpers each calls. */
+export function bpfElfSections(elf: Buffer): BpfElfSection[] {
+  return elfCodeSections(elf).map((s) => {
+    const ids = new Set<number>();
+    for (let at = 0; at < s.bytes.length; at += 8) {
+      const srcReg = s.bytes[at + 1] >> 4;
+      if (s.bytes[at] === BPF_JMP_CALL && srcReg === 0) ids.add(s.bytes.readInt32LE(at + 4));
+    }
+    return {
+      name: s.name.replace(/^\?/, ""),
+      helperIds: [...ids].sort((a, b) => a - b),
+    };
+  });
 }
 
 /**

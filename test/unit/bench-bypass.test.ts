@@ -5,7 +5,7 @@ import { expect } from "chai";
 import { BYPASS_OPT_OUT, deploymentKey, podAnnotations, waggleEntry } from "../../bench/cluster";
 import { bypassDelta } from "../../bench/measure";
 import { type MemorySample, parseMeminfo, summarizeMemory } from "../../bench/memory";
-import { type BypassReading, bypassPathProblem, MODES } from "../../bench/modes";
+import { type BypassReading, bypassPathProblem, MODES, presetModes } from "../../bench/modes";
 import {
   applyOverrides,
   estimateSeconds,
@@ -81,7 +81,7 @@ describe("bench socket bypass modes, TLS workloads and memory (bench/modes.ts, p
         "waggle-redirect",
         "waggle",
       ]);
-      for (const p of [quickPlan(), fullPlan()]) expect(p.modes).to.deep.equal([...MODES]);
+      for (const p of [quickPlan(), fullPlan()]) expect(p.modes).to.deep.equal(presetModes(false));
     });
 
     it("waggle-redirect's pods are meshed and opt out of the bypass; waggle's are meshed; the others are plain", () => {
@@ -167,6 +167,7 @@ describe("bench socket bypass modes, TLS workloads and memory (bench/modes.ts, p
         "iptables",
         "waggle-redirect",
         "waggle",
+        "merbridge",
       ]);
       expect(workloadModes(parseWorkload("max-keepalive"), MODES)).to.deep.equal([...MODES]);
     });
@@ -271,6 +272,31 @@ describe("bench socket bypass modes, TLS workloads and memory (bench/modes.ts, p
       expect(md).to.contain("| waggle | 1 | 26.00 | 26.00 | 26.00 |");
       expect(md).to.contain("median 6.00 KiB (6.00..6.00), i.e. 1.00 KiB per bypassed socket");
       expect(bypassSection({ runs: [] } as unknown as BenchResults)).to.deep.equal([]);
+    });
+
+    const withMerbridge = [
+      ...runs,
+      ...[0, 1].flatMap((r) => [
+        benchRun("merbridge", "max-keepalive", r, 40000, 150, 0.03),
+        benchRun("merbridge", "pingpong", r, 0, 64, 0.1),
+      ]),
+    ] as unknown as BenchResults["runs"];
+
+    it("merbridge's ratios beside waggle's, with the commit it was built at; none without its runs", () => {
+      const results = {
+        runs: withMerbridge,
+        merbridge: { commit: "561fc00e", dirty: false },
+      } as unknown as BenchResults;
+      const md = bypassSection(results).join("\n");
+      expect(md).to.contain("## Merbridge's bypass beside waggle's");
+      expect(md).to.contain("built at commit `561fc00e`");
+      expect(md).to.contain(
+        "| max-keepalive | throughput | 2.000 | 1.600 | 0.600 | 0.750 | 1.333 |",
+      );
+      expect(md).to.contain("| pingpong | p50 latency | 0.640 | – | – | 1.094 | – |");
+      expect(bypassSection({ runs } as unknown as BenchResults).join("\n")).not.to.contain(
+        "Merbridge",
+      );
     });
 
     it("the two waggle modes get different labels under the bars", () => {

@@ -1,6 +1,6 @@
 import { expect } from "chai";
 import { evaluateTargets, type RunFigures, ratio, summarizeCells } from "../../bench/analysis";
-import { MODES, type ModeName } from "../../bench/modes";
+import { type ModeName, presetModes } from "../../bench/modes";
 import {
   applyOverrides,
   estimateSeconds,
@@ -271,7 +271,7 @@ describe("bench analysis, plan, plots and report (bench/analysis.ts, plan.ts, sv
         "rate1500-new",
         "pingpong",
       ]);
-      expect(full.modes).to.deep.equal([...MODES]);
+      expect(full.modes).to.deep.equal(presetModes(false));
       // the 100k rule target needs rate1000-new at 100k, in both presets
       for (const p of [quickPlan(), full])
         expect(p.levels.find((l) => l.level === "100k")?.workloads.map(workloadId)).to.include(
