@@ -48,6 +48,9 @@ int BPF_PROG(waggle_bypass_recv, struct sock___waggle *sk, int ret, int flags)
 	struct bypass_sock *b;
 	unsigned long data;
 
+	/* a read that took nothing (EAGAIN, an error, end of stream) changed no queue */
+	if (ret <= 0)
+		return 0;
 	/* a socket of the bypass (every socket's reads come through here) */
 	b = bpf_sk_storage_get(&waggle_bypass_sock, sk, 0, 0);
 	if (!b)
