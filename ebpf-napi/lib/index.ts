@@ -18,6 +18,8 @@
 //   netnsInterfaces(netnsPath), netnsReplaceAddress(netnsPath, ifname, address, prefixLength)
 //   NetnsWatcher (rtnetlink change notifications of other netns), lockPath(path) (flock)
 //   probeProgType / probeMapType / probeHelper / probeAttachType, possibleCpus, libbpfVersion
+//   kernelBtfLoads() (how libbpf got the kernel's BTF: mapped or searched), mapKernelBtf,
+//   searchKernelBtf, setKernelBtfPath (tests)
 //   setAddonPath(path) before first use; BpfError { op, errno, code, log? }
 
 export {
@@ -28,6 +30,13 @@ export {
 export { BpfError } from "./errors";
 export { FdHandle, unpin } from "./fd";
 export { cgroupId, netnsCookie } from "./ids";
+export {
+  type KernelBtfLoads,
+  kernelBtfLoads,
+  mapKernelBtf,
+  searchKernelBtf,
+  setKernelBtfPath,
+} from "./kernel-btf";
 export { attachCgroup, attachSockmap, cgroupQuery, Link } from "./link";
 export { BpfMap, type MapCreateOptions, possibleCpus, type UpdateMode } from "./map";
 export { addonLocation, setAddonPath } from "./native";

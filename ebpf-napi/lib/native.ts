@@ -108,6 +108,11 @@ export interface Native {
   probeMapType(type: MapType): boolean;
   probeHelper(progType: ProgType, helper: string): boolean;
   probeAttachType(attachType: CgroupAttachType): boolean;
+
+  kernelBtfLoads(): { mapped: number; searched: number };
+  mapKernelBtf(path: string): number;
+  searchKernelBtf(): number;
+  setKernelBtfPath(path: string | null): void;
 }
 
 // out/ebpf-napi/lib/native.js -> <repo>/ebpf-napi/build/Release/ebpf_napi.node

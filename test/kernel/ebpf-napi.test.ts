@@ -12,6 +12,7 @@ import {
   realpathSync,
   rmdirSync,
   rmSync,
+  writeFileSync,
 } from "node:fs";
 import { connect, createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
@@ -30,8 +31,10 @@ import {
   BpfObject,
   cgroupId,
   cgroupQuery,
+  kernelBtfLoads,
   Link,
   libbpfVersion,
+  mapKernelBtf,
   netnsCookie,
   Program,
   pinCgroupLinks,
@@ -40,6 +43,8 @@ import {
   probeHelper,
   probeMapType,
   probeProgType,
+  searchKernelBtf,
+  setKernelBtfPath,
   tcAttach,
   tcDestroyHook,
   tcDetach,
@@ -1109,7 +1114,7 @@ describe("ebpf-napi: shipped libraries", () => {
     expect(out).to.contain("loaded again");
   });
 
-  it("the addon's dynamic section: DT_RPATH $ORIGIN, no libstdc++, glibc 2.34 at most, N-API exports only", () => {
+  it("the addon's dynamic section: DT_RPATH $ORIGIN, no libstdc++, glibc 2.34 at most, N-API exports and the kernel BTF loader only", () => {
     const dynamic = sh("readelf", ["-d", addonLocation()]);
     expect(dynamic).to.match(/\(RPATH\)\s+Library rpath: \[\$ORIGIN\]/);
     expect(dynamic).to.not.contain("RUNPATH"); // DT_RUNPATH would not reach libbpf's own needs
@@ -1133,7 +1138,9 @@ describe("ebpf-napi: shipped libraries", () => {
       .split("\n")
       .filter((l) => /\sDF \.text\s/.test(l))
       .map((l) => l.trim().split(/\s+/).pop());
+    // btf__load_vmlinux_btf: libbpf's calls bind to the addon's (src/kernel_btf.cc)
     expect(functions.sort()).to.deep.equal([
+      "btf__load_vmlinux_btf",
       "napi_register_module_v1",
       "node_api_module_get_api_version_v1",
     ]);
@@ -1222,5 +1229,79 @@ describe("ebpf-napi: tracing links", () => {
     const obj = loadSelftest();
     const prog = owned(obj.program("selftest_msg_pass"));
     expectBpfError(() => attachTracing(prog, "trace_fexit"), "bpf_link_create", "EINVAL");
+  });
+});
+
+describe("ebpf-napi: the kernel's BTF for libbpf", () => {
+  const KERNEL_BTF = "/sys/kernel/btf/vmlinux";
+
+  /** Loads the selftest object with its tp_btf program, which needs the kernel's BTF. */
+  function loadWithKernelBtf(): void {
+    const obj = owned(BpfObject.open(bpfObject("selftest"), { name: "selftest" }));
+    obj.setAutoload("selftest_recv", true);
+    obj.load();
+    expect(owned(obj.program("selftest_recv")).info().type).to.equal("tracing");
+  }
+
+  /** A file of this test's own, removed at teardown. */
+  function scratchFile(content: string): string {
+    const dir = mkdtempSync(join(tmpdir(), "ebpf-napi-btf-"));
+    onTeardown(`scratch ${dir}`, () => rmSync(dir, { recursive: true, force: true }));
+    const path = join(dir, "btf");
+    writeFileSync(path, content);
+    return path;
+  }
+
+  /** What the loads counted while fn ran. */
+  function counted(fn: () => void): { mapped: number; searched: number } {
+    const before = kernelBtfLoads();
+    fn();
+    const after = kernelBtfLoads();
+    return { mapped: after.mapped - before.mapped, searched: after.searched - before.searched };
+  }
+
+  it("libbpf takes the kernel's BTF from the addon: mapped where the kernel allows it, else from libbpf's own search", () => {
+    let mappable = true;
+    try {
+      mapKernelBtf(KERNEL_BTF);
+    } catch {
+      mappable = false; // kernels before 6.16 do not map it
+    }
+    expect(counted(loadWithKernelBtf)).to.deep.equal(
+      mappable ? { mapped: 1, searched: 0 } : { mapped: 0, searched: 1 },
+    );
+  });
+
+  it("an object that needs no kernel BTF loads none", () => {
+    expect(counted(() => loadSelftest())).to.deep.equal({ mapped: 0, searched: 0 });
+  });
+
+  it("the mapped BTF has the very types of libbpf's own search", function () {
+    let types: number;
+    try {
+      types = mapKernelBtf(KERNEL_BTF);
+    } catch {
+      this.skip(); // kernels before 6.16 do not map it
+    }
+    expect(types).to.be.greaterThan(1000);
+    expect(types).to.equal(searchKernelBtf());
+  });
+
+  for (const [what, file] of [
+    ["missing", () => "/nonexistent/vmlinux"],
+    ["not BTF", () => scratchFile("not BTF\n")],
+    ["empty", () => scratchFile("")],
+  ] as const) {
+    it(`a BTF file that cannot be mapped and parsed (${what}) hands the load to libbpf's search, which finds the kernel's`, () => {
+      setKernelBtfPath(file());
+      onTeardown("kernel BTF path", () => setKernelBtfPath(null));
+      expect(counted(loadWithKernelBtf)).to.deep.equal({ mapped: 0, searched: 1 });
+    });
+  }
+
+  it("mapKernelBtf names the step that failed", () => {
+    expectBpfError(() => mapKernelBtf("/nonexistent/vmlinux"), "open", "ENOENT");
+    expectBpfError(() => mapKernelBtf(scratchFile("not BTF\n")), "btf__new", "EINVAL");
+    expectBpfError(() => mapKernelBtf(scratchFile("")), "fstat", "EINVAL");
   });
 });
