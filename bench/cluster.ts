@@ -35,6 +35,7 @@ import type {
   PodSandbox,
   RuntimeConf,
 } from "../test/support/libcni";
+import { AttachTimer } from "./attach-timer";
 import { isWaggleMode, type ModeName } from "./modes";
 import { type ProcessCost, parseRusage, type Rusage, TIME_FORMAT } from "./node-cost";
 import {
@@ -177,6 +178,7 @@ export class BenchCluster {
   /** The runtime the pods are wired by (with the rusage wrapper first in CNI_PATH when asked). */
   private readonly runtime: Libcni;
   private certs: { dir: { remove(): void }; files: MeshCerts } | undefined;
+  private timer: AttachTimer | undefined;
 
   private constructor(
     readonly cni: CniNode,
@@ -232,6 +234,12 @@ export class BenchCluster {
 
   get node() {
     return this.cni.node;
+  }
+
+  /** The process attachPod is timed in (started on first use, stopped by destroy). */
+  attachTimer(): AttachTimer {
+    this.timer ??= AttachTimer.start();
+    return this.timer;
   }
 
   get bpf() {
@@ -392,6 +400,8 @@ export class BenchCluster {
     this.deployments.clear();
     this.certs?.dir.remove();
     this.certs = undefined;
+    await this.timer?.close().catch((e) => errors.push(`attach worker: ${e}`));
+    this.timer = undefined;
     await this.cni.destroy().catch((e) => errors.push(`node: ${e}`));
     if (errors.length > 0) throw new Error(`bench teardown: ${errors.join("; ")}`);
   }
