@@ -4,7 +4,7 @@
 //     .programNames .mapNames .program(name) -> Program .map(name) -> BpfMap .close
 //   Program  .fd .name .info() .pin(path) .close()       Program.openPinned / fromId
 //   BpfMap   .info .perCpu .valueLength .lookup .update .delete .keys() .entries() .pin .close
-//            BpfMap.openPinned / fromId / create
+//            BpfMap.openPinned / fromId / create; updatePinnedMaps([{ pin, key, value }])
 //   Link     .info() .pin .update(prog, { expected }) .detach() .close()  Link.openPinned / fromId
 //   attachCgroup(prog, cgroupDir, attachType) -> Link; cgroupQuery(cgroupDir, attachType)
 //   attachSockmap(prog, map, attachType) -> Link (sockmap/sockhash programs, Linux 6.10+)
@@ -38,7 +38,14 @@ export {
   setKernelBtfPath,
 } from "./kernel-btf";
 export { attachCgroup, attachSockmap, cgroupQuery, Link } from "./link";
-export { BpfMap, type MapCreateOptions, possibleCpus, type UpdateMode } from "./map";
+export {
+  BpfMap,
+  type MapCreateOptions,
+  type PinnedMapEntry,
+  possibleCpus,
+  type UpdateMode,
+  updatePinnedMaps,
+} from "./map";
 export { addonLocation, setAddonPath } from "./native";
 export {
   ADDRESS_SCOPE,

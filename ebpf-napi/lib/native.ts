@@ -83,6 +83,7 @@ export interface Native {
     flags: number,
   ): void;
   mapDelete(fd: number, key: Buffer, keySize: number): boolean;
+  mapsUpdatePinned(entries: readonly { pin: string; key: Buffer; value: Buffer }[]): void;
   mapNextKey(fd: number, key: Buffer | null, keySize: number): Buffer | null;
 
   cgroupLinkCreate(progFd: number, cgroupDir: string, attachType: CgroupAttachType): number;

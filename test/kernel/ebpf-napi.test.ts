@@ -50,6 +50,7 @@ import {
   tcDetach,
   tcQuery,
   unpin,
+  updatePinnedMaps,
 } from "ebpf-napi";
 import { bpfObject, repoRoot } from "../../base/assets";
 import { cgroup2Root } from "../../base/cgroup2";
@@ -321,6 +322,79 @@ describe("ebpf-napi: maps", () => {
     expect(back).to.have.length(cpus * 8);
     for (let cpu = 0; cpu < cpus; cpu++) expect(back?.readUInt32LE(cpu * 8)).to.equal(1000 + cpu);
     expectBpfError(() => map.update(u32(2), Buffer.alloc(4)), "bpf_map_update_elem", "EINVAL");
+  });
+
+  /** selftest's hash and per-CPU hash maps and one of its programs, pinned in a fresh dir. */
+  function pinnedSelftest() {
+    const dir = makePinDir();
+    const obj = loadSelftest();
+    const pins = { hash: join(dir, "hash"), percpu: join(dir, "percpu"), prog: join(dir, "prog") };
+    owned(obj.map("selftest_hash")).pin(pins.hash);
+    owned(obj.map("selftest_percpu_hash")).pin(pins.percpu);
+    owned(obj.program("selftest_connect4")).pin(pins.prog);
+    return { pins, hash: owned(BpfMap.openPinned(pins.hash)) };
+  }
+
+  it("updatePinnedMaps stores each entry in its pinned map in one call (per-CPU values too), holding no fd after", () => {
+    const { pins, hash } = pinnedSelftest();
+    const percpu = owned(BpfMap.openPinned(pins.percpu));
+    const perCpuValue = Buffer.alloc(percpu.valueLength);
+    for (let cpu = 0; cpu < possibleCpus(); cpu++) perCpuValue.writeUInt32LE(7 + cpu, cpu * 8);
+    const before = fdCount();
+    updatePinnedMaps([
+      { pin: pins.hash, key: u32(1), value: u64(10n) },
+      { pin: pins.percpu, key: u32(1), value: perCpuValue },
+      { pin: pins.hash, key: u32(2), value: u64(20n) },
+      { pin: pins.hash, key: u32(1), value: u64(11n) }, // in order: the later one stays
+    ]);
+    updatePinnedMaps([]);
+    expect(fdCount(), "fds left open").to.equal(before);
+    expect(hash.lookup(u32(1))).to.deep.equal(u64(11n));
+    expect(hash.lookup(u32(2))).to.deep.equal(u64(20n));
+    expect(percpu.lookup(u32(1))).to.deep.equal(perCpuValue);
+  });
+
+  it("updatePinnedMaps stops at the first entry that fails, naming its pin; the entries before it stay", () => {
+    const { pins, hash } = pinnedSelftest();
+    const before = fdCount();
+    const fails = (entry: { pin: string; key: Buffer; value: Buffer }, op: string, code: string) =>
+      expectBpfError(
+        () => updatePinnedMaps([{ pin: pins.hash, key: u32(3), value: u64(30n) }, entry]),
+        op,
+        code,
+      );
+    expect(
+      fails(
+        { pin: join(pins.hash, "..", "none"), key: u32(1), value: u64(1n) },
+        "bpf_obj_get",
+        "ENOENT",
+      ).message,
+    ).to.contain("none");
+    expect(
+      fails({ pin: pins.prog, key: u32(1), value: u64(1n) }, "bpf_obj_get", "EINVAL").message,
+    ).to.contain(`${pins.prog} holds a prog, not a map`);
+    expect(
+      fails({ pin: pins.hash, key: u32(1), value: u32(1) }, "bpf_map_update_elem", "EINVAL")
+        .message,
+    ).to.contain(`${pins.hash}: value is 4 bytes, the map wants 8`);
+    expect(
+      fails({ pin: pins.hash, key: u64(1n), value: u64(1n) }, "bpf_map_update_elem", "EINVAL")
+        .message,
+    ).to.contain(`${pins.hash}: key is 8 bytes, the map wants 4`);
+    expect(
+      fails(
+        { pin: pins.percpu, key: u32(1), value: Buffer.alloc(4) },
+        "bpf_map_update_elem",
+        "EINVAL",
+      ).message,
+    ).to.contain(`value is 4 bytes, the map wants ${possibleCpus() * 8}`);
+    expect(fdCount(), "fds left open").to.equal(before);
+    expect(hash.lookup(u32(3)), "the entry before the failure").to.deep.equal(u64(30n));
+    expect(() => updatePinnedMaps("x" as unknown as [])).to.throw(TypeError, /an array of entries/);
+    expect(() => updatePinnedMaps([{ pin: pins.hash, key: "k" } as unknown as never])).to.throw(
+      TypeError,
+      /pin: string, key: Buffer, value: Buffer/,
+    );
   });
 
   it("lpm_trie: longest prefix match over prefixlen-tagged keys", () => {
