@@ -665,6 +665,25 @@ describe("ebpf-napi: batched cgroup links (pinCgroupLinks)", () => {
     expect(existsSync(item("v1", 2).linkPin)).to.equal(false);
   });
 
+  it("items on one cgroup all link to it (its directory opened once); a cgroup that is gone fails its item with open_cgroup ENOENT", () => {
+    const { progs, cgroups, item } = setup();
+    const before = fdCount();
+    const second = { ...item("v2", 0), linkPin: `${item("v2", 0).linkPin}b` };
+    const gone = { ...item("v1", 1), cgroupDir: join(cgroups[1] as string, "gone") };
+    const results = pinCgroupLinks([item("v1", 0), second, gone]);
+    expect(fdCount(), "fds left open").to.equal(before);
+    expect(results.slice(0, 2)).to.deep.equal([{ status: "pinned" }, { status: "pinned" }]);
+    const failed = results[2];
+    expect(failed?.status === "failed" && [failed.error.op, failed.error.code]).to.deep.equal([
+      "open_cgroup",
+      "ENOENT",
+    ]);
+    expect(cgroupQuery(cgroups[0] as string, "cgroup_inet4_connect").sort()).to.deep.equal(
+      [progs.v1.info().id, progs.v2.info().id].sort(),
+    );
+    expect(cgroupQuery(cgroups[1] as string, "cgroup_inet4_connect")).to.deep.equal([]);
+  });
+
   it("a link that cannot be pinned is detached; a missing program pin is ENOENT", () => {
     const { cgroups, item } = setup();
     expect(pinCgroupLinks([item("v1", 0)])[0]).to.deep.equal({ status: "pinned" });
