@@ -811,6 +811,11 @@ describe("ebpf-napi: sockmap links", () => {
     expect(owned(Link.openPinned(at("link"))).info().progId).to.equal(prog.info().id);
     expect(owned(BpfMap.openPinned(at("map"))).info.id).to.equal(map.info.id);
     expect(owned(Program.openPinned(at("prog"))).info().id).to.equal(prog.info().id);
+    // named by the caller, or by the kernel (which keeps 15 characters of it)
+    expect(owned(Program.openPinned(at("prog"))).name).to.equal("selftest_msg_pa");
+    const named = owned(Program.openPinned(at("prog"), "selftest_msg_pass"));
+    expect([named.name, named.info().id]).to.deep.equal(["selftest_msg_pass", prog.info().id]);
+    expect(() => Program.openPinned(at("map"), "named")).to.throw(BpfError, /holds a map/);
   });
 
   it("refuses an attach type that is not a sockmap one, naming it", () => {
