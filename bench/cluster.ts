@@ -38,6 +38,7 @@ import type {
   PodSandbox,
   RuntimeConf,
 } from "../test/support/libcni";
+import { AttachTimer } from "./attach-timer";
 import { MerbridgeDatapath } from "./merbridge-datapath";
 import { isWaggleMode, MERBRIDGE_SRC_ENV, type ModeName } from "./modes";
 import { type ProcessCost, parseRusage, type Rusage, TIME_FORMAT } from "./node-cost";
@@ -188,6 +189,7 @@ export class BenchCluster {
   private certs: { dir: { remove(): void }; files: MeshCerts } | undefined;
   /** Merbridge's programs and maps, when mode merbridge is deployed. */
   merbridge: MerbridgeDatapath | undefined;
+  private timer: AttachTimer | undefined;
 
   private constructor(
     readonly cni: CniNode,
@@ -243,6 +245,12 @@ export class BenchCluster {
 
   get node() {
     return this.cni.node;
+  }
+
+  /** The process attachPod is timed in (started on first use, stopped by destroy). */
+  attachTimer(): AttachTimer {
+    this.timer ??= AttachTimer.start();
+    return this.timer;
   }
 
   get bpf() {
@@ -436,6 +444,8 @@ export class BenchCluster {
     this.deployments.clear();
     this.certs?.dir.remove();
     this.certs = undefined;
+    await this.timer?.close().catch((e) => errors.push(`attach worker: ${e}`));
+    this.timer = undefined;
     await this.cni.destroy().catch((e) => errors.push(`node: ${e}`));
     if (errors.length > 0) throw new Error(`bench teardown: ${errors.join("; ")}`);
   }

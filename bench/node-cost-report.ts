@@ -91,7 +91,7 @@ export function nodeCostSection(r: NodeCostResults | undefined): string[] {
       }),
     ),
     "",
-    "attachPod/detachPod: the datapath's work alone, in the bench's process on a pod wired unmeshed (no process start, no Node start-up): where a cost that grows with the pods would show first.",
+    "attachPod/detachPod: the datapath's work alone, timed in the bench's attach worker (a process of its own that forks nothing, so no copy-on-write faults from the bench's commands) on a pod wired unmeshed (no process start, no Node start-up): where a cost that grows with the pods would show first.",
     "",
     `p50 at the most pods over p50 at the first checkpoint: ADD ${f(flatness(r, "add"), 2)}, DEL ${f(flatness(r, "del"), 2)}. Least-squares slope of all ${r.scaleAdds.length} scale ADDs against pods attached: ${f(slope(r.scaleAdds.map((a) => ({ x: a.pods, y: a.ms }))) * 100, 2)} ms per 100 pods.`,
     "",

@@ -125,7 +125,10 @@ export interface Checkpoint {
   pods: number;
   add: ProcessCost[];
   del: ProcessCost[];
-  /** attachPod and detachPod in the bench's process (no process start), ms (absent before 2026-12-06 10:30). */
+  /**
+   * attachPod and detachPod with no process start, ms (absent before 2026-12-06 10:30): in the
+   * bench's process until 2026-12-06 19:00, since then in its attach worker (attach-worker.ts).
+   */
   attachMs?: number[];
   detachMs?: number[];
 }

@@ -13,7 +13,7 @@
 
 import { readdirSync } from "node:fs";
 import { BpfMap } from "ebpf-napi";
-import { attachPod, detachPod, paths } from "../datapath";
+import { paths } from "../datapath";
 import { defaultRedirectSettings } from "../mesh/redirect-settings";
 import { runChecked } from "../test/support/command";
 import { uniqueName } from "../test/support/names";
@@ -107,15 +107,10 @@ function attachRequest(pod: BenchPod, containerId: string) {
   };
 }
 
-function timed<T>(fn: () => T): [T, number] {
-  const start = process.hrtime.bigint();
-  const value = fn();
-  return [value, Number(process.hrtime.bigint() - start) / 1e6];
-}
-
 /**
- * attachPod then detachPod in this process (no process start: the datapath's own work) on a
- * pod wired by the chain unmeshed, under a fresh container id; `between` runs while attached.
+ * attachPod then detachPod in the cluster's attach worker (no process start: the datapath's
+ * own work, in a process that forks nothing; attach-worker.ts says why) on a pod wired by the
+ * chain unmeshed, under a fresh container id; `between` runs while attached.
  */
 export async function timeAttach(
   cluster: BenchCluster,
@@ -123,15 +118,16 @@ export async function timeAttach(
   between: () => Promise<void> = async () => {},
 ): Promise<{ attachMs: number; detachMs: number }> {
   const opts = cluster.bpf.opts;
+  const timer = cluster.attachTimer();
   const containerId = uniqueName("k");
-  const [, attachMs] = timed(() => attachPod(attachRequest(pod, containerId), opts));
+  const attachMs = await timer.attach(attachRequest(pod, containerId), opts);
   try {
     await between();
   } catch (e) {
-    detachPod(containerId, opts);
+    await timer.detach(containerId, opts);
     throw e;
   }
-  const [, detachMs] = timed(() => detachPod(containerId, opts));
+  const detachMs = await timer.detach(containerId, opts);
   return { attachMs, detachMs };
 }
 

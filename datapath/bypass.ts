@@ -6,7 +6,15 @@
 // live connections: a socket stays in the map, and keeps its program, until it closes.
 import { existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { attachSockmap, attachTracing, BpfMap, Link, Program, possibleCpus } from "ebpf-napi";
+import {
+  attachSockmap,
+  attachTracing,
+  BpfMap,
+  Link,
+  Program,
+  possibleCpus,
+  updatePinnedMaps,
+} from "ebpf-napi";
 import { randomHex } from "../base/unique-name";
 import { SOCKET_BYPASS_BACKLOG } from "../mesh/config";
 import { netnsKey, zeroCounters } from "./encode";
@@ -185,12 +193,7 @@ export function applyNodeBypass(
   const value = Buffer.alloc(STRUCTS.node_settings.size);
   value.writeUInt32LE(enabled ? NODE.BYPASS : 0, STRUCTS.node_settings.fields.flags.offset);
   value.writeUInt32LE(backlogMax, STRUCTS.node_settings.fields.bypass_backlog_max.offset);
-  const map = BpfMap.openPinned(paths.map(root, MAP_NAMES.node));
-  try {
-    map.update(Buffer.alloc(4), value);
-  } finally {
-    map.close();
-  }
+  updatePinnedMaps([{ pin: paths.map(root, MAP_NAMES.node), key: Buffer.alloc(4), value }]);
   // off: no program on the node's socket reads (connections bypassed before keep their
   // bytes; their senders' backlogs no longer shrink, so they move to TCP at the bound and
   // stay there: TCP's flow control, never an unbounded queue)

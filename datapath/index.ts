@@ -15,6 +15,7 @@ import {
   pinCgroupLinks,
   possibleCpus,
   unpin,
+  updatePinnedMaps,
 } from "ebpf-napi";
 import { makeDirectories } from "../base/make-directories";
 import { phase } from "../base/phases";
@@ -364,27 +365,16 @@ function writePodRecord(root: string, rec: PodRecordData): () => void {
 
 /**
  * The pod's zeroed counters (the bypass's too) and its policy entries into the shared maps,
- * each map opened once and only when an entry goes into it.
+ * in one addon call that opens each map once.
  */
 function writePodMaps(root: string, netns: bigint, entries: MapEntry[]): void {
-  const writes: { map: string; key: Buffer; value: Buffer }[] = [
-    { map: MAP_NAMES.counters, key: netnsKey(netns), value: zeroCounters(possibleCpus()) },
-    ...bypassCountersEntries(netns),
-    ...entries,
-  ];
-  const maps = new Map<string, BpfMap>();
-  try {
-    for (const e of writes) {
-      let map = maps.get(e.map);
-      if (map === undefined) {
-        map = openMap(root, e.map);
-        maps.set(e.map, map);
-      }
-      map.update(e.key, e.value);
-    }
-  } finally {
-    for (const m of maps.values()) m.close();
-  }
+  updatePinnedMaps(
+    [
+      { map: MAP_NAMES.counters, key: netnsKey(netns), value: zeroCounters(possibleCpus()) },
+      ...bypassCountersEntries(netns),
+      ...entries,
+    ].map((e) => ({ pin: paths.map(root, e.map), key: e.key, value: e.value })),
+  );
 }
 
 /** Attaches a shared program (attach) and pins the link under the pod, which keeps it attached. */

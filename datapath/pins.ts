@@ -41,6 +41,7 @@ export function requireBpffs(root: string): void {
       `${root} is not on a bpffs: mount one (mount -t bpf bpf /sys/fs/bpf) or set bpf_root to a directory on one`,
     );
   }
+  const uid = process.geteuid?.() ?? 0; // a system call: once, not per directory
   for (const dir of [
     root,
     paths.datapath(root),
@@ -48,7 +49,7 @@ export function requireBpffs(root: string): void {
     paths.progs(root),
     paths.pods(root),
   ]) {
-    const problem = untrustedDirectory(dir);
+    const problem = untrustedDirectory(dir, uid);
     if (problem) {
       throw new DatapathError(
         "UNTRUSTED_ROOT",
@@ -58,15 +59,14 @@ export function requireBpffs(root: string): void {
   }
 }
 
-/** Why `dir` cannot be trusted, or null (also when it does not exist yet). */
-function untrustedDirectory(dir: string): string | null {
+/** Why `dir` cannot be trusted by user `uid`, or null (also when it does not exist yet). */
+function untrustedDirectory(dir: string, uid: number): string | null {
   let st: ReturnType<typeof lstatSync>;
   try {
     st = lstatSync(dir);
   } catch {
     return null;
   }
-  const uid = process.geteuid?.() ?? 0;
   if (!st.isDirectory()) return "is not a directory";
   if (st.uid !== uid) return `is owned by uid ${st.uid}, not ${uid}`;
   if (st.mode & 0o022)

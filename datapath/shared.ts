@@ -137,7 +137,7 @@ export function openProgram(root: string, name: string): Program {
   let error: unknown;
   retryBriefly(() => {
     try {
-      prog = Program.openPinned(paths.prog(root, name));
+      prog = Program.openPinned(paths.prog(root, name), name);
       return true;
     } catch (err) {
       error = err;

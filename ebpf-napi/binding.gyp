@@ -8,6 +8,7 @@
         "src/flock.cc",
         "src/handles.cc",
         "src/ids.cc",
+        "src/kernel_btf.cc",
         "src/libbpf_log.cc",
         "src/links.cc",
         "src/maps.cc",

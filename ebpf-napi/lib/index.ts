@@ -4,7 +4,7 @@
 //     .programNames .mapNames .program(name) -> Program .map(name) -> BpfMap .close
 //   Program  .fd .name .info() .pin(path) .close()       Program.openPinned / fromId
 //   BpfMap   .info .perCpu .valueLength .lookup .update .delete .keys() .entries() .pin .close
-//            BpfMap.openPinned / fromId / create
+//            BpfMap.openPinned / fromId / create; updatePinnedMaps([{ pin, key, value }])
 //   Link     .info() .pin .update(prog, { expected }) .detach() .close()  Link.openPinned / fromId
 //   attachCgroup(prog, cgroupDir, attachType) -> Link; cgroupQuery(cgroupDir, attachType)
 //   attachSockmap(prog, map, attachType) -> Link (sockmap/sockhash programs, Linux 6.10+)
@@ -18,6 +18,8 @@
 //   netnsInterfaces(netnsPath), netnsReplaceAddress(netnsPath, ifname, address, prefixLength)
 //   NetnsWatcher (rtnetlink change notifications of other netns), lockPath(path) (flock)
 //   probeProgType / probeMapType / probeHelper / probeAttachType, possibleCpus, libbpfVersion
+//   kernelBtfLoads() (how libbpf got the kernel's BTF: mapped or searched), mapKernelBtf,
+//   searchKernelBtf, setKernelBtfPath (tests)
 //   setAddonPath(path) before first use; BpfError { op, errno, code, log? }
 
 export {
@@ -28,8 +30,22 @@ export {
 export { BpfError } from "./errors";
 export { FdHandle, unpin } from "./fd";
 export { cgroupId, netnsCookie } from "./ids";
+export {
+  type KernelBtfLoads,
+  kernelBtfLoads,
+  mapKernelBtf,
+  searchKernelBtf,
+  setKernelBtfPath,
+} from "./kernel-btf";
 export { attachCgroup, attachSockmap, cgroupQuery, Link } from "./link";
-export { BpfMap, type MapCreateOptions, possibleCpus, type UpdateMode } from "./map";
+export {
+  BpfMap,
+  type MapCreateOptions,
+  type PinnedMapEntry,
+  possibleCpus,
+  type UpdateMode,
+  updatePinnedMaps,
+} from "./map";
 export { addonLocation, setAddonPath } from "./native";
 export {
   ADDRESS_SCOPE,

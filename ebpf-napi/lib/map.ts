@@ -27,6 +27,24 @@ export interface MapCreateOptions {
   flags?: number;
 }
 
+/** One entry for updatePinnedMaps: `value` stored under `key` in the map pinned at `pin`. */
+export interface PinnedMapEntry {
+  pin: string;
+  key: Buffer;
+  /** As BpfMap.update takes it (per-CPU maps: one slot per possible CPU). */
+  value: Buffer;
+}
+
+/**
+ * Stores each entry (BPF_ANY), in order, opening each pinned map once, in one call: what
+ * BpfMap.openPinned(pin).update(key, value) does entry by entry, without a handle per map.
+ * Stops at the first failure with a BpfError naming the pin (a pin that holds no map: op
+ * "bpf_obj_get", EINVAL); the entries before it stay written.
+ */
+export function updatePinnedMaps(entries: readonly PinnedMapEntry[]): void {
+  native().mapsUpdatePinned(entries);
+}
+
 /** The number of possible CPUs (libbpf_num_possible_cpus): the per-CPU value count. */
 export function possibleCpus(): number {
   return native().possibleCpus();

@@ -83,6 +83,7 @@ export interface Native {
     flags: number,
   ): void;
   mapDelete(fd: number, key: Buffer, keySize: number): boolean;
+  mapsUpdatePinned(entries: readonly { pin: string; key: Buffer; value: Buffer }[]): void;
   mapNextKey(fd: number, key: Buffer | null, keySize: number): Buffer | null;
 
   cgroupLinkCreate(progFd: number, cgroupDir: string, attachType: CgroupAttachType): number;
@@ -108,6 +109,11 @@ export interface Native {
   probeMapType(type: MapType): boolean;
   probeHelper(progType: ProgType, helper: string): boolean;
   probeAttachType(attachType: CgroupAttachType): boolean;
+
+  kernelBtfLoads(): { mapped: number; searched: number };
+  mapKernelBtf(path: string): number;
+  searchKernelBtf(): number;
+  setKernelBtfPath(path: string | null): void;
 }
 
 // out/ebpf-napi/lib/native.js -> <repo>/ebpf-napi/build/Release/ebpf_napi.node

@@ -19,9 +19,12 @@ export class Program extends FdHandle {
     }
   }
 
-  /** Opens a program pinned in bpffs (bpf_obj_get). */
-  static openPinned(path: string): Program {
-    return new Program(openPinnedAs("prog", path));
+  /**
+   * Opens a program pinned in bpffs (bpf_obj_get). `name`: its ELF name when the caller knows
+   * it (otherwise the kernel's, asked for with one more system call).
+   */
+  static openPinned(path: string, name?: string): Program {
+    return new Program(openPinnedAs("prog", path), name);
   }
 
   /** Opens a program by its kernel id (bpf_prog_get_fd_by_id). */

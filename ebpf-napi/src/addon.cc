@@ -54,6 +54,7 @@ Napi::Object Register(Napi::Env env, Napi::Object exports) {
   InitNetnsWatch(env, exports);
   InitFlock(env, exports);
   InitTracing(env, exports);
+  InitKernelBtf(env, exports);
   return exports;
 }
 

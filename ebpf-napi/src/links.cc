@@ -2,6 +2,7 @@
 // and sockmap/sockhash program links (BPF_LINK_TYPE_SOCKMAP, Linux 6.10+).
 #include <bpf/bpf.h>
 
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -56,13 +57,33 @@ CgroupLinkPin CgroupLinkPinItem(Napi::Value v) {
   return item;
 }
 
+// The cgroup directory of a batch's items, opened once for all the items that name it (they
+// all do when one pod's links are pinned).
+class CgroupDirs {
+ public:
+  int Get(const std::string& dir) {
+    if (!fd_.has_value() || dir != dir_) {
+      fd_.reset();  // closes the previous one first
+      fd_.emplace(OpenCgroup(dir));
+      dir_ = dir;
+    }
+    return fd_->get();
+  }
+
+ private:
+  std::string dir_;
+  std::optional<UniqueFd> fd_;
+};
+
 // Opens the program pin, links it to the cgroup and pins the link. On a failure the link
 // (never pinned) is closed, which detaches it: the item leaves nothing behind.
-void PinCgroupLink(const CgroupLinkPin& item) {
+void PinCgroupLink(const CgroupLinkPin& item, CgroupDirs& dirs) {
   bpf_attach_type type = AttachTypeByName(item.attachType);
   CgroupProgTypeFor(type);  // rejects non-cgroup attach types before opening anything
   UniqueFd prog(CheckLibbpf(bpf_obj_get(item.progPin.c_str()), "bpf_obj_get", item.progPin));
-  UniqueFd link(CreateCgroupLink(prog.get(), item.cgroupDir, type));
+  int cgroup = dirs.Get(item.cgroupDir);
+  UniqueFd link(CheckLibbpf(bpf_link_create(prog.get(), cgroup, type, nullptr), "bpf_link_create",
+                            item.cgroupDir));
   CheckLibbpf(bpf_obj_pin(link.get(), item.linkPin.c_str()), "bpf_obj_pin", item.linkPin);
 }
 
@@ -76,9 +97,10 @@ Napi::Value CgroupLinksPin(const Napi::CallbackInfo& info) {
   std::vector<CgroupLinkPin> parsed;
   for (uint32_t i = 0; i < items.Length(); i++) parsed.push_back(CgroupLinkPinItem(items.Get(i)));
   Napi::Array out = Napi::Array::New(env, parsed.size());
+  CgroupDirs dirs;
   for (uint32_t i = 0; i < parsed.size(); i++) {
     try {
-      PinCgroupLink(parsed[i]);
+      PinCgroupLink(parsed[i], dirs);
       out.Set(i, env.Null());
     } catch (const SysError& e) {
       out.Set(i, ToJsError(env, e).Value());

@@ -17,6 +17,7 @@ void InitNetnsInterfaces(Napi::Env env, Napi::Object exports);  // netns_interfa
 void InitNetnsWatch(Napi::Env env, Napi::Object exports);       // netns_watch.cc
 void InitFlock(Napi::Env env, Napi::Object exports);            // flock.cc
 void InitTracing(Napi::Env env, Napi::Object exports);          // tracing.cc
+void InitKernelBtf(Napi::Env env, Napi::Object exports);        // kernel_btf.cc
 
 // Registers exports[name] = Guard<F>.
 template <Napi::Value (*F)(const Napi::CallbackInfo&)>

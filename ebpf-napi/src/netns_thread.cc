@@ -89,7 +89,19 @@ class NetnsWorker {
       lock.lock();
       done_ = true;
       cv_.notify_all();
+      lock.unlock();
+      GoHome();
     }
+  }
+
+  // Back to the process's netns once the caller has its answer (off its way): a thread that
+  // stayed in a pod's netns would hold it, and a pod deleted meanwhile would stay half torn
+  // down until the next trip, which then paid for the teardown (a fresh pod's first trip took
+  // 0.9 ms instead of 0.5). Failing here only leaves atHome_ false: the next trip enters its
+  // netns first anyway.
+  void GoHome() {
+    if (atHome_) return;
+    if (::setns(home_.get(), CLONE_NEWNET) == 0) atHome_ = true;
   }
 
   UniqueFd home_;

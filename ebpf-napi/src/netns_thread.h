@@ -1,7 +1,8 @@
 // Work inside another network namespace without ever moving a Node or libuv thread: one
 // worker thread, started at the first trip and kept, enters the netns (setns CLONE_NEWNET, by
 // path) and runs the work while the caller waits; the caller gets its SysError rethrown.
-// Trips are serialized; the worker holds one fd (the process's own netns) for its life.
+// Trips are serialized; the worker holds one fd (the process's own netns) for its life, and
+// goes back to that netns after each trip (it never keeps a pod's netns alive).
 #pragma once
 
 #include <cstdint>

@@ -2,7 +2,7 @@
 // src/netns_interfaces.cc): netns bpf_links (sk_lookup), their info and query, test runs
 // inside a netns, and the interfaces and addresses read and changed over rtnetlink. The
 // programs come from waggle's inbound object (an sk_lookup program and a tc one).
-import { readFileSync, statSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
 import { expect } from "chai";
 import {
   ADDRESS_SCOPE,
@@ -138,6 +138,30 @@ describe("ebpf-napi: network namespaces", function () {
     const before = threads();
     for (let i = 0; i < 20; i++) netnsCookie(pod.netnsPath);
     expect(threads()).to.equal(before);
+  });
+
+  it("after each trip, failed or not, the kept thread goes back to the process's netns: it holds no pod's netns", async () => {
+    const own = readlinkSync("/proc/self/ns/net");
+    /** The threads of this process in another netns than its own. */
+    const away = () =>
+      readdirSync("/proc/self/task").filter((tid) => {
+        try {
+          return readlinkSync(`/proc/self/task/${tid}/ns/net`) !== own;
+        } catch {
+          return false; // a thread that ended meanwhile
+        }
+      });
+    /** Waits for the thread to go home (it does so after answering, off the caller's way). */
+    const settled = async () => {
+      for (let i = 0; i < 100 && away().length > 0; i++)
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      return away();
+    };
+    netnsCookie(pod.netnsPath);
+    expect(await settled(), "after a trip").to.deep.equal([]);
+    // a packet shorter than an Ethernet header: the kernel refuses the run inside the pod
+    expectBpfError(() => testRun(tc, Buffer.alloc(1), { netns: pod.netnsPath }), "EINVAL");
+    expect(await settled(), "after a trip whose work failed").to.deep.equal([]);
   });
 
   it("netnsInterfaces lists every interface with its index and addresses, scope included", () => {

@@ -12,6 +12,7 @@ import {
   realpathSync,
   rmdirSync,
   rmSync,
+  writeFileSync,
 } from "node:fs";
 import { connect, createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
@@ -30,8 +31,10 @@ import {
   BpfObject,
   cgroupId,
   cgroupQuery,
+  kernelBtfLoads,
   Link,
   libbpfVersion,
+  mapKernelBtf,
   netnsCookie,
   Program,
   pinCgroupLinks,
@@ -40,11 +43,14 @@ import {
   probeHelper,
   probeMapType,
   probeProgType,
+  searchKernelBtf,
+  setKernelBtfPath,
   tcAttach,
   tcDestroyHook,
   tcDetach,
   tcQuery,
   unpin,
+  updatePinnedMaps,
 } from "ebpf-napi";
 import { bpfObject, repoRoot } from "../../base/assets";
 import { cgroup2Root } from "../../base/cgroup2";
@@ -318,6 +324,79 @@ describe("ebpf-napi: maps", () => {
     expectBpfError(() => map.update(u32(2), Buffer.alloc(4)), "bpf_map_update_elem", "EINVAL");
   });
 
+  /** selftest's hash and per-CPU hash maps and one of its programs, pinned in a fresh dir. */
+  function pinnedSelftest() {
+    const dir = makePinDir();
+    const obj = loadSelftest();
+    const pins = { hash: join(dir, "hash"), percpu: join(dir, "percpu"), prog: join(dir, "prog") };
+    owned(obj.map("selftest_hash")).pin(pins.hash);
+    owned(obj.map("selftest_percpu_hash")).pin(pins.percpu);
+    owned(obj.program("selftest_connect4")).pin(pins.prog);
+    return { pins, hash: owned(BpfMap.openPinned(pins.hash)) };
+  }
+
+  it("updatePinnedMaps stores each entry in its pinned map in one call (per-CPU values too), holding no fd after", () => {
+    const { pins, hash } = pinnedSelftest();
+    const percpu = owned(BpfMap.openPinned(pins.percpu));
+    const perCpuValue = Buffer.alloc(percpu.valueLength);
+    for (let cpu = 0; cpu < possibleCpus(); cpu++) perCpuValue.writeUInt32LE(7 + cpu, cpu * 8);
+    const before = fdCount();
+    updatePinnedMaps([
+      { pin: pins.hash, key: u32(1), value: u64(10n) },
+      { pin: pins.percpu, key: u32(1), value: perCpuValue },
+      { pin: pins.hash, key: u32(2), value: u64(20n) },
+      { pin: pins.hash, key: u32(1), value: u64(11n) }, // in order: the later one stays
+    ]);
+    updatePinnedMaps([]);
+    expect(fdCount(), "fds left open").to.equal(before);
+    expect(hash.lookup(u32(1))).to.deep.equal(u64(11n));
+    expect(hash.lookup(u32(2))).to.deep.equal(u64(20n));
+    expect(percpu.lookup(u32(1))).to.deep.equal(perCpuValue);
+  });
+
+  it("updatePinnedMaps stops at the first entry that fails, naming its pin; the entries before it stay", () => {
+    const { pins, hash } = pinnedSelftest();
+    const before = fdCount();
+    const fails = (entry: { pin: string; key: Buffer; value: Buffer }, op: string, code: string) =>
+      expectBpfError(
+        () => updatePinnedMaps([{ pin: pins.hash, key: u32(3), value: u64(30n) }, entry]),
+        op,
+        code,
+      );
+    expect(
+      fails(
+        { pin: join(pins.hash, "..", "none"), key: u32(1), value: u64(1n) },
+        "bpf_obj_get",
+        "ENOENT",
+      ).message,
+    ).to.contain("none");
+    expect(
+      fails({ pin: pins.prog, key: u32(1), value: u64(1n) }, "bpf_obj_get", "EINVAL").message,
+    ).to.contain(`${pins.prog} holds a prog, not a map`);
+    expect(
+      fails({ pin: pins.hash, key: u32(1), value: u32(1) }, "bpf_map_update_elem", "EINVAL")
+        .message,
+    ).to.contain(`${pins.hash}: value is 4 bytes, the map wants 8`);
+    expect(
+      fails({ pin: pins.hash, key: u64(1n), value: u64(1n) }, "bpf_map_update_elem", "EINVAL")
+        .message,
+    ).to.contain(`${pins.hash}: key is 8 bytes, the map wants 4`);
+    expect(
+      fails(
+        { pin: pins.percpu, key: u32(1), value: Buffer.alloc(4) },
+        "bpf_map_update_elem",
+        "EINVAL",
+      ).message,
+    ).to.contain(`value is 4 bytes, the map wants ${possibleCpus() * 8}`);
+    expect(fdCount(), "fds left open").to.equal(before);
+    expect(hash.lookup(u32(3)), "the entry before the failure").to.deep.equal(u64(30n));
+    expect(() => updatePinnedMaps("x" as unknown as [])).to.throw(TypeError, /an array of entries/);
+    expect(() => updatePinnedMaps([{ pin: pins.hash, key: "k" } as unknown as never])).to.throw(
+      TypeError,
+      /pin: string, key: Buffer, value: Buffer/,
+    );
+  });
+
   it("lpm_trie: longest prefix match over prefixlen-tagged keys", () => {
     const map = owned(loadSelftest().map("selftest_lpm"));
     const key = (prefixlen: number, ip: string) => {
@@ -586,6 +665,25 @@ describe("ebpf-napi: batched cgroup links (pinCgroupLinks)", () => {
     expect(existsSync(item("v1", 2).linkPin)).to.equal(false);
   });
 
+  it("items on one cgroup all link to it (its directory opened once); a cgroup that is gone fails its item with open_cgroup ENOENT", () => {
+    const { progs, cgroups, item } = setup();
+    const before = fdCount();
+    const second = { ...item("v2", 0), linkPin: `${item("v2", 0).linkPin}b` };
+    const gone = { ...item("v1", 1), cgroupDir: join(cgroups[1] as string, "gone") };
+    const results = pinCgroupLinks([item("v1", 0), second, gone]);
+    expect(fdCount(), "fds left open").to.equal(before);
+    expect(results.slice(0, 2)).to.deep.equal([{ status: "pinned" }, { status: "pinned" }]);
+    const failed = results[2];
+    expect(failed?.status === "failed" && [failed.error.op, failed.error.code]).to.deep.equal([
+      "open_cgroup",
+      "ENOENT",
+    ]);
+    expect(cgroupQuery(cgroups[0] as string, "cgroup_inet4_connect").sort()).to.deep.equal(
+      [progs.v1.info().id, progs.v2.info().id].sort(),
+    );
+    expect(cgroupQuery(cgroups[1] as string, "cgroup_inet4_connect")).to.deep.equal([]);
+  });
+
   it("a link that cannot be pinned is detached; a missing program pin is ENOENT", () => {
     const { cgroups, item } = setup();
     expect(pinCgroupLinks([item("v1", 0)])[0]).to.deep.equal({ status: "pinned" });
@@ -713,6 +811,11 @@ describe("ebpf-napi: sockmap links", () => {
     expect(owned(Link.openPinned(at("link"))).info().progId).to.equal(prog.info().id);
     expect(owned(BpfMap.openPinned(at("map"))).info.id).to.equal(map.info.id);
     expect(owned(Program.openPinned(at("prog"))).info().id).to.equal(prog.info().id);
+    // named by the caller, or by the kernel (which keeps 15 characters of it)
+    expect(owned(Program.openPinned(at("prog"))).name).to.equal("selftest_msg_pa");
+    const named = owned(Program.openPinned(at("prog"), "selftest_msg_pass"));
+    expect([named.name, named.info().id]).to.deep.equal(["selftest_msg_pass", prog.info().id]);
+    expect(() => Program.openPinned(at("map"), "named")).to.throw(BpfError, /holds a map/);
   });
 
   it("refuses an attach type that is not a sockmap one, naming it", () => {
@@ -1109,7 +1212,7 @@ describe("ebpf-napi: shipped libraries", () => {
     expect(out).to.contain("loaded again");
   });
 
-  it("the addon's dynamic section: DT_RPATH $ORIGIN, no libstdc++, glibc 2.34 at most, N-API exports only", () => {
+  it("the addon's dynamic section: DT_RPATH $ORIGIN, no libstdc++, glibc 2.34 at most, N-API exports and the kernel BTF loader only", () => {
     const dynamic = sh("readelf", ["-d", addonLocation()]);
     expect(dynamic).to.match(/\(RPATH\)\s+Library rpath: \[\$ORIGIN\]/);
     expect(dynamic).to.not.contain("RUNPATH"); // DT_RUNPATH would not reach libbpf's own needs
@@ -1133,7 +1236,9 @@ describe("ebpf-napi: shipped libraries", () => {
       .split("\n")
       .filter((l) => /\sDF \.text\s/.test(l))
       .map((l) => l.trim().split(/\s+/).pop());
+    // btf__load_vmlinux_btf: libbpf's calls bind to the addon's (src/kernel_btf.cc)
     expect(functions.sort()).to.deep.equal([
+      "btf__load_vmlinux_btf",
       "napi_register_module_v1",
       "node_api_module_get_api_version_v1",
     ]);
@@ -1222,5 +1327,79 @@ describe("ebpf-napi: tracing links", () => {
     const obj = loadSelftest();
     const prog = owned(obj.program("selftest_msg_pass"));
     expectBpfError(() => attachTracing(prog, "trace_fexit"), "bpf_link_create", "EINVAL");
+  });
+});
+
+describe("ebpf-napi: the kernel's BTF for libbpf", () => {
+  const KERNEL_BTF = "/sys/kernel/btf/vmlinux";
+
+  /** Loads the selftest object with its tp_btf program, which needs the kernel's BTF. */
+  function loadWithKernelBtf(): void {
+    const obj = owned(BpfObject.open(bpfObject("selftest"), { name: "selftest" }));
+    obj.setAutoload("selftest_recv", true);
+    obj.load();
+    expect(owned(obj.program("selftest_recv")).info().type).to.equal("tracing");
+  }
+
+  /** A file of this test's own, removed at teardown. */
+  function scratchFile(content: string): string {
+    const dir = mkdtempSync(join(tmpdir(), "ebpf-napi-btf-"));
+    onTeardown(`scratch ${dir}`, () => rmSync(dir, { recursive: true, force: true }));
+    const path = join(dir, "btf");
+    writeFileSync(path, content);
+    return path;
+  }
+
+  /** What the loads counted while fn ran. */
+  function counted(fn: () => void): { mapped: number; searched: number } {
+    const before = kernelBtfLoads();
+    fn();
+    const after = kernelBtfLoads();
+    return { mapped: after.mapped - before.mapped, searched: after.searched - before.searched };
+  }
+
+  it("libbpf takes the kernel's BTF from the addon: mapped where the kernel allows it, else from libbpf's own search", () => {
+    let mappable = true;
+    try {
+      mapKernelBtf(KERNEL_BTF);
+    } catch {
+      mappable = false; // kernels before 6.16 do not map it
+    }
+    expect(counted(loadWithKernelBtf)).to.deep.equal(
+      mappable ? { mapped: 1, searched: 0 } : { mapped: 0, searched: 1 },
+    );
+  });
+
+  it("an object that needs no kernel BTF loads none", () => {
+    expect(counted(() => loadSelftest())).to.deep.equal({ mapped: 0, searched: 0 });
+  });
+
+  it("the mapped BTF has the very types of libbpf's own search", function () {
+    let types: number;
+    try {
+      types = mapKernelBtf(KERNEL_BTF);
+    } catch {
+      this.skip(); // kernels before 6.16 do not map it
+    }
+    expect(types).to.be.greaterThan(1000);
+    expect(types).to.equal(searchKernelBtf());
+  });
+
+  for (const [what, file] of [
+    ["missing", () => "/nonexistent/vmlinux"],
+    ["not BTF", () => scratchFile("not BTF\n")],
+    ["empty", () => scratchFile("")],
+  ] as const) {
+    it(`a BTF file that cannot be mapped and parsed (${what}) hands the load to libbpf's search, which finds the kernel's`, () => {
+      setKernelBtfPath(file());
+      onTeardown("kernel BTF path", () => setKernelBtfPath(null));
+      expect(counted(loadWithKernelBtf)).to.deep.equal({ mapped: 0, searched: 1 });
+    });
+  }
+
+  it("mapKernelBtf names the step that failed", () => {
+    expectBpfError(() => mapKernelBtf("/nonexistent/vmlinux"), "open", "ENOENT");
+    expectBpfError(() => mapKernelBtf(scratchFile("not BTF\n")), "btf__new", "EINVAL");
+    expectBpfError(() => mapKernelBtf(scratchFile("")), "fstat", "EINVAL");
   });
 });
