@@ -20,11 +20,10 @@ UniqueFd OpenCgroup(const std::string& dir) {
   return OpenPath(dir, O_RDONLY | O_DIRECTORY, "open_cgroup");
 }
 
-// A link of the program to the cgroup directory (the link's fd, checked). The caller has
-// checked the attach type with CgroupProgTypeFor.
-int CreateCgroupLink(int progFd, const std::string& dir, bpf_attach_type type) {
-  UniqueFd cgroup = OpenCgroup(dir);
-  return CheckLibbpf(bpf_link_create(progFd, cgroup.get(), type, nullptr), "bpf_link_create", dir);
+// A link of the program to the cgroup directory open as `cgroupFd` (the link's fd, checked;
+// `dir` names it in errors). The caller has checked the attach type with CgroupProgTypeFor.
+int CreateCgroupLink(int progFd, int cgroupFd, const std::string& dir, bpf_attach_type type) {
+  return CheckLibbpf(bpf_link_create(progFd, cgroupFd, type, nullptr), "bpf_link_create", dir);
 }
 
 // cgroupLinkCreate(progFd, cgroupDir, attachType) -> link fd
@@ -33,7 +32,8 @@ Napi::Value CgroupLinkCreate(const Napi::CallbackInfo& info) {
   std::string dir = ArgString(info, 1);
   bpf_attach_type type = AttachTypeByName(ArgString(info, 2));
   CgroupProgTypeFor(type);  // rejects non-cgroup attach types with a clear error
-  return Napi::Number::New(info.Env(), CreateCgroupLink(progFd, dir, type));
+  UniqueFd cgroup = OpenCgroup(dir);
+  return Napi::Number::New(info.Env(), CreateCgroupLink(progFd, cgroup.get(), dir, type));
 }
 
 // One item of cgroupLinksPin: a pinned program attached to a cgroup, the link pinned.
@@ -81,9 +81,7 @@ void PinCgroupLink(const CgroupLinkPin& item, CgroupDirs& dirs) {
   bpf_attach_type type = AttachTypeByName(item.attachType);
   CgroupProgTypeFor(type);  // rejects non-cgroup attach types before opening anything
   UniqueFd prog(CheckLibbpf(bpf_obj_get(item.progPin.c_str()), "bpf_obj_get", item.progPin));
-  int cgroup = dirs.Get(item.cgroupDir);
-  UniqueFd link(CheckLibbpf(bpf_link_create(prog.get(), cgroup, type, nullptr), "bpf_link_create",
-                            item.cgroupDir));
+  UniqueFd link(CreateCgroupLink(prog.get(), dirs.Get(item.cgroupDir), item.cgroupDir, type));
   CheckLibbpf(bpf_obj_pin(link.get(), item.linkPin.c_str()), "bpf_obj_pin", item.linkPin);
 }
 
