@@ -11,9 +11,8 @@
  * become its entry in waggle_bypass_backlog, which the sk_msg program (bypass.bpf.c) checks
  * before each redirect. Only the entry its sender made is written: a receiver nobody tracks
  * (less than half the bound was sent to it since it last had nothing unread) costs one
- * lookup per read. Between its add and
- * this set the entry may count a message twice or miss one: the error is at most a message,
- * and the next read corrects it.
+ * lookup per read. Between its add and this set the entry may count a message twice or miss
+ * one: the error is at most a message, and the next read corrects it.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
