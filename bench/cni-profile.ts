@@ -5,7 +5,9 @@
 //   floor: `node -e 0` (the Node the binary is made from) and the binary's CNI VERSION;
 //   the binary's meshed ADD, its DEL, an unmeshed ADD and a DEL with nothing attached,
 // each a whole process under /usr/bin/time (wall time from spawn to exit, peak RSS), logging
-// at info to a file as the default config does. Then, with WAGGLE_PHASES=1 (base/phases.ts),
+// at info to a file as the default config does. A second meshed pod stays attached meanwhile,
+// as on a node with meshed pods; the rows "..., no other pod meshed" are the meshed ADD and DEL
+// with it detached (the first meshed pod on a node, and the last). Then, with WAGGLE_PHASES=1 (base/phases.ts),
 // the median time at which each phase of each call was reached; with --strace, each call's
 // syscalls (strace -f -c); and attachPod/detachPod timed in this process, warm, as the
 // bench's setup figure (--attach-runs N, default 30), alternating with the attachPod of other
@@ -35,6 +37,9 @@ import { median, quantile } from "./stats";
 /** A meshed ADD that loads the shared programs (--first-add-runs): the bench's peak RSS. */
 export const FIRST_ADD = "ADD meshed, first on the node";
 
+/** Suffix of the meshed ADD and DEL made while no other pod on the node is meshed. */
+export const ALONE = ", no other pod meshed";
+
 /** The calls profiled of each binary, in the order each round runs them (after `node -e 0`). */
 export const BINARY_CALLS = [
   "VERSION",
@@ -42,6 +47,8 @@ export const BINARY_CALLS = [
   "DEL meshed",
   "ADD unmeshed",
   "DEL nothing attached",
+  `ADD meshed${ALONE}`,
+  `DEL meshed${ALONE}`,
 ] as const;
 /** A call's name: `node -e 0`, or one of BINARY_CALLS, with " (<label>)" for a compared binary. */
 export type Call = string;
@@ -198,8 +205,16 @@ interface Invocation {
   stdin: string;
 }
 
-/** The node, its pod, the bpf root and how each call is invoked. */
+/**
+ * The node, its pods, the bpf root and how each call is invoked. The calls are made for the
+ * first pod; the second is the resident: meshed while the calls run, as on a node with meshed
+ * pods. With none meshed, the kernel switches its cgroup-BPF static keys on at a meshed ADD and
+ * off at its DEL (patching kernel text on every CPU, several ms on this VM), which a node with
+ * meshed pods never does; the "no other pod meshed" calls measure that case.
+ */
 class ProfileLab {
+  private resident: PodRecordData | null = null;
+
   private constructor(
     readonly bench: ReliabilityBench,
     readonly scratch: string,
@@ -209,7 +224,7 @@ class ProfileLab {
   static async create(binary: string): Promise<ProfileLab> {
     const scratch = mkdtempSync(join(tmpdir(), "waggle-profile-"));
     try {
-      return new ProfileLab(await ReliabilityBench.create(1), scratch, binary);
+      return new ProfileLab(await ReliabilityBench.create(2), scratch, binary);
     } catch (e) {
       rmSync(scratch, { recursive: true, force: true });
       throw e;
@@ -229,6 +244,18 @@ class ProfileLab {
       ["node -e 0", { argv: [process.execPath, "-e", "0"], env: {}, stdin: "" }],
       ...rounds,
     ]);
+  }
+
+  /** Meshes the resident pod (see the class), when it is not. */
+  attachResident(): void {
+    this.resident ??= attachTestPod(this.bench.pods[1] as Pod, this.bench.root.opts);
+  }
+
+  /** Unmeshes the resident pod, when it is meshed. */
+  detachResident(): void {
+    if (this.resident === null) return;
+    detachPod(this.resident.containerId, this.bench.root.opts);
+    this.resident = null;
   }
 
   /** A meshed ADD and its DEL (the ADD the first on the node when the datapath was removed). */
@@ -258,8 +285,25 @@ class ProfileLab {
       ["DEL meshed", cni("DEL", meshed)],
       ["ADD unmeshed", cni("ADD", unmeshed)],
       ["DEL nothing attached", cni("DEL", { ...unmeshed, containerId: uniqueName("k") })],
+      [`ADD meshed${ALONE}`, cni("ADD", meshed)],
+      [`DEL meshed${ALONE}`, cni("DEL", meshed)],
     ];
     return calls.map(([call, inv]) => [`${call}${suffix}`, inv]);
+  }
+
+  /** Runs one call of a round: an "alone" ADD unmeshes the resident, its DEL meshes it again. */
+  async runCall(
+    call: Call,
+    inv: Invocation,
+    extraEnv: Record<string, string> = {},
+    prefix: string[] = [],
+  ) {
+    if (call.startsWith(`ADD meshed${ALONE}`)) this.detachResident();
+    try {
+      return await this.run(inv, extraEnv, prefix);
+    } finally {
+      if (call.startsWith(`DEL meshed${ALONE}`)) this.attachResident();
+    }
   }
 
   async run(inv: Invocation, extraEnv: Record<string, string> = {}, prefix: string[] = []) {
@@ -278,6 +322,7 @@ class ProfileLab {
   }
 
   async destroy(): Promise<void> {
+    this.detachResident();
     await this.bench.destroy();
     rmSync(this.scratch, { recursive: true, force: true });
   }
@@ -321,7 +366,7 @@ function otherBuild(label: string, outDir: string): DatapathImpl {
 /**
  * Attaches and detaches `runs` times after 5 unmeasured rounds, each time the next of 5 pods
  * (attaching to the cgroup a detach has just left costs more: the kernel is still releasing),
- * while a sixth stays attached.
+ * while the lab's resident pod stays meshed.
  * With several builds, each round attaches with each of them in turn, the order reversed
  * every other round, so a slow moment of a shared machine touches them alike.
  */
@@ -330,18 +375,15 @@ async function timeAttach(
   runs: number,
   impls: DatapathImpl[],
 ): Promise<InProcessRow[]> {
-  while (lab.bench.pods.length < 6) lab.bench.pods.push(await createPod({ node: lab.bench.node }));
-  const opts = lab.bench.root.opts;
-  // A node with meshed pods keeps the kernel's cgroup-BPF static keys on; with none attached,
-  // each attach and detach would switch them (patching kernel text on every CPU, several ms
-  // on this VM) and time that instead. The sixth pod stays attached throughout.
-  const resident = attachTestPod(lab.bench.pods[5] as Pod, opts);
-  try {
-    return await timeAttachRounds(lab, runs, impls);
-  } finally {
-    detachPod(resident.containerId, opts);
+  while (lab.bench.pods.length < FIRST_TIMED_POD + 5) {
+    lab.bench.pods.push(await createPod({ node: lab.bench.node }));
   }
+  lab.attachResident();
+  return timeAttachRounds(lab, runs, impls);
 }
+
+/** The bench's pods from this one on are the in-process rounds' (0 is the calls', 1 the resident). */
+const FIRST_TIMED_POD = 2;
 
 async function timeAttachRounds(
   lab: ProfileLab,
@@ -361,7 +403,7 @@ async function timeAttachRounds(
       const impl = impls[k] as DatapathImpl;
       const cpu0 = process.cpuUsage();
       const t0 = performance.now();
-      const rec = impl.attach(lab.bench.pods[i % 5] as Pod, opts);
+      const rec = impl.attach(lab.bench.pods[FIRST_TIMED_POD + (i % 5)] as Pod, opts);
       const t1 = performance.now();
       const used = process.cpuUsage(cpu0);
       impl.detach(rec.containerId, opts);
@@ -411,13 +453,16 @@ export async function profile(opts: {
 }): Promise<ProfileResult> {
   const lab = await ProfileLab.create(opts.binary);
   try {
+    lab.attachResident();
     const runs = new Map<Call, ProcessRun[]>();
     for (let i = 0; i < opts.runs; i++) {
       for (const [call, inv] of lab.round(opts.compare)) {
-        runs.set(call, [...(runs.get(call) ?? []), await lab.run(inv)]);
+        runs.set(call, [...(runs.get(call) ?? []), await lab.runCall(call, inv)]);
       }
       if ((i + 1) % 10 === 0) opts.log(`profile-cni: ${i + 1}/${opts.runs} rounds`);
     }
+    // The first ADD on a node: no other pod meshed, no shared programs.
+    if ((opts.firstAddRuns ?? 0) > 0) lab.detachResident();
     for (let i = 0; i < (opts.firstAddRuns ?? 0); i++) {
       const binaries = [{ label: "", path: opts.binary }, ...opts.compare];
       if (i % 2 === 1) binaries.reverse();
@@ -429,11 +474,14 @@ export async function profile(opts: {
         await lab.run(calls.del);
       }
     }
+    lab.attachResident();
     const reports = new Map<Call, PhaseReport[]>();
     for (let i = 0; i < opts.phaseRuns; i++) {
       for (const [call, inv] of lab.round()) {
         if (call === "node -e 0") continue;
-        const report = parsePhaseReport((await lab.run(inv, { [PHASES_ENV]: "1" })).stderr);
+        const report = parsePhaseReport(
+          (await lab.runCall(call, inv, { [PHASES_ENV]: "1" })).stderr,
+        );
         if (report === null) throw new Error(`${call}: no phase report with ${PHASES_ENV}=1`);
         reports.set(call, [...(reports.get(call) ?? []), report]);
       }
@@ -442,7 +490,7 @@ export async function profile(opts: {
     if (opts.strace) {
       const out = join(lab.scratch, "strace");
       for (const [call, inv] of lab.round()) {
-        await lab.run(inv, {}, ["strace", "-f", "-c", "-o", out]);
+        await lab.runCall(call, inv, {}, ["strace", "-f", "-c", "-o", out]);
         syscalls[call] = parseStraceSummary(readFileSync(out, "utf8"));
       }
     }
