@@ -397,6 +397,13 @@ const seaConfig = {
   disableExperimentalSEAWarning: true,
   // A root CNI plugin must not pick up NODE_OPTIONS from whatever environment runs it.
   execArgvExtension: "none",
+  // Node options of every run (Node's own, not V8 flags: a V8 flag changes V8's flag hash,
+  // which makes Node's built-in code cache and ours unusable, 13-15 ms more per call here):
+  // - no inspector on SIGUSR1: Node's default opens a debugger on 127.0.0.1:9229 to whoever
+  //   signals the process, and this root process runs in the host's network namespace;
+  // - one V8 worker thread instead of four: a CNI call runs about 30 ms of JavaScript, and the
+  //   three threads fewer made a meshed ADD 4-6 ms cheaper (docs/benchmarks.md).
+  execArgv: ["--disable-sigusr1", "--v8-pool-size=1"],
   useCodeCache: true,
   useSnapshot: false,
   assets,

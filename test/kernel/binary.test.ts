@@ -2,6 +2,7 @@
 // fresh directory, first runs racing to extract the addon, /tmp mounted noexec, bpffs missing.
 // Needs root (mount namespaces, bpffs, BPF probes). Every directory it makes is removed after.
 
+import { type ChildProcess, spawn } from "node:child_process";
 import {
   chmodSync,
   copyFileSync,
@@ -10,13 +11,15 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  readlinkSync,
+  realpathSync,
   rmSync,
   statSync,
 } from "node:fs";
 import { join } from "node:path";
 import { expect } from "chai";
 import { PHASES_ENV, parsePhaseReport } from "../../base/phases";
-import { type CommandResult, run } from "../support/command";
+import { type CommandResult, run, sleep } from "../support/command";
 import { RUN_TAG } from "../support/names";
 import { BpfRoot } from "../support/waggle-mode";
 
@@ -87,6 +90,56 @@ function versionJson(r: CommandResult): {
 } {
   expectOk(r, "waggle version --verbose --json");
   return JSON.parse(r.stdout);
+}
+
+/**
+ * dist/waggle as a CNI call (CNI_COMMAND set) in a network namespace of its own (`unshare
+ * --net`: a debugger it opened would listen only there), blocked in read(0) on a pipe left
+ * open: every thread Node starts at start-up has started by then.
+ */
+async function cniCallReadingStdin(env: NodeJS.ProcessEnv): Promise<{
+  child: ChildProcess;
+  pid: number;
+  finish(stdin: string): Promise<{ code: number | null; stdout: string; stderr: string }>;
+}> {
+  const child = spawn("/usr/bin/unshare", ["--net", WAGGLE], {
+    env: { PATH: NO_NODE_PATH, ...env },
+    stdio: ["pipe", "pipe", "pipe"],
+  });
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  child.stdout.on("data", (d: Buffer) => out.push(d));
+  child.stderr.on("data", (d: Buffer) => err.push(d));
+  const exited = new Promise<number | null>((resolve) => child.on("close", resolve));
+  const pid = child.pid as number;
+  const binary = realpathSync(WAGGLE);
+  const deadline = Date.now() + 30_000;
+  // /proc/PID/syscall: the syscall number and arguments it is blocked in (read is 0, fd 0)
+  for (;;) {
+    let blocked = false;
+    try {
+      blocked =
+        readlinkSync(`/proc/${pid}/exe`) === binary &&
+        readFileSync(`/proc/${pid}/syscall`, "utf8").startsWith("0 0x0 ");
+    } catch {
+      // not started yet, or gone (then the deadline says so)
+    }
+    if (blocked) break;
+    if (Date.now() > deadline) {
+      child.kill("SIGKILL");
+      throw new Error(`dist/waggle never blocked reading stdin: ${Buffer.concat(err)}`);
+    }
+    await sleep(20);
+  }
+  return {
+    child,
+    pid,
+    finish: async (stdin) => {
+      child.stdin.end(stdin);
+      const code = await exited;
+      return { code, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() };
+    },
+  };
 }
 
 function entries(dir: string): string[] {
@@ -445,6 +498,33 @@ describe("binary: dist/waggle as a single executable", function () {
     expect(doctor.stdout).to.match(
       /^FAIL eBPF addon \(libbpf\) loads: no usable runtime directory/m,
     );
+  });
+
+  it("SIGUSR1 opens no debugger: a CNI call signalled while it reads stdin goes on and answers", async () => {
+    const call = await cniCallReadingStdin({ CNI_COMMAND: "VERSION" });
+    process.kill(call.pid, "SIGUSR1");
+    await sleep(200); // Node's default would be opening its inspector now
+    const r = await call.finish('{"cniVersion":"1.1.0"}');
+    expect(r.stderr, "no inspector, no error").to.equal("");
+    expect(r.code).to.equal(0);
+    expect(JSON.parse(r.stdout).supportedVersions).to.include("1.1.0");
+  });
+
+  it("a CNI call starts one V8 worker thread and no SIGUSR1 inspector thread", async () => {
+    const call = await cniCallReadingStdin({ CNI_COMMAND: "VERSION" });
+    let names: string[];
+    try {
+      names = readdirSync(`/proc/${call.pid}/task`).map((t) =>
+        readFileSync(`/proc/${call.pid}/task/${t}/comm`, "utf8").trim(),
+      );
+    } finally {
+      await call.finish('{"cniVersion":"1.1.0"}');
+    }
+    expect(
+      names.filter((n) => n === "V8Worker"),
+      names.join(", "),
+    ).to.have.length(1);
+    expect(names, names.join(", ")).to.not.include("SignalInspector");
   });
 
   it("ignores NODE_OPTIONS (a root CNI plugin must not be steered by its environment)", async () => {
