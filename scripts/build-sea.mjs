@@ -320,6 +320,11 @@ const fileAssets = {};
 for (const f of addonFiles) fileAssets[assetKey.addon(f)] = join(addonDir, f);
 for (const b of bpfObjects) fileAssets[assetKey.bpf(b)] = join(bpfDir, `${b}.bpf.o`);
 
+/** Rewrites a chunk's bundle as the script its asset holds (sea-chunk.cjs wrap). */
+function wrapChunk(file) {
+  writeFileSync(file, chunk.wrap(readFileSync(file, "utf8")));
+}
+
 /** Runs a chunk's flows at build time (a failure fails the build) and keeps its code cache. */
 function trainChunk(name, flows, input) {
   execFileSync(
@@ -338,6 +343,7 @@ for (const c of lazyChunks) {
     outfile: file,
     plugins: [lazyStringWidth],
   });
+  wrapChunk(file);
   trainChunk(c.name, [{}], "");
   log(`chunk ${c.name} (${c.module}) ${(statSync(file).size / 1024).toFixed(0)} KiB`);
 }
@@ -348,6 +354,7 @@ const result = await esbuild.build({
   outfile: join(work, chunk.codeKey("main")),
   plugins: [lazyStringWidth, chunkStandIns],
 });
+wrapChunk(join(work, chunk.codeKey("main")));
 writeFileSync(join(work, "meta.json"), JSON.stringify(result.metafile));
 const kernelLab = trainingLab(join(work, "train"));
 try {

@@ -14,9 +14,11 @@ const states = {};
 globalThis[Symbol.for(chunk.statesSymbolName)] = states;
 
 function loadChunk(name) {
-  const script = new vm.Script(chunk.wrap(sea.getAsset(chunk.codeKey(name), "utf8")), {
+  // The raw assets: views of the executable's own mapping, not copies (the code cache is only
+  // read; the script is copied once, into the string V8 compiles).
+  const script = new vm.Script(chunk.script(sea.getRawAsset(chunk.codeKey(name))), {
     filename: chunk.filenameOf(name),
-    cachedData: Buffer.from(sea.getAsset(chunk.cacheKey(name))),
+    cachedData: Buffer.from(sea.getRawAsset(chunk.cacheKey(name))),
   });
   states[name] = script.cachedDataRejected ? "code cache rejected" : "code cache accepted";
   phases?.push([`chunk ${name} compiled`, performance.now()]);

@@ -8,8 +8,17 @@ const head = "(function (exports, require, module, __filename, __dirname) {";
 const tail = "\n})";
 
 module.exports = {
-  /** The script source for a chunk's code. */
-  wrap: (source) => head + source + tail,
+  /**
+   * The script a chunk's asset holds: its code, wrapped, checked to be ASCII (esbuild escapes
+   * anything else), so that the binary reads it as Latin-1, byte for byte, with no decoder.
+   */
+  wrap(source) {
+    const at = source.search(/[\u0080-\uffff]/);
+    if (at !== -1) throw new Error(`chunk code is not ASCII at offset ${at}`);
+    return head + source + tail;
+  },
+  /** A chunk's script from its asset's bytes (ASCII: see wrap). */
+  script: (bytes) => Buffer.from(bytes).toString("latin1"),
   /** The file name stack traces show for a chunk. */
   filenameOf: (name) => `waggle:chunks/${name}.cjs`,
   /** SEA asset keys of a chunk's code and of its code cache. */

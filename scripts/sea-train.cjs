@@ -37,8 +37,8 @@ const scripts = new Map();
 function compile(chunkName) {
   let script = scripts.get(chunkName);
   if (script === undefined) {
-    const source = fs.readFileSync(path.join(dir, chunk.codeKey(chunkName)), "utf8");
-    script = new vm.Script(chunk.wrap(source), { filename: chunk.filenameOf(chunkName) });
+    const source = chunk.script(fs.readFileSync(path.join(dir, chunk.codeKey(chunkName))));
+    script = new vm.Script(source, { filename: chunk.filenameOf(chunkName) });
     scripts.set(chunkName, script);
   }
   return script;
