@@ -1,5 +1,5 @@
 // PodPolicy -> the exact map keys and values the programs read (layouts from layout.ts).
-import { Address4, Address6 } from "ip-address";
+import { ipBytes, ipv4Text, ipv6Text, isV4Mapped } from "../base/ip";
 import {
   AF,
   CIDR_KEY_FIXED_BITS,
@@ -17,27 +17,13 @@ import type { PodPolicy, PolicyCidr } from "./policy";
 
 /** 16 bytes, network order; IPv4 as ::ffff:a.b.c.d. */
 export function addrBytes(ip: string): Buffer {
-  const out = Buffer.alloc(16);
-  if (ip.includes(":")) {
-    const groups = new Address6(ip).canonicalForm().split(":");
-    groups.forEach((g, i) => {
-      out.writeUInt16BE(Number.parseInt(g, 16), i * 2);
-    });
-  } else {
-    out.writeUInt16BE(0xffff, 10);
-    Buffer.from(new Address4(ip).toArray()).copy(out, 12);
-  }
-  return out;
+  const bytes = ipBytes(ip);
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
 }
 
 /** The text form of 16 key bytes (v4-mapped -> dotted quad). */
 export function bytesAddr(b: Buffer): string {
-  if (b.subarray(0, 10).every((x) => x === 0) && b.readUInt16BE(10) === 0xffff) {
-    return [...b.subarray(12, 16)].join(".");
-  }
-  const groups: string[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push(b.readUInt16BE(i).toString(16));
-  return new Address6(groups.join(":")).correctForm();
+  return isV4Mapped(b) ? ipv4Text(b) : ipv6Text(b);
 }
 
 function u64(netns: bigint): Buffer {

@@ -210,8 +210,10 @@ export function attachPod(req: AttachRequest, opts: DatapathOptions): PodRecordD
   const { netns, network } = readPod(req);
   phase("attach: pod identified, network read");
   const state = deriveState(req, netns, network);
+  phase("attach: state derived");
   const { policy, entries } = state;
   ensureSharedPrograms(opts);
+  phase("attach: shared programs checked");
   claimNetns(root, req, netns, opts);
   phase("attach: netns claimed");
   const rec = podRecord(req, netns, state);

@@ -1,8 +1,7 @@
 // A pod's redirect settings as the datapath's policy: the flags, port sets and CIDR sets the
 // programs look up (bpf/include/waggle/policy.h walks the contract rows over them). Every
 // decision that does not depend on a single connection is made here, in TypeScript.
-import { Address4, Address6 } from "ip-address";
-import { parseCidr, parseIp } from "../base/ip";
+import { cidrNetwork, ipBytes, ipv6Text, parseCidr, parseIp } from "../base/ip";
 import { ISTIO_PORTS, type RedirectSettings } from "../mesh/redirect-settings";
 import { type CidrKind, EXCLUDED_INTERFACE_ROUTES, POLICY, type PortKind } from "./layout";
 
@@ -48,8 +47,8 @@ export function bareIPs(podIPs: readonly string[]): string[] {
   for (const text of podIPs) {
     const slash = text.indexOf("/");
     const ip = slash < 0 ? text : text.slice(0, slash);
-    parseIp(ip); // throws naming the bad value
-    const canonical = ip.includes(":") ? new Address6(ip).correctForm() : ip;
+    // throws naming the bad value
+    const canonical = parseIp(ip) === 6 ? ipv6Text(ipBytes(ip)) : ip;
     if (!out.includes(canonical)) out.push(canonical);
   }
   return out;
@@ -57,12 +56,8 @@ export function bareIPs(podIPs: readonly string[]): string[] {
 
 /** "10.1.2.3/8" -> { family 4, network "10.0.0.0", prefixLength 8 }. */
 export function policyCidr(text: string): PolicyCidr {
-  const { address, prefixLength, family } = parseCidr(text);
-  const network =
-    family === 4
-      ? new Address4(`${address}/${prefixLength}`).startAddress().correctForm()
-      : new Address6(`${address}/${prefixLength}`).startAddress().correctForm();
-  return { family, network, prefixLength };
+  const cidr = parseCidr(text);
+  return { family: cidr.family, network: cidrNetwork(cidr), prefixLength: cidr.prefixLength };
 }
 
 /**
@@ -72,7 +67,7 @@ export function policyCidr(text: string): PolicyCidr {
  */
 export function isLoopbackRange(text: string): boolean {
   const { address, family } = parseCidr(text);
-  return family === 4 ? address.startsWith("127.") : new Address6(address).isLoopback();
+  return family === 4 ? address.startsWith("127.") : ipv6Text(ipBytes(address)) === "::1";
 }
 
 /**
@@ -89,8 +84,9 @@ export function ipv6Enabled(s: RedirectSettings, podIPs: readonly string[]): boo
 /** Addresses every pod has (never keyed by address): 127/8, ::1, ::6, link-local. */
 export function isLoopbackLike(ip: string): boolean {
   if (!ip.includes(":")) return ip.startsWith("127.");
-  const a = new Address6(ip);
-  return a.isLoopback() || a.correctForm() === "::6" || a.isInSubnet(new Address6("fe80::/10"));
+  const b = ipBytes(ip);
+  const text = ipv6Text(b);
+  return text === "::1" || text === "::6" || (b[0] === 0xfe && ((b[1] as number) & 0xc0) === 0x80);
 }
 
 export interface PolicyInput {

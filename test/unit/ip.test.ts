@@ -1,8 +1,20 @@
-// base/ip.ts reads addresses without node:net; these hold it to node:net's isIP.
+// base/ip.ts reads addresses without node:net or the ip-address library; these hold it to
+// node:net's isIP and to ip-address (a test oracle only).
 import { isIP } from "node:net";
 import { expect } from "chai";
 import fc from "fast-check";
-import { ipFamily, parseCidr, parseIp } from "../../base/ip";
+import { Address4, Address6 } from "ip-address";
+import {
+  cidrNetwork,
+  ipBytes,
+  ipFamily,
+  ipv4Text,
+  ipv6Text,
+  isV4Mapped,
+  normalizeCidr,
+  parseCidr,
+  parseIp,
+} from "../../base/ip";
 
 /** Strings near the address grammars: their characters, in random order and length. */
 const nearAddress = fc.string({
@@ -66,5 +78,82 @@ describe("base/ip: addresses as node:net's isIP reads them, zones refused", () =
     expect(() => parseCidr("10.0.0.0/33")).to.throw("prefix length must be 0-32");
     expect(parseIp("::1")).to.equal(6);
     expect(() => parseIp("1.2.3.04")).to.throw("is not an IP address");
+  });
+});
+
+/** ip-address's 16 bytes of an address (IPv4 as ::ffff:a.b.c.d). */
+function oracleBytes(text: string): number[] {
+  if (ipFamily(text) === 4)
+    return [...Array(10).fill(0), 0xff, 0xff, ...new Address4(text).toArray()];
+  return new Address6(text)
+    .canonicalForm()
+    .split(":")
+    .flatMap((g) => [Number.parseInt(g, 16) >> 8, Number.parseInt(g, 16) & 0xff]);
+}
+
+/** 16 bytes with long zero runs as often as not (where canonical IPv6 text differs). */
+const addressBytes = fc
+  .array(fc.oneof(fc.constant(0), fc.constant(0), fc.integer({ min: 0, max: 0xffff })), {
+    minLength: 8,
+    maxLength: 8,
+  })
+  .map((groups) => Uint8Array.from(groups.flatMap((g) => [g >> 8, g & 0xff])));
+
+describe("base/ip: address bytes and canonical text as ip-address computes them", () => {
+  it("ipBytes: the 16 bytes ip-address reads from every IPv4 and IPv6 form fast-check makes", () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.ipV4(), fc.ipV6()), (text) => {
+        expect([...ipBytes(text)], text).to.deep.equal(oracleBytes(text));
+      }),
+      { numRuns: 20_000 },
+    );
+  });
+
+  it("ipv6Text: ip-address's canonical form (RFC 5952) of any 16 bytes", () => {
+    fc.assert(
+      fc.property(addressBytes, (bytes) => {
+        const groups: string[] = [];
+        for (let i = 0; i < 16; i += 2) groups.push(((bytes[i] << 8) | bytes[i + 1]).toString(16));
+        expect(ipv6Text(bytes)).to.equal(new Address6(groups.join(":")).correctForm());
+        expect([...ipBytes(ipv6Text(bytes))]).to.deep.equal([...bytes]);
+      }),
+      { numRuns: 20_000 },
+    );
+  });
+
+  it("cidrNetwork and normalizeCidr: ip-address's start address for any address and prefix length", () => {
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          fc.tuple(fc.ipV4(), fc.integer({ min: 0, max: 32 })),
+          fc.tuple(fc.ipV6(), fc.integer({ min: 0, max: 128 })),
+        ),
+        ([address, prefixLength]) => {
+          const text = `${address}/${prefixLength}`;
+          const oracle = (
+            ipFamily(address) === 4 ? new Address4(text) : new Address6(text)
+          ).startAddress();
+          expect(cidrNetwork(parseCidr(text)), text).to.equal(oracle.correctForm());
+          expect(normalizeCidr(text)).to.equal(`${oracle.correctForm()}/${prefixLength}`);
+        },
+      ),
+      { numRuns: 20_000 },
+    );
+  });
+
+  it("the cases that matter, by hand", () => {
+    expect(ipv6Text(ipBytes("FD00:0:0:0:0:0:0:5"))).to.equal("fd00::5");
+    expect(ipv6Text(ipBytes("::ffff:10.0.0.2"))).to.equal("::ffff:a00:2");
+    expect(ipv6Text(ipBytes("1:0:0:1:0:0:1:1"))).to.equal("1::1:0:0:1:1"); // the first longest run
+    expect(ipv6Text(ipBytes("1:2:3:4:5:6:7:0"))).to.equal("1:2:3:4:5:6:7:0"); // one zero stays
+    expect(ipv6Text(new Uint8Array(16))).to.equal("::");
+    expect(isV4Mapped(ipBytes("10.1.2.3"))).to.equal(true);
+    expect(isV4Mapped(ipBytes("::10.1.2.3"))).to.equal(false);
+    expect(ipv4Text(ipBytes("10.1.2.3"))).to.equal("10.1.2.3");
+    expect(normalizeCidr("10.1.2.3/8")).to.equal("10.0.0.0/8");
+    expect(normalizeCidr("fd00:1:2:3::9/49")).to.equal("fd00:1:2::/49");
+    expect(normalizeCidr("0.0.0.0/0")).to.equal("0.0.0.0/0");
+    expect(() => ipBytes("fe80::1%eth0")).to.throw("is not an IP address");
+    expect(() => ipBytes("10.0.0.256")).to.throw("is not an IP address");
   });
 });
