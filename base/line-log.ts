@@ -14,6 +14,7 @@ import {
 } from "node:fs";
 import { basename, dirname, extname, join } from "node:path";
 import { configure } from "safe-stable-stringify";
+import { isoTime } from "./iso-time";
 import { makeDirectories } from "./make-directories";
 
 export type LogLevel = "error" | "warn" | "info" | "debug";
@@ -159,7 +160,7 @@ export function createLineLog(options: LoggerOptions): LineLog {
       for (const [key, value] of Object.entries(entry)) {
         if (value instanceof Error) entry[key] = errorToJson(value);
       }
-      Object.assign(entry, { level, message, timestamp: new Date().toISOString() });
+      Object.assign(entry, { level, message, timestamp: isoTime() });
       write(`${stringify(entry, replacer)}\n`);
     };
 

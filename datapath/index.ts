@@ -17,6 +17,7 @@ import {
   unpin,
   updatePinnedMaps,
 } from "ebpf-napi";
+import { isoTime } from "../base/iso-time";
 import { makeDirectories } from "../base/make-directories";
 import { phase } from "../base/phases";
 import type { RedirectSettings } from "../mesh/redirect-settings";
@@ -342,7 +343,7 @@ export function podRecord(req: AttachRequest, netns: bigint, state: PodState): P
     ...state.record,
     settings: req.settings,
     links: [...POD_LINKS],
-    attachedAt: new Date().toISOString(),
+    attachedAt: isoTime(),
   };
 }
 
