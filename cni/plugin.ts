@@ -95,7 +95,9 @@ export const defaultDeps: PluginDeps = {
   // Required on first use: VERSION and unmeshed pods' ADD never load the addon. The single
   // executable extracts the addon here, so only commands that need the kernel can fail on it.
   loadDatapath: async () => {
-    (require("../base/addon") as typeof import("../base/addon")).prepareBundledAddon();
+    const addon = require("../base/addon") as typeof import("../base/addon");
+    phase("addon module loaded");
+    addon.prepareBundledAddon();
     phase("addon prepared");
     const datapath = require("../datapath") as typeof import("../datapath");
     phase("datapath loaded");
