@@ -77,17 +77,17 @@ export function cidrNetwork({ address, prefixLength, family }: Cidr): string {
  */
 export function ipBytes(text: string): Uint8Array {
   const out = new Uint8Array(16);
-  if (parseIp(text) === 4) {
+  const canonical = canonicalIp(text);
+  if (!canonical.includes(":")) {
     out[10] = 0xff;
     out[11] = 0xff;
-    text.split(".").forEach((n, i) => {
+    canonical.split(".").forEach((n, i) => {
       out[12 + i] = Number(n);
     });
     return out;
   }
-  // The URL parser's form: lowercase hex groups, "::" at most once, no embedded IPv4.
-  const host = new URL(`http://[${text}]/`).hostname.slice(1, -1);
-  const [head = "", tail] = host.split("::");
+  // canonicalIp's IPv6 form: lowercase hex groups, "::" at most once, no embedded IPv4.
+  const [head = "", tail] = canonical.split("::");
   const groups = (part: string) => (part === "" ? [] : part.split(":"));
   const front = groups(head);
   const back = tail === undefined ? [] : groups(tail);
@@ -98,6 +98,15 @@ export function ipBytes(text: string): Uint8Array {
     out[i * 2 + 1] = v & 0xff;
   });
   return out;
+}
+
+/**
+ * An address in canonical text: IPv4 as written (parseIp takes only the canonical dotted quad),
+ * IPv6 in RFC 5952's form as the URL parser writes it. Throws an Error naming a value that is no
+ * address (parseIp).
+ */
+export function canonicalIp(text: string): string {
+  return parseIp(text) === 4 ? text : new URL(`http://[${text}]/`).hostname.slice(1, -1);
 }
 
 /** IPv6 text of 16 bytes, canonical (RFC 5952: lowercase, the longest zero run as "::"). */

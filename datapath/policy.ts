@@ -1,7 +1,7 @@
 // A pod's redirect settings as the datapath's policy: the flags, port sets and CIDR sets the
 // programs look up (bpf/include/waggle/policy.h walks the contract rows over them). Every
 // decision that does not depend on a single connection is made here, in TypeScript.
-import { cidrNetwork, ipBytes, ipv6Text, parseCidr, parseIp } from "../base/ip";
+import { canonicalIp, cidrNetwork, parseCidr } from "../base/ip";
 import { ISTIO_PORTS, type RedirectSettings } from "../mesh/redirect-settings";
 import { type CidrKind, EXCLUDED_INTERFACE_ROUTES, POLICY, type PortKind } from "./layout";
 
@@ -47,8 +47,7 @@ export function bareIPs(podIPs: readonly string[]): string[] {
   for (const text of podIPs) {
     const slash = text.indexOf("/");
     const ip = slash < 0 ? text : text.slice(0, slash);
-    // throws naming the bad value
-    const canonical = parseIp(ip) === 6 ? ipv6Text(ipBytes(ip)) : ip;
+    const canonical = canonicalIp(ip); // throws naming the bad value
     if (!out.includes(canonical)) out.push(canonical);
   }
   return out;
@@ -67,7 +66,7 @@ export function policyCidr(text: string): PolicyCidr {
  */
 export function isLoopbackRange(text: string): boolean {
   const { address, family } = parseCidr(text);
-  return family === 4 ? address.startsWith("127.") : ipv6Text(ipBytes(address)) === "::1";
+  return family === 4 ? address.startsWith("127.") : canonicalIp(address) === "::1";
 }
 
 /**
@@ -84,9 +83,9 @@ export function ipv6Enabled(s: RedirectSettings, podIPs: readonly string[]): boo
 /** Addresses every pod has (never keyed by address): 127/8, ::1, ::6, link-local. */
 export function isLoopbackLike(ip: string): boolean {
   if (!ip.includes(":")) return ip.startsWith("127.");
-  const b = ipBytes(ip);
-  const text = ipv6Text(b);
-  return text === "::1" || text === "::6" || (b[0] === 0xfe && ((b[1] as number) & 0xc0) === 0x80);
+  const text = canonicalIp(ip);
+  // link-local, fe80::/10: a first group of fe80 to febf (canonical text: four hex digits)
+  return text === "::1" || text === "::6" || /^fe[89ab][0-9a-f]:/.test(text);
 }
 
 export interface PolicyInput {

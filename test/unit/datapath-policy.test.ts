@@ -1,5 +1,7 @@
 // RedirectSettings -> the datapath policy (flags, port and CIDR sets) and its byte encodings.
 import { expect } from "chai";
+import fc from "fast-check";
+import { Address6 } from "ip-address";
 import {
   addrBytes,
   bareIPs,
@@ -32,6 +34,7 @@ import {
   STRUCTS,
   sumCounters,
 } from "../../datapath";
+import { isLoopbackLike, isLoopbackRange } from "../../datapath/policy";
 import { defaultRedirectSettings, type RedirectSettings } from "../../mesh/redirect-settings";
 
 const NETNS = 0x1122334455667788n;
@@ -400,5 +403,43 @@ describe("datapath records and names", () => {
     expect(routeCidr("default", 6)).to.equal("::/0");
     expect(routeCidr("10.0.0.5", 4)).to.equal("10.0.0.5/32");
     expect(routeCidr("fd10::/64", 6)).to.equal("fd10::/64");
+  });
+});
+
+describe("datapath policy: the loopback checks, held to ip-address", () => {
+  /** Addresses with the special ones often: ::1, ::6, link-local (fe80::/10) and just outside. */
+  const address = fc.oneof(
+    fc.ipV4(),
+    fc.ipV6(),
+    fc.constantFrom("::1", "::6", "0:0:0:0:0:0:0:6", "::7", "fe80::", "febf:ffff::1", "fec0::1"),
+    fc
+      .tuple(fc.integer({ min: 0xfe00, max: 0xfeff }), fc.integer({ min: 0, max: 0xffff }))
+      .map(([first, last]) => `${first.toString(16)}::${last.toString(16)}`),
+  );
+
+  it("isLoopbackLike: 127/8, ::1, ::6 and fe80::/10, and nothing else", () => {
+    fc.assert(
+      fc.property(address, (ip) => {
+        const a = ip.includes(":") ? new Address6(ip) : null;
+        const oracle =
+          a === null
+            ? ip.startsWith("127.")
+            : a.isLoopback() ||
+              a.correctForm() === "::6" ||
+              a.isInSubnet(new Address6("fe80::/10"));
+        expect(isLoopbackLike(ip), ip).to.equal(oracle);
+      }),
+      { numRuns: 20_000 },
+    );
+  });
+
+  it("isLoopbackRange: the range's address as written is loopback (127.x, ::1)", () => {
+    fc.assert(
+      fc.property(address, fc.integer({ min: 0, max: 32 }), (ip, prefix) => {
+        const oracle = ip.includes(":") ? new Address6(ip).isLoopback() : ip.startsWith("127.");
+        expect(isLoopbackRange(`${ip}/${prefix}`), ip).to.equal(oracle);
+      }),
+      { numRuns: 20_000 },
+    );
   });
 });

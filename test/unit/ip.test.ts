@@ -5,6 +5,7 @@ import { expect } from "chai";
 import fc from "fast-check";
 import { Address4, Address6 } from "ip-address";
 import {
+  canonicalIp,
   cidrNetwork,
   ipBytes,
   ipFamily,
@@ -107,6 +108,17 @@ describe("base/ip: address bytes and canonical text as ip-address computes them"
       }),
       { numRuns: 20_000 },
     );
+  });
+
+  it("canonicalIp: an IPv4 address as written, IPv6 as ip-address's canonical form", () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.ipV4(), fc.ipV6()), (text) => {
+        const oracle = ipFamily(text) === 4 ? text : new Address6(text).correctForm();
+        expect(canonicalIp(text), text).to.equal(oracle);
+      }),
+      { numRuns: 20_000 },
+    );
+    expect(() => canonicalIp("fe80::1%eth0")).to.throw("is not an IP address");
   });
 
   it("ipv6Text: ip-address's canonical form (RFC 5952) of any 16 bytes", () => {
