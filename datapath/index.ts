@@ -101,7 +101,15 @@ export {
 export { requireBpffs } from "./pins";
 export { type PodNetwork, type PodState, podState } from "./pod-state";
 // How redirect settings become a pod's policy (pure; tests and status).
-export { bareIPs, flagNames, ipv6Enabled, podPolicy, policyCidr } from "./policy";
+export {
+  bareIPs,
+  flagNames,
+  ipv6Enabled,
+  isLoopbackLike,
+  isLoopbackRange,
+  podPolicy,
+  policyCidr,
+} from "./policy";
 // The pins' names and the per-pod record (status, tests, the bench).
 export {
   ALL_PROGRAMS,

@@ -24,6 +24,8 @@ import {
   expandPortRanges,
   flagNames,
   ipv6Enabled,
+  isLoopbackLike,
+  isLoopbackRange,
   MAP_NAMES,
   POLICY,
   podPolicy,
@@ -34,7 +36,6 @@ import {
   STRUCTS,
   sumCounters,
 } from "../../datapath";
-import { isLoopbackLike, isLoopbackRange } from "../../datapath/policy";
 import { defaultRedirectSettings, type RedirectSettings } from "../../mesh/redirect-settings";
 
 const NETNS = 0x1122334455667788n;
